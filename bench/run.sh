@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Throughput benchmark: Portcullis vs Postfix's smtp-sink vs Haraka, on loopback.
+# `npm run bench` runs this. It installs the peers it needs (Debian's postfix package for
+# smtp-sink/smtp-source, npm's Haraka into .bench/haraka), prepares the message set, builds the
+# gateway, runs bench/bench.mjs and writes docs/benchmarks.md. See bench/README.md.
+#
+# Environment: BENCH_MESSAGES (2000), BENCH_SESSIONS (10), BENCH_REPS (3), BENCH_WARMUP (200),
+# BENCH_TARGETS (comma list of target ids, default all), BENCH_BUDGET (seconds, 540),
+# BENCH_NO_BUILD=1 (use dist/ as it is), BENCH_NO_INSTALL=1 (install nothing).
+set -euo pipefail
+
+ROOT=$(git -C "$(dirname "$0")/.." rev-parse --show-toplevel 2>/dev/null || (cd "$(dirname "$0")/.." && pwd))
+SHARED=${BENCH_SHARED:-$ROOT/../shared}
+BENCH=$ROOT/.bench
+HARAKA_VERSION=${BENCH_HARAKA_VERSION:-3}
+cd "$ROOT"
+mkdir -p "$BENCH"
+
+say() { printf '[bench] %s\n' "$*" >&2; }
+
+# ---- peers ----
+if [ -z "${BENCH_NO_INSTALL:-}" ]; then
+  if [ ! -x /usr/sbin/smtp-sink ] || [ ! -x /usr/sbin/smtp-source ]; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      say "installing postfix (for smtp-sink and smtp-source; no MTA gets configured)"
+      echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
+      apt-get update -qq >/dev/null
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postfix >"$BENCH/apt.log" 2>&1 \
+        || { say "apt-get install postfix failed, see $BENCH/apt.log"; }
+    else
+      say "smtp-sink not found and cannot install it (need root and apt-get)"
+    fi
+  fi
+  if [ ! -f "$BENCH/haraka/node_modules/Haraka/bin/haraka" ]; then
+    say "installing Haraka@$HARAKA_VERSION into .bench/haraka"
+    npm install --prefix "$BENCH/haraka" --no-audit --no-fund --loglevel=error "Haraka@$HARAKA_VERSION" >"$BENCH/haraka-install.log" 2>&1 \
+      || say "npm install Haraka failed, see $BENCH/haraka-install.log"
+  fi
+fi
+if [ ! -x /usr/sbin/smtp-sink ]; then
+  say "smtp-sink is missing: cannot measure anything"; exit 1
+fi
+command -v openssl >/dev/null || say "openssl not found: the Haraka STARTTLS rows will fail"
+
+# ---- message set ----
+if [ ! -f "$BENCH/corpus/set.json" ] || [ "$SHARED/corpus/sa2002-dev.tar.gz" -nt "$BENCH/corpus/set.json" ] \
+   || [ bench/corpus.mjs -nt "$BENCH/corpus/set.json" ]; then
+  say "preparing the message set"
+  node bench/corpus.mjs --tarball "$SHARED/corpus/sa2002-dev.tar.gz" --out "$BENCH/corpus" >/dev/null
+fi
+
+# ---- the gateway ----
+BUILD_STATUS=ok
+if [ -z "${BENCH_NO_BUILD:-}" ]; then
+  say "building the gateway (npm run build)"
+  if ! npm run --silent build >"$BENCH/build.log" 2>&1; then
+    first=$(grep -m1 'error' "$BENCH/build.log" | tr -d '\r' | cut -c1-200 || true)
+    BUILD_STATUS="npm run build failed (${first:-see .bench/build.log})"
+    say "$BUILD_STATUS"
+  fi
+else
+  BUILD_STATUS="not rebuilt (BENCH_NO_BUILD)"
+  [ -f dist/src/cli/main.js ] && BUILD_STATUS=ok
+fi
+
+# ---- measure ----
+BENCH_BUILD_STATUS=$BUILD_STATUS exec node bench/bench.mjs "$@"

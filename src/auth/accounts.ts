@@ -1,0 +1,492 @@
+// The account store: local users (with scrypt password hashes) and aliases, in one SQLite file
+// `<dataDir>/accounts.db`. The CLI and a running gateway open the same file at once (WAL mode,
+// busy timeout), so a user added with `portcullis user add` is known at the next RCPT.
+//
+// Security property relied on by the SMTP layer: names stored here use a conservative
+// character set (a-z 0-9 . _ + -), and every lookup applies the same rules, so an address with
+// routing characters — percent hack (user%host@gw), bang path (host!user@gw), quoted local
+// part ("user@x"@gw), source route — can never match a local account or alias.
+import fs from 'node:fs';
+import path from 'node:path';
+import { domainToASCII } from 'node:url';
+import Database from 'better-sqlite3';
+import { MAX_PASSWORD_LENGTH, scryptHasher, type PasswordHasher, type ScryptParams } from './password-hash.js';
+
+export type AccountErrorCode =
+  | 'INVALID_ADDRESS'
+  | 'INVALID_TARGET'
+  | 'WEAK_PASSWORD'
+  | 'DUPLICATE'
+  | 'UNKNOWN_USER'
+  | 'UNKNOWN_ALIAS'
+  | 'SCHEMA';
+
+/** Refused input or an impossible operation; `message` says what is wrong, for the operator. */
+export class AccountError extends Error {
+  constructor(readonly code: AccountErrorCode, message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'AccountError';
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Address rules
+
+/** Local part of a user or alias: a-z 0-9 . _ + -, no leading/trailing dot, no "..", ≤ 64. */
+const LOCAL_RE = /^(?!\.)(?!.*\.\.)(?!.*\.$)[a-z0-9._+-]{1,64}$/;
+/** Local part of an alias *target*, which may be an external mailbox: RFC 5321 dot-atom text
+ *  without the routing characters % and ! (and, being a dot-atom, without quoting). */
+const TARGET_LOCAL_RE = /^(?!\.)(?!.*\.\.)(?!.*\.$)[a-z0-9#$&'*+/=?^_`{|}~.-]{1,64}$/;
+/** Before IDNA: ASCII letters, digits, dot and hyphen, or any non-ASCII character (an IDN).
+ *  This check matters: domainToASCII() percent-decodes and cuts at "/" or "\", so it must
+ *  never see those characters. */
+const RAW_DOMAIN_RE = /^(?:[A-Za-z0-9.-]|[^\x00-\x7f])+$/;
+const LABEL_RE = /^(?!-)[a-z0-9-]{1,63}(?<!-)$/;
+
+export interface ParsedAddress {
+  /** The normalised address, `local@domain`. */
+  readonly address: string;
+  readonly local: string;
+  /** ASCII (IDNA) form, lower case. */
+  readonly domain: string;
+}
+
+type AddressKind = 'user' | 'target';
+
+function invalid(kind: AddressKind, raw: string, why: string): AccountError {
+  return new AccountError(kind === 'user' ? 'INVALID_ADDRESS' : 'INVALID_TARGET',
+    `${kind === 'user' ? 'address' : 'alias target'} ${JSON.stringify(raw)}: ${why}`);
+}
+
+function normalizeDomain(raw: string, kind: AddressKind, input: string): string {
+  if (raw === '') throw invalid(kind, input, 'the domain is empty');
+  if (!RAW_DOMAIN_RE.test(raw)) {
+    throw invalid(kind, input, 'the domain may only contain letters, digits, "." and "-" (address literals are not accepted)');
+  }
+  const ascii = domainToASCII(raw);
+  if (ascii === '') throw invalid(kind, input, `the domain ${JSON.stringify(raw)} is not a valid (internationalised) domain name`);
+  if (ascii.length > 253) throw invalid(kind, input, 'the domain is longer than 253 characters');
+  const labels = ascii.split('.');
+  if (!labels.every((l) => LABEL_RE.test(l))) {
+    throw invalid(kind, input, 'the domain must be a host name: labels of 1–63 letters, digits or "-", separated by single dots, no trailing dot');
+  }
+  if (/^[0-9]+$/.test(labels[labels.length - 1])) {
+    throw invalid(kind, input, 'the domain looks like an IP address; use a domain name');
+  }
+  return ascii;
+}
+
+function parse(input: string, kind: AddressKind): ParsedAddress {
+  if (typeof input !== 'string') throw invalid(kind, String(input), 'not a string');
+  const s = input.trim();
+  if (s === '') throw invalid(kind, input, 'empty');
+  if (/["\\%!]/.test(s)) {
+    throw invalid(kind, input, 'the characters % ! " and \\ are not accepted (routing and quoting are refused)');
+  }
+  const at = s.indexOf('@');
+  if (at < 0) throw invalid(kind, input, 'a full address local@domain is required');
+  if (s.indexOf('@', at + 1) >= 0) throw invalid(kind, input, 'more than one "@"');
+  const rawLocal = s.slice(0, at);
+  // Check the characters *before* lower-casing: toLowerCase() maps a few non-ASCII letters to
+  // ASCII ones (KELVIN SIGN → "k"), which must not make an address match a local account.
+  if (rawLocal === '') throw invalid(kind, input, 'the local part (before "@") is empty');
+  if (/[^\x21-\x7e]/.test(rawLocal)) throw invalid(kind, input, 'the local part may only contain ASCII letters, digits and . _ + -');
+  const local = rawLocal.toLowerCase();
+  if (local.length > 64) throw invalid(kind, input, 'the local part is longer than 64 characters');
+  const re = kind === 'user' ? LOCAL_RE : TARGET_LOCAL_RE;
+  if (!re.test(local)) {
+    throw invalid(kind, input, kind === 'user'
+      ? 'the local part may only contain a-z 0-9 . _ + -, and may not start or end with "." or contain ".."'
+      : 'the local part contains a character that is not allowed, or starts or ends with "." or contains ".."');
+  }
+  const domain = normalizeDomain(s.slice(at + 1), kind, input);
+  return { address: `${local}@${domain}`, local, domain };
+}
+
+/** Parses and normalises a user or alias address (trim, lower case, IDNA); throws AccountError. */
+export function parseAddress(address: string): ParsedAddress {
+  return parse(address, 'user');
+}
+
+/** The normalised form of a user or alias address; throws AccountError when it is not acceptable. */
+export function normalizeAddress(address: string): string {
+  return parse(address, 'user').address;
+}
+
+/** Like normalizeAddress() but undefined instead of an exception (the RCPT path). */
+function tryNormalize(address: string): string | undefined {
+  try {
+    return parse(address, 'user').address;
+  } catch {
+    return undefined;
+  }
+}
+
+function domainOf(address: string): string {
+  return address.slice(address.lastIndexOf('@') + 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Password policy
+
+/** Minimum password length (characters). */
+export const MIN_PASSWORD_LENGTH = 10;
+
+/**
+ * Why `password` is refused for `address`, or undefined when it is acceptable. A single
+ * function on purpose: the full strength policy will extend it.
+ */
+export function checkPasswordPolicy(password: string, address: string): string | undefined {
+  const length = [...password].length;
+  if (length < MIN_PASSWORD_LENGTH) return `the password must have at least ${MIN_PASSWORD_LENGTH} characters`;
+  if (password.length > MAX_PASSWORD_LENGTH) return `the password must have at most ${MAX_PASSWORD_LENGTH} characters`;
+  if (password.includes('\0')) return 'the password may not contain a NUL character';
+  const lower = password.toLowerCase();
+  const addr = address.trim().toLowerCase();
+  if (lower === addr) return 'the password may not be the address';
+  const local = addr.includes('@') ? addr.slice(0, addr.lastIndexOf('@')) : addr;
+  // A one- or two-letter local part ("jo@") would forbid most passwords; it is not a secret.
+  if (local.length >= 3 && lower.includes(local)) return 'the password may not contain the user name (the part before "@")';
+  return undefined;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Mailbox paths
+
+/**
+ * `<dataDir>/mail/<domain>/<local>` for a local user. The address is validated with the user
+ * rules, so neither part can be "..", contain "/" or start with "."; the result is checked to
+ * lie under `<dataDir>/mail` all the same.
+ */
+export function mailboxPath(dataDir: string, address: string): string {
+  const { local, domain } = parseAddress(address);
+  const root = path.resolve(dataDir, 'mail');
+  const p = path.join(root, domain, local);
+  if (!p.startsWith(root + path.sep) || path.dirname(path.dirname(p)) !== root) {
+    throw new AccountError('INVALID_ADDRESS', `address ${JSON.stringify(address)} does not map to a mailbox under ${root}`);
+  }
+  return p;
+}
+
+/** The account file inside the data directory. */
+export function accountsFile(dataDir: string): string {
+  return path.join(dataDir, 'accounts.db');
+}
+
+// ---------------------------------------------------------------------------------------------
+// The store
+
+export type LookupResult = { kind: 'user' } | { kind: 'alias'; targets: string[] };
+
+export interface Expansion {
+  /** Final local users, normalised, deduplicated, in first-seen order. */
+  users: string[];
+  /** Targets outside the local domains, to be relayed. */
+  external: string[];
+  /** Targets in a local domain that are neither user nor alias (dropped), and aliases nested
+   *  deeper than MAX_ALIAS_DEPTH. */
+  unknown: string[];
+}
+
+export interface AccountStoreOptions {
+  /** scrypt parameters for new hashes (default: DEFAULT_SCRYPT_PARAMS). Ignored if `hasher` is given. */
+  hashParams?: ScryptParams;
+  /** Replaces the scrypt hasher (tests). */
+  hasher?: PasswordHasher;
+  /** Milliseconds to wait for a lock held by another process (default 5000). */
+  busyTimeoutMs?: number;
+  /** Clock for the `created` / `updated` columns. */
+  now?: () => Date;
+}
+
+/** Aliases pointing to aliases are followed this many levels deep. */
+export const MAX_ALIAS_DEPTH = 10;
+
+/** Most targets one alias may have. */
+export const MAX_ALIAS_TARGETS = 1000;
+
+const SCHEMA_VERSION = 1;
+
+const MIGRATIONS: Record<number, string> = {
+  1: `
+    CREATE TABLE users (
+      address TEXT PRIMARY KEY NOT NULL,
+      hash    TEXT NOT NULL,
+      created TEXT NOT NULL,
+      updated TEXT NOT NULL
+    ) WITHOUT ROWID;
+    CREATE TABLE aliases (
+      address TEXT PRIMARY KEY NOT NULL,
+      targets TEXT NOT NULL,          -- JSON array of normalised addresses
+      created TEXT NOT NULL
+    ) WITHOUT ROWID;
+  `,
+};
+
+export class AccountStore {
+  private readonly db: Database.Database;
+  private readonly hasher: PasswordHasher;
+  private readonly now: () => Date;
+  private readonly q: {
+    user: Database.Statement<[string], { hash: string }>;
+    userExists: Database.Statement<[string], { one: number }>;
+    alias: Database.Statement<[string], { targets: string }>;
+    insertUser: Database.Statement<[string, string, string, string]>;
+    updateHash: Database.Statement<[string, string, string]>;
+    rehash: Database.Statement<[string, string, string, string]>;
+    deleteUser: Database.Statement<[string]>;
+    listUsers: Database.Statement<[], { address: string; created: string }>;
+    insertAlias: Database.Statement<[string, string, string]>;
+    deleteAlias: Database.Statement<[string]>;
+    listAliases: Database.Statement<[], { address: string; targets: string }>;
+  };
+
+  private constructor(db: Database.Database, options: AccountStoreOptions) {
+    this.db = db;
+    this.hasher = options.hasher ?? scryptHasher(options.hashParams);
+    this.now = options.now ?? (() => new Date());
+    this.q = {
+      user: db.prepare('SELECT hash FROM users WHERE address = ?'),
+      userExists: db.prepare('SELECT 1 AS one FROM users WHERE address = ?'),
+      alias: db.prepare('SELECT targets FROM aliases WHERE address = ?'),
+      insertUser: db.prepare('INSERT INTO users (address, hash, created, updated) VALUES (?, ?, ?, ?)'),
+      updateHash: db.prepare('UPDATE users SET hash = ?, updated = ? WHERE address = ?'),
+      // Compare-and-set: a rehash after login must not overwrite a password changed meanwhile.
+      rehash: db.prepare('UPDATE users SET hash = ?, updated = ? WHERE address = ? AND hash = ?'),
+      deleteUser: db.prepare('DELETE FROM users WHERE address = ?'),
+      listUsers: db.prepare('SELECT address, created FROM users ORDER BY address'),
+      insertAlias: db.prepare('INSERT INTO aliases (address, targets, created) VALUES (?, ?, ?)'),
+      deleteAlias: db.prepare('DELETE FROM aliases WHERE address = ?'),
+      listAliases: db.prepare('SELECT address, targets FROM aliases ORDER BY address'),
+    };
+  }
+
+  /**
+   * Opens (creating if needed) the account file, e.g. `accountsFile(config.data_dir)`. The
+   * file is created mode 0600: it holds password hashes. Schema migrations run here.
+   */
+  static open(file: string, options: AccountStoreOptions = {}): AccountStore {
+    fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true, mode: 0o700 });
+    // Create it ourselves so that it (and the -wal/-shm files SQLite derives from it) is
+    // readable by the gateway's user only.
+    fs.closeSync(fs.openSync(file, 'a', 0o600));
+    const db = new Database(file);
+    try {
+      db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+      migrate(db, file);
+      return new AccountStore(db, options);
+    } catch (err) {
+      db.close();
+      throw err;
+    }
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  // --- users --------------------------------------------------------------------------------
+
+  /** Adds a user; refuses an invalid address, a weak password, or a name taken by a user or alias. */
+  async addUser(address: string, password: string): Promise<void> {
+    const addr = normalizeAddress(address);
+    this.enforcePolicy(password, addr);
+    this.assertNameFree(addr); // fail fast, before the slow hash
+    const hash = await this.hasher.hash(password);
+    const ts = this.now().toISOString();
+    this.db.transaction(() => {
+      this.assertNameFree(addr); // again, under the write lock: another process may have raced us
+      this.q.insertUser.run(addr, hash, ts, ts);
+    }).immediate();
+  }
+
+  /** Replaces a user's password (policy applies). */
+  async setPassword(address: string, password: string): Promise<void> {
+    const addr = normalizeAddress(address);
+    this.enforcePolicy(password, addr);
+    if (!this.q.userExists.get(addr)) throw unknownUser(addr);
+    const hash = await this.hasher.hash(password);
+    const changes = this.q.updateHash.run(hash, this.now().toISOString(), addr).changes;
+    if (changes === 0) throw unknownUser(addr); // deleted while we were hashing
+  }
+
+  deleteUser(address: string): void {
+    const addr = normalizeAddress(address);
+    if (this.q.deleteUser.run(addr).changes === 0) throw unknownUser(addr);
+  }
+
+  /** All users, sorted by address. */
+  listUsers(): { address: string; created: string }[] {
+    return this.q.listUsers.all().map((r) => ({ address: r.address, created: r.created }));
+  }
+
+  /** True when `address` is a local user; false (never an exception) for unacceptable input. */
+  hasUser(address: string): boolean {
+    const addr = tryNormalize(address);
+    return addr !== undefined && this.q.userExists.get(addr) !== undefined;
+  }
+
+  /**
+   * Checks a login. An unknown (or unacceptable) address is verified against the dummy hash,
+   * so it takes as long as a wrong password for a real user. After a successful login with a
+   * hash made with older parameters, the password is re-hashed with the current ones.
+   */
+  async authenticate(address: string, password: string): Promise<boolean> {
+    const addr = tryNormalize(address);
+    const row = addr === undefined ? undefined : this.q.user.get(addr);
+    if (addr === undefined || row === undefined) {
+      await this.hasher.verify(password, this.hasher.dummy());
+      return false;
+    }
+    const ok = await this.hasher.verify(password, row.hash);
+    if (ok && this.hasher.needsRehash(row.hash)) {
+      try {
+        const fresh = await this.hasher.hash(password);
+        this.q.rehash.run(fresh, this.now().toISOString(), addr, row.hash);
+      } catch {
+        // The login itself succeeded; a failed upgrade (lock timeout, disk) is retried at the next one.
+      }
+    }
+    return ok;
+  }
+
+  // --- aliases ------------------------------------------------------------------------------
+
+  /**
+   * Adds an alias delivering to `targets` (local users, other aliases or external addresses).
+   * The alias name follows the user rules and may not be taken by a user or another alias.
+   */
+  addAlias(address: string, targets: string[]): void {
+    const addr = normalizeAddress(address);
+    if (!Array.isArray(targets) || targets.length === 0) {
+      throw new AccountError('INVALID_TARGET', `alias ${addr}: at least one target is required`);
+    }
+    if (targets.length > MAX_ALIAS_TARGETS) {
+      throw new AccountError('INVALID_TARGET', `alias ${addr}: at most ${MAX_ALIAS_TARGETS} targets`);
+    }
+    const normalized: string[] = [];
+    for (const t of targets) {
+      const n = parse(t, 'target').address;
+      if (n === addr) throw new AccountError('INVALID_TARGET', `alias ${addr} cannot point to itself`);
+      if (!normalized.includes(n)) normalized.push(n);
+    }
+    this.db.transaction(() => {
+      this.assertNameFree(addr);
+      this.q.insertAlias.run(addr, JSON.stringify(normalized), this.now().toISOString());
+    }).immediate();
+  }
+
+  deleteAlias(address: string): void {
+    const addr = normalizeAddress(address);
+    if (this.q.deleteAlias.run(addr).changes === 0) {
+      throw new AccountError('UNKNOWN_ALIAS', `no alias ${addr}`);
+    }
+  }
+
+  /** All aliases, sorted by address; targets in the order given. */
+  listAliases(): { address: string; targets: string[] }[] {
+    return this.q.listAliases.all().map((r) => ({ address: r.address, targets: parseTargets(r.targets) }));
+  }
+
+  // --- the RCPT path ------------------------------------------------------------------------
+
+  /** What `address` is locally; undefined when neither user nor alias, or not acceptable. */
+  lookup(address: string): LookupResult | undefined {
+    const addr = tryNormalize(address);
+    return addr === undefined ? undefined : this.lookupNormalized(addr);
+  }
+
+  /**
+   * Resolves `address` into final local users and external addresses, following aliases
+   * through aliases (at most MAX_ALIAS_DEPTH levels, each alias once, so loops end).
+   * Undefined when `address` is neither user nor alias. A target in a local domain that is
+   * neither user nor alias is dropped and listed in `unknown`.
+   */
+  expand(address: string, isLocalDomain: (domain: string) => boolean): Expansion | undefined {
+    const start = tryNormalize(address);
+    if (start === undefined) return undefined;
+    const first = this.lookupNormalized(start);
+    if (first === undefined) return undefined;
+    const out: Expansion = { users: [], external: [], unknown: [] };
+    if (first.kind === 'user') {
+      out.users.push(start);
+      return out;
+    }
+    const seen = new Set<string>([start]);
+    const add = (list: string[], a: string) => {
+      if (!list.includes(a)) list.push(a);
+    };
+    const walk = (targets: string[], depth: number): void => {
+      for (const t of targets) {
+        // Stored targets were validated on the way in; a row edited by hand is treated as unknown.
+        const local = tryNormalize(t);
+        const found = local === undefined ? undefined : this.lookupNormalized(local);
+        if (found?.kind === 'user') {
+          add(out.users, local!);
+        } else if (found?.kind === 'alias') {
+          if (seen.has(local!)) continue; // loop, or an alias reached twice: already expanded
+          if (depth >= MAX_ALIAS_DEPTH) {
+            add(out.unknown, local!);
+            continue;
+          }
+          seen.add(local!);
+          walk(found.targets, depth + 1);
+        } else if (isLocalDomain(domainOf(t))) {
+          add(out.unknown, t);
+        } else {
+          add(out.external, t);
+        }
+      }
+    };
+    walk(first.targets, 1);
+    return out;
+  }
+
+  // --- internals ----------------------------------------------------------------------------
+
+  private lookupNormalized(addr: string): LookupResult | undefined {
+    if (this.q.userExists.get(addr)) return { kind: 'user' };
+    const a = this.q.alias.get(addr);
+    return a === undefined ? undefined : { kind: 'alias', targets: parseTargets(a.targets) };
+  }
+
+  private assertNameFree(addr: string): void {
+    if (this.q.userExists.get(addr)) throw new AccountError('DUPLICATE', `${addr} is already a user`);
+    if (this.q.alias.get(addr)) throw new AccountError('DUPLICATE', `${addr} is already an alias`);
+  }
+
+  private enforcePolicy(password: string, addr: string): void {
+    if (typeof password !== 'string') throw new AccountError('WEAK_PASSWORD', 'password for ' + addr + ': not a string');
+    const why = checkPasswordPolicy(password, addr);
+    if (why !== undefined) throw new AccountError('WEAK_PASSWORD', `password for ${addr} refused: ${why}`);
+  }
+}
+
+function unknownUser(addr: string): AccountError {
+  return new AccountError('UNKNOWN_USER', `no user ${addr}`);
+}
+
+function parseTargets(json: string): string[] {
+  try {
+    const v: unknown = JSON.parse(json);
+    return Array.isArray(v) ? v.filter((x): x is string => typeof x === 'string') : [];
+  } catch {
+    return [];
+  }
+}
+
+function migrate(db: Database.Database, file: string): void {
+  db.transaction(() => {
+    const version = db.pragma('user_version', { simple: true }) as number;
+    if (version > SCHEMA_VERSION) {
+      throw new AccountError('SCHEMA',
+        `${file} has schema version ${version}, newer than this portcullis understands (${SCHEMA_VERSION}); upgrade portcullis`);
+    }
+    for (let v = version + 1; v <= SCHEMA_VERSION; v++) {
+      db.exec(MIGRATIONS[v]);
+      db.pragma(`user_version = ${v}`);
+    }
+  }).immediate();
+}

@@ -1,0 +1,246 @@
+#!/usr/bin/env node
+// The `portcullis` command: a thin front end over the same modules the gateway uses.
+import { parseArgs } from 'node:util';
+import { loadConfig, ConfigError } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import { createLogger } from '../log.js';
+import { startGateway, acquireLock } from '../gateway.js';
+import { AccountStore, AccountError, accountsFile } from '../auth/accounts.js';
+import { callControl } from '../control/socket.js';
+import { Queue } from '../queue/queue.js';
+import { describeQueued, type QueuedView } from '../queue/describe.js';
+import { silentLogger } from '../log.js';
+import { readPassword } from './password-input.js';
+import path from 'node:path';
+import fs from 'node:fs';
+
+const USAGE = `usage: portcullis <command> [options]
+
+  serve [--config FILE]                 run the gateway in the foreground
+  config check FILE                     validate a configuration file
+  user add ADDRESS [--password-stdin]   create a local user (asks for the password)
+  user passwd ADDRESS [--password-stdin]
+  user del ADDRESS
+  user list
+  alias add ADDRESS TARGET...           deliver ADDRESS to TARGETs (local users or external)
+  alias del ADDRESS
+  alias list
+  queue list [--json]                   messages waiting for delivery
+  queue show ID
+  queue flush                           retry every deferred message now
+  queue delete ID
+
+Every command takes --config FILE (or PORTCULLIS_CONFIG) to find the data directory;
+without one, the embedded defaults apply (data in ./data or PORTCULLIS_DATA_DIR).`;
+
+class UsageError extends Error {}
+
+function config(file: string | undefined): Config {
+  return loadConfig(file ?? process.env.PORTCULLIS_CONFIG);
+}
+
+async function main(argv: string[]): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      json: { type: 'boolean' },
+      'password-stdin': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const [cmd, sub, ...rest] = positionals;
+  if (values.help || !cmd || cmd === 'help') {
+    console.log(USAGE);
+    return cmd || values.help ? 0 : 2;
+  }
+  switch (cmd) {
+    case 'serve':
+      return serve(values.config);
+    case 'config':
+      if (sub !== 'check' || rest.length !== 1) throw new UsageError('usage: portcullis config check FILE');
+      config(rest[0]);
+      console.log(`${rest[0]}: configuration is valid`);
+      return 0;
+    case 'user':
+      return user(sub, rest, values.config, !!values['password-stdin']);
+    case 'alias':
+      return alias(sub, rest, values.config);
+    case 'queue':
+      return queue(sub, rest, values.config, !!values.json);
+    default:
+      throw new UsageError(`unknown command "${cmd}"\n\n${USAGE}`);
+  }
+}
+
+async function serve(file: string | undefined): Promise<number> {
+  const cfg = config(file);
+  const logger = createLogger(cfg.log.level);
+  if (!file && !process.env.PORTCULLIS_CONFIG) {
+    logger.info({ event: 'defaults' }, 'no --config given: running on the embedded defaults (loopback listeners)');
+  }
+  const gateway = await startGateway(cfg, logger);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info({ event: 'signal', signal }, `received ${signal}`);
+    gateway.stop().then(
+      () => logger.flush(() => process.exit(0)),
+      (err) => {
+        logger.error({ event: 'stop_failed', err: (err as Error).message }, 'stop failed');
+        logger.flush(() => process.exit(1));
+      },
+    );
+  };
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGHUP', () => {
+    gateway.reload().then(
+      () => logger.info({ event: 'reloaded' }, 'TLS certificates reloaded'),
+      (err) => logger.error({ event: 'reload_failed', err: (err as Error).message }, 'reload failed; keeping the old certificates'),
+    );
+  });
+  process.on('uncaughtException', (err) => {
+    // Nothing acknowledged is lost by dying here: "250" is only sent after the queue fsync.
+    logger.fatal({ event: 'crash', err: err.stack }, 'uncaught exception');
+    logger.flush(() => process.exit(70));
+  });
+  return new Promise<number>(() => undefined); // runs until a signal
+}
+
+function openAccounts(file: string | undefined): AccountStore {
+  const cfg = config(file);
+  fs.mkdirSync(cfg.data_dir, { recursive: true, mode: 0o700 });
+  return AccountStore.open(accountsFile(cfg.data_dir));
+}
+
+async function user(sub: string | undefined, args: string[], file: string | undefined, fromStdin: boolean): Promise<number> {
+  const store = openAccounts(file);
+  try {
+    switch (sub) {
+      case 'add':
+      case 'passwd': {
+        if (args.length !== 1) throw new UsageError(`usage: portcullis user ${sub} ADDRESS [--password-stdin]`);
+        const password = await readPassword(fromStdin);
+        if (sub === 'add') await store.addUser(args[0]!, password);
+        else await store.setPassword(args[0]!, password);
+        console.log(sub === 'add' ? `user ${args[0]} added` : `password of ${args[0]} changed`);
+        return 0;
+      }
+      case 'del':
+        if (args.length !== 1) throw new UsageError('usage: portcullis user del ADDRESS');
+        store.deleteUser(args[0]!);
+        console.log(`user ${args[0]} deleted (the mailbox is kept)`);
+        return 0;
+      case 'list':
+        for (const u of store.listUsers()) console.log(`${u.address}\t${u.created}`);
+        return 0;
+      default:
+        throw new UsageError('usage: portcullis user add|del|list|passwd ...');
+    }
+  } finally {
+    store.close();
+  }
+}
+
+async function alias(sub: string | undefined, args: string[], file: string | undefined): Promise<number> {
+  const store = openAccounts(file);
+  try {
+    switch (sub) {
+      case 'add':
+        if (args.length < 2) throw new UsageError('usage: portcullis alias add ADDRESS TARGET...');
+        store.addAlias(args[0]!, args.slice(1));
+        console.log(`alias ${args[0]} → ${args.slice(1).join(', ')}`);
+        return 0;
+      case 'del':
+        if (args.length !== 1) throw new UsageError('usage: portcullis alias del ADDRESS');
+        store.deleteAlias(args[0]!);
+        console.log(`alias ${args[0]} deleted`);
+        return 0;
+      case 'list':
+        for (const a of store.listAliases()) console.log(`${a.address}\t${a.targets.join(', ')}`);
+        return 0;
+      default:
+        throw new UsageError('usage: portcullis alias add|del|list ...');
+    }
+  } finally {
+    store.close();
+  }
+}
+
+async function queue(sub: string | undefined, args: string[], file: string | undefined, json: boolean): Promise<number> {
+  const cfg = config(file);
+  const id = args[0];
+  if ((sub === 'show' || sub === 'delete') && !id) throw new UsageError(`usage: portcullis queue ${sub} ID`);
+  if (!['list', 'show', 'flush', 'delete'].includes(sub ?? '')) throw new UsageError('usage: portcullis queue list|show|flush|delete ...');
+  const online = await callControl(cfg.data_dir, { cmd: `queue.${sub}`, args: { id } });
+  let result: unknown;
+  if (online) {
+    if (!online.ok) throw new Error(online.error ?? 'the gateway refused the request');
+    result = online.result;
+  } else {
+    if (sub === 'flush') throw new Error('the gateway is not running; it retries the whole queue when it starts');
+    result = await offlineQueue(cfg, sub!, id);
+  }
+  printQueue(sub!, result, json);
+  return 0;
+}
+
+/** Reads (and for delete, writes) the queue directly while no gateway runs, under its lock. */
+async function offlineQueue(cfg: Config, sub: string, id: string | undefined): Promise<unknown> {
+  if (!fs.existsSync(path.join(cfg.data_dir, 'queue'))) return sub === 'list' ? [] : Promise.reject(new Error(`no message ${id} in the queue`));
+  const unlock = acquireLock(cfg.data_dir);
+  const { queue: q } = await Queue.open({
+    dir: path.join(cfg.data_dir, 'queue'), fsync: cfg.queue.fsync, segmentSize: cfg.queue.segment_size, concurrency: 1,
+    retryInitial: cfg.queue.retry_initial, retryMax: cfg.queue.retry_max, lifetime: cfg.queue.lifetime, logger: silentLogger(),
+  });
+  try {
+    if (sub === 'list') return q.list().map(describeQueued);
+    const m = q.get(id!);
+    if (!m) throw new Error(`no message ${id} in the queue`);
+    if (sub === 'show') return describeQueued(m);
+    return { result: await q.delete(id!) };
+  } finally {
+    await q.stop(0);
+    unlock();
+  }
+}
+
+function printQueue(sub: string, result: unknown, json: boolean): void {
+  if (json || sub === 'show') {
+    console.log(JSON.stringify(result, null, 2));
+    return;
+  }
+  if (sub === 'list') {
+    const list = result as QueuedView[];
+    if (!list.length) {
+      console.log('Mail queue is empty');
+      return;
+    }
+    for (const m of list) {
+      console.log(`${m.id}  ${String(m.size).padStart(8)}  ${m.arrived}  <${m.sender}>`);
+      for (const r of m.recipients) console.log(`    ${r.status.padEnd(9)} ${r.address}${r.last_reply ? `  (${r.last_reply})` : ''}`);
+    }
+    console.log(`-- ${list.length} message(s)`);
+  } else if (sub === 'flush') console.log(`scheduled ${(result as { scheduled: number }).scheduled} deferred message(s) for delivery now`);
+  else if (sub === 'delete') {
+    const r = (result as { result: string }).result;
+    if (r !== 'deleted') throw new Error(r === 'busy' ? 'message is being delivered right now; try again' : 'no such message');
+    console.log('deleted');
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== undefined) process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (err instanceof ConfigError) console.error(err.message);
+    else if (err instanceof UsageError) console.error(err.message);
+    else if (err instanceof AccountError) console.error(`portcullis: ${err.message}`);
+    else console.error(`portcullis: ${(err as Error).message}`);
+    process.exitCode = err instanceof UsageError ? 2 : 1;
+  },
+);

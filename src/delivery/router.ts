@@ -1,0 +1,71 @@
+// Sends each queued recipient to its delivery agent: a Maildir for local mailboxes, the relay
+// route of its domain otherwise (one SMTP/LMTP transaction for all recipients of a route).
+import { MaildirDelivery } from './maildir.js';
+import type { RelayDelivery } from './relay.js';
+import type { Content, RecipientOutcome } from './types.js';
+import type { Deliverer, QueuedMessage, QueuedRecipient } from '../queue/queue.js';
+import type { RouteConfig } from '../config/schema.js';
+import type { Metrics } from '../metrics.js';
+
+export interface RouterDeps {
+  readonly maildir: MaildirDelivery;
+  readonly relay: RelayDelivery;
+  readonly mailboxDir: (address: string) => string;
+  readonly route: (domain: string) => RouteConfig | undefined;
+  readonly metrics: Metrics;
+}
+
+export class DeliveryRouter implements Deliverer {
+  constructor(private readonly deps: RouterDeps) {}
+
+  async deliver(msg: QueuedMessage, recipients: QueuedRecipient[], content: Content): Promise<RecipientOutcome[]> {
+    const outcomes: RecipientOutcome[] = new Array(recipients.length);
+    const jobs: Promise<void>[] = [];
+    const byRoute = new Map<string, { route: RouteConfig; index: number[] }>();
+    recipients.forEach((r, k) => {
+      const d = r.destination;
+      if (d.kind === 'local') {
+        jobs.push(this.local(d.mailbox, d.folder, content).then((o) => void (outcomes[k] = o)));
+        return;
+      }
+      const route = this.deps.route(d.domain);
+      if (!route) {
+        outcomes[k] = { status: 'deferred', reply: `no route to ${d.domain} (relay.routes)` };
+        return;
+      }
+      const key = `${route.host}:${route.port}:${route.protocol}:${route.tls}`;
+      const group = byRoute.get(key) ?? { route, index: [] };
+      group.index.push(k);
+      byRoute.set(key, group);
+    });
+    for (const { route, index } of byRoute.values()) {
+      const started = process.hrtime.bigint();
+      jobs.push(
+        this.deps.relay.deliver(route, { from: msg.sender, to: index.map((k) => recipients[k]!.address) }, content).then((res) => {
+          this.deps.metrics.deliverySeconds.observe({ transport: route.protocol }, Number(process.hrtime.bigint() - started) / 1e9);
+          index.forEach((k, j) => {
+            const o = res[j] ?? { status: 'deferred' as const, reply: 'no outcome from relay' };
+            outcomes[k] = o;
+            this.deps.metrics.deliveries.inc({ transport: route.protocol, outcome: o.status });
+          });
+        }),
+      );
+    }
+    await Promise.all(jobs);
+    return outcomes;
+  }
+
+  private async local(mailbox: string, folder: 'INBOX' | 'Junk', content: Content): Promise<RecipientOutcome> {
+    const started = process.hrtime.bigint();
+    try {
+      const name = await this.deps.maildir.deliver(this.deps.mailboxDir(mailbox), folder, content);
+      this.deps.metrics.deliveries.inc({ transport: 'maildir', outcome: 'delivered' });
+      this.deps.metrics.deliverySeconds.observe({ transport: 'maildir' }, Number(process.hrtime.bigint() - started) / 1e9);
+      return { status: 'delivered', reply: `delivered to maildir ${folder} as ${name}` };
+    } catch (err) {
+      const temporary = (err as { temporary?: boolean }).temporary !== false;
+      this.deps.metrics.deliveries.inc({ transport: 'maildir', outcome: temporary ? 'deferred' : 'failed' });
+      return { status: temporary ? 'deferred' : 'failed', reply: `maildir: ${(err as Error).message}` };
+    }
+  }
+}

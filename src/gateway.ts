@@ -1,0 +1,209 @@
+// Wires the parts into a running gateway and takes it down again. Every dependency is created
+// here and passed down (STYLE.md: no global state), so tests can start several gateways.
+import fs from 'node:fs';
+import fsp from 'node:fs/promises';
+import path from 'node:path';
+import crypto from 'node:crypto';
+import type http from 'node:http';
+import type net from 'node:net';
+import { pipeline } from 'node:stream/promises';
+import type { Config } from './config/schema.js';
+import type { Logger } from './log.js';
+import { createMetrics, serveMetrics, type Metrics } from './metrics.js';
+import { AccountStore, accountsFile, mailboxPath } from './auth/accounts.js';
+import { TlsManager } from './tls/certificates.js';
+import { Queue, type QueuedMessage, type QueuedRecipient } from './queue/queue.js';
+import { MaildirDelivery } from './delivery/maildir.js';
+import { RelayDelivery } from './delivery/relay.js';
+import { DeliveryRouter } from './delivery/router.js';
+import { RecipientResolver } from './smtp/recipients.js';
+import { SmtpListeners } from './smtp/server.js';
+import { CheckRunner } from './pipeline/runner.js';
+import { loadWeights } from './pipeline/weights.js';
+import { builtinChecks } from './checks/index.js';
+import { NetworkSet } from './net/cidr.js';
+import { serveControl } from './control/socket.js';
+import { describeQueued } from './queue/describe.js';
+
+export interface Gateway {
+  readonly config: Config;
+  readonly metrics: Metrics;
+  readonly queue: Queue;
+  addresses(): Record<string, { address: string; port: number }>;
+  reload(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Queue ids: time-ordered, unique across restarts and processes, safe as file names. */
+export function queueIdGenerator(): () => string {
+  let last = 0;
+  let seq = 0;
+  const node = crypto.randomBytes(2).toString('hex').toUpperCase();
+  return () => {
+    const now = Date.now();
+    seq = now === last ? seq + 1 : 0;
+    last = now;
+    return `${now.toString(36).toUpperCase()}${seq.toString(36).toUpperCase().padStart(2, '0')}${node}${crypto.randomBytes(1).toString('hex').toUpperCase()}`;
+  };
+}
+
+export function pidFile(dataDir: string): string {
+  return path.join(dataDir, 'portcullis.pid');
+}
+
+/** One gateway per data directory: a second one would share the queue and corrupt it. */
+export function acquireLock(dataDir: string): () => void {
+  const file = pidFile(dataDir);
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      fs.writeFileSync(file, `${process.pid}\n`, { flag: 'wx', mode: 0o600 });
+      return () => fs.rmSync(file, { force: true });
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+      const pid = Number(fs.readFileSync(file, 'utf8').trim());
+      if (pid && pid !== process.pid && isAlive(pid)) {
+        throw new Error(`another Portcullis (pid ${pid}) is using ${dataDir}; stop it first`);
+      }
+      fs.rmSync(file, { force: true }); // stale, left by a crash
+    }
+  }
+  throw new Error(`cannot take the lock ${file}`);
+}
+
+function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export async function startGateway(config: Config, logger: Logger): Promise<Gateway> {
+  const dataDir = config.data_dir;
+  await fsp.mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const unlock = acquireLock(dataDir);
+  const cleanups: (() => Promise<void> | void)[] = [unlock];
+  try {
+    const metrics = createMetrics();
+    const accounts = AccountStore.open(accountsFile(dataDir));
+    cleanups.unshift(() => accounts.close());
+    const tlsManager = await TlsManager.create({ tls: config.tls, hostname: config.hostname, dataDir, logger });
+    const qlog = logger.child({ component: 'queue' });
+    const failedDir = path.join(dataDir, 'failed');
+    let queueRef: Queue | undefined;
+    const { queue, recovered, report } = await Queue.open({
+      dir: path.join(dataDir, 'queue'),
+      fsync: config.queue.fsync,
+      segmentSize: config.queue.segment_size,
+      concurrency: config.queue.delivery_concurrency,
+      retryInitial: config.queue.retry_initial,
+      retryMax: config.queue.retry_max,
+      lifetime: config.queue.lifetime,
+      logger: qlog,
+      events: {
+        delivered: (m, r, ms) => qlog.info({ event: 'delivered', id: m.id, to: r.address, via: r.destination.kind, ms, reply: r.lastReply }, 'delivered'),
+        deferred: (m, r) => qlog.info({ event: 'deferred', id: m.id, to: r.address, attempts: r.attempts, reply: r.lastReply }, 'deferred'),
+        failed: (m, r) => {
+          metrics.undeliverable.inc();
+          qlog.warn({ event: 'undeliverable', id: m.id, sender: m.sender, to: r.address, reply: r.lastReply, authenticated: m.authenticated }, 'undeliverable: recorded, not bounced');
+        },
+        finished: async (m, failed) => {
+          if (failed.length && queueRef) await recordFailed(failedDir, queueRef, m, failed, qlog);
+        },
+      },
+    });
+    queueRef = queue;
+    cleanups.unshift(() => queue.stop(config.shutdown_grace));
+    for (const line of report) qlog.warn({ event: 'queue_recovery', detail: line }, line);
+    if (recovered) qlog.info({ event: 'queue_recovered', messages: recovered }, `resuming ${recovered} queued message(s)`);
+    metrics.sources.queueSize = () => queue.size;
+
+    const resolver = new RecipientResolver(config, accounts);
+    const relay = new RelayDelivery({ hostname: config.hostname, logger: logger.child({ component: 'relay' }) });
+    cleanups.unshift(() => relay.close());
+    const router = new DeliveryRouter({
+      maildir: new MaildirDelivery({ fsync: config.queue.fsync, hostname: config.hostname }),
+      relay,
+      mailboxDir: (address) => mailboxPath(dataDir, address),
+      route: (domain) => resolver.route(domain),
+      metrics,
+    });
+    const runner = new CheckRunner(builtinChecks(), loadWeights(config.policy.symbols), logger.child({ component: 'checks' }), {
+      onCheckFailure: (check) => metrics.checkFailures.inc({ check }),
+    });
+    const listeners = new SmtpListeners({
+      config,
+      tlsOptions: () => (tlsManager.available ? tlsManager.serverOptions() : undefined),
+      resolver,
+      accounts,
+      runner,
+      queue,
+      logger,
+      metrics,
+      trusted: new NetworkSet(config.relay.trusted_networks),
+      newId: queueIdGenerator(),
+    });
+    await listeners.start(config.listeners);
+    cleanups.unshift(() => listeners.stop(config.shutdown_grace));
+
+    let metricsServer: http.Server | undefined;
+    if (config.metrics.enabled) {
+      metricsServer = await serveMetrics(metrics, config.metrics.address, config.metrics.port);
+      cleanups.unshift(() => new Promise<void>((r) => metricsServer!.close(() => r())));
+    }
+    const control: net.Server = await serveControl(dataDir, async (req) => {
+      const id = String(req.args?.id ?? '');
+      switch (req.cmd) {
+        case 'queue.list': return queue.list().map(describeQueued);
+        case 'queue.show': {
+          const m = queue.get(id);
+          if (!m) throw new Error(`no message ${id} in the queue`);
+          return describeQueued(m);
+        }
+        case 'queue.flush': return { scheduled: queue.flush() };
+        case 'queue.delete': return { result: await queue.delete(id) };
+        case 'status': return { pid: process.pid, queue: queue.size, sessions: listeners.sessionCount, listeners: listeners.addresses() };
+        default: throw new Error(`unknown command ${req.cmd}`);
+      }
+    });
+    cleanups.unshift(() => new Promise<void>((r) => control.close(() => r())));
+    queue.start(router);
+
+    logger.info({ event: 'ready', listeners: listeners.addresses(), domains: config.domains, data_dir: dataDir, tls: tlsManager.describe(), queued: queue.size }, 'Portcullis ready');
+    let stopped: Promise<void> | undefined;
+    return {
+      config,
+      metrics,
+      queue,
+      addresses: () => listeners.addresses(),
+      async reload() {
+        await tlsManager.reload();
+        listeners.refreshTls();
+      },
+      stop() {
+        stopped ??= (async () => {
+          logger.info({ event: 'stopping' }, 'stopping: finishing sessions and deliveries in flight');
+          for (const c of cleanups) await c();
+          logger.info({ event: 'stopped' }, 'stopped');
+        })();
+        return stopped;
+      },
+    };
+  } catch (err) {
+    for (const c of cleanups) await Promise.resolve(c()).catch(() => undefined);
+    throw err;
+  }
+}
+
+/** Keeps an undeliverable message and why, for the administrator (nothing is bounced). */
+async function recordFailed(dir: string, queue: Queue, m: QueuedMessage, failed: QueuedRecipient[], log: Logger): Promise<void> {
+  try {
+    await fsp.mkdir(dir, { recursive: true, mode: 0o700 });
+    await pipeline(queue.content(m).stream(), fs.createWriteStream(path.join(dir, `${m.id}.eml`), { mode: 0o600 }));
+    const info = { ...describeQueued(m), failed: failed.map((r) => ({ address: r.address, reply: r.lastReply })) };
+    await fsp.writeFile(path.join(dir, `${m.id}.json`), `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600 });
+  } catch (err) {
+    log.error({ event: 'failed_record_error', id: m.id, err: (err as Error).message }, 'cannot record undeliverable message');
+  }
+}

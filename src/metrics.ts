@@ -1,0 +1,51 @@
+// Prometheus metrics (prom-client), one registry per gateway instance so tests can run several.
+import http from 'node:http';
+import client from 'prom-client';
+
+export function createMetrics() {
+  const registry = new client.Registry();
+  /** Where gauges read their values at scrape time; the gateway fills these in. */
+  const sources = { queueSize: () => 0 };
+  const m = {
+    registry,
+    connections: new client.Counter({ name: 'portcullis_smtp_connections_total', help: 'SMTP connections accepted', labelNames: ['listener'], registers: [registry] }),
+    sessions: new client.Gauge({ name: 'portcullis_smtp_sessions', help: 'SMTP sessions open now', labelNames: ['listener'], registers: [registry] }),
+    replies: new client.Counter({ name: 'portcullis_smtp_replies_total', help: 'SMTP replies sent, by code', labelNames: ['listener', 'code'], registers: [registry] }),
+    messages: new client.Counter({ name: 'portcullis_messages_total', help: 'Messages at end of DATA, by outcome', labelNames: ['outcome'], registers: [registry] }),
+    symbols: new client.Counter({ name: 'portcullis_symbols_total', help: 'Symbols emitted by checks', labelNames: ['symbol'], registers: [registry] }),
+    deliveries: new client.Counter({ name: 'portcullis_deliveries_total', help: 'Recipient deliveries, by transport and outcome', labelNames: ['transport', 'outcome'], registers: [registry] }),
+    deliverySeconds: new client.Histogram({ name: 'portcullis_delivery_seconds', help: 'Time of one delivery attempt', labelNames: ['transport'], buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 2, 10, 60], registers: [registry] }),
+    undeliverable: new client.Counter({ name: 'portcullis_undeliverable_total', help: 'Recipients given up on (recorded, never bounced to unauthenticated senders)', registers: [registry] }),
+    sources,
+    queueSize: new client.Gauge({
+      name: 'portcullis_queue_messages', help: 'Messages in the queue', registers: [registry],
+      collect() {
+        this.set(sources.queueSize());
+      },
+    }),
+    protocolViolations: new client.Counter({ name: 'portcullis_protocol_violations_total', help: 'Hostile or broken protocol use: starttls_injection, bare_newline, pipelining, line_too_long', labelNames: ['kind'], registers: [registry] }),
+    authFailures: new client.Counter({ name: 'portcullis_auth_failures_total', help: 'Failed SMTP AUTH attempts', labelNames: ['listener'], registers: [registry] }),
+    checkFailures: new client.Counter({ name: 'portcullis_check_failures_total', help: 'Checks that failed or timed out', labelNames: ['check'], registers: [registry] }),
+  };
+  client.collectDefaultMetrics({ register: registry, prefix: 'portcullis_' });
+  return m;
+}
+
+export type Metrics = ReturnType<typeof createMetrics>;
+
+export function serveMetrics(metrics: Metrics, address: string, port: number): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    if (req.url !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found; try /metrics\n');
+      return;
+    }
+    metrics.registry.metrics().then(
+      (body) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(body),
+      (err: Error) => res.writeHead(500).end(err.message),
+    );
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, address, () => resolve(server));
+  });
+}

@@ -1,0 +1,54 @@
+// Symbols → one action per recipient (DESIGN.md). Detection lives in checks; this is the only
+// place that turns a score into reject / junk / tag / deliver.
+import type { ScoredSymbol } from './types.js';
+
+export type Action = 'deliver' | 'tag' | 'junk' | 'reject';
+
+export interface Thresholds {
+  readonly tag: number;
+  readonly junk: number;
+  readonly reject: number;
+}
+
+export interface RecipientPolicy {
+  /** Role addresses (postmaster@, abuse@) must always be reachable: never rejected, never junked. */
+  readonly exempt: boolean;
+  /** Per-user settings arrive with the spam issue; thresholds can already be overridden. */
+  readonly thresholds?: Thresholds;
+}
+
+export interface Verdict {
+  readonly score: number;
+  /** Same order as the recipients given. */
+  readonly actions: Action[];
+  /** Rejected only when every recipient's policy says reject (DESIGN.md). */
+  readonly rejectAll: boolean;
+  /** Observe mode: what would have happened. */
+  readonly wouldReject: boolean;
+}
+
+export function totalScore(symbols: readonly ScoredSymbol[]): number {
+  return Math.round(symbols.reduce((sum, s) => sum + s.score, 0) * 100) / 100;
+}
+
+export function actionFor(score: number, t: Thresholds): Action {
+  if (score >= t.reject) return 'reject';
+  if (score >= t.junk) return 'junk';
+  if (score >= t.tag) return 'tag';
+  return 'deliver';
+}
+
+export function decide(symbols: readonly ScoredSymbol[], recipients: readonly RecipientPolicy[], defaults: Thresholds, observe: boolean): Verdict {
+  const score = totalScore(symbols);
+  const actions = recipients.map((r) => {
+    const a = actionFor(score, r.thresholds ?? defaults);
+    return r.exempt && (a === 'reject' || a === 'junk') ? 'tag' : a;
+  });
+  const allReject = actions.length > 0 && actions.every((a) => a === 'reject');
+  if (observe) {
+    return { score, actions: actions.map((a) => (a === 'reject' ? 'tag' : a)), rejectAll: false, wouldReject: allReject };
+  }
+  // A recipient whose policy says reject while others accept gets the message in Junk:
+  // the SMTP transaction can only answer once for the whole message.
+  return { score, actions: allReject ? actions : actions.map((a) => (a === 'reject' ? 'junk' : a)), rejectAll: allReject, wouldReject: allReject };
+}

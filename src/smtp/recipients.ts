@@ -1,0 +1,81 @@
+// Where a recipient goes, decided at RCPT time: a local mailbox, a relay route, or a refusal.
+// This is the relay policy: mail for a domain that is not ours leaves only for authenticated
+// or explicitly trusted clients. The decision uses the parsed DOMAIN alone (address.ts).
+import type { Address } from './address.js';
+import { formatAddress } from './address.js';
+import { R, reply, type Reply } from './reply.js';
+import type { Config, RouteConfig } from '../config/schema.js';
+import type { AccountStore } from '../auth/accounts.js';
+
+export type Resolution =
+  | { kind: 'local'; address: string; mailboxes: string[]; external: string[]; role: boolean }
+  | { kind: 'relay'; address: string; domain: string; role: false }
+  | { kind: 'reject'; reply: Reply; why: string };
+
+export interface ClientStanding {
+  readonly authenticated: boolean;
+  readonly trusted: boolean;
+}
+
+export class RecipientResolver {
+  private readonly local: Set<string>;
+  private readonly relayDomains: Map<string, Set<string> | undefined>;
+  private readonly roles: Set<string>;
+
+  constructor(private readonly config: Config, private readonly accounts: AccountStore) {
+    this.local = new Set(config.domains);
+    this.relayDomains = new Map(config.relay.domains.map((d) => [d.domain, d.recipients ? new Set(d.recipients.map((r) => r.toLowerCase())) : undefined]));
+    this.roles = new Set(config.roles.addresses.map((r) => r.toLowerCase()));
+  }
+
+  isLocalDomain(domain: string): boolean {
+    return this.local.has(domain);
+  }
+
+  /** The route for a non-local domain: the domain's own, else the "*" route. */
+  route(domain: string): RouteConfig | undefined {
+    const routes = this.config.relay.routes;
+    return routes.find((r) => r.domain === domain) ?? routes.find((r) => r.domain === '*');
+  }
+
+  /** RCPT TO:<postmaster> without a domain (RFC 5321 s4.5.1): always accepted. */
+  postmaster(): Resolution {
+    return { kind: 'local', address: this.config.roles.mailbox, mailboxes: [this.config.roles.mailbox], external: [], role: true };
+  }
+
+  resolve(addr: Address, standing: ClientStanding): Resolution {
+    const shown = formatAddress(addr);
+    if (addr.literal) {
+      return { kind: 'reject', reply: R.relayDenied(shown), why: 'address literal' };
+    }
+    if (this.local.has(addr.domain)) return this.resolveLocal(addr, shown);
+    if (this.relayDomains.has(addr.domain)) {
+      const valid = this.relayDomains.get(addr.domain);
+      const key = `${addr.local.toLowerCase()}@${addr.domain}`;
+      if (valid && (addr.quoted || !valid.has(key))) return { kind: 'reject', reply: R.unknownRelayUser(shown), why: 'not in relay recipients' };
+      return { kind: 'relay', address: key, domain: addr.domain, role: false };
+    }
+    if (!standing.authenticated && !standing.trusted) {
+      return { kind: 'reject', reply: R.relayDenied(shown), why: 'relay denied' };
+    }
+    if (!this.route(addr.domain)) {
+      return { kind: 'reject', reply: reply(451, '4.3.5', `<${shown}>: no route to ${addr.domain}; the administrator must configure relay.routes`), why: 'no route' };
+    }
+    return { kind: 'relay', address: shown, domain: addr.domain, role: false };
+  }
+
+  private resolveLocal(addr: Address, shown: string): Resolution {
+    // A quoted local part never names a local account (account names are dot-atoms).
+    const local = addr.local.toLowerCase();
+    if (!addr.quoted && this.roles.has(local)) {
+      return { kind: 'local', address: `${local}@${addr.domain}`, mailboxes: [this.config.roles.mailbox], external: [], role: true };
+    }
+    if (addr.quoted) return { kind: 'reject', reply: R.unknownUser(shown), why: 'quoted local part' };
+    const address = `${local}@${addr.domain}`;
+    const expansion = this.accounts.expand(address, (d) => this.local.has(d));
+    if (!expansion || (expansion.users.length === 0 && expansion.external.length === 0)) {
+      return { kind: 'reject', reply: R.unknownUser(shown), why: 'unknown user' };
+    }
+    return { kind: 'local', address, mailboxes: expansion.users, external: expansion.external, role: false };
+  }
+}

@@ -1,0 +1,748 @@
+// One SMTP session: the RFC 5321 state machine, its limits, and the hostile-protocol defences.
+//
+// Why our own protocol engine rather than the smtp-server package: the defences this gateway
+// promises live inside the protocol loop — only CRLF.CRLF ends DATA (data-reader.ts), bytes
+// pipelined behind STARTTLS are thrown away (CVE-2011-0411), content sent before the 354 is a
+// synchronization error, and every stage calls the check pipeline before it answers. smtp-server
+// ends DATA on "\n.\r\n" too and gives no hook at several of these points.
+import net from 'node:net';
+import tls from 'node:tls';
+import { parsePathArgument, AddressError, formatAddress, type Address } from './address.js';
+import { DataReader } from './data-reader.js';
+import { MessageSpool } from './spool.js';
+import { parseHeaderBlock, type HeaderField } from './headers.js';
+import { R, formatReply, reply, type Reply } from './reply.js';
+import { buildPrefix, rewriteHeaders } from './trace-headers.js';
+import type { RecipientResolver, Resolution } from './recipients.js';
+import type { Config, ListenerConfig } from '../config/schema.js';
+import type { AccountStore } from '../auth/accounts.js';
+import type { CheckRunner } from '../pipeline/runner.js';
+import { decide, type Action } from '../pipeline/policy.js';
+import type { ConnectionFacts, Demand, ScoredSymbol, Stage, StageInput } from '../pipeline/types.js';
+import type { Destination, Queue } from '../queue/queue.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import type { NetworkSet } from '../net/cidr.js';
+import { clientAddress } from '../net/cidr.js';
+
+export interface SessionDeps {
+  readonly config: Config;
+  readonly listener: ListenerConfig;
+  /** TLS options for STARTTLS; undefined when no certificate is available. */
+  readonly tlsOptions: () => tls.TlsOptions | undefined;
+  readonly resolver: RecipientResolver;
+  readonly accounts: AccountStore;
+  readonly runner: CheckRunner;
+  readonly queue: Queue;
+  readonly logger: Logger;
+  readonly metrics: Metrics;
+  readonly trusted: NetworkSet;
+  readonly newId: () => string;
+}
+
+interface AcceptedRecipient {
+  readonly shown: string;
+  readonly resolution: Extract<Resolution, { kind: 'local' | 'relay' }>;
+}
+
+interface Transaction {
+  readonly id: string;
+  readonly sender: string;
+  readonly smtputf8: boolean;
+  readonly body8bit: boolean;
+  readonly declaredSize?: number;
+  readonly recipients: AcceptedRecipient[];
+  readonly symbols: ScoredSymbol[];
+  rejectedRecipients: number;
+}
+
+type Mode = 'command' | 'data' | 'auth' | 'closed';
+
+const MAX_HEADER = 1024 * 1024;
+const FORBIDDEN = /^(?:CONNECT|GET|POST|PUT|HEAD|OPTIONS|USER|PASS)\b|^[A-Za-z-]+:\s/;
+
+let sessionCounter = 0;
+
+export class SmtpSession {
+  private socket: net.Socket;
+  private mode: Mode = 'command';
+  private inbuf: Buffer | undefined;
+  private busy = false;
+  private skippingLongLine = false;
+  private out: string[] = [];
+  private errors = 0;
+  private helo: string | undefined;
+  private esmtp = false;
+  private tlsInfo: ConnectionFacts['tls'];
+  private authUser: string | undefined;
+  private tx: Transaction | undefined;
+  private connSymbols: ScoredSymbol[] = [];
+  private reader: DataReader | undefined;
+  private spool: MessageSpool | undefined;
+  private dataTimer: NodeJS.Timeout | undefined;
+  private authContinuation: ((line: string) => Promise<void> | void) | undefined;
+  private readonly id: string;
+  private readonly remoteAddress: string;
+  private readonly remotePort: number;
+  private readonly trustedNetwork: boolean;
+  private readonly log: Logger;
+  private readonly started = Date.now();
+  private messages = 0;
+  private closing = false;
+  /** Called once when the session ends. */
+  onClose: (() => void) | undefined;
+
+  constructor(socket: net.Socket, private readonly deps: SessionDeps, implicitTls: boolean) {
+    this.socket = socket;
+    this.id = `${process.pid.toString(36)}${(++sessionCounter).toString(36)}`;
+    this.remoteAddress = clientAddress(socket.remoteAddress);
+    this.remotePort = socket.remotePort ?? 0;
+    this.trustedNetwork = deps.trusted.has(this.remoteAddress);
+    this.log = deps.logger.child({ session: this.id, listener: deps.listener.name, client: this.remoteAddress });
+    if (implicitTls) this.tlsInfo = describeTls(socket as tls.TLSSocket);
+    this.attach(socket);
+  }
+
+  private get hostname(): string {
+    return this.deps.config.hostname;
+  }
+
+  private get secure(): boolean {
+    return this.tlsInfo !== undefined;
+  }
+
+  /** Greets the client after the connect-stage checks (early talkers and DNSBLs plug in there). */
+  async start(): Promise<void> {
+    this.deps.metrics.connections.inc({ listener: this.deps.listener.name });
+    const outcome = await this.runStage('connect', { conn: this.facts() });
+    if (this.mode === 'closed') return;
+    this.connSymbols.push(...outcome.symbols);
+    if (outcome.demand) {
+      this.send(outcome.demand.reply.code >= 500 ? { ...outcome.demand.reply, code: 554 } : { ...outcome.demand.reply, code: 421 });
+      this.close();
+      return;
+    }
+    this.send(reply(220, undefined, `${this.hostname} ${this.deps.config.smtp.banner}`));
+    this.flush();
+    this.processInput();
+  }
+
+  /** Ends the session from outside (shutdown): 421 when idle, else after the current command. */
+  shutdown(): void {
+    if (this.mode === 'closed') return;
+    this.closing = true;
+    if (!this.busy && this.mode !== 'data') {
+      this.send(R.shuttingDown(this.hostname));
+      this.close();
+    }
+  }
+
+  private attach(socket: net.Socket): void {
+    socket.setNoDelay(true);
+    socket.setTimeout(this.deps.config.smtp.idle_timeout);
+    socket.on('data', (chunk: Buffer) => this.onData(chunk));
+    socket.on('timeout', () => {
+      if (this.mode === 'closed') return;
+      this.send(R.idleTimeout(this.hostname));
+      this.close();
+    });
+    socket.on('error', (err) => this.log.debug({ event: 'socket_error', err: err.message }, 'socket error'));
+    socket.on('close', () => this.finish());
+  }
+
+  private facts(): ConnectionFacts {
+    const s = this.socket;
+    return {
+      sessionId: this.id,
+      listener: this.deps.listener.name,
+      listenerKind: this.deps.listener.kind,
+      remoteAddress: this.remoteAddress,
+      remotePort: this.remotePort,
+      localAddress: clientAddress(s.localAddress),
+      localPort: s.localPort ?? 0,
+      trustedNetwork: this.trustedNetwork,
+      tls: this.tlsInfo,
+      helo: this.helo,
+      esmtp: this.esmtp,
+      authUser: this.authUser,
+    };
+  }
+
+  // ---- input -------------------------------------------------------------------------------
+
+  private onData(chunk: Buffer): void {
+    if (this.mode === 'closed') return;
+    if (this.mode === 'data' && !this.inbuf && !this.busy) {
+      this.feedData(chunk);
+      return;
+    }
+    this.inbuf = this.inbuf ? Buffer.concat([this.inbuf, chunk]) : chunk;
+    // Bound what a client can make us hold while a command is being handled.
+    if (this.busy && this.inbuf.length > 256 * 1024) this.socket.pause();
+    this.processInput();
+  }
+
+  private processInput(): void {
+    while (!this.busy && this.mode !== 'closed' && this.inbuf && this.inbuf.length) {
+      if (this.mode === 'data') {
+        const buf = this.inbuf;
+        this.inbuf = undefined;
+        this.feedData(buf);
+        continue;
+      }
+      const lf = this.inbuf.indexOf(0x0a);
+      const max = this.deps.config.smtp.max_line_length;
+      if (lf < 0) {
+        if (this.inbuf.length > max) {
+          // Discard the rest of this line as it arrives, then answer once.
+          if (!this.skippingLongLine) this.deps.metrics.protocolViolations.inc({ kind: 'line_too_long' });
+          this.skippingLongLine = true;
+          this.inbuf = undefined;
+        }
+        break;
+      }
+      let end = lf;
+      if (end > 0 && this.inbuf[end - 1] === 0x0d) end--;
+      const raw = this.inbuf.subarray(0, end);
+      this.inbuf = lf + 1 < this.inbuf.length ? this.inbuf.subarray(lf + 1) : undefined;
+      if (this.skippingLongLine || raw.length > max) {
+        this.skippingLongLine = false;
+        this.reply(R.lineTooLong);
+        continue;
+      }
+      const result = this.dispatch(raw.toString('utf8'));
+      if (result instanceof Promise) {
+        this.busy = true;
+        result
+          .catch((err) => {
+            this.log.error({ event: 'internal_error', err: (err as Error).stack }, 'internal error');
+            this.reply(R.localError);
+          })
+          .finally(() => {
+            this.busy = false;
+            if (this.mode === 'closed') return;
+            this.socket.resume();
+            if (this.closing && this.mode !== 'data') {
+              this.send(R.shuttingDown(this.hostname));
+              this.close();
+              return;
+            }
+            this.processInput();
+          });
+        return;
+      }
+    }
+    if (!this.busy) this.flush();
+  }
+
+  // ---- output ------------------------------------------------------------------------------
+
+  private send(r: Reply): void {
+    if (this.mode === 'closed') return;
+    this.out.push(formatReply(r));
+    this.deps.metrics.replies.inc({ listener: this.deps.listener.name, code: String(r.code) });
+  }
+
+  /** Sends a reply to a client command; failures count towards the error limit (Postfix's hard limit). */
+  private reply(r: Reply): void {
+    this.send(r);
+    if (r.code >= 400 && r.code !== 421) {
+      this.errors++;
+      if (this.errors >= this.deps.config.smtp.max_errors) {
+        this.log.info({ event: 'too_many_errors', errors: this.errors }, 'too many errors');
+        this.send(R.tooManyErrors(this.hostname));
+        this.close();
+      }
+    }
+  }
+
+  private flush(): void {
+    if (!this.out.length) return;
+    const text = this.out.join('');
+    this.out = [];
+    if (!this.socket.destroyed) this.socket.write(text);
+  }
+
+  private close(): void {
+    if (this.mode === 'closed') return;
+    this.flush();
+    this.mode = 'closed';
+    this.socket.end();
+    // Do not wait forever for a peer that never reads.
+    setTimeout(() => this.socket.destroy(), 5000).unref();
+  }
+
+  private finish(): void {
+    if (this.dataTimer) clearTimeout(this.dataTimer);
+    this.spool?.discard();
+    this.spool = undefined;
+    if (this.mode !== 'closed') this.mode = 'closed';
+    this.log.debug({ event: 'disconnect', messages: this.messages, errors: this.errors, ms: Date.now() - this.started }, 'disconnect');
+    const cb = this.onClose;
+    this.onClose = undefined;
+    cb?.();
+  }
+
+  // ---- commands ----------------------------------------------------------------------------
+
+  private dispatch(line: string): void | Promise<void> {
+    if (this.mode === 'auth') {
+      const k = this.authContinuation!;
+      this.authContinuation = undefined;
+      this.mode = 'command';
+      return k(line);
+    }
+    const sp = line.indexOf(' ');
+    const verb = (sp < 0 ? line : line.slice(0, sp)).toUpperCase();
+    const arg = sp < 0 ? '' : line.slice(sp + 1).trim();
+    switch (verb) {
+      case 'EHLO': return this.cmdHelo(arg, true);
+      case 'HELO': return this.cmdHelo(arg, false);
+      case 'MAIL': return this.cmdMail(arg);
+      case 'RCPT': return this.cmdRcpt(arg);
+      case 'DATA': return this.cmdData(arg);
+      case 'RSET':
+        if (arg) return this.reply(R.syntax('RSET'));
+        this.resetTransaction();
+        return this.send(R.resetOk);
+      case 'NOOP': return this.send(R.noopOk);
+      case 'QUIT':
+        this.send(R.bye);
+        return this.close();
+      case 'STARTTLS': return this.cmdStartTls(arg);
+      case 'AUTH': return this.cmdAuth(arg);
+      case 'VRFY': return this.reply(R.vrfyDisabled);
+      case 'EXPN': return this.reply(R.expnDisabled);
+      case 'HELP': return this.send(R.help);
+      default:
+        if (FORBIDDEN.test(line)) {
+          // A web or proxy client abusing the port: say so and hang up (Postfix smtpd_forbidden_commands).
+          this.log.info({ event: 'forbidden_command', verb }, 'non-SMTP client');
+          this.send(reply(521, '5.7.0', 'Error: this is an SMTP server, not a web or proxy server'));
+          return this.close();
+        }
+        return this.reply(R.unknownCommand);
+    }
+  }
+
+  private async cmdHelo(arg: string, extended: boolean): Promise<void> {
+    if (!arg || /\s/.test(arg)) return this.reply(R.syntax(extended ? 'EHLO hostname' : 'HELO hostname'));
+    this.resetTransaction();
+    this.helo = arg;
+    this.esmtp = extended;
+    const outcome = await this.runStage('helo', { conn: this.facts() });
+    this.connSymbols = this.connSymbols.filter((s) => !s.name.startsWith('HELO_')).concat(outcome.symbols);
+    if (outcome.demand) return this.refuse(outcome.demand);
+    if (!extended) return this.send(reply(250, undefined, this.hostname));
+    const c = this.deps.config;
+    const lines = [this.hostname, 'PIPELINING', `SIZE ${c.smtp.max_message_size}`];
+    if (!this.secure && this.deps.tlsOptions()) lines.push('STARTTLS');
+    if (this.authOffered()) lines.push(`AUTH ${c.auth.mechanisms.join(' ')}`);
+    lines.push('ENHANCEDSTATUSCODES', '8BITMIME', 'SMTPUTF8');
+    this.send(reply(250, undefined, lines.join('\n')));
+  }
+
+  /** AUTH is offered only over TLS, on submission listeners, and on MX only when configured. */
+  private authOffered(): boolean {
+    if (!this.secure || this.authUser) return false;
+    return this.deps.listener.kind !== 'mx' || this.deps.config.auth.on_mx;
+  }
+
+  private authAvailable(): boolean {
+    return this.deps.listener.kind !== 'mx' || this.deps.config.auth.on_mx;
+  }
+
+  private cmdStartTls(arg: string): void {
+    if (arg) return this.reply(R.syntax('STARTTLS'));
+    if (this.secure) return this.reply(R.alreadyTls);
+    const options = this.deps.tlsOptions();
+    if (!options) return this.reply(R.tlsUnavailable);
+    if (this.inbuf?.length) {
+      // CVE-2011-0411: plaintext pipelined behind STARTTLS must never run inside TLS.
+      this.log.warn({ event: 'starttls_injection', bytes: this.inbuf.length }, 'discarded plaintext pipelined after STARTTLS');
+      this.deps.metrics.protocolViolations.inc({ kind: 'starttls_injection' });
+      this.inbuf = undefined;
+    }
+    this.send(R.startTls);
+    this.flush();
+    const plain = this.socket;
+    plain.removeAllListeners('data');
+    plain.removeAllListeners('timeout');
+    plain.removeAllListeners('close');
+    plain.setTimeout(0);
+    const secure = new tls.TLSSocket(plain, { ...options, isServer: true });
+    this.busy = true; // hold input until the handshake is done
+    const failed = (err: Error) => {
+      this.log.info({ event: 'tls_failed', err: err.message }, 'TLS handshake failed');
+      this.mode = 'closed';
+      secure.destroy();
+      plain.destroy();
+      this.finish();
+    };
+    secure.once('error', failed);
+    secure.once('secure', () => {
+      secure.removeListener('error', failed);
+      this.socket = secure;
+      this.tlsInfo = describeTls(secure);
+      // RFC 3207 s4.2: forget everything learnt before TLS.
+      this.helo = undefined;
+      this.esmtp = false;
+      this.resetTransaction();
+      this.attach(secure);
+      this.busy = false;
+      this.processInput();
+    });
+  }
+
+  private cmdAuth(arg: string): void | Promise<void> {
+    if (!this.authAvailable()) return this.reply(R.authNotAvailable);
+    if (!this.secure) {
+      this.deps.metrics.authFailures.inc({ listener: this.deps.listener.name });
+      return this.reply(R.encryptionRequired);
+    }
+    if (!this.helo) return this.reply(R.heloFirst);
+    if (this.authUser) return this.reply(R.alreadyAuth);
+    if (this.tx) return this.reply(R.authInTransaction);
+    const [mechRaw, initial, extra] = arg.split(/\s+/);
+    const mech = (mechRaw ?? '').toUpperCase();
+    if (!mech || extra !== undefined) return this.reply(R.syntax('AUTH mechanism [initial-response]'));
+    if (!(this.deps.config.auth.mechanisms as readonly string[]).includes(mech)) return this.reply(R.authUnsupported);
+    if (mech === 'PLAIN') {
+      if (initial !== undefined) return this.authPlain(initial);
+      return this.challenge('', (line) => this.authPlain(line));
+    }
+    // LOGIN: username and password prompts (draft-murchison-sasl-login).
+    const withUser = (userB64: string) => {
+      const user = decodeSasl(userB64);
+      if (user === undefined) return this.authFail(R.authBadBase64);
+      if (user === null) return this.reply(R.authCancelled);
+      return this.challenge('UGFzc3dvcmQ6', (passLine) => {
+        const pass = decodeSasl(passLine);
+        if (pass === undefined) return this.authFail(R.authBadBase64);
+        if (pass === null) return this.reply(R.authCancelled);
+        return this.verify(user, pass);
+      });
+    };
+    if (initial !== undefined) return withUser(initial);
+    return this.challenge('VXNlcm5hbWU6', withUser);
+  }
+
+  private challenge(text: string, next: (line: string) => Promise<void> | void): void {
+    this.send(reply(334, undefined, text));
+    this.mode = 'auth';
+    this.authContinuation = next;
+  }
+
+  private authPlain(b64: string): void | Promise<void> {
+    const decoded = decodeSasl(b64);
+    if (decoded === undefined) return this.authFail(R.authBadBase64);
+    if (decoded === null) return this.reply(R.authCancelled);
+    const parts = decoded.split('\0');
+    if (parts.length !== 3) return this.authFail(R.authBadBase64);
+    const [authz, user, pass] = parts as [string, string, string];
+    if (authz && authz.toLowerCase() !== user.toLowerCase()) return this.authFail(R.authFailed);
+    return this.verify(user, pass);
+  }
+
+  private async verify(user: string, pass: string): Promise<void> {
+    const ok = user.length <= 320 && pass.length <= 1024 && (await this.deps.accounts.authenticate(user, pass));
+    if (!ok) return this.authFail(R.authFailed, user);
+    this.authUser = user.trim().toLowerCase();
+    this.log.info({ event: 'auth', user: this.authUser }, 'authenticated');
+    this.send(R.authOk);
+  }
+
+  private authFail(r: Reply, user?: string): void {
+    this.deps.metrics.authFailures.inc({ listener: this.deps.listener.name });
+    this.log.info({ event: 'auth_failed', user: user?.slice(0, 320) }, 'authentication failed');
+    this.reply(r);
+  }
+
+  private async cmdMail(arg: string): Promise<void> {
+    if (!this.helo) return this.reply(R.heloFirst);
+    if (this.tx) return this.reply(R.nestedMail);
+    if (this.deps.listener.kind !== 'mx' && !this.authUser) {
+      return this.reply(this.secure || !this.deps.tlsOptions() ? R.authRequired : R.mustStartTls);
+    }
+    let parsed;
+    try {
+      parsed = parsePathArgument(arg, 'FROM');
+    } catch (err) {
+      if (err instanceof AddressError) return this.reply(R.badSenderSyntax(arg.replace(/^FROM:\s*/i, '')));
+      throw err;
+    }
+    let smtputf8 = false;
+    let body8bit = false;
+    let declaredSize: number | undefined;
+    for (const [key, value] of parsed.params) {
+      switch (key) {
+        case 'SIZE': {
+          if (value === true || !/^\d{1,15}$/.test(value)) return this.reply(R.badParamValue('SIZE'));
+          declaredSize = Number(value);
+          if (declaredSize > this.deps.config.smtp.max_message_size) return this.reply(R.sizeExceedsLimit);
+          break;
+        }
+        case 'BODY':
+          if (value === true || !/^(7BIT|8BITMIME)$/i.test(value)) return this.reply(R.badParamValue('BODY'));
+          body8bit = value.toUpperCase() === '8BITMIME';
+          break;
+        case 'SMTPUTF8':
+          if (value !== true) return this.reply(R.badParamValue('SMTPUTF8'));
+          smtputf8 = true;
+          break;
+        case 'AUTH':
+          break; // RFC 4954 s5: accepted and not trusted.
+        default:
+          return this.reply(R.unsupportedParam(key));
+      }
+    }
+    const addr = parsed.address;
+    const sender = addr ? formatAddress(addr) : '';
+    if (addr?.utf8 && !smtputf8) return this.reply(R.utf8NeedsSmtputf8(sender));
+    if (addr?.literal && this.authUser) return this.reply(R.senderNotOwned(sender, this.authUser));
+    if (addr && this.authUser && !this.owns(this.authUser, addr)) {
+      this.log.info({ event: 'sender_mismatch', user: this.authUser, sender }, 'sender not owned by user');
+      return this.reply(R.senderNotOwned(sender, this.authUser));
+    }
+    const outcome = await this.runStage('mail', { conn: this.facts(), sender });
+    if (outcome.demand) return this.refuse(outcome.demand);
+    this.tx = {
+      id: this.deps.newId(), sender, smtputf8, body8bit, declaredSize, recipients: [], symbols: [...outcome.symbols], rejectedRecipients: 0,
+    };
+    this.send(R.senderOk);
+  }
+
+  /** An authenticated user may send as itself and as aliases that deliver to it. */
+  private owns(user: string, addr: Address): boolean {
+    if (addr.quoted) return false;
+    const address = `${addr.local.toLowerCase()}@${addr.domain}`;
+    if (address === user) return true;
+    const exp = this.deps.accounts.expand(address, (d) => this.deps.resolver.isLocalDomain(d));
+    return !!exp && exp.users.includes(user);
+  }
+
+  private async cmdRcpt(arg: string): Promise<void> {
+    const tx = this.tx;
+    if (!tx) return this.reply(R.needMail);
+    let parsed;
+    try {
+      parsed = parsePathArgument(arg, 'TO');
+    } catch (err) {
+      if (!(err instanceof AddressError)) throw err;
+      const shown = arg.replace(/^TO:\s*/i, '').replace(/^<|>.*$/g, '');
+      if (err.fault === 'needs-domain') return this.rejectRcpt(R.needFqdnRecipient(shown), shown, 'no domain');
+      return this.rejectRcpt(R.badRecipientSyntax(arg.replace(/^TO:\s*/i, '')), shown, err.message);
+    }
+    for (const key of parsed.params.keys()) return this.reply(R.unsupportedParam(key));
+    if (tx.recipients.length >= this.deps.config.smtp.max_recipients) return this.reply(R.tooManyRecipients);
+    let resolution: Resolution;
+    if (parsed.postmasterOnly) resolution = this.deps.resolver.postmaster();
+    else {
+      const addr = parsed.address!;
+      if (addr.utf8 && !tx.smtputf8) return this.reply(R.utf8NeedsSmtputf8(formatAddress(addr)));
+      resolution = this.deps.resolver.resolve(addr, { authenticated: !!this.authUser, trusted: this.trustedNetwork });
+    }
+    const shown = parsed.postmasterOnly ? 'postmaster' : formatAddress(parsed.address!);
+    if (resolution.kind === 'reject') return this.rejectRcpt(resolution.reply, shown, resolution.why);
+    const outcome = await this.runStage('rcpt', { conn: this.facts(), sender: tx.sender, recipient: resolution.address });
+    if (outcome.demand && !resolution.role) return this.refuse(outcome.demand, shown);
+    tx.symbols.push(...outcome.symbols);
+    if (!tx.recipients.some((r) => r.resolution.address === resolution.address)) tx.recipients.push({ shown, resolution });
+    this.send(R.recipientOk);
+  }
+
+  private rejectRcpt(r: Reply, recipient: string, why: string): void {
+    if (this.tx) this.tx.rejectedRecipients++;
+    this.log.info({ event: 'rcpt_reject', id: this.tx?.id, sender: this.tx?.sender, recipient, why, reply: `${r.code} ${r.enhanced}` }, 'recipient refused');
+    this.reply(r);
+  }
+
+  private cmdData(arg: string): void {
+    if (arg) return this.reply(R.syntax('DATA'));
+    const tx = this.tx;
+    if (!tx) return this.reply(R.needMail);
+    if (!tx.recipients.length) return this.reply(R.noValidRecipients);
+    if (this.inbuf?.length) {
+      // Message content sent before our 354: a client that does not wait for replies, the
+      // precondition of SMTP smuggling. Nothing after this point can be trusted to be a command.
+      this.deps.metrics.protocolViolations.inc({ kind: 'pipelining' });
+      this.log.warn({ event: 'pipelining_violation', id: tx.id, bytes: this.inbuf.length }, 'data sent before 354');
+      this.inbuf = undefined;
+      this.send(R.pipeliningViolation);
+      return this.close();
+    }
+    const c = this.deps.config;
+    this.spool = new MessageSpool(MAX_HEADER, c.queue.memory_spill, this.deps.queue.largeFile(tx.id));
+    const spool = this.spool;
+    this.reader = new DataReader(c.smtp.max_message_size, (b) => spool.write(b), c.smtp.bare_newline);
+    this.mode = 'data';
+    this.send(R.startData);
+    this.flush();
+    this.dataTimer = setTimeout(() => {
+      this.send(R.idleTimeout(this.hostname));
+      this.close();
+    }, c.smtp.data_timeout);
+  }
+
+  private feedData(chunk: Buffer): void {
+    const reader = this.reader!;
+    const { consumed, done } = reader.push(chunk);
+    if (!done) return;
+    if (consumed < chunk.length) this.inbuf = chunk.subarray(consumed);
+    this.mode = 'command';
+    clearTimeout(this.dataTimer);
+    this.dataTimer = undefined;
+    this.busy = true;
+    this.endOfData()
+      .catch((err) => {
+        this.log.error({ event: 'internal_error', err: (err as Error).stack }, 'internal error at end of data');
+        this.reply(R.localError);
+      })
+      .finally(() => {
+        this.spool = undefined;
+        this.reader = undefined;
+        this.resetTransaction();
+        this.busy = false;
+        if (this.mode === 'closed') return;
+        if (this.closing) {
+          this.send(R.shuttingDown(this.hostname));
+          this.close();
+          return;
+        }
+        this.processInput();
+      });
+  }
+
+  private async endOfData(): Promise<void> {
+    const tx = this.tx!;
+    const spool = this.spool!;
+    const reader = this.reader!;
+    await spool.finish();
+    const refuse = (r: Reply, outcome: string) => {
+      spool.discard();
+      this.deps.metrics.messages.inc({ outcome });
+      this.logMessage(tx, outcome, r, [], spool.size);
+      this.reply(r);
+    };
+    if (reader.overflow) return refuse(R.messageTooBig, 'too_big');
+    if (spool.headerOverflow) return refuse(reply(552, '5.3.4', 'Error: message header section too big'), 'too_big');
+    if (reader.bareNewlines) this.deps.metrics.protocolViolations.inc({ kind: 'bare_newline' });
+    if (reader.rejectBareNewline) return refuse(reply(550, '5.5.2', 'Error: bare <LF> or <CR> received; lines must end with <CR><LF>'), 'bare_newline');
+    if (spool.error) {
+      this.log.error({ event: 'spool_error', id: tx.id, err: spool.error.message }, 'cannot write message');
+      return refuse(R.queueFailure, 'tempfail');
+    }
+    const headers = parseHeaderBlock(spool.headerBlock!);
+    const hops = headers.filter((h) => h.key === 'received').length;
+    if (hops > 50) return refuse(reply(554, '5.4.6', 'Error: too many hops (mail loop?)'), 'loop');
+    const conn = this.facts();
+    const outcome = await this.runStage('data', {
+      conn,
+      envelope: { sender: tx.sender, recipients: tx.recipients.map((r) => r.resolution.address) },
+      message: { size: spool.size, headers, bareNewlines: reader.bareNewlines, stream: () => spool.stream() },
+    });
+    const symbols = [...this.connSymbols, ...tx.symbols, ...outcome.symbols];
+    if (outcome.demand) {
+      this.logMessage(tx, outcome.demand.kind, outcome.demand.reply, symbols, spool.size);
+      spool.discard();
+      this.deps.metrics.messages.inc({ outcome: outcome.demand.kind });
+      return this.reply(outcome.demand.reply);
+    }
+    const p = this.deps.config.policy;
+    const verdict = decide(symbols, tx.recipients.map((r) => ({ exempt: r.resolution.role })), p.thresholds, p.observe);
+    if (verdict.rejectAll) {
+      const top = [...symbols].sort((a, b) => b.score - a.score).slice(0, 3).map((s) => s.name).join(', ');
+      return refuse(R.policyReject(`Error: message refused by content policy (score ${verdict.score}: ${top})`), 'reject');
+    }
+    const prefix = buildPrefix({
+      hostname: this.hostname, id: tx.id, conn, recipients: tx.recipients.map((r) => r.shown), smtputf8: tx.smtputf8,
+      authResults: outcome.authResults, score: verdict.score, symbols, thresholds: p.thresholds,
+    });
+    const header = rewriteHeaders(headers, spool.headerBlock!, this.hostname, verdict.score >= p.thresholds.tag ? p.subject_tag : '');
+    const destinations = this.destinations(tx, verdict.actions);
+    const inline = spool.spilled ? [prefix, header] : [prefix, header, ...(spool.body ?? [])];
+    const size = prefix.length + header.length + (spool.size - spool.headerBlock!.length);
+    const meta = {
+      client: this.remoteAddress, helo: this.helo, listener: this.deps.listener.name, user: this.authUser,
+      tls: this.tlsInfo?.protocol, score: verdict.score, symbols: symbols.map((s) => s.name),
+    };
+    try {
+      await this.deps.queue.commit({
+        id: tx.id, sender: tx.sender, recipients: destinations, meta, inline, size, authenticated: !!this.authUser,
+        file: spool.spilled ? { name: `${tx.id}.eml`, offset: spool.headerBlock!.length } : undefined,
+      });
+    } catch (err) {
+      this.log.error({ event: 'queue_write_failed', id: tx.id, err: (err as Error).message }, 'queue write failed');
+      return refuse(R.queueFailure, 'tempfail');
+    }
+    this.messages++;
+    const actions = [...new Set(verdict.actions)];
+    const outcomeName = actions.length === 1 ? actions[0]! : 'mixed';
+    this.deps.metrics.messages.inc({ outcome: outcomeName });
+    for (const s of symbols) this.deps.metrics.symbols.inc({ symbol: s.name });
+    this.logMessage(tx, outcomeName, R.queued(tx.id), symbols, size, verdict.score, verdict.wouldReject);
+    this.send(R.queued(tx.id));
+  }
+
+  /** One queue recipient per final destination; the folder follows the recipient's action. */
+  private destinations(tx: Transaction, actions: Action[]): { address: string; destination: Destination }[] {
+    const out: { address: string; destination: Destination }[] = [];
+    const seen = new Set<string>();
+    tx.recipients.forEach((r, k) => {
+      const folder = actions[k] === 'junk' ? 'Junk' : 'INBOX';
+      const res = r.resolution;
+      const add = (address: string, destination: Destination) => {
+        const key = `${address}|${destination.kind}`;
+        if (seen.has(key)) return;
+        seen.add(key);
+        out.push({ address, destination });
+      };
+      if (res.kind === 'relay') add(res.address, { kind: 'relay', domain: res.domain });
+      else {
+        for (const m of res.mailboxes) add(m, { kind: 'local', mailbox: m, folder });
+        for (const e of res.external) add(e, { kind: 'relay', domain: e.slice(e.lastIndexOf('@') + 1) });
+      }
+    });
+    return out;
+  }
+
+  private logMessage(tx: Transaction, action: string, r: Reply, symbols: ScoredSymbol[], size: number, score?: number, wouldReject?: boolean): void {
+    this.log.info({
+      event: 'message', id: tx.id, helo: this.helo, user: this.authUser, tls: this.tlsInfo?.protocol,
+      sender: tx.sender, recipients: tx.recipients.map((x) => x.shown), rejected_recipients: tx.rejectedRecipients,
+      action, reply: `${r.code} ${r.enhanced ?? ''}`.trim(), size, score: score ?? Math.round(symbols.reduce((n, s) => n + s.score, 0) * 100) / 100,
+      symbols: symbols.map((s) => ({ name: s.name, score: s.score, reason: s.reason })),
+      ...(wouldReject && this.deps.config.policy.observe ? { observe: 'would reject' } : {}),
+    }, 'message');
+  }
+
+  private refuse(demand: Demand, recipient?: string): void {
+    if (recipient && this.tx) this.tx.rejectedRecipients++;
+    this.reply(demand.reply);
+  }
+
+  private resetTransaction(): void {
+    this.tx = undefined;
+  }
+
+  private async runStage<S extends Stage>(stage: S, input: StageInput[S]) {
+    if (!this.deps.runner.has(stage)) return { symbols: [] as ScoredSymbol[], demand: undefined, authResults: [] as string[] };
+    return this.deps.runner.run(stage, input);
+  }
+}
+
+function describeTls(s: tls.TLSSocket): ConnectionFacts['tls'] {
+  const cipher = s.getCipher();
+  return { protocol: s.getProtocol() ?? 'unknown', cipher: cipher?.standardName ?? cipher?.name ?? 'unknown', servername: (s as tls.TLSSocket & { servername?: string }).servername || undefined };
+}
+
+/** Decodes a SASL response: undefined for bad base64, null for "*" (cancel), '' for "=". */
+function decodeSasl(line: string): string | null | undefined {
+  const t = line.trim();
+  if (t === '*') return null;
+  if (t === '=') return '';
+  if (t.length > 12_000 || !/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(t) || !t) return undefined;
+  return Buffer.from(t, 'base64').toString('utf8');
+}
+
+export type { HeaderField };
