@@ -323,6 +323,8 @@ export class RelayDelivery {
           this.log.debug({ route: pool.key, reason: err.message }, 'relay connection error');
         } else if (state === 'connecting') {
           state = 'failed';
+          // a failed handshake comes as a socket error; nodemailer's `upgrading` tells it apart
+          if ((conn as unknown as { upgrading?: boolean }).upgrading === true) err.code = 'ETLS';
           reject(err);
           conn.close();
         }

@@ -215,7 +215,7 @@ describe('TlsManager with configured certificates', () => {
       assert.equal((await handshake(s.port)).cn, 'a.test');
       await assert.rejects(handshake(s.port, { servername: 'b.test', maxVersion: 'TLSv1.2' }));
     } finally {
-      await s.stop();
+      await close(s.server);
     }
   });
 });

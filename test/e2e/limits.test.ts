@@ -104,8 +104,9 @@ describe('protocol limits', { timeout: 180_000 }, () => {
     const c = await mx();
     try {
       assertReply(await c.cmd(`MAIL FROM:<${EXT_SENDER}>`), 250, undefined, c.describe());
-      for (let i = 0; i < MAX_RECIPIENTS; i++) assertReply(await c.cmd(`RCPT TO:<${USERS.alice.address}>`), 250, undefined, c.describe());
-      assertReply(await c.cmd(`RCPT TO:<${USERS.bob.address}>`), 452, '4.5.3', c.describe());
+      // Distinct recipients: the gateway may fold a repeated RCPT into one.
+      for (const r of [USERS.alice.address, USERS.bob.address, 'security@example.test']) assertReply(await c.cmd(`RCPT TO:<${r}>`), 250, undefined, c.describe());
+      assertReply(await c.cmd('RCPT TO:<postmaster@example.test>'), 452, '4.5.3', c.describe());
     } finally {
       await c.quit();
     }

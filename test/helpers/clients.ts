@@ -91,7 +91,7 @@ export async function swaks(port: number, args: string[], timeoutMs = 60_000): P
   const clientLines: string[] = [];
   let tls = false;
   for (const line of r.stdout.split('\n')) {
-    const m = /^\s*(<-|<~|<\*\*|<~\*|->|~>|\*\*\*|===|\*~)\s?(.*)$/.exec(line);
+    const m = /^\s*(<~\*|<\*\*|<-|<~|->|~>|\*\*\*|===|\*~)\s?(.*)$/.exec(line);
     if (!m) continue;
     const [, prefix, rest] = m;
     if (prefix === '<-' || prefix === '<~' || prefix === '<**' || prefix === '<~*') serverLines.push(rest!.trim());
