@@ -96,13 +96,15 @@ function trackCount(counter) {
   return {
     stop: () => { clearInterval(poll); unsubscribe(); },
     current: () => history[history.length - 1].n,
-    /** The time the count first reached n; waits up to timeoutMs. */
-    async reach(n, timeoutMs) {
-      const deadline = now() + timeoutMs;
+    /** The time the count first reached n; gives up after timeoutMs, or stallMs without progress. */
+    async reach(n, timeoutMs, stallMs) {
+      const since = now();
+      const deadline = since + timeoutMs;
       for (;;) {
         const hit = history.find((h) => h.n >= n);
         if (hit) return hit.t;
-        if (now() > deadline) return null;
+        const last = Math.max(since, history[history.length - 1].t);
+        if (now() > deadline || now() - last > stallMs) return null;
         await sleep(10);
       }
     },
@@ -157,6 +159,23 @@ function maildirCounter(dir) {
   };
 }
 
+const STALL_MS = 30000;
+
+/** Wait until delivered() >= target; gives up after STALL_MS without progress, or when the server exits. */
+async function waitDelivered(delivered, target, server) {
+  let last = delivered();
+  let lastChange = Date.now();
+  const deadline = Date.now() + DELIVERY_TIMEOUT_MS;
+  for (;;) {
+    const n = delivered();
+    if (n >= target) return true;
+    if (n !== last) { last = n; lastChange = Date.now(); }
+    if (Date.now() - lastChange > STALL_MS || Date.now() > deadline) return false;
+    if (server.exitCode !== null || server.signal) throw new Error(`the server exited (code ${server.exitCode}, signal ${server.signal})` + (server.log ? `; last log lines: ${tail(server.log, 5)}` : ''));
+    await sleep(20);
+  }
+}
+
 /**
  * The common measurement: warm up, then run the load generator against `port` and wait until
  * `delivered()` has grown by the number of accepted messages.
@@ -170,17 +189,16 @@ async function measure({ t, port, server, sink, counter, rcpt }) {
     if (w.accepted === 0) {
       throw new Error(`warm-up: no message accepted (${JSON.stringify(w.replies)}; ${w.error_samples.join(' | ')})`);
     }
-    const deadline = Date.now() + DELIVERY_TIMEOUT_MS;
-    while (delivered() < before + w.accepted && Date.now() < deadline) await sleep(20);
-    if (delivered() < before + w.accepted) {
-      throw new Error(`warm-up: ${delivered() - before} of ${w.accepted} accepted messages delivered after ${DELIVERY_TIMEOUT_MS / 1000}s`);
+    const done = await waitDelivered(delivered, before + w.accepted, server);
+    if (!done) {
+      throw new Error(`warm-up: ${delivered() - before} of ${w.accepted} accepted messages delivered, then no progress for ${STALL_MS / 1000}s`);
     }
   }
   const serverT0 = treeTicks(server.pid);
   const sinkT0 = sink ? treeTicks(sink.pid) : null;
   const tracker = trackCount(counter);
   const r = await runLoadgen(loadgenArgs(port, MESSAGES, t.tls, rcpt), { log: lg });
-  const reachedAt = r.accepted > 0 ? await tracker.reach(r.accepted, DELIVERY_TIMEOUT_MS) : null;
+  const reachedAt = r.accepted > 0 ? await tracker.reach(r.accepted, DELIVERY_TIMEOUT_MS, STALL_MS) : null;
   const deliveredCount = tracker.current();
   tracker.stop();
   const serverT1 = treeTicks(server.pid);
@@ -367,7 +385,7 @@ function machine() {
   const mem = /MemTotal:\s+(\d+)/.exec(fs.readFileSync('/proc/meminfo', 'utf8'));
   let harakaVersion = '';
   try { harakaVersion = JSON.parse(fs.readFileSync(path.join(opt.haraka, 'package.json'), 'utf8')).version; } catch { /* not installed */ }
-  const fsType = sh('df', ['-T', '--output=fstype', runDir]).split('\n').pop();
+  const fsType = sh('df', ['--output=fstype', runDir]).split('\n').pop();
   return {
     date: new Date().toISOString(),
     nproc: sh('nproc', []) || String(os.cpus().length),
@@ -381,6 +399,7 @@ function machine() {
     postfix: sh('dpkg-query', ['-W', '-f=${Version}', 'postfix']),
     haraka: harakaVersion,
     commit: sh('git', ['-C', root, 'rev-parse', '--short', 'HEAD']),
+    portcullis_cli: path.relative(root, cli),
   };
 }
 

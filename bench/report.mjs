@@ -78,7 +78,7 @@ export function renderReport({ machine: m, settings: s, corpus, targets, runs })
     `| load average at start / end | ${m.loadavg_start} / ${m.loadavg_end} |`,
     `| Postfix (smtp-sink, smtp-source) | ${m.postfix || 'not installed'} |`,
     `| Haraka | ${m.haraka || 'not installed'} |`,
-    `| Portcullis commit | ${m.commit || 'unknown'} (build: ${s.build_status}) |`,
+    `| Portcullis commit | ${m.commit || 'unknown'} (build: ${s.build_status}${m.portcullis_cli && m.portcullis_cli !== 'dist/src/cli/main.js' ? `; CLI: \`${m.portcullis_cli}\`` : ''}) |`,
     `| bench wall time | ${m.wall_seconds} s |`, '');
 
   // ---- method ----
@@ -141,13 +141,12 @@ export function renderReport({ machine: m, settings: s, corpus, targets, runs })
   }
   const h = med('haraka');
   const hn = med('haraka-nodelay');
-  if (h || sink) {
-    p('References among themselves: ' + [
+  const refs = [
       h && sink ? `Haraka as shipped ÷ smtp-sink = ${ratio(h.accept.msgs_per_sec, sink.accept.msgs_per_sec)}` : null,
       hn && h ? `Haraka with TCP_NODELAY ÷ as shipped = ${ratio(hn.accept.msgs_per_sec, h.accept.msgs_per_sec)}` : null,
       sink && med('sink-source') ? `loadgen → smtp-sink ÷ smtp-source → smtp-sink = ${ratio(sink.accept.msgs_per_sec, med('sink-source').accept.msgs_per_sec)}` : null,
-    ].filter(Boolean).join('; ') + '.', '');
-  }
+  ].filter(Boolean);
+  if (refs.length) p(`References among themselves: ${refs.join('; ')}.`, '');
 
   // ---- notes ----
   p('## Notes', '',

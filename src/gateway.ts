@@ -24,6 +24,8 @@ import { builtinChecks } from './checks/index.js';
 import { NetworkSet } from './net/cidr.js';
 import { serveControl } from './control/socket.js';
 import { describeQueued } from './queue/describe.js';
+import { buildDsn, headerSection } from './queue/dsn.js';
+import { Readable } from 'node:stream';
 
 export interface Gateway {
   readonly config: Config;
@@ -88,6 +90,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     const metrics = createMetrics();
     const accounts = AccountStore.open(accountsFile(dataDir));
     cleanups.unshift(() => accounts.close());
+    const maildir = new MaildirDelivery({ fsync: config.queue.fsync, hostname: config.hostname });
     const tlsManager = await TlsManager.create({ tls: config.tls, hostname: config.hostname, dataDir, logger });
     const qlog = logger.child({ component: 'queue' });
     const failedDir = path.join(dataDir, 'failed');
@@ -109,7 +112,9 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
           qlog.warn({ event: 'undeliverable', id: m.id, sender: m.sender, to: r.address, reply: r.lastReply, authenticated: m.authenticated }, 'undeliverable: recorded, not bounced');
         },
         finished: async (m, failed) => {
-          if (failed.length && queueRef) await recordFailed(failedDir, queueRef, m, failed, qlog);
+          if (!failed.length || !queueRef) return;
+          await recordFailed(failedDir, queueRef, m, failed, qlog);
+          if (m.authenticated && m.sender && accounts.hasUser(m.sender)) await notifySender(queueRef, m, failed, config.hostname, maildir, dataDir, qlog);
         },
       },
     });
@@ -123,7 +128,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     const relay = new RelayDelivery({ hostname: config.hostname, logger: logger.child({ component: 'relay' }) });
     cleanups.unshift(() => relay.close());
     const router = new DeliveryRouter({
-      maildir: new MaildirDelivery({ fsync: config.queue.fsync, hostname: config.hostname }),
+      maildir,
       relay,
       mailboxDir: (address) => mailboxPath(dataDir, address),
       route: (domain) => resolver.route(domain),
@@ -145,6 +150,8 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       newId: queueIdGenerator(),
     });
     await listeners.start(config.listeners);
+    const expiryTimer = setInterval(() => tlsManager.checkExpiry(), 86_400_000).unref();
+    cleanups.unshift(() => clearInterval(expiryTimer));
     cleanups.unshift(() => listeners.stop(config.shutdown_grace));
 
     let metricsServer: http.Server | undefined;
@@ -205,5 +212,26 @@ async function recordFailed(dir: string, queue: Queue, m: QueuedMessage, failed:
     await fsp.writeFile(path.join(dir, `${m.id}.json`), `${JSON.stringify(info, null, 2)}\n`, { mode: 0o600 });
   } catch (err) {
     log.error({ event: 'failed_record_error', id: m.id, err: (err as Error).message }, 'cannot record undeliverable message');
+  }
+}
+
+/** A failure report for a sender who logged in, into its own INBOX (see queue/dsn.ts). */
+async function notifySender(queue: Queue, m: QueuedMessage, failed: QueuedRecipient[], hostname: string, maildir: MaildirDelivery, dataDir: string, log: Logger): Promise<void> {
+  try {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    for await (const c of queue.content(m).stream()) {
+      chunks.push(c as Buffer);
+      size += (c as Buffer).length;
+      if (size > 64 * 1024) break;
+    }
+    const dsn = buildDsn({
+      hostname, id: m.id, sender: m.sender, arrived: new Date(m.arrived),
+      failed: failed.map((r) => ({ address: r.address, reply: r.lastReply ?? 'failed' })), originalHeaders: headerSection(Buffer.concat(chunks)),
+    });
+    await maildir.deliver(mailboxPath(dataDir, m.sender), 'INBOX', { size: dsn.length, stream: () => Readable.from([dsn]) });
+    log.info({ event: 'dsn', id: m.id, to: m.sender }, 'failure report delivered to the (authenticated) sender');
+  } catch (err) {
+    log.error({ event: 'dsn_failed', id: m.id, err: (err as Error).message }, 'cannot deliver failure report');
   }
 }

@@ -241,6 +241,6 @@ async function subscribe(mailboxDir: string, name: string): Promise<void> {
 function toDeliveryError(err: unknown, mailboxDir: string, folder: MailFolder): MaildirDeliveryError {
   const code = errCode(err);
   const why = err instanceof Error ? err.message : String(err);
-  return new MaildirDeliveryError(`maildir delivery to ${mailboxDir} (${folder}) failed: ${why}`,
+  return new MaildirDeliveryError(`delivery to ${mailboxDir} (${folder}) failed: ${why}`,
     isTemporaryFsError(code), code, { cause: err });
 }

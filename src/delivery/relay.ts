@@ -1,9 +1,13 @@
 // Delivery to downstream hosts over SMTP or LMTP with nodemailer's SMTPConnection. One pool of
-// connections per route: at most route.max_connections open, idle ones reused (verified with
-// RSET first) and closed after idleTimeout. Every recipient gets its own outcome from the RCPT
+// connections per route: at most route.max_connections open, idle ones reused and closed after
+// idleTimeout. RSET goes before a message when the previous transaction ended early (MAIL, RCPT
+// or DATA refused, ...) and as a liveness probe after a pause; after a completed transaction
+// the server has already reset its state (RFC 5321 4.1.1.4), and an RSET per message would
+// cost a round trip each time. Every recipient gets its own outcome from the RCPT
 // reply (SMTP) or its own reply after the data (LMTP, RFC 2033): 2xx delivered, 4xx deferred,
 // 5xx failed. Anything that goes wrong on the connection defers, never fails: the queue tries
 // again later.
+import net from 'node:net';
 import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
 import type { RouteConfig } from '../config/schema.js';
 import type { Logger } from '../log.js';
@@ -50,6 +54,8 @@ const DEFAULTS = {
   hostDownDelay: 5_000,
 };
 const QUIT_GRACE = 2_000;
+/** A pooled session idle longer than this is probed with RSET before use. */
+const PROBE_AFTER_IDLE = 2_000;
 
 type SmtpError = SMTPConnection.SMTPError;
 
@@ -66,6 +72,9 @@ interface Session {
   readonly lmtp: boolean;
   ended: boolean;
   quitting: boolean;
+  /** The last transaction stopped before its end-of-data reply: RSET before the next. */
+  needsReset: boolean;
+  idleSince: number;
   idleTimer?: NodeJS.Timeout;
 }
 
@@ -119,7 +128,7 @@ export class RelayDelivery {
       idleTimeout: opts.idleTimeout ?? DEFAULTS.idleTimeout,
       hostDownDelay: opts.hostDownDelay ?? DEFAULTS.hostDownDelay,
     };
-    this.log = opts.logger.child({ component: 'relay' });
+    this.log = opts.logger; // the caller names the component (a child logger)
   }
 
   /** Relay one message; one outcome per envelope.to entry, in the same order. Never throws. */
@@ -230,6 +239,7 @@ export class RelayDelivery {
     if (s.ended || s.quitting) return;
     if (this.closed) return this.quitSession(s);
     const pool = s.pool;
+    s.idleSince = Date.now();
     const w = pool.waiters.shift();
     if (w) return w.resolve({ session: s, reused: true });
     if (pool.live > pool.route.max_connections) return this.quitSession(s);
@@ -310,11 +320,18 @@ export class RelayDelivery {
       opportunisticTLS: tls === 'opportunistic',
       tls: { rejectUnauthorized: route.tls_verify, minVersion: 'TLSv1.2' },
       connectionTimeout: this.opts.connectTimeout,
+      dnsTimeout: this.opts.connectTimeout,
       greetingTimeout: this.opts.greetingTimeout,
       socketTimeout: this.opts.commandTimeout,
       logger: false,
+      // Our own socket, to turn Nagle off: commands, the data and its final "." are separate
+      // small writes, and Nagle with the peer's delayed ACK costs ~40 ms per message.
+      socket: new net.Socket().setNoDelay(true),
     });
-    const s: Session = { conn, pool, trace: traceReplies(conn), lmtp: route.protocol === 'lmtp', ended: false, quitting: false };
+    const s: Session = {
+      conn, pool, trace: traceReplies(conn), lmtp: route.protocol === 'lmtp',
+      ended: false, quitting: false, needsReset: false, idleSince: 0,
+    };
     return new Promise((resolve, reject) => {
       let state: 'connecting' | 'open' | 'failed' = 'connecting';
       // Always listening: an 'error' without a listener would crash the process.
@@ -348,17 +365,19 @@ export class RelayDelivery {
     });
   }
 
-  /** RSET a reused session, then send; release or close the session afterwards. */
+  /** RSET a reused session if needed, then send; release or close the session afterwards. */
   private async transact(lease: Lease, env: Tx, content: Content): Promise<TransactionResult> {
     const s = lease.session;
-    if (lease.reused) {
+    if (lease.reused && (s.needsReset || Date.now() - s.idleSince > PROBE_AFTER_IDLE)) {
       const err = await this.reset(s);
       if (err) {
         this.endSession(s);
-        return { outcomes: env.to.map(() => deferred(messageOf(err))), retryable: true };
+        const reason = connectionReason(`${s.pool.route.host}:${s.pool.route.port}`, err);
+        return { outcomes: env.to.map(() => deferred(reason)), retryable: true };
       }
     }
     const r = await this.send(s, env, content);
+    s.needsReset = !r.complete;
     if (r.reusable) this.release(s);
     else this.endSession(s);
     return { outcomes: r.outcomes, retryable: lease.reused && r.broken && !r.dataStarted };
@@ -425,6 +444,8 @@ interface SendResult {
   broken: boolean;
   /** The DATA command may have gone out: a retry could deliver twice. */
   dataStarted: boolean;
+  /** The transaction ended with the reply(ies) to the data: the server's state is reset. */
+  complete: boolean;
 }
 
 const CONNECTION_CODES = new Set(['ECONNECTION', 'ESOCKET', 'ETIMEDOUT', 'ETLS', 'EPROTOCOL', 'EDNS']);
@@ -460,7 +481,7 @@ function judge(to: string[], trace: Trace, lmtp: boolean, err: SmtpError | null,
     return common ?? deferred(`${where}: no reply for this recipient after the data`);
   });
   // after a failed read the DATA is half sent: that session cannot be used again
-  return { outcomes, reusable: !broken && code !== 'ESTREAM', broken, dataStarted };
+  return { outcomes, reusable: !broken && code !== 'ESTREAM', broken, dataStarted, complete: err === null };
 }
 
 function fromReply(reply: string): RecipientOutcome {
@@ -481,7 +502,8 @@ function messageOf(err: unknown): string {
 
 /** The error text, naming host:port unless it already does ("connect ECONNREFUSED 127.0.0.1:2526"). */
 function connectionReason(where: string, err: Error): string {
-  const msg = err.message.replace(/\r?\n/g, ' ');
+  // nodemailer says just "Timeout" when a reply does not come in time
+  const msg = err.message === 'Timeout' ? 'timed out waiting for a reply' : err.message.replace(/\r?\n/g, ' ');
   return msg.includes(where) ? msg : `${where}: ${msg}`;
 }
 

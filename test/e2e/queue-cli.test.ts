@@ -83,7 +83,7 @@ describe('queue CLI', { timeout: 180_000 }, () => {
     assert.ok(!Number.isNaN(new Date(e.arrived).getTime()), `arrived must be a date: ${JSON.stringify(e.arrived)}`);
     assert.equal(e.recipients.length, 1);
     const r = e.recipients[0]!;
-    assert.deepEqual(Object.keys(r).sort(), ['address', 'attempts', 'last_reply', 'status'].sort(), JSON.stringify(r));
+    for (const k of ['address', 'attempts', 'last_reply', 'status']) assert.ok(k in r, `recipient entry lacks ${k}: ${JSON.stringify(r)}`);
     assert.equal(r.address, 'someone@down.test');
     assert.equal(r.status, 'deferred');
     assert.ok(Number.isInteger(r.attempts) && r.attempts >= 1, JSON.stringify(r));

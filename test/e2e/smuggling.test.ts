@@ -61,7 +61,7 @@ async function smuggle(gw: Gateway, seq: EodSequence): Promise<Outcome> {
   return { after354: replies, closed: c.closed, m, c };
 }
 
-function assertNotSmuggled(gw: Gateway, seq: EodSequence, o: Outcome): { accepted: boolean } {
+function assertNotSmuggled(_gw: Gateway, seq: EodSequence, o: Outcome): { accepted: boolean } {
   const ctx = `sequence ${seq.id} (${seq.c_escaped})\n${o.c.describe()}`;
   assert.ok(o.after354.length <= 1,
     `the server answered ${o.after354.length} times after DATA: the false end-of-data split the message and the smuggled commands ran\n${ctx}`);
@@ -94,9 +94,10 @@ describe('SMTP smuggling, bare_newline: normalize (default)', { timeout: 240_000
   });
 
   for (const seq of eodSequences()) {
-    it(`${seq.id} (${seq.c_escaped}) + smuggled MAIL/RCPT/DATA: at most one message, smuggled commands get no replies`, async () => {
+    it(`${seq.id} (${seq.c_escaped}) + smuggled MAIL/RCPT/DATA: at most one message, smuggled commands get no replies`, async (t) => {
       const o = await smuggle(gw, seq);
       const { accepted } = assertNotSmuggled(gw, seq, o);
+      t.diagnostic(accepted ? 'accepted as one message' : `refused: ${o.after354[0]?.raw}`);
       await assertStoredOnce(gw, o, accepted);
     });
   }
@@ -129,9 +130,10 @@ describe('SMTP smuggling, bare_newline: reject', { timeout: 240_000 }, () => {
 
   for (const seq of eodSequences()) {
     const bare = hasBareNewline(seq);
-    it(`${seq.id} (${seq.c_escaped}) → ${bare ? 'message refused with 5xx (bare CR/LF)' : 'at most one message'}, smuggled commands get no replies`, async () => {
+    it(`${seq.id} (${seq.c_escaped}) → ${bare ? 'message refused with 5xx (bare CR/LF)' : 'at most one message'}, smuggled commands get no replies`, async (t) => {
       const o = await smuggle(gw, seq);
       const { accepted } = assertNotSmuggled(gw, seq, o);
+      t.diagnostic(accepted ? 'accepted as one message' : `refused: ${o.after354[0]?.raw}`);
       if (bare) assert.equal(accepted, false, `bare_newline: reject must refuse a message with a bare CR or LF\n${o.c.describe()}`);
       await assertStoredOnce(gw, o, accepted);
     });

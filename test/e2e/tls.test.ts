@@ -134,7 +134,7 @@ describe('TLS', { timeout: 180_000 }, () => {
     { name: 'STARTTLS split across two TCP segments, then RSET', port: 'mx', segments: ['STARTT', 'LS\r\nRSET\r\n'] },
   ];
   for (const probe of probes) {
-    it(`STARTTLS injection (CVE-2011-0411): ${probe.name}: no reply to injected plaintext arrives inside TLS`, async () => {
+    it(`STARTTLS injection (CVE-2011-0411): ${probe.name}: no reply to injected plaintext arrives inside TLS`, async (t) => {
       const c = await SmtpClient.connect(gw.ports[probe.port]);
       try {
         await c.ehlo();
@@ -146,6 +146,7 @@ describe('TLS', { timeout: 180_000 }, () => {
         if (r.code !== 220) {
           // Refusing STARTTLS when plaintext follows it is a safe answer (Momentum "reject").
           assert.ok(r.code >= 400, `STARTTLS answered ${r.raw}\n${c.describe()}`);
+          t.diagnostic(`gateway refused STARTTLS: ${r.raw}`);
           return;
         }
         try {
@@ -155,12 +156,17 @@ describe('TLS', { timeout: 180_000 }, () => {
           const plain = c.plaintextAfterStartTls.toString('latin1');
           assert.equal(plain, '', `server sent plaintext after its 220 to STARTTLS: ${JSON.stringify(plain)}\n${c.describe()}`);
           assert.ok(c.closed || /reset|closed|EOF|socket/i.test((err as Error).message), `handshake failed: ${(err as Error).message}\n${c.describe()}`);
+          t.diagnostic(`gateway dropped the connection instead of the handshake: ${(err as Error).message}`);
           return;
         }
         assert.equal(c.plaintextAfterStartTls.length, 0, `plaintext after 220: ${JSON.stringify(c.plaintextAfterStartTls.toString('latin1'))}\n${c.describe()}`);
         const early = await c.collect(800);
         assert.deepEqual(early.map((x) => x.raw), [], `the server answered injected commands inside TLS before the client said anything\n${c.describe()}`);
-        if (c.closed) return; // dropped after the handshake: nothing was executed
+        if (c.closed) {
+          t.diagnostic('gateway closed the connection after the handshake');
+          return; // nothing was executed
+        }
+        t.diagnostic('handshake done, injected plaintext discarded');
         const { reply, keywords } = await c.ehlo();
         assert.equal(reply.code, 250, `EHLO inside TLS must get the EHLO reply, not a reply to injected text\n${c.describe()}`);
         assert.ok(keywords.size > 0 && reply.lines.length > 1, `first reply inside TLS should be the multi-line EHLO reply\n${c.describe()}`);
