@@ -348,7 +348,7 @@ async function runPortcullis(t, rep) {
   if (t.delivery === 'maildir') {
     rcpt = 'bench@bench.test';
     const add = spawnSync(process.execPath, [cli, 'user', 'add', rcpt, '--password-stdin', '--config', config],
-      { input: 'Bench-password-123\n', encoding: 'utf8', cwd: dir, timeout: 60000 });
+      { input: 'Throughput-Pass-9731\n', encoding: 'utf8', cwd: dir, timeout: 60000 });
     fs.appendFileSync(serverLog, `$ portcullis user add ${rcpt}\n${add.stdout}${add.stderr}\n`);
     if (add.status !== 0) {
       throw new Error(`portcullis user add failed (exit ${add.status}${add.error ? `, ${add.error.message}` : ''}): ${(add.stderr || add.stdout).trim().split('\n').slice(-5).join(' / ')}`);

@@ -156,6 +156,7 @@ export function renderReport({ machine: m, settings: s, corpus, targets, runs })
       'nothing is written to disk, no fsync, and it opens one downstream connection per message; its accepted and end-to-end figures are therefore the same. smtp-sink writes nothing.',
     '- **Haraka and TCP_NODELAY**: Haraka does not set TCP_NODELAY, so on loopback its small replies wait for delayed ACKs (Nagle), and it is latency-bound (see its p50 latency). ' +
       'The comparison target uses Haraka as shipped; the "TCP_NODELAY added" rows show how much of the gap is that one socket option (shared/peers/README.md saw ≈190 → ≈440 msg/s with a larger plugin set).',
+    '- "As shipped" means Haraka\'s code unchanged; its configuration is the bench\'s (one process, log level warn, the two plugins above).',
     '- Haraka\'s plugin set here is the minimal equivalent of the Portcullis bench configuration, not the dns-list + spf + headers + attachment set of shared/peers/README.md, so its figures are not comparable to those.',
     '- Every row uses the same message set and the same load generator, except the smtp-source row (generated 5 KB body, no pipelining).');
   const extra = [];

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 // The `portcullis` command: a thin front end over the same modules the gateway uses.
+import './threadpool.js';
 import { parseArgs } from 'node:util';
 import { loadConfig, ConfigError } from '../config/load.js';
 import type { Config } from '../config/schema.js';

@@ -23,6 +23,7 @@ interface Received {
 
 interface SinkOptions {
   lmtp?: boolean;
+  size?: number;
   tls?: { key: string; cert: string };
   port?: number;
   onMailFrom?: (address: string, session: SMTPServerSession, transaction: number) => Error | 'drop' | undefined;
@@ -76,6 +77,7 @@ async function startSink(o: SinkOptions = {}): Promise<Sink> {
   };
   const server = new SMTPServer({
     lmtp: o.lmtp ?? false,
+    ...(o.size ? { size: o.size } : {}),
     secure: false,
     authOptional: true,
     disabledCommands: o.tls ? ['AUTH'] : ['AUTH', 'STARTTLS'],
@@ -333,6 +335,20 @@ test('an address SMTP cannot carry fails alone; the others are still delivered',
   const out = await r.deliver(route(sink.port), { from: 'a@example.org', to: ['bad<x>@y.test', 'good@y.test'] }, simple(7));
   assert.deepEqual(statuses(out), ['failed', 'delivered']);
   assert.deepEqual(sink.received.map((m) => m.to), [['good@y.test']]);
+  await r.close();
+  await sink.stop();
+});
+
+test('a message larger than the SIZE the server announces fails without being sent', async () => {
+  const sink = await startSink({ size: 100 });
+  const r = relay();
+  const big = contentOf(Buffer.from(`Subject: big\r\n\r\n${'x'.repeat(200)}\r\n`));
+  const out = await r.deliver(route(sink.port), { from: 'a@x.test', to: ['b@y.test', 'c@y.test'] }, big);
+  assert.deepEqual(statuses(out), ['failed', 'failed']);
+  assert.match(out[0].reply, /larger than allowed 100/);
+  assert.equal(sink.received.length, 0);
+  assert.deepEqual(statuses(await r.deliver(route(sink.port), { from: 'a@x.test', to: ['b@y.test'] }, simple(1))), ['delivered']);
+  assert.equal(sink.connections, 1);
   await r.close();
   await sink.stop();
 });

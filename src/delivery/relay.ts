@@ -1,12 +1,14 @@
-// Delivery to downstream hosts over SMTP or LMTP with nodemailer's SMTPConnection. One pool of
-// connections per route: at most route.max_connections open, idle ones reused and closed after
-// idleTimeout. RSET goes before a message when the previous transaction ended early (MAIL, RCPT
-// or DATA refused, ...) and as a liveness probe after a pause; after a completed transaction
-// the server has already reset its state (RFC 5321 4.1.1.4), and an RSET per message would
-// cost a round trip each time. Every recipient gets its own outcome from the RCPT
-// reply (SMTP) or its own reply after the data (LMTP, RFC 2033): 2xx delivered, 4xx deferred,
-// 5xx failed. Anything that goes wrong on the connection defers, never fails: the queue tries
-// again later.
+// Delivery to downstream hosts over SMTP or LMTP with nodemailer's SMTPConnection.
+//
+// One pool of connections per route: at most route.max_connections open, idle ones reused and
+// closed after idleTimeout. RSET goes before a message when the previous transaction ended
+// early (MAIL, RCPT or DATA refused...) and as a liveness probe after a pause; after a completed
+// transaction the server has already reset its state (RFC 5321 4.1.1.4), and an RSET per
+// message would cost a round trip each time.
+//
+// Every recipient gets its own outcome: from its RCPT reply (SMTP) or its own reply after the
+// data (LMTP, RFC 2033): 2xx delivered, 4xx deferred, 5xx failed. Anything that goes wrong on
+// the connection defers, never fails: the queue tries again later.
 import net from 'node:net';
 import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
 import type { RouteConfig } from '../config/schema.js';

@@ -153,6 +153,14 @@ export class Queue {
     for (const msg of [...q.messages.values()]) {
       if (msg.recipients.every((r) => r.status === 'delivered' || r.status === 'failed')) q.remove(msg);
     }
+    // A spilled message whose file is gone cannot be delivered; say so loudly, once.
+    for (const msg of [...q.messages.values()]) {
+      if (msg.file && !fs.existsSync(path.join(q.largeDir, msg.file.name))) {
+        report.push(`message ${msg.id}: its file queue/large/${msg.file.name} is missing; dropped (it may have been delivered already)`);
+        q.remove(msg);
+        await journal.append('X', { id: msg.id, reason: 'spill file missing' } satisfies XRecord, [], true);
+      }
+    }
     await q.dropDeadSegments();
     await q.removeOrphanFiles();
     return { queue: q, recovered: q.messages.size, report };
@@ -403,8 +411,18 @@ export class Queue {
       // Before removal: the content must still be readable for the record of a failure.
       await this.opts.events?.finished?.(msg, failed);
       this.remove(msg);
-      this.journal.appendLazy('X', { id: msg.id } satisfies XRecord, (e) => this.opts.logger.error({ event: 'queue_write_failed', err: e.message }, 'queue done write failed'));
-      await this.cleanup(msg);
+      if (msg.file) {
+        // The spill file may go only once "done" is on disk: a restart that still saw the
+        // message as pending would find no file to deliver.
+        try {
+          await this.journal.append('X', { id: msg.id } satisfies XRecord, [], true);
+          await this.cleanup(msg);
+        } catch (err) {
+          this.opts.logger.error({ event: 'queue_write_failed', id: msg.id, err: (err as Error).message }, 'queue done write failed; spill file kept');
+        }
+      } else {
+        this.journal.appendLazy('X', { id: msg.id } satisfies XRecord, (e) => this.opts.logger.error({ event: 'queue_write_failed', err: e.message }, 'queue done write failed'));
+      }
     }
     msg.active = false;
     this.running--;

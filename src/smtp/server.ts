@@ -87,10 +87,15 @@ export class SmtpListeners {
 
   /** Stops listening, tells idle sessions 421, lets busy ones finish within graceMs. */
   async stop(graceMs: number): Promise<void> {
-    await Promise.all(this.servers.map(({ server }) => new Promise<void>((r) => server.close(() => r()))));
+    // server.close() only calls back once every connection has ended: start it, do not wait.
+    const closed = Promise.all(this.servers.map(({ server }) => new Promise<void>((r) => server.close(() => r()))));
     for (const s of this.sessions) s.shutdown();
     const deadline = Date.now() + graceMs;
     while (this.sessions.size && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-    if (this.sessions.size) this.log.warn({ event: 'shutdown_forced', sessions: this.sessions.size }, 'closing sessions still open after the grace period');
+    if (this.sessions.size) {
+      this.log.warn({ event: 'shutdown_forced', sessions: this.sessions.size }, 'closing sessions still open after the grace period');
+      for (const s of this.sessions) s.abort();
+    }
+    await closed;
   }
 }

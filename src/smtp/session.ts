@@ -137,6 +137,12 @@ export class SmtpSession {
     }
   }
 
+  /** Drops the connection at once (shutdown after the grace period). */
+  abort(): void {
+    this.mode = 'closed';
+    this.socket.destroy();
+  }
+
   private attach(socket: net.Socket): void {
     socket.setNoDelay(true);
     socket.setTimeout(this.deps.config.smtp.idle_timeout);
@@ -274,8 +280,11 @@ export class SmtpSession {
 
   private finish(): void {
     if (this.dataTimer) clearTimeout(this.dataTimer);
-    this.spool?.discard();
-    this.spool = undefined;
+    // While endOfData() runs, the spool belongs to it (it may be committing the spill file).
+    if (!this.busy) {
+      this.spool?.discard();
+      this.spool = undefined;
+    }
     if (this.mode !== 'closed') this.mode = 'closed';
     this.log.debug({ event: 'disconnect', messages: this.messages, errors: this.errors, ms: Date.now() - this.started }, 'disconnect');
     const cb = this.onClose;
@@ -596,6 +605,7 @@ export class SmtpSession {
     this.endOfData()
       .catch((err) => {
         this.log.error({ event: 'internal_error', err: (err as Error).stack }, 'internal error at end of data');
+        this.spool?.discard();
         this.reply(R.localError);
       })
       .finally(() => {

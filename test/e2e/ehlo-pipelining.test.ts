@@ -134,6 +134,47 @@ describe('greeting, EHLO keywords and pipelining', { timeout: 120_000 }, () => {
     }
   });
 
+  it('HELO (not EHLO) is accepted with 250 and a plain transaction works', async () => {
+    const c = await SmtpClient.connect(gw.ports.mx);
+    try {
+      assertReply(await c.cmd('HELO old-client.example.net'), 250, undefined, c.describe());
+      assertReply(await c.cmd(`MAIL FROM:<${EXT_SENDER}>`), 250, undefined, c.describe());
+      assertReply(await c.cmd(`RCPT TO:<${USERS.alice.address}>`), 250, undefined, c.describe());
+    } finally {
+      await c.quit();
+    }
+  });
+
+  it('VRFY and EXPN do not enumerate users (502 5.5.1, or 252 without an answer)', async () => {
+    const c = await SmtpClient.connect(gw.ports.mx);
+    try {
+      await c.ehlo();
+      for (const cmd of [`VRFY ${USERS.alice.address}`, 'VRFY nobody-here@example.test', 'EXPN staff@example.test']) {
+        const r = await c.cmd(cmd);
+        assert.ok(r.code === 502 || r.code === 252, `${cmd} → ${r.raw}\n${c.describe()}`);
+      }
+      const known = await c.cmd(`VRFY ${USERS.alice.address}`);
+      const unknown = await c.cmd('VRFY nobody-here@example.test');
+      assert.equal(known.raw, unknown.raw, `VRFY must answer the same for known and unknown users\n${c.describe()}`);
+    } finally {
+      await c.quit();
+    }
+  });
+
+  it('a UTF-8 recipient without the SMTPUTF8 parameter → 553 5.6.7; with SMTPUTF8 it is looked up (550 5.1.1 unknown)', async () => {
+    const c = await SmtpClient.connect(gw.ports.mx);
+    try {
+      await c.ehlo();
+      assertReply(await c.cmd(`MAIL FROM:<${EXT_SENDER}>`), 250, undefined, c.describe());
+      assertReply(await c.cmd('RCPT TO:<jörg@example.test>'), 553, '5.6.7', c.describe());
+      assertReply(await c.cmd('RSET'), 250, undefined, c.describe());
+      assertReply(await c.cmd(`MAIL FROM:<${EXT_SENDER}> SMTPUTF8`), 250, undefined, c.describe());
+      assertReply(await c.cmd('RCPT TO:<jörg@example.test>'), 550, '5.1.1', c.describe());
+    } finally {
+      await c.quit();
+    }
+  });
+
   it('pipelining: MAIL, three RCPTs and DATA in one write get five replies in order (250, 250, 550 5.1.1, 250, 354)', async () => {
     const c = await SmtpClient.connect(gw.ports.mx);
     try {

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { needTool, pyProbe, swaks } from '../helpers/clients.js';
-import { assertReply, EXT_SENDER, USERS, userMap } from '../helpers/fixtures.js';
+import { assertReply, EXT_SENDER, plainToken, USERS, userMap } from '../helpers/fixtures.js';
 import { LOCAL_DOMAINS, startGateway, type Gateway } from '../helpers/gateway.js';
 import { isHeaderBlock, makeMessage, marker, splitPrepended } from '../helpers/messages.js';
 import { dataBlock, queuedId, SmtpClient, transaction } from '../helpers/smtp-client.js';
@@ -193,6 +193,55 @@ describe('local delivery to Maildir', { timeout: 180_000 }, () => {
     const stored = (await gw.waitForMail(USERS.alice.address, m)).toString('latin1');
     assert.doesNotMatch(stored, /[^\r]\n/, `bare LF left in the stored message: ${JSON.stringify(stored)}`);
     assert.match(stored, /line one\r\nline two\r\n/);
+  });
+
+  it('Received: says "with ESMTPS" for a STARTTLS session and "with ESMTPSA" for an authenticated one (RFC 3848)', async () => {
+    const m1 = marker('esmtps');
+    const c = await mx();
+    try {
+      assertReply(await c.startTls(), 220, undefined, c.describe());
+      await c.ehlo();
+      const res = await transaction(c, EXT_SENDER, [USERS.alice.address], makeMessage({ from: EXT_SENDER, to: USERS.alice.address, subject: m1 }));
+      assertReply(res.final!, 250, '2.0.0', c.describe());
+    } finally {
+      await c.quit();
+    }
+    const s1 = (await gw.waitForMail(USERS.alice.address, m1)).toString('utf8');
+    const rec1 = /^Received:[^]*?(?=\r\n\S)/.exec(s1)?.[0] ?? '';
+    assert.match(rec1, /\bwith ESMTPS\b/, rec1);
+    assert.match(rec1, /by mx\.example\.test\b/, rec1);
+
+    const m2 = marker('esmtpsa');
+    const d = await SmtpClient.connect(gw.ports.submissions, { implicitTls: true });
+    try {
+      await d.ehlo();
+      assertReply(await d.cmd(`AUTH PLAIN ${plainToken(USERS.carol.address, USERS.carol.password)}`), 235, '2.7.0', d.describe());
+      const res = await transaction(d, USERS.carol.address, [USERS.alice.address], makeMessage({ from: USERS.carol.address, to: USERS.alice.address, subject: m2 }));
+      assertReply(res.final!, 250, '2.0.0', d.describe());
+    } finally {
+      await d.quit();
+    }
+    const s2 = (await gw.waitForMail(USERS.alice.address, m2)).toString('utf8');
+    const rec2 = /^Received:[^]*?(?=\r\n\S)/.exec(s2)?.[0] ?? '';
+    assert.match(rec2, /\bwith ESMTPSA\b/, rec2);
+  });
+
+  it('forged verdict headers in an incoming message (X-Spam-Status, Authentication-Results for our hostname) are not delivered as sent', async () => {
+    const m = marker('forged');
+    const msg = makeMessage({
+      from: EXT_SENDER, to: USERS.alice.address, subject: m,
+      extraHeaders: ['X-Spam-Status: No, score=-100 forged', 'Authentication-Results: mx.example.test; dkim=pass header.d=bank.example forged'],
+    });
+    const c = await mx();
+    try {
+      const res = await transaction(c, EXT_SENDER, [USERS.alice.address], msg);
+      assertReply(res.final!, 250, '2.0.0', c.describe());
+    } finally {
+      await c.quit();
+    }
+    const stored = (await gw.waitForMail(USERS.alice.address, m)).toString('utf8');
+    assert.doesNotMatch(stored, /score=-100 forged/, 'forged X-Spam-Status kept');
+    assert.doesNotMatch(stored, /header\.d=bank\.example forged/, 'forged Authentication-Results for our authserv-id kept');
   });
 
   it('a 250 reply is given only after the message is on disk: the Maildir copy appears even if the gateway is killed right after', async () => {

@@ -16,20 +16,21 @@ import { freePorts, sleep, waitFor } from '../helpers/wait.js';
 describe('queue CLI', { timeout: 180_000 }, () => {
   let gw: Gateway;
   let downPort: number;
+  let laterPort: number;
   let deadPort: number;
   let sink: Sink;
   let laterSink: Sink | undefined;
 
   before(async () => {
-    [downPort, deadPort] = (await freePorts(2)) as [number, number];
+    [downPort, laterPort, deadPort] = (await freePorts(3)) as [number, number, number];
     sink = await Sink.start({ reject: { 'busy@refusing.test': 450, 'gone@refusing.test': 550 } });
     const route = (domain: string, port: number) => ({ domain, host: '127.0.0.1', port, protocol: 'smtp', tls: 'none' });
     gw = await startGateway({
       config: {
         queue: { retry_initial: '1h', retry_max: '2h' },
         relay: {
-          domains: [{ domain: 'down.test' }, { domain: 'dead.test' }, { domain: 'refusing.test' }],
-          routes: [route('down.test', downPort), route('dead.test', deadPort), route('refusing.test', sink.port), route('*', sink.port)],
+          domains: [{ domain: 'down.test' }, { domain: 'later.test' }, { domain: 'dead.test' }, { domain: 'refusing.test' }],
+          routes: [route('down.test', downPort), route('later.test', laterPort), route('dead.test', deadPort), route('refusing.test', sink.port), route('*', sink.port)],
         },
       },
     });
@@ -100,15 +101,21 @@ describe('queue CLI', { timeout: 180_000 }, () => {
 
   it('`queue flush` retries the deferred message once the next hop is up: delivered, then gone from the queue', async () => {
     const m = marker('flush');
-    const id = await send('later@down.test', m);
-    await waitDeferred(id, 'later@down.test');
-    laterSink = await Sink.start({ port: downPort });
+    const id = await send('someone@later.test', m);
+    await waitDeferred(id, 'someone@later.test');
+    laterSink = await Sink.start({ port: laterPort });
     await sleep(300);
     assert.equal(laterSink.messages.length, 0, 'no automatic retry before retry_initial (1h)');
     const r = await gw.cli(['queue', 'flush']);
     assert.equal(r.code, 0, showCli(['queue', 'flush'], r));
-    const got = await laterSink.waitFor(m, 20_000);
-    assert.deepEqual(got.rcptTo, ['later@down.test']);
+    let got;
+    try {
+      got = await laterSink.waitFor(m, 20_000);
+    } catch (err) {
+      const e = await entry(id);
+      throw new Error(`${(err as Error).message}\n\`queue flush\` printed: ${r.stdout.trim()}\nqueue entry now: ${JSON.stringify(e)}`);
+    }
+    assert.deepEqual(got.rcptTo, ['someone@later.test']);
     await waitFor(`message ${id} to leave the queue after delivery`, async () => !(await entry(id)), { timeoutMs: 10_000, intervalMs: 300 });
   });
 

@@ -2,7 +2,7 @@
 // suggested extras) must be refused at RCPT in every context, nothing unauthenticated ever
 // reaches a next hop, and legitimate relaying reaches the right route (SMTP, LMTP, TLS).
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, type TestContext } from 'node:test';
 import { fillPlaceholders, relayBattery, type RelayCase } from '../helpers/conformance.js';
 import { assertReply, EXT_SENDER, plainToken, USERS, userMap } from '../helpers/fixtures.js';
 import { HOSTNAME, startGateway, type Gateway } from '../helpers/gateway.js';
@@ -95,7 +95,8 @@ describe('relay control and relay delivery', { timeout: 300_000 }, () => {
     return { mail, rcpt: rr, data };
   }
 
-  function check(rc: RelayCase, res: { mail: Reply; rcpt: Reply; data: Reply }, allowed: number[], c: SmtpClient): void {
+  function check(t: TestContext, rc: RelayCase, res: { mail: Reply; rcpt: Reply; data: Reply }, allowed: number[], c: SmtpClient): void {
+    t.diagnostic(`MAIL → ${res.mail.raw} | RCPT → ${res.rcpt.raw}`);
     const ctx = `case ${rc.id} (${rc.technique})\n${c.describe()}`;
     assert.ok(![250, 251, 252].includes(res.rcpt.code), `RELAY ACCEPTED: RCPT got ${res.rcpt.raw}\n${ctx}`);
     if (res.mail.code === 250) assert.ok(allowed.includes(res.rcpt.code), `RCPT must be refused with ${allowed.join('/')}, got ${res.rcpt.raw}\n${ctx}`);
@@ -106,11 +107,11 @@ describe('relay control and relay delivery', { timeout: 300_000 }, () => {
   describe('open-relay battery on MX (unauthenticated, one connection per case)', () => {
     for (const rc of cases()) {
       const { from, rcpt } = addresses(rc);
-      it(`${rc.id}: MAIL FROM:<${from}> RCPT TO:<${rcpt}> (${rc.technique}) → 5xx at RCPT, never 250`, async () => {
+      it(`${rc.id}: MAIL FROM:<${from}> RCPT TO:<${rcpt}> (${rc.technique}) → 5xx at RCPT, never 250`, async (t) => {
         const c = await SmtpClient.connect(gw.ports.mx);
         try {
           await c.ehlo();
-          check(rc, await probe(c, rc), MX_REFUSALS, c);
+          check(t, rc, await probe(c, rc), MX_REFUSALS, c);
         } finally {
           await c.quit();
         }
@@ -121,13 +122,13 @@ describe('relay control and relay delivery', { timeout: 300_000 }, () => {
   describe('open-relay battery on submission after STARTTLS without AUTH', () => {
     for (const rc of cases()) {
       const { rcpt } = addresses(rc);
-      it(`${rc.id}: RCPT TO:<${rcpt}> without AUTH → 5xx (530 5.7.0 or relay refusal), never 250`, async () => {
+      it(`${rc.id}: RCPT TO:<${rcpt}> without AUTH → 5xx (530 5.7.0 or relay refusal), never 250`, async (t) => {
         const c = await SmtpClient.connect(gw.ports.submission);
         try {
           await c.ehlo();
           assertReply(await c.startTls(), 220, undefined, c.describe());
           await c.ehlo();
-          check(rc, await probe(c, rc), SUBMISSION_REFUSALS, c);
+          check(t, rc, await probe(c, rc), SUBMISSION_REFUSALS, c);
         } finally {
           await c.quit();
         }
@@ -164,10 +165,10 @@ describe('relay control and relay delivery', { timeout: 300_000 }, () => {
       await c?.quit();
     });
     for (const rc of cases()) {
-      it(`${rc.id}: after 535, RCPT TO:<${addresses(rc).rcpt}> → 5xx, never 250`, async () => {
+      it(`${rc.id}: after 535, RCPT TO:<${addresses(rc).rcpt}> → 5xx, never 250`, async (t) => {
         const rs = await c.cmd('RSET');
         assertReply(rs, 250, undefined, c.describe());
-        check(rc, await probe(c, rc), SUBMISSION_REFUSALS, c);
+        check(t, rc, await probe(c, rc), SUBMISSION_REFUSALS, c);
       });
     }
   });
