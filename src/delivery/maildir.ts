@@ -209,6 +209,7 @@ export class MaildirDelivery {
 }
 
 async function writeAll(fd: number, content: Content): Promise<number> {
+  if (content.buffers) return writevAll(fd, content.buffers);
   let written = 0;
   for await (const chunk of content.stream()) {
     const buf: Buffer = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
@@ -220,6 +221,33 @@ async function writeAll(fd: number, content: Content): Promise<number> {
     written += buf.length;
   }
   return written;
+}
+
+/** One writev for a message held in memory (the common case): a single trip to the thread pool. */
+async function writevAll(fd: number, buffers: readonly Buffer[]): Promise<number> {
+  let pending = buffers.filter((b) => b.length > 0);
+  const total = pending.reduce((n, b) => n + b.length, 0);
+  let written = 0;
+  while (pending.length) {
+    let n = await writevFd(fd, pending);
+    written += n;
+    // A short write: drop what went out and go on with the rest.
+    const rest: Buffer[] = [];
+    for (const b of pending) {
+      if (n >= b.length) n -= b.length;
+      else {
+        rest.push(n > 0 ? b.subarray(n) : b);
+        n = 0;
+      }
+    }
+    pending = rest;
+  }
+  if (written !== total) throw new Error(`short write: ${written} of ${total} bytes`);
+  return written;
+}
+
+function writevFd(fd: number, buffers: Buffer[]): Promise<number> {
+  return new Promise((resolve, reject) => fs.writev(fd, buffers, (err, n) => (err ? reject(err) : resolve(n))));
 }
 
 /** Add `name` to the mailbox's Dovecot `subscriptions` file unless it is already there. */

@@ -7,6 +7,8 @@ export interface Content {
   readonly size: number;
   /** A fresh stream of the whole message, CRLF line endings, not dot-stuffed. */
   stream(): Readable;
+  /** The same bytes when the whole message is in memory: lets an agent write them in one call. */
+  readonly buffers?: readonly Buffer[];
 }
 
 /** Outcome for one recipient: delivered, try again later, or never (recorded, not bounced). */

@@ -306,6 +306,7 @@ export class Queue {
     const cache = msg.cache;
     return {
       size: msg.size,
+      buffers: cache && !file ? cache : undefined,
       stream(): Readable {
         if (cache && !file) return Readable.from(cache, { objectMode: false });
         const out = new PassThrough();
