@@ -4,8 +4,9 @@
 // all in one run, on loopback, with the same load generator (bench/loadgen.mjs).
 // Writes docs/benchmarks.md and .bench/results/latest.json. Normally started by bench/run.sh.
 //
-//   node bench/bench.mjs [--messages 2000] [--sessions 10] [--reps 3] [--warmup 200]
+//   node bench/bench.mjs [--messages 2000] [--sessions 10] [--reps 5] [--warmup 200]
 //                        [--targets sink-source,sink,haraka,...] [--budget 540] [--out docs/benchmarks.md]
+//   node bench/bench.mjs --render-only     # re-render docs/benchmarks.md from .bench/results/latest.json
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -25,7 +26,7 @@ const { values: opt } = parseArgs({
   options: {
     messages: { type: 'string', default: process.env.BENCH_MESSAGES || '2000' },
     sessions: { type: 'string', default: process.env.BENCH_SESSIONS || '10' },
-    reps: { type: 'string', default: process.env.BENCH_REPS || '3' },
+    reps: { type: 'string', default: process.env.BENCH_REPS || '5' },
     warmup: { type: 'string', default: process.env.BENCH_WARMUP || '200' },
     targets: { type: 'string', default: process.env.BENCH_TARGETS || '' },
     budget: { type: 'string', default: process.env.BENCH_BUDGET || '540' },
@@ -34,6 +35,7 @@ const { values: opt } = parseArgs({
     haraka: { type: 'string', default: path.join(root, '.bench/haraka/node_modules/Haraka') },
     out: { type: 'string', default: path.join(root, 'docs/benchmarks.md') },
     cli: { type: 'string', default: process.env.BENCH_CLI || path.join(root, 'dist/src/cli/main.js') },
+    'render-only': { type: 'boolean', default: false },
     'build-status': { type: 'string', default: process.env.BENCH_BUILD_STATUS || '' },
   },
 });
@@ -49,6 +51,13 @@ const runDir = path.join(root, '.bench/run');
 const logDir = path.join(runDir, 'logs');
 const cli = path.resolve(opt.cli);
 const benchStart = Date.now();
+
+if (opt['render-only']) {
+  // Re-render the report from the last run's raw results (after a change to report.mjs).
+  const result = JSON.parse(fs.readFileSync(path.join(root, '.bench/results/latest.json'), 'utf8'));
+  fs.writeFileSync(opt.out, renderReport(result));
+  process.exit(0);
+}
 
 fs.rmSync(runDir, { recursive: true, force: true });
 fs.mkdirSync(logDir, { recursive: true });

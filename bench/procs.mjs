@@ -13,10 +13,9 @@ export const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf
 const live = new Map();
 
 export function killAll() {
-  for (const [pid, p] of live) {
+  for (const pid of live.keys()) {
     try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
     live.delete(pid);
-    void p;
   }
 }
 process.on('exit', killAll);

@@ -58,6 +58,21 @@ export function renderReport({ machine: m, settings: s, corpus, targets, runs })
     p(`| ${t.label} | ${tlsName(t.tls)} | ${int(r.accept.msgs_per_sec)} | ${int(r.e2e.msgs_per_sec)} | ` +
       `${half(r.accept.msgs_per_sec)} / ${half(r.e2e.msgs_per_sec)} | ${beats(r.accept.msgs_per_sec, hAcc)} / ${beats(r.e2e.msgs_per_sec, hE2e)} |`);
   }
+  const measured = ['portcullis-relay', 'portcullis-relay-tls', 'portcullis-maildir', 'portcullis-maildir-tls']
+    .map((id) => ({ id, r: med(id), h: byId.has(id) ? med(byId.get(id).t.tls === 'none' ? 'haraka' : 'haraka-tls') : null }))
+    .filter((x) => x.r);
+  if (measured.length && sink) {
+    const halfOk = measured.filter((x) => x.r.e2e.msgs_per_sec >= 0.5 * sink.accept.msgs_per_sec).length;
+    const harakaOk = measured.filter((x) => x.h && x.r.e2e.msgs_per_sec > (x.h.e2e.msgs_per_sec ?? x.h.accept.msgs_per_sec)).length;
+    const best = Math.max(...measured.map((x) => x.r.e2e.msgs_per_sec / sink.accept.msgs_per_sec));
+    p('', `End to end: faster than Haraka in ${harakaOk} of ${measured.length} configurations; at least half of smtp-sink in ${halfOk} of ${measured.length} (best ${best.toFixed(2)}×).`);
+    const relay = med('portcullis-relay');
+    if (relay && relay.cpu.server_ms_per_msg && halfOk < measured.length) {
+      const need = 0.5 * sink.accept.msgs_per_sec;
+      p(`At ${ms(relay.cpu.server_ms_per_msg)} ms of gateway CPU per relayed message, ${int(need)} msg/s (½ smtp-sink) would take ` +
+        `${((relay.cpu.server_ms_per_msg * need) / 1000).toFixed(1)} cores for the gateway alone; this machine has ${m.nproc}, shared with the load generator and the sink.`);
+    }
+  }
   const anyPortcullis = [...byId.values()].some(({ t, runs: rs }) => t.kind === 'portcullis' && rs.some((r) => r.ok));
   if (!anyPortcullis) {
     const ids = [...byId.keys()].filter((id) => id.startsWith('portcullis'));
@@ -78,7 +93,7 @@ export function renderReport({ machine: m, settings: s, corpus, targets, runs })
     `| load average at start / end | ${m.loadavg_start} / ${m.loadavg_end} |`,
     `| Postfix (smtp-sink, smtp-source) | ${m.postfix || 'not installed'} |`,
     `| Haraka | ${m.haraka || 'not installed'} |`,
-    `| Portcullis commit | ${m.commit || 'unknown'} (build: ${s.build_status}${m.portcullis_cli && m.portcullis_cli !== 'dist/src/cli/main.js' ? `; CLI: \`${m.portcullis_cli}\`` : ''}) |`,
+    `| Portcullis | HEAD ${m.commit || 'unknown'}, working tree at the time of the run; build: ${s.build_status}; CLI \`${m.portcullis_cli}\` |`,
     `| bench wall time | ${m.wall_seconds} s |`, '');
 
   // ---- method ----
@@ -98,7 +113,9 @@ export function renderReport({ machine: m, settings: s, corpus, targets, runs })
     '- **CPU ms/msg**: utime+stime from `/proc/<pid>/stat` of the server (with its child processes) before and after the measured run (until delivery completed), ' +
       'divided by the accepted messages; the same for the downstream smtp-sink; the load generator measures itself (`process.cpuUsage`). ' +
       'All processes share the same cores, so the load generator\'s CPU is work the server could not use.',
-    '- **Portcullis**: `node dist/src/cli/main.js serve` with a one-listener MX configuration (STARTTLS with its generated self-signed certificate), ' +
+    `- **Portcullis**: \`node ${m.portcullis_cli} serve\`` +
+      (m.portcullis_cli.startsWith('.bench/snapshot/') ? ' (built from the working tree with the project\'s tsconfig into .bench/snapshot/, so that rebuilds of dist/ during the run do not affect it)' : '') +
+      ' with a one-listener MX configuration (STARTTLS with its generated self-signed certificate), ' +
       '`queue.fsync: true`, metrics off, log level warn; Maildir rows deliver to one local user (bench@bench.test), relay rows forward sink.test to smtp-sink with `tls: none`.',
     '- **Haraka**: npm `Haraka`, one process (`nodes=0`), plugins `rcpt_to.in_host_list` (sink.test) and `queue/smtp_forward` to smtp-sink, `tls` for STARTTLS ' +
       '(RSA-2048 self-signed certificate), log level warn — bench/haraka/config/. "TCP_NODELAY added" rows preload bench/haraka/nodelay.cjs, which turns on TCP_NODELAY for every socket Haraka makes.',
@@ -158,6 +175,11 @@ export function renderReport({ machine: m, settings: s, corpus, targets, runs })
       'The comparison target uses Haraka as shipped; the "TCP_NODELAY added" rows show how much of the gap is that one socket option (shared/peers/README.md saw ≈190 → ≈440 msg/s with a larger plugin set).',
     '- "As shipped" means Haraka\'s code unchanged; its configuration is the bench\'s (one process, log level warn, the two plugins above).',
     '- Haraka\'s plugin set here is the minimal equivalent of the Portcullis bench configuration, not the dns-list + spf + headers + attachment set of shared/peers/README.md, so its figures are not comparable to those.',
+    ...(sink && sink.cpu.client_ms_per_msg
+      ? [`- **The loadgen → smtp-sink row is bound by the load generator**: one Node process, ${ms(sink.cpu.client_ms_per_msg, 3)} ms CPU per message at ${int(sink.accept.msgs_per_sec)} msg/s ` +
+        `= ${((sink.cpu.client_ms_per_msg * sink.accept.msgs_per_sec) / 1000).toFixed(2)} of a core busy, while smtp-sink itself needed ${ms(sink.cpu.server_ms_per_msg, 3)} ms per message. ` +
+        'It is the fastest any target can go with this client, which is why it is the reference for "half of smtp-sink".']
+      : []),
     '- Every row uses the same message set and the same load generator, except the smtp-source row (generated 5 KB body, no pipelining).');
   const extra = [];
   for (const { t, runs: rs } of byId.values()) {
