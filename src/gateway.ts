@@ -36,7 +36,7 @@ export interface Gateway {
   stop(): Promise<void>;
 }
 
-/** Queue ids: time-ordered, unique across restarts and processes, safe as file names. */
+/** Queue ids: time-ordered; unique across restarts (time) and processes (a random node part); safe as file names. */
 export function queueIdGenerator(): () => string {
   let last = 0;
   let seq = 0;
@@ -45,7 +45,7 @@ export function queueIdGenerator(): () => string {
     const now = Date.now();
     seq = now === last ? seq + 1 : 0;
     last = now;
-    return `${now.toString(36).toUpperCase()}${seq.toString(36).toUpperCase().padStart(2, '0')}${node}${crypto.randomBytes(1).toString('hex').toUpperCase()}`;
+    return `${now.toString(36).toUpperCase()}${seq.toString(36).toUpperCase().padStart(3, '0')}${node}`;
   };
 }
 
