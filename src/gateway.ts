@@ -168,7 +168,10 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
           if (!m) throw new Error(`no message ${id} in the queue`);
           return describeQueued(m);
         }
-        case 'queue.flush': return { scheduled: queue.flush() };
+        case 'queue.flush':
+          // Like postqueue -f, which also clears Postfix's dead-destination cache.
+          relay.forgetDownHosts();
+          return { scheduled: queue.flush() };
         case 'queue.delete': return { result: await queue.delete(id) };
         case 'status': return { pid: process.pid, queue: queue.size, sessions: listeners.sessionCount, listeners: listeners.addresses() };
         default: throw new Error(`unknown command ${req.cmd}`);

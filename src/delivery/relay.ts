@@ -153,6 +153,11 @@ export class RelayDelivery {
   }
 
   /** Close idle connections now, refuse new work, and resolve once every connection is closed. */
+  /** Forgets which hosts were found down, so the next attempt connects (`queue flush`). */
+  forgetDownHosts(): void {
+    for (const pool of this.pools.values()) pool.downUntil = 0;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     for (const pool of this.pools.values()) {

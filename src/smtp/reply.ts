@@ -78,7 +78,7 @@ export const R = {
   unsupportedParam: (p: string) => reply(555, '5.5.4', `Unsupported option: ${p}`),
   badParamValue: (p: string) => reply(501, '5.5.4', `Bad parameter value: ${p}`),
   pipeliningViolation: reply(554, '5.5.0', 'Error: SMTP protocol synchronization'),
-  bareNewline: reply(521, '5.5.2', 'Error: bare <LF> or <CR> received; end lines with <CR><LF>'),
+  bareNewline: reply(550, '5.5.2', 'Error: bare <LF> or <CR> received; lines must end with <CR><LF>'),
   messageTooBig: reply(552, '5.3.4', 'Error: message file too big'),
   sizeExceedsLimit: reply(552, '5.3.4', 'Message size exceeds fixed limit'),
   noValidRecipients: reply(554, '5.5.1', 'Error: no valid recipients'),

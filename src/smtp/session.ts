@@ -637,7 +637,7 @@ export class SmtpSession {
     if (reader.overflow) return refuse(R.messageTooBig, 'too_big');
     if (spool.headerOverflow) return refuse(reply(552, '5.3.4', 'Error: message header section too big'), 'too_big');
     if (reader.bareNewlines) this.deps.metrics.protocolViolations.inc({ kind: 'bare_newline' });
-    if (reader.rejectBareNewline) return refuse(reply(550, '5.5.2', 'Error: bare <LF> or <CR> received; lines must end with <CR><LF>'), 'bare_newline');
+    if (reader.rejectBareNewline) return refuse(R.bareNewline, 'bare_newline');
     if (spool.error) {
       this.log.error({ event: 'spool_error', id: tx.id, err: spool.error.message }, 'cannot write message');
       return refuse(R.queueFailure, 'tempfail');

@@ -62,6 +62,22 @@ describe('SMTP AUTH', { timeout: 180_000 }, () => {
     }
   });
 
+  it('AUTH on MX even after STARTTLS is refused with 5xx (auth.on_mx is false) and does not log in', async () => {
+    const c = await SmtpClient.connect(gw.ports.mx);
+    try {
+      await c.ehlo();
+      assertReply(await c.startTls(), 220, undefined, c.describe());
+      await c.ehlo();
+      const r = await c.cmd(`AUTH PLAIN ${plainToken(USERS.alice.address, USERS.alice.password)}`);
+      assert.ok(r.code >= 500 && r.code < 600, `AUTH on MX: ${r.raw}\n${c.describe()}`);
+      const mail = await c.cmd(`MAIL FROM:<${USERS.alice.address}>`);
+      const rcpt = mail.code === 250 ? await c.cmd('RCPT TO:<friend@elsewhere.example>') : mail;
+      assert.ok(rcpt.code >= 500, `no relaying from MX after a refused AUTH: ${rcpt.raw}\n${c.describe()}`);
+    } finally {
+      await c.quit();
+    }
+  });
+
   it('swaks without --tls: AUTH on plaintext submission fails (exit 28, AUTH not offered or refused)', async (t) => {
     if (!needTool(t, 'swaks')) return;
     const r = await swaks(gw.ports.submission, ['--auth', 'PLAIN', '--auth-user', USERS.alice.address, '--auth-password', USERS.alice.password,
