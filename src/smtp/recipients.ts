@@ -40,7 +40,18 @@ export class RecipientResolver {
 
   /** RCPT TO:<postmaster> without a domain (RFC 5321 s4.5.1): always accepted. */
   postmaster(): Resolution {
-    return { kind: 'local', address: this.config.roles.mailbox, mailboxes: [this.config.roles.mailbox], external: [], role: true };
+    return this.role(this.config.roles.mailbox);
+  }
+
+  /**
+   * Role mail goes to roles.mailbox: through its alias when it is one (to the people who read
+   * it), else straight to its Maildir, account or not — a role address must never bounce.
+   */
+  private role(address: string): Resolution {
+    const mailbox = this.config.roles.mailbox;
+    const exp = this.accounts.expand(mailbox, (d) => this.local.has(d));
+    if (exp && (exp.users.length || exp.external.length)) return { kind: 'local', address, mailboxes: exp.users, external: exp.external, role: true };
+    return { kind: 'local', address, mailboxes: [mailbox], external: [], role: true };
   }
 
   resolve(addr: Address, standing: ClientStanding): Resolution {
@@ -67,9 +78,7 @@ export class RecipientResolver {
   private resolveLocal(addr: Address, shown: string): Resolution {
     // A quoted local part never names a local account (account names are dot-atoms).
     const local = addr.local.toLowerCase();
-    if (!addr.quoted && this.roles.has(local)) {
-      return { kind: 'local', address: `${local}@${addr.domain}`, mailboxes: [this.config.roles.mailbox], external: [], role: true };
-    }
+    if (!addr.quoted && this.roles.has(local)) return this.role(`${local}@${addr.domain}`);
     if (addr.quoted) return { kind: 'reject', reply: R.unknownUser(shown), why: 'quoted local part' };
     const address = `${local}@${addr.domain}`;
     const expansion = this.accounts.expand(address, (d) => this.local.has(d));
