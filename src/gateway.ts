@@ -134,7 +134,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       route: (domain) => resolver.route(domain),
       metrics,
     });
-    const runner = new CheckRunner(builtinChecks(), loadWeights(config.policy.symbols), logger.child({ component: 'checks' }), {
+    const runner = new CheckRunner(builtinChecks({ owns: (user, address) => resolver.owns(user, address) }), loadWeights(config.policy.symbols), logger.child({ component: 'checks' }), {
       onCheckFailure: (check) => metrics.checkFailures.inc({ check }),
     });
     const listeners = new SmtpListeners({

@@ -2,7 +2,13 @@
 import type { AnyCheck } from '../pipeline/types.js';
 import { heloSyntax } from './helo/helo-syntax.js';
 import { requiredHeaders } from './headers/required-headers.js';
+import { fromOwnership } from './sender/from-ownership.js';
 
-export function builtinChecks(): AnyCheck[] {
-  return [heloSyntax, requiredHeaders];
+/** What checks may need from the rest of the gateway (passed in: no global state). */
+export interface CheckDeps {
+  readonly owns: (user: string, address: string) => boolean;
+}
+
+export function builtinChecks(deps: CheckDeps): AnyCheck[] {
+  return [heloSyntax, requiredHeaders, fromOwnership(deps.owns)];
 }

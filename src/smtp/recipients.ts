@@ -32,6 +32,14 @@ export class RecipientResolver {
     return this.local.has(domain);
   }
 
+  /** An authenticated user may send as itself and as aliases that deliver to it. */
+  owns(user: string, address: string): boolean {
+    const a = address.toLowerCase();
+    if (a === user) return true;
+    const exp = this.accounts.expand(a, (d) => this.local.has(d));
+    return !!exp && exp.users.includes(user);
+  }
+
   /** The route for a non-local domain: the domain's own, else the "*" route. */
   route(domain: string): RouteConfig | undefined {
     const routes = this.config.relay.routes;

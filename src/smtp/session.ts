@@ -509,7 +509,7 @@ export class SmtpSession {
     const sender = addr ? formatAddress(addr) : '';
     if (addr?.utf8 && !smtputf8) return this.reply(R.utf8NeedsSmtputf8(sender));
     if (addr?.literal && this.authUser) return this.reply(R.senderNotOwned(sender, this.authUser));
-    if (addr && this.authUser && !this.owns(this.authUser, addr)) {
+    if (addr && this.authUser && (addr.quoted || !this.deps.resolver.owns(this.authUser, `${addr.local}@${addr.domain}`))) {
       this.log.info({ event: 'sender_mismatch', user: this.authUser, sender }, 'sender not owned by user');
       return this.reply(R.senderNotOwned(sender, this.authUser));
     }
@@ -519,15 +519,6 @@ export class SmtpSession {
       id: this.deps.newId(), sender, smtputf8, body8bit, declaredSize, recipients: [], symbols: [...outcome.symbols], rejectedRecipients: 0,
     };
     this.send(R.senderOk);
-  }
-
-  /** An authenticated user may send as itself and as aliases that deliver to it. */
-  private owns(user: string, addr: Address): boolean {
-    if (addr.quoted) return false;
-    const address = `${addr.local.toLowerCase()}@${addr.domain}`;
-    if (address === user) return true;
-    const exp = this.deps.accounts.expand(address, (d) => this.deps.resolver.isLocalDomain(d));
-    return !!exp && exp.users.includes(user);
   }
 
   private async cmdRcpt(arg: string): Promise<void> {
