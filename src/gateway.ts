@@ -22,6 +22,8 @@ import { CheckRunner } from './pipeline/runner.js';
 import { loadWeights } from './pipeline/weights.js';
 import { builtinChecks } from './checks/index.js';
 import { NetworkSet } from './net/cidr.js';
+import { SqliteStore } from './store/sqlite-store.js';
+import { BruteForce } from './auth/brute-force.js';
 import { serveControl } from './control/socket.js';
 import { describeQueued } from './queue/describe.js';
 import { buildDsn, headerSection } from './queue/dsn.js';
@@ -124,6 +126,19 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     if (recovered) qlog.info({ event: 'queue_recovered', messages: recovered }, `resuming ${recovered} queued message(s)`);
     metrics.sources.queueSize = () => queue.size;
 
+    const store = SqliteStore.open(path.join(dataDir, 'state.db'));
+    cleanups.unshift(() => store.close());
+    const alog = logger.child({ component: 'auth' });
+    const bruteForce = new BruteForce(store, config.auth.brute_force, {
+      blocked: (scope, ip, account, until) => {
+        metrics.authBlocks.inc({ scope });
+        alog.warn({ event: 'auth_block', scope, ip, user: account, until: new Date(until).toISOString() }, `blocked ${scope} for password guessing`);
+      },
+      spraying: (kind, ip, account, count) => {
+        metrics.authSpraying.inc({ kind });
+        alog.warn({ event: 'auth_spraying', kind, ip, user: account, count }, kind === 'accounts_from_ip' ? `password spraying: ${count} accounts tried from ${ip}` : `password spraying: ${account} tried from ${count} sources`);
+      },
+    });
     const resolver = new RecipientResolver(config, accounts);
     const relay = new RelayDelivery({ hostname: config.hostname, logger: logger.child({ component: 'relay' }) });
     cleanups.unshift(() => relay.close());
@@ -134,7 +149,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       route: (domain) => resolver.route(domain),
       metrics,
     });
-    const runner = new CheckRunner(builtinChecks({ owns: (user, address) => resolver.owns(user, address) }), loadWeights(config.policy.symbols), logger.child({ component: 'checks' }), {
+    const runner = new CheckRunner(builtinChecks({ owns: (user, address) => resolver.owns(user, address), bruteForce }), loadWeights(config.policy.symbols), logger.child({ component: 'checks' }), {
       onCheckFailure: (check) => metrics.checkFailures.inc({ check }),
     });
     const listeners = new SmtpListeners({
@@ -148,6 +163,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       metrics,
       trusted: new NetworkSet(config.relay.trusted_networks),
       newId: queueIdGenerator(),
+      bruteForce,
     });
     await listeners.start(config.listeners);
     const expiryTimer = setInterval(() => tlsManager.checkExpiry(), 86_400_000).unref();

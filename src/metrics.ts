@@ -24,6 +24,8 @@ export function createMetrics() {
       },
     }),
     protocolViolations: new client.Counter({ name: 'portcullis_protocol_violations_total', help: 'Hostile or broken protocol use: starttls_injection, bare_newline, pipelining, line_too_long', labelNames: ['kind'], registers: [registry] }),
+    authBlocks: new client.Counter({ name: 'portcullis_auth_blocks_total', help: 'Brute-force blocks imposed, by scope (pair, ip, net)', labelNames: ['scope'], registers: [registry] }),
+    authSpraying: new client.Counter({ name: 'portcullis_auth_spraying_alerts_total', help: 'Password-spraying alerts, by kind', labelNames: ['kind'], registers: [registry] }),
     authFailures: new client.Counter({ name: 'portcullis_auth_failures_total', help: 'Failed SMTP AUTH attempts', labelNames: ['listener'], registers: [registry] }),
     checkFailures: new client.Counter({ name: 'portcullis_check_failures_total', help: 'Checks that failed or timed out', labelNames: ['check'], registers: [registry] }),
   };

@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { domainToASCII } from 'node:url';
 import Database from 'better-sqlite3';
+import { evaluatePassword } from './password-policy.js';
 import { MAX_PASSWORD_LENGTH, scryptHasher, type PasswordHasher, type ScryptParams } from './password-hash.js';
 
 export type AccountErrorCode =
@@ -137,17 +138,10 @@ export const MIN_PASSWORD_LENGTH = 10;
  * function on purpose: the full strength policy will extend it.
  */
 export function checkPasswordPolicy(password: string, address: string): string | undefined {
-  const length = [...password].length;
-  if (length < MIN_PASSWORD_LENGTH) return `the password must have at least ${MIN_PASSWORD_LENGTH} characters`;
-  if (password.length > MAX_PASSWORD_LENGTH) return `the password must have at most ${MAX_PASSWORD_LENGTH} characters`;
-  if (password.includes('\0')) return 'the password may not contain a NUL character';
-  const lower = password.toLowerCase();
-  const addr = address.trim().toLowerCase();
-  if (lower === addr) return 'the password may not be the address';
-  const local = addr.includes('@') ? addr.slice(0, addr.lastIndexOf('@')) : addr;
-  // A one- or two-letter local part ("jo@") would forbid most passwords; it is not a secret.
-  if (local.length >= 3 && lower.includes(local)) return 'the password may not contain the user name (the part before "@")';
-  return undefined;
+  // The rules (length, address parts, the common-password list, zxcvbn strength) live in
+  // password-policy.ts; this is the account store's one entry point to them.
+  const verdict = evaluatePassword(password, address.trim().toLowerCase(), { minLength: MIN_PASSWORD_LENGTH });
+  return verdict.ok ? undefined : verdict.reason;
 }
 
 // ---------------------------------------------------------------------------------------------

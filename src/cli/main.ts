@@ -12,6 +12,8 @@ import { Queue } from '../queue/queue.js';
 import { describeQueued, type QueuedView } from '../queue/describe.js';
 import { silentLogger } from '../log.js';
 import { readPassword } from './password-input.js';
+import { SqliteStore } from '../store/sqlite-store.js';
+import { BruteForce } from '../auth/brute-force.js';
 import path from 'node:path';
 import fs from 'node:fs';
 
@@ -26,6 +28,8 @@ const USAGE = `usage: portcullis <command> [options]
   alias add ADDRESS TARGET...           deliver ADDRESS to TARGETs (local users or external)
   alias del ADDRESS
   alias list
+  auth status USER|IP                   failed logins, blocks and known networks
+  auth unblock USER|IP                  lift blocks and failure counts
   queue list [--json]                   messages waiting for delivery
   queue show ID
   queue flush                           retry every deferred message now
@@ -70,6 +74,8 @@ async function main(argv: string[]): Promise<number> {
       return alias(sub, rest, values.config);
     case 'queue':
       return queue(sub, rest, values.config, !!values.json);
+    case 'auth':
+      return auth(sub, rest, values.config, !!values.json);
     default:
       throw new UsageError(`unknown command "${cmd}"\n\n${USAGE}`);
   }
@@ -168,6 +174,34 @@ async function alias(sub: string | undefined, args: string[], file: string | und
     }
   } finally {
     store.close();
+  }
+}
+
+async function auth(sub: string | undefined, args: string[], file: string | undefined, json: boolean): Promise<number> {
+  if ((sub !== 'status' && sub !== 'unblock') || args.length !== 1) throw new UsageError('usage: portcullis auth status|unblock USER|IP');
+  const cfg = config(file);
+  fs.mkdirSync(cfg.data_dir, { recursive: true, mode: 0o700 });
+  const store = SqliteStore.open(path.join(cfg.data_dir, 'state.db'));
+  try {
+    const bf = new BruteForce(store, cfg.auth.brute_force);
+    if (sub === 'unblock') {
+      console.log(`removed ${await bf.unblock(args[0]!)} record(s) for ${args[0]}`);
+      return 0;
+    }
+    const rows = await bf.status(args[0]!);
+    if (json) console.log(JSON.stringify(rows, null, 2));
+    else if (!rows.length) console.log(`nothing recorded for ${args[0]}`);
+    else {
+      const what: Record<string, string> = { f: 'failures', b: 'BLOCKED until', s: 'tried', k: 'known network', a: 'alerted' };
+      for (const r of rows) {
+        const [, kind, scope, ...rest] = r.key.split(':');
+        const value = kind === 'b' ? new Date(Number(r.value)).toISOString() : r.value;
+        console.log(`${(what[kind!] ?? kind!).padEnd(14)} ${scope!.padEnd(5)} ${rest.join(':').padEnd(40)} ${value}${r.expiresAt ? `  (expires ${new Date(r.expiresAt).toISOString()})` : ''}`);
+      }
+    }
+    return 0;
+  } finally {
+    await store.close();
   }
 }
 

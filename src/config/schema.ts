@@ -94,6 +94,18 @@ export const configSchema = z.strictObject({
   auth: z.strictObject({
     mechanisms: z.array(z.enum(['PLAIN', 'LOGIN'])).min(1).default(['PLAIN', 'LOGIN']),
     on_mx: z.boolean().default(false),
+    brute_force: z.strictObject({
+      window: duration('1h'),
+      block_time: duration('15m'),
+      pair_limit: z.number().int().min(1).default(5),
+      ip_limit: z.number().int().min(1).default(20),
+      net_limit: z.number().int().min(1).default(100),
+      base_delay: duration('500ms'),
+      max_delay: duration('15s'),
+      spray_accounts: z.number().int().min(2).default(10),
+      spray_sources: z.number().int().min(2).default(10),
+      known_network_ttl: duration('30d'),
+    }).prefault({}),
   }).prefault({}),
   relay: z.strictObject({
     trusted_networks: z.array(cidr).default([]),

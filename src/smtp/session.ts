@@ -16,6 +16,7 @@ import { buildPrefix, rewriteHeaders } from './trace-headers.js';
 import type { RecipientResolver, Resolution } from './recipients.js';
 import type { Config, ListenerConfig } from '../config/schema.js';
 import type { AccountStore } from '../auth/accounts.js';
+import type { BruteForce } from '../auth/brute-force.js';
 import type { CheckRunner } from '../pipeline/runner.js';
 import { decide, type Action } from '../pipeline/policy.js';
 import type { ConnectionFacts, Demand, ScoredSymbol, Stage, StageInput } from '../pipeline/types.js';
@@ -38,6 +39,7 @@ export interface SessionDeps {
   readonly metrics: Metrics;
   readonly trusted: NetworkSet;
   readonly newId: () => string;
+  readonly bruteForce: BruteForce;
 }
 
 interface AcceptedRecipient {
@@ -454,17 +456,31 @@ export class SmtpSession {
   }
 
   private async verify(user: string, pass: string): Promise<void> {
-    const ok = user.length <= 320 && pass.length <= 1024 && (await this.deps.accounts.authenticate(user, pass));
-    if (!ok) return this.authFail(R.authFailed, user);
-    this.authUser = user.trim().toLowerCase();
+    const account = user.trim().toLowerCase().slice(0, 320);
+    const bf = this.deps.bruteForce;
+    const verdict = await bf.before(this.remoteAddress, account);
+    // A blocked source gets the same reply as a wrong password, after the same tarpit delay,
+    // and its password is not even checked.
+    const ok = !verdict.blocked && user.length <= 320 && pass.length <= 1024 && (await this.deps.accounts.authenticate(user, pass));
+    if (verdict.delayMs) await new Promise((r) => setTimeout(r, verdict.delayMs));
+    if (this.mode === 'closed') return;
+    if (!ok) {
+      if (verdict.blocked) this.log.info({ event: 'auth_blocked', user: account, scope: verdict.blocked }, 'login attempt from a blocked source');
+      await bf.failure(this.remoteAddress, account);
+      return this.authFail(R.authFailed, account);
+    }
+    await bf.success(this.remoteAddress, account);
+    this.authUser = account;
     this.log.info({ event: 'auth', user: this.authUser }, 'authenticated');
     this.send(R.authOk);
   }
 
-  private authFail(r: Reply, user?: string): void {
+  private authFail(r: Reply, user?: string): void | Promise<void> {
     this.deps.metrics.authFailures.inc({ listener: this.deps.listener.name });
     this.log.info({ event: 'auth_failed', user: user?.slice(0, 320) }, 'authentication failed');
     this.reply(r);
+    // A malformed exchange counts against the source like a wrong password.
+    if (user === undefined) return this.deps.bruteForce.failure(this.remoteAddress, '(malformed)');
   }
 
   private async cmdMail(arg: string): Promise<void> {
