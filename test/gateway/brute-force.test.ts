@@ -59,7 +59,7 @@ test('password guessing is slowed, blocked and logged; the real user still logs 
   const gw = await startGateway({
     users: { 'target@example.test': 'Real-secret-pw-31337' },
     config: {
-      auth: { brute_force: { pair_limit: 5, ip_limit: 30, net_limit: 1_000_000, base_delay: '20ms', max_delay: '500ms', block_time: '10m' } },
+      auth: { brute_force: { pair_limit: 5, ip_limit: 30, net_limit: 1_000_000, base_delay: '20ms', max_delay: '250ms', block_time: '10m' } },
       log: { level: 'info' },
     },
   });
@@ -84,15 +84,15 @@ test('password guessing is slowed, blocked and logged; the real user still logs 
       s.close();
     }
   };
-  await Promise.all(Array.from({ length: 24 }, (_, w) => worker(w)));
+  await Promise.all(Array.from({ length: 40 }, (_, w) => worker(w)));
   const failed = gw.logs.filter((l) => l.event === 'auth_failed').length;
   const blockedAttempts = gw.logs.filter((l) => l.event === 'auth_blocked').length;
   const evaluated = failed - blockedAttempts;
-  process.stdout.write(`# brute force: ${guesses} guesses answered in ${seconds} s over 24 connections; ${evaluated} passwords evaluated ` +
+  process.stdout.write(`# brute force: ${guesses} guesses answered in ${seconds} s over 40 connections; ${evaluated} passwords evaluated ` +
     `(${Math.round((evaluated / seconds) * 60)} per minute), ${blockedAttempts} refused unchecked while blocked\n`);
   assert.equal(successes, 0);
   assert.ok(guesses >= 200, `the attack ran (${guesses} guesses)`);
-  assert.ok(evaluated <= 30 + 24, `only a handful of guesses were evaluated before the block (${evaluated})`);
+  assert.ok(evaluated <= 30 + 40, `only a handful of guesses were evaluated before the block (${evaluated})`);
   assert.ok(blockedAttempts > guesses / 2, 'most guesses were refused without checking the password');
   const blocks = gw.logs.filter((l) => l.event === 'auth_block');
   assert.ok(blocks.some((l) => l.scope === 'pair' && l.ip === attacker && l.user === 'target@example.test'), 'the pair block is logged');
