@@ -30,7 +30,7 @@ import { BOX, CheckingSink, checkCopy, Ledger, Load, type CopyCheck, type Target
 
 const KILLS = Number(process.env.CRASH_KILLS ?? 8);
 const CLIENTS = Number(process.env.CRASH_CLIENTS ?? 8);
-const PASSWORD = 'Crash-test-password-1';
+const PASSWORD = 'Tundra-Pelican-odd-41';
 
 const rand = (min: number, max: number) => min + Math.floor(Math.random() * (max - min + 1));
 

@@ -152,3 +152,33 @@ test('unknown users and wrong passwords get the same reply in the same time', { 
   process.stdout.write(`# timing: median wrong password ${mk.toFixed(1)} ms, unknown user ${mu.toFixed(1)} ms\n`);
   assert.ok(Math.abs(mk - mu) / Math.max(mk, mu) < 0.35, `medians within noise (${mk.toFixed(1)} vs ${mu.toFixed(1)} ms)`);
 });
+
+test('malformed AUTH exchanges get the right 5xx and count against the source; spraying raises an alert', { timeout: 60_000 }, async (t) => {
+  const gw = await startGateway({
+    users: { 'ops@example.test': 'Copper-Meadow-pw-808' },
+    config: { auth: { brute_force: { base_delay: '5ms', max_delay: '20ms', ip_limit: 1000, pair_limit: 1000 } }, smtp: { max_errors: 1000 } },
+  });
+  t.after(() => gw.cleanup());
+  const s = await session(gw.ports.submissions, '127.0.0.4');
+  await s.cmd('EHLO odd.example.net');
+  assert.match(await s.cmd('AUTH PLAIN !!!not-base64'), /^501 5\.5\.2 /);
+  assert.match(await s.cmd('AUTH CRAM-MD5'), /^504 5\.5\.4 /);
+  assert.match(await s.cmd('AUTH PLAIN'), /^334 /);
+  assert.match(await s.cmd('*'), /^501 5\.7\.0 /);
+  assert.match(await s.cmd(`AUTH PLAIN ${Buffer.from('other@example.test\0ops@example.test\0Copper-Meadow-pw-808').toString('base64')}`), /^535 5\.7\.8 /);
+  assert.match(await s.cmd(`AUTH PLAIN ${'QUFB'.repeat(1500)}`), /^500 5\.5\.2 /);
+  assert.match(await s.cmd(`AUTH PLAIN ${plain('ops@example.test', 'Copper-Meadow-pw-808')}`), /^235 /);
+  assert.match(await s.cmd(`AUTH PLAIN ${plain('ops@example.test', 'Copper-Meadow-pw-808')}`), /^503 5\.5\.1 /);
+  s.close();
+  const status = (await gw.cliOk(['auth', 'status', '127.0.0.4'])).stdout;
+  assert.match(status, /failures\s+ip\s+127\.0\.0\.4\s+[2-9]/, status);
+
+  const sprayer = await session(gw.ports.submissions, '127.0.0.5');
+  await sprayer.cmd('EHLO spray.example.net');
+  for (let i = 0; i < 10; i++) assert.match(await sprayer.cmd(`AUTH PLAIN ${plain(`user${i}@example.test`, 'Summer2026!')}`), /^535 /);
+  sprayer.close();
+  const alert = gw.logs.find((l) => l.event === 'auth_spraying');
+  assert.ok(alert, 'a spraying alert was logged');
+  assert.equal(alert.kind, 'accounts_from_ip');
+  assert.equal(alert.ip, '127.0.0.5');
+});
