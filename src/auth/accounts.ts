@@ -6,10 +6,10 @@
 // character set (a-z 0-9 . _ + -), and every lookup applies the same rules, so an address with
 // routing characters — percent hack (user%host@gw), bang path (host!user@gw), quoted local
 // part ("user@x"@gw), source route — can never match a local account or alias.
-import fs from 'node:fs';
 import path from 'node:path';
 import { domainToASCII } from 'node:url';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openSqliteFile } from '../store/sqlite-file.js';
 import { evaluatePassword } from './password-policy.js';
 import { MAX_PASSWORD_LENGTH, scryptHasher, type PasswordHasher, type ScryptParams } from './password-hash.js';
 
@@ -199,8 +199,7 @@ export const MAX_ALIAS_DEPTH = 10;
 /** Most targets one alias may have. */
 export const MAX_ALIAS_TARGETS = 1000;
 
-const SCHEMA_VERSION = 1;
-
+/** SQL per schema version; the highest key is the current one (see store/sqlite-file.ts). */
 const MIGRATIONS: Record<number, string> = {
   1: `
     CREATE TABLE users (
@@ -260,21 +259,12 @@ export class AccountStore {
    * file is created mode 0600: it holds password hashes. Schema migrations run here.
    */
   static open(file: string, options: AccountStoreOptions = {}): AccountStore {
-    fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true, mode: 0o700 });
-    // Create it ourselves so that it (and the -wal/-shm files SQLite derives from it) is
-    // readable by the gateway's user only.
-    fs.closeSync(fs.openSync(file, 'a', 0o600));
-    const db = new Database(file);
-    try {
-      db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL');
-      migrate(db, file);
-      return new AccountStore(db, options);
-    } catch (err) {
-      db.close();
-      throw err;
-    }
+    const db = openSqliteFile(file, {
+      busyTimeoutMs: options.busyTimeoutMs,
+      migrations: MIGRATIONS,
+      tooNew: (message) => new AccountError('SCHEMA', message),
+    });
+    return new AccountStore(db, options);
   }
 
   close(): void {
@@ -469,18 +459,4 @@ function parseTargets(json: string): string[] {
   } catch {
     return [];
   }
-}
-
-function migrate(db: Database.Database, file: string): void {
-  db.transaction(() => {
-    const version = db.pragma('user_version', { simple: true }) as number;
-    if (version > SCHEMA_VERSION) {
-      throw new AccountError('SCHEMA',
-        `${file} has schema version ${version}, newer than this portcullis understands (${SCHEMA_VERSION}); upgrade portcullis`);
-    }
-    for (let v = version + 1; v <= SCHEMA_VERSION; v++) {
-      db.exec(MIGRATIONS[v]);
-      db.pragma(`user_version = ${v}`);
-    }
-  }).immediate();
 }

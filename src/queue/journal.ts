@@ -128,7 +128,7 @@ export class Journal {
   private lazyTimer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly readFds = new Map<number, number>();
-  /** Called when a segment other than the current one is no longer needed by the caller. */
+  /** Sequence numbers of the segment files on disk (the queue drops them oldest first). */
   readonly segments = new Set<number>();
 
   private constructor(private readonly opts: JournalOptions) {}

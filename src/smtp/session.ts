@@ -355,8 +355,7 @@ export class SmtpSession {
 
   /** AUTH is offered only over TLS, on submission listeners, and on MX only when configured. */
   private authOffered(): boolean {
-    if (!this.secure || this.authUser) return false;
-    return this.deps.listener.kind !== 'mx' || this.deps.config.auth.on_mx;
+    return this.secure && !this.authUser && this.authAvailable();
   }
 
   private authAvailable(): boolean {

@@ -13,9 +13,9 @@
 // still inside the sliding window — `cur + floor(prev × (windowMs − elapsed) / windowMs)`.
 // Exact when events are spread evenly; a burst just before a bucket boundary is counted for
 // a little less (or more) than `windowMs`. The same scheme maps onto two Redis INCRs.
-import fs from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
+import type Database from 'better-sqlite3';
+import { openSqliteFile } from './sqlite-file.js';
 import {
   StoreError, checkIncrement, checkKey, checkPrefix, checkScanLimit, checkTtl, checkValue, checkWindow,
   type ScanEntry, type StateStore,
@@ -35,7 +35,6 @@ export function stateFile(dataDir: string): string {
   return path.join(dataDir, 'state.db');
 }
 
-const SCHEMA_VERSION = 1;
 const MIGRATIONS: Record<number, string> = {
   1: `
     CREATE TABLE kv (
@@ -154,19 +153,12 @@ export class SqliteStore implements StateStore {
    * created mode 0600 (it names accounts and addresses). Schema migrations run here.
    */
   static open(file: string, options: SqliteStoreOptions = {}): SqliteStore {
-    fs.mkdirSync(path.dirname(path.resolve(file)), { recursive: true, mode: 0o700 });
-    fs.closeSync(fs.openSync(file, 'a', 0o600));
-    const db = new Database(file);
-    try {
-      db.pragma(`busy_timeout = ${Math.max(0, Math.floor(options.busyTimeoutMs ?? 5000))}`);
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL'); // state, not mail: losing the last writes on power loss is fine
-      migrate(db, file);
-      return new SqliteStore(db, options);
-    } catch (err) {
-      db.close();
-      throw err;
-    }
+    const db = openSqliteFile(file, {
+      busyTimeoutMs: options.busyTimeoutMs,
+      migrations: MIGRATIONS,
+      tooNew: (message) => new StoreError('SCHEMA', message),
+    });
+    return new SqliteStore(db, options);
   }
 
   async incr(key: string, ttlMs: number, by = 1): Promise<number> {
@@ -287,18 +279,4 @@ export class SqliteStore implements StateStore {
       // Another process holds the lock longer than the busy timeout: the timer will catch up.
     }
   }
-}
-
-function migrate(db: Database.Database, file: string): void {
-  db.transaction(() => {
-    const version = db.pragma('user_version', { simple: true }) as number;
-    if (version > SCHEMA_VERSION) {
-      throw new StoreError('SCHEMA',
-        `${file} has schema version ${version}, newer than this portcullis understands (${SCHEMA_VERSION}); upgrade portcullis`);
-    }
-    for (let v = version + 1; v <= SCHEMA_VERSION; v++) {
-      db.exec(MIGRATIONS[v]);
-      db.pragma(`user_version = ${v}`);
-    }
-  }).immediate();
 }
