@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import tls from 'node:tls';
 import { startGateway } from '../helpers/gateway.js';
+import { waitFor } from '../helpers/wait.js';
 
 /** A tiny line-based SMTP client over implicit TLS, bound to a chosen loopback source address. */
 async function session(port: number, localAddress: string) {
@@ -85,6 +86,8 @@ test('password guessing is slowed, blocked and logged; the real user still logs 
     }
   };
   await Promise.all(Array.from({ length: 40 }, (_, w) => worker(w)));
+  // Every answered guess is logged as auth_failed; wait until the log has caught up.
+  await waitFor('the log lines of every guess', () => gw.logs.filter((l) => l.event === 'auth_failed').length >= guesses);
   const failed = gw.logs.filter((l) => l.event === 'auth_failed').length;
   const blockedAttempts = gw.logs.filter((l) => l.event === 'auth_blocked').length;
   const evaluated = failed - blockedAttempts;
@@ -177,8 +180,8 @@ test('malformed AUTH exchanges get the right 5xx and count against the source; s
   await sprayer.cmd('EHLO spray.example.net');
   for (let i = 0; i < 10; i++) assert.match(await sprayer.cmd(`AUTH PLAIN ${plain(`user${i}@example.test`, 'Summer2026!')}`), /^535 /);
   sprayer.close();
-  const alert = gw.logs.find((l) => l.event === 'auth_spraying');
-  assert.ok(alert, 'a spraying alert was logged');
+  // Log lines reach the test through the child's stdout a moment after the replies.
+  const alert = await waitFor('a spraying alert in the log', () => gw.logs.find((l) => l.event === 'auth_spraying'));
   assert.equal(alert.kind, 'accounts_from_ip');
   assert.equal(alert.ip, '127.0.0.5');
 });

@@ -61,7 +61,7 @@ test('undeliverable mail is recorded, never bounced to an unauthenticated sender
   // Nothing at all in the forged sender's mailbox, and the sink never got a bounce.
   assert.deepEqual(gw.readMailbox('victim@example.test'), []);
   assert.ok(!sink.messages.some((m) => m.mailFrom === '' || m.rcptTo.includes('victim@example.test')), 'no bounce was sent anywhere');
-  assert.ok(gw.logs.some((l) => l.event === 'undeliverable' && l.to === 'gone@downstream.test'));
-  assert.ok(gw.logs.some((l) => l.event === 'dsn' && l.to === 'alice@example.test'));
+  await waitFor('the undeliverable log line', () => gw.logs.some((l) => l.event === 'undeliverable' && l.to === 'gone@downstream.test'));
+  await waitFor('the dsn log line', () => gw.logs.some((l) => l.event === 'dsn' && l.to === 'alice@example.test'));
   assert.ok(!gw.logs.some((l) => l.event === 'dsn' && l.to === 'victim@example.test'));
 });
