@@ -24,6 +24,10 @@ python_ok() { command -v python3 >/dev/null 2>&1 && python3 -c 'import smtplib, 
 missing_pkgs=()
 swaks_ok || missing_pkgs+=(swaks libnet-ssleay-perl libio-socket-ssl-perl)
 python_ok || missing_pkgs+=(python3)
+[[ -x /usr/sbin/rbldnsd ]] || missing_pkgs+=(rbldnsd)
+[[ -x /usr/sbin/clamd ]] || missing_pkgs+=(clamav-daemon)
+command -v bsdtar >/dev/null 2>&1 || missing_pkgs+=(libarchive-tools)
+command -v zip >/dev/null 2>&1 || missing_pkgs+=(zip)
 
 if ((${#missing_pkgs[@]})); then
   if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
@@ -40,6 +44,9 @@ fi
 if ((strict)); then
   swaks_ok || die "swaks with TLS support is required (apt-get install swaks libnet-ssleay-perl)"
   python_ok || die "python3 with smtplib and ssl is required"
+  [[ -x /usr/sbin/rbldnsd ]] || die "rbldnsd is required (apt-get install rbldnsd)"
+  [[ -x /usr/sbin/clamd ]] || die "clamd is required (apt-get install clamav-daemon)"
+  command -v bsdtar >/dev/null 2>&1 || die "bsdtar is required (apt-get install libarchive-tools)"
   export PORTCULLIS_TEST_STRICT=1
 fi
 log "swaks: $(swaks --version 2>/dev/null | head -1 || echo missing); python3: $(python3 --version 2>&1 || echo missing); node: $(node --version)"

@@ -28,6 +28,8 @@ import { serveControl } from './control/socket.js';
 import { describeQueued } from './queue/describe.js';
 import { buildDsn, headerSection } from './queue/dsn.js';
 import { Readable } from 'node:stream';
+import { createResolver } from './dns/resolver.js';
+import { ClientLimits } from './smtp/client-limits.js';
 
 export interface Gateway {
   readonly config: Config;
@@ -139,6 +141,12 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
         alog.warn({ event: 'auth_spraying', kind, ip, user: account, count }, kind === 'accounts_from_ip' ? `password spraying: ${count} accounts tried from ${ip}` : `password spraying: ${account} tried from ${count} sources`);
       },
     });
+    const dns = createResolver({
+      servers: config.dns.servers, timeoutMs: config.dns.timeout, attempts: config.dns.attempts, maxInflight: config.dns.max_inflight,
+      cacheEntries: config.dns.cache_entries, maxTtlMs: config.dns.max_ttl, negativeTtlMs: config.dns.negative_ttl,
+    });
+    metrics.sources.dns = () => ({ ...dns.stats() });
+    logger.info({ event: 'dns', servers: dns.servers.map((s) => `${s.host}:${s.port}`) }, 'resolver ready');
     const resolver = new RecipientResolver(config, accounts);
     const relay = new RelayDelivery({ hostname: config.hostname, logger: logger.child({ component: 'relay' }) });
     cleanups.unshift(() => relay.close());
@@ -149,7 +157,12 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       route: (domain) => resolver.route(domain),
       metrics,
     });
-    const runner = new CheckRunner(builtinChecks({ owns: (user, address) => resolver.owns(user, address), bruteForce }), loadWeights(config.policy.symbols), logger.child({ component: 'checks' }), {
+    const checkLog = logger.child({ component: 'checks' });
+    const ownAddresses = [...new Set(config.listeners.map((l) => l.address).filter((a) => a !== '0.0.0.0' && a !== '::'))];
+    const checks = builtinChecks({
+      config, owns: (user, address) => resolver.owns(user, address), bruteForce, resolver: dns, ownAddresses, logger: checkLog,
+    }, dns.servers.length);
+    const runner = new CheckRunner(checks, loadWeights(config.policy.symbols), checkLog, {
       onCheckFailure: (check) => metrics.checkFailures.inc({ check }),
     });
     const listeners = new SmtpListeners({
@@ -164,6 +177,8 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       trusted: new NetworkSet(config.relay.trusted_networks),
       newId: queueIdGenerator(),
       bruteForce,
+      store,
+      limits: new ClientLimits(config.limits, store, config.hostname),
     });
     await listeners.start(config.listeners);
     const expiryTimer = setInterval(() => tlsManager.checkExpiry(), 86_400_000).unref();

@@ -5,7 +5,7 @@ import client from 'prom-client';
 export function createMetrics() {
   const registry = new client.Registry();
   /** Where gauges read their values at scrape time; the gateway fills these in. */
-  const sources = { queueSize: () => 0 };
+  const sources = { queueSize: () => 0, dns: (): Record<string, number> => ({}) };
   const m = {
     registry,
     connections: new client.Counter({ name: 'portcullis_smtp_connections_total', help: 'SMTP connections accepted', labelNames: ['listener'], registers: [registry] }),
@@ -27,6 +27,14 @@ export function createMetrics() {
     authBlocks: new client.Counter({ name: 'portcullis_auth_blocks_total', help: 'Brute-force blocks imposed, by scope (pair, ip, net)', labelNames: ['scope'], registers: [registry] }),
     authSpraying: new client.Counter({ name: 'portcullis_auth_spraying_alerts_total', help: 'Password-spraying alerts, by kind', labelNames: ['kind'], registers: [registry] }),
     authFailures: new client.Counter({ name: 'portcullis_auth_failures_total', help: 'Failed SMTP AUTH attempts', labelNames: ['listener'], registers: [registry] }),
+    limited: new client.Counter({ name: 'portcullis_client_limited_total', help: 'Clients held back: connection, messages, recipients (rate limits), early_talker', labelNames: ['limit'], registers: [registry] }),
+    dns: new client.Gauge({
+      name: 'portcullis_dns', help: 'Resolver counters since start (queries, cacheHits, zoneAnswers, errors, overloaded) and now (inflight, cached)',
+      labelNames: ['kind'], registers: [registry],
+      collect() {
+        for (const [kind, v] of Object.entries(sources.dns())) this.set({ kind }, v);
+      },
+    }),
     checkFailures: new client.Counter({ name: 'portcullis_check_failures_total', help: 'Checks that failed or timed out', labelNames: ['check'], registers: [registry] }),
   };
   client.collectDefaultMetrics({ register: registry, prefix: 'portcullis_' });

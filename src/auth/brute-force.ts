@@ -15,7 +15,7 @@
 //    IPs, within the window.
 // A blocked attempt gets the same reply and the same delay as a wrong password, so an attacker
 // learns nothing from it; the password is then not even checked.
-import net from 'node:net';
+import { networkOf } from '../net/cidr.js';
 import type { StateStore } from '../store/store.js';
 
 export interface BruteForceConfig {
@@ -44,24 +44,6 @@ export interface Verdict {
 export interface BruteForceEvents {
   blocked?(scope: BlockScope, ip: string, account: string, untilMs: number): void;
   spraying?(kind: 'accounts_from_ip' | 'sources_for_account', ip: string, account: string, count: number): void;
-}
-
-/** The network of an address: /24 for IPv4, /64 for IPv6. */
-export function networkOf(ip: string): string {
-  if (net.isIPv4(ip)) return `${ip.split('.').slice(0, 3).join('.')}.0/24`;
-  if (net.isIPv6(ip)) {
-    const full = expandIPv6(ip);
-    return `${full.slice(0, 4).join(':')}::/64`;
-  }
-  return ip;
-}
-
-function expandIPv6(ip: string): string[] {
-  const [head, tail] = ip.split('::') as [string, string | undefined];
-  const h = head ? head.split(':') : [];
-  const t = tail ? tail.split(':') : [];
-  const fill = tail === undefined ? [] : Array(8 - h.length - t.length).fill('0');
-  return [...h, ...fill, ...t].map((x) => x.toLowerCase().replace(/^0+(?=.)/, ''));
 }
 
 // Keys are short and structured so `portcullis auth status` can find them by prefix.

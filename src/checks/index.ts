@@ -1,17 +1,45 @@
 // The built-in checks, in one list. Later defences add themselves here.
 import type { AnyCheck } from '../pipeline/types.js';
+import type { Config } from '../config/schema.js';
+import type { Resolver } from '../dns/types.js';
+import type { Logger } from '../log.js';
 import { heloSyntax } from './helo/helo-syntax.js';
+import { heloClaimsOurs, heloNoResolve } from './helo/helo-dns.js';
 import { requiredHeaders } from './headers/required-headers.js';
 import { fromOwnership } from './sender/from-ownership.js';
 import { bruteForceSource } from './auth/brute-force-source.js';
+import { dnsbl } from './dnsbl/dnsbl.js';
+import { rdns } from './rdns/rdns.js';
 import type { BruteForce } from '../auth/brute-force.js';
 
 /** What checks may need from the rest of the gateway (passed in: no global state). */
 export interface CheckDeps {
+  readonly config: Config;
   readonly owns: (user: string, address: string) => boolean;
   readonly bruteForce: BruteForce;
+  readonly resolver: Resolver;
+  /** Addresses of our listeners (wildcards left out), for "HELO claims to be us". */
+  readonly ownAddresses: readonly string[];
+  readonly logger?: Logger;
 }
 
-export function builtinChecks(deps: CheckDeps): AnyCheck[] {
-  return [bruteForceSource(deps.bruteForce), heloSyntax, requiredHeaders, fromOwnership(deps.owns)];
+/** A check's DNS budget: two lookups in sequence, each bounded by the resolver's own retries. */
+export function dnsBudgetMs(config: Config, servers: number): number {
+  return 2 * config.dns.timeout * config.dns.attempts * Math.max(1, servers) + 1000;
+}
+
+export function builtinChecks(deps: CheckDeps, dnsServers = 1): AnyCheck[] {
+  const c = deps.config;
+  const dnsOptions = { logger: deps.logger, timeoutMs: dnsBudgetMs(c, dnsServers) };
+  const checks: AnyCheck[] = [
+    bruteForceSource(deps.bruteForce),
+    heloSyntax,
+    heloClaimsOurs({ hostname: c.hostname, domains: c.domains, addresses: deps.ownAddresses }),
+    heloNoResolve(deps.resolver, dnsOptions),
+    requiredHeaders,
+    fromOwnership(deps.owns),
+  ];
+  if (c.dnsbl.lists.length) checks.push(dnsbl(deps.resolver, c.dnsbl, dnsOptions));
+  if (c.rdns.enabled) checks.push(rdns(deps.resolver, c.rdns, dnsOptions));
+  return checks;
 }

@@ -4,6 +4,7 @@ import os from 'node:os';
 import { z } from 'zod';
 import { parseDuration, parseSize } from './units.js';
 import { isValidCidr } from '../net/cidr.js';
+import { isValidCodeFilter } from '../net/ip-names.js';
 
 const duration = (fallback: string) =>
   z.union([z.string(), z.number()]).default(fallback).transform((v, ctx) => {
@@ -57,6 +58,27 @@ const route = z.strictObject({
 const relayDomain = z.strictObject({
   domain: domainName,
   recipients: z.array(z.string().min(3)).optional(),
+});
+
+const hostPort = z.string().refine((v) => /^(\[[0-9a-f:.]+\]|[0-9.]+|[0-9a-f:]+)(:\d{1,5})?$/i.test(v),
+  'must be an IP address with an optional port, e.g. 127.0.0.1:5353 or [::1]:53');
+
+const zoneFile = z.strictObject({
+  /** The DNS name the mirror answers under, e.g. zen.spamhaus.org or a local name. */
+  name: domainName,
+  type: z.enum(['ip4set', 'ip4tset', 'ip6tset', 'dnset']),
+  file: z.string().min(1),
+  ttl: duration('35m'),
+});
+
+/** A DNS list as postscreen's postscreen_dnsbl_sites: weight (negative = allowlist), optional return codes. */
+const dnsList = z.strictObject({
+  zone: domainName,
+  /** Shown in the symbol (DNSBL_<NAME>) and the 554 text; defaults from the zone. */
+  name: z.string().regex(/^[A-Za-z0-9_]+$/, 'letters, digits and _ only').optional(),
+  weight: z.number().refine((w) => w !== 0, 'must not be 0 (negative weights make an allowlist)').default(1),
+  /** Return codes that count, e.g. ["127.0.0.2", "127.0.0.4-7", "127.0.[0..255].[1..3]"]; empty = any 127.0.0.0/8 answer. */
+  codes: z.array(z.string().refine(isValidCodeFilter, 'must be a return code such as 127.0.0.2, 127.0.0.4-7 or 127.0.[0..255].[1..3]')).default([]),
 });
 
 export function defaultListeners() {
@@ -134,6 +156,72 @@ export const configSchema = z.strictObject({
     }).prefault({}),
     subject_tag: z.string().default(''),
     symbols: z.record(z.string().regex(/^[A-Z0-9_]+$/, 'symbol names are upper case'), z.number()).default({}),
+  }).prefault({}),
+  dns: z.strictObject({
+    /** Resolvers to ask; empty = the nameservers of /etc/resolv.conf. */
+    servers: z.array(hostPort).default([]),
+    timeout: duration('2s'),
+    attempts: z.number().int().min(1).max(5).default(2),
+    max_inflight: z.number().int().min(1).max(100_000).default(500),
+    cache_entries: z.number().int().min(0).max(10_000_000).default(100_000),
+    max_ttl: duration('1d'),
+    negative_ttl: duration('5m'),
+    /** Local mirrors of DNS lists (rbldnsd zone files), answered from memory. */
+    zones: z.array(zoneFile).default([]),
+    /** Serve the mirrored zones over DNS (UDP and TCP) for other hosts. */
+    serve: z.strictObject({ address: z.string().default('127.0.0.1'), port }).optional(),
+  }).prefault({}),
+  dnsbl: z.strictObject({
+    lists: z.array(dnsList).default([]),
+    /** Sum of weights at which the client is refused at RCPT (554 5.7.1), as postscreen_dnsbl_threshold. */
+    threshold: z.number().positive().default(1),
+    action: z.enum(['reject', 'score']).default('reject'),
+  }).prefault({}),
+  rdns: z.strictObject({
+    enabled: z.boolean().default(true),
+    /** Extra regular expressions (case-insensitive) for dynamic/generic host names. */
+    dynamic_patterns: z.array(z.string().min(1).refine((p) => {
+      try {
+        new RegExp(p, 'i');
+        return true;
+      } catch {
+        return false;
+      }
+    }, 'must be a valid regular expression')).default([]),
+  }).prefault({}),
+  spf: z.strictObject({
+    enabled: z.boolean().default(true),
+    helo: z.boolean().default(true),
+    /** What an SPF "fail" does: refuse at RCPT (550 5.7.23) or only score. */
+    fail_action: z.enum(['reject', 'score']).default('reject'),
+  }).prefault({}),
+  greeting: z.strictObject({
+    /** Wait this long before the banner on mx listeners; a client that talks first is an early talker. */
+    delay: duration('0s'),
+    early_talker: z.enum(['reject', 'score']).default('reject'),
+    /** A client that waited once is not delayed again for this long. */
+    pass_ttl: duration('1d'),
+  }).prefault({}),
+  tarpit: z.strictObject({
+    /** Connection score (connect and HELO symbols) from which every reply is delayed. */
+    score: z.number().default(3),
+    delay: duration('5s'),
+    /** Bad commands in a session after which every reply waits error_delay (Postfix smtpd_soft_error_limit; 0 = never). */
+    errors: z.number().int().min(0).default(10),
+    error_delay: duration('1s'),
+  }).prefault({}),
+  limits: z.strictObject({
+    /** 0 = no limit. Trusted networks are exempt. */
+    connections_per_ip: z.number().int().min(0).default(50),
+    connections_per_net: z.number().int().min(0).default(200),
+    connection_rate_per_ip: z.number().int().min(0).default(0),
+    connection_rate_per_net: z.number().int().min(0).default(0),
+    messages_per_ip: z.number().int().min(0).default(0),
+    recipients_per_ip: z.number().int().min(0).default(0),
+    /** The window for the rates above. */
+    window: duration('1m'),
+    ipv4_prefix: z.number().int().min(8).max(32).default(24),
+    ipv6_prefix: z.number().int().min(16).max(128).default(64),
   }).prefault({}),
   metrics: z.strictObject({
     enabled: z.boolean().default(true),

@@ -43,3 +43,41 @@ export function clientAddress(remote: string | undefined): string {
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(remote);
   return mapped ? mapped[1]! : remote;
 }
+
+/** The network of an address as "base/prefix": /24 and /64 by default (the usual client granularity). */
+export function networkOf(ip: string, v4Prefix = 24, v6Prefix = 64): string {
+  if (net.isIPv4(ip)) {
+    const n = ip.split('.').reduce((acc, o) => acc * 256 + Number(o), 0);
+    const size = 2 ** (32 - v4Prefix);
+    const base = Math.floor(n / size) * size;
+    return `${[24, 16, 8, 0].map((s) => Math.floor(base / 2 ** s) % 256).join('.')}/${v4Prefix}`;
+  }
+  if (net.isIPv6(ip)) {
+    const groups = expandIPv6(ip).map((g) => parseInt(g, 16));
+    const masked = groups.map((g, k) => {
+      const bits = Math.max(0, Math.min(16, v6Prefix - k * 16));
+      return bits === 16 ? g : bits === 0 ? 0 : g & (0xffff << (16 - bits)) & 0xffff;
+    });
+    // Compressed form: trailing zero groups become "::".
+    let end = 8;
+    while (end > 0 && masked[end - 1] === 0) end--;
+    const head = masked.slice(0, end).map((g) => g.toString(16)).join(':');
+    return `${head}${end < 8 ? '::' : ''}/${v6Prefix}`;
+  }
+  return ip;
+}
+
+/** The eight groups of an IPv6 address (an embedded IPv4 tail converted). */
+function expandIPv6(ip: string): string[] {
+  let text = ip.toLowerCase();
+  const v4 = /(\d+\.\d+\.\d+\.\d+)$/.exec(text);
+  if (v4) {
+    const o = v4[1]!.split('.').map(Number);
+    text = text.slice(0, -v4[1]!.length) + `${((o[0]! << 8) | o[1]!).toString(16)}:${((o[2]! << 8) | o[3]!).toString(16)}`;
+  }
+  const [head, tail] = text.split('::') as [string, string | undefined];
+  const h = head ? head.split(':') : [];
+  const t = tail ? tail.split(':') : [];
+  const fill = tail === undefined ? [] : Array(8 - h.length - t.length).fill('0');
+  return [...h, ...fill, ...t];
+}

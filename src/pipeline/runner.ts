@@ -9,6 +9,7 @@ export interface StageOutcome {
   symbols: ScoredSymbol[];
   demand?: Demand;
   authResults: string[];
+  trace: string[];
 }
 
 export type Weights = ReadonlyMap<string, number>;
@@ -45,12 +46,13 @@ export class CheckRunner {
   }
 
   async run<S extends Stage>(stage: S, input: StageInput[S]): Promise<StageOutcome> {
-    const outcome: StageOutcome = { symbols: [], authResults: [] };
+    const outcome: StageOutcome = { symbols: [], authResults: [], trace: [] };
     for (const level of this.levels.get(stage) ?? []) {
       const results = await Promise.all(level.map((c) => this.runOne(c as Check<S>, input)));
       for (const r of results) {
         for (const hit of r.symbols ?? []) outcome.symbols.push(this.score(hit));
         outcome.authResults.push(...(r.authResults ?? []));
+        outcome.trace.push(...(r.trace ?? []));
         // The first reject wins over a tempfail: a certain "no" is better than "later".
         if (r.demand && (!outcome.demand || (r.demand.kind === 'reject' && outcome.demand.kind !== 'reject'))) {
           outcome.demand = r.demand;

@@ -26,6 +26,8 @@ export interface CheckResult {
   demand?: Demand;
   /** Method results for the Authentication-Results header (RFC 8601), e.g. "spf=pass smtp.mailfrom=…". */
   authResults?: string[];
+  /** Trace header fields to add, complete and unfolded, without CRLF (e.g. "Received-SPF: pass (…) client-ip=…;"). */
+  trace?: string[];
 }
 
 /** Read-only facts about the connection, available to every stage. */

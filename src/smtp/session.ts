@@ -25,6 +25,8 @@ import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { NetworkSet } from '../net/cidr.js';
 import { clientAddress } from '../net/cidr.js';
+import type { StateStore } from '../store/store.js';
+import type { ClientLimits } from './client-limits.js';
 
 export interface SessionDeps {
   readonly config: Config;
@@ -40,6 +42,8 @@ export interface SessionDeps {
   readonly trusted: NetworkSet;
   readonly newId: () => string;
   readonly bruteForce: BruteForce;
+  readonly store: StateStore;
+  readonly limits: ClientLimits;
 }
 
 interface AcceptedRecipient {
@@ -55,6 +59,10 @@ interface Transaction {
   readonly declaredSize?: number;
   readonly recipients: AcceptedRecipient[];
   readonly symbols: ScoredSymbol[];
+  readonly authResults: string[];
+  readonly trace: string[];
+  /** A MAIL-stage refusal (SPF fail…), applied at each RCPT so the envelope is logged. */
+  readonly deferred?: Demand;
   rejectedRecipients: number;
 }
 
@@ -79,6 +87,14 @@ export class SmtpSession {
   private authUser: string | undefined;
   private tx: Transaction | undefined;
   private connSymbols: ScoredSymbol[] = [];
+  /** Connect- and HELO-stage refusals (DNSBL, early talker…), applied at RCPT as Postfix's smtpd_delay_reject. */
+  private connDeferred: Demand | undefined;
+  private heloDeferred: Demand | undefined;
+  /** No command is read before our banner; bytes that arrive earlier make an early talker. */
+  private greeted = false;
+  private earlyBytes = 0;
+  /** Counted by ClientLimits.admit(); released when the session ends. */
+  private admitted = false;
   private reader: DataReader | undefined;
   private spool: MessageSpool | undefined;
   private dataTimer: NodeJS.Timeout | undefined;
@@ -113,20 +129,91 @@ export class SmtpSession {
     return this.tlsInfo !== undefined;
   }
 
-  /** Greets the client after the connect-stage checks (early talkers and DNSBLs plug in there). */
+  /**
+   * Admits the client (connection limits), runs the connect-stage checks (DNSBL, rDNS) during
+   * the greeting delay, catches early talkers, then greets. A refusal found here is applied at
+   * RCPT (so the envelope is logged and postmaster@ stays reachable), unless it is a tempfail.
+   */
   async start(): Promise<void> {
     this.deps.metrics.connections.inc({ listener: this.deps.listener.name });
-    const outcome = await this.runStage('connect', { conn: this.facts() });
+    if (!this.trustedNetwork) {
+      const refused = await this.deps.limits.admit(this.remoteAddress);
+      if (!refused) this.admitted = true;
+      if (this.mode === 'closed') return this.release();
+      if (refused) {
+        this.log.info({ event: 'client_limit', reply: refused.text }, 'connection refused by limits');
+        this.deps.metrics.limited.inc({ limit: 'connection' });
+        this.send(refused);
+        return this.close();
+      }
+    }
+    const mx = this.deps.listener.kind === 'mx' && !this.trustedNetwork;
+    const wait = mx ? await this.greetingDelay() : 0;
+    const [outcome] = await Promise.all([
+      this.runStage('connect', { conn: this.facts() }),
+      wait ? new Promise((r) => setTimeout(r, wait)) : undefined,
+    ]);
     if (this.mode === 'closed') return;
     this.connSymbols.push(...outcome.symbols);
-    if (outcome.demand) {
-      this.send(outcome.demand.reply.code >= 500 ? { ...outcome.demand.reply, code: 554 } : { ...outcome.demand.reply, code: 421 });
-      this.close();
-      return;
+    if (outcome.demand?.kind === 'tempfail') {
+      this.send({ ...outcome.demand.reply, code: 421 });
+      return this.close();
+    }
+    if (outcome.demand) this.connDeferred = outcome.demand;
+    if (mx) this.judgeEarlyTalk(wait);
+    const tarpit = this.tarpitDelay();
+    if (tarpit) {
+      await new Promise((r) => setTimeout(r, tarpit));
+      if (this.isClosed()) return;
     }
     this.send(reply(220, undefined, `${this.hostname} ${this.deps.config.smtp.banner}`));
+    this.greeted = true;
     this.flush();
     this.processInput();
+  }
+
+  /** The greeting delay for this client: none once it has waited politely (greeting.pass_ttl). */
+  private async greetingDelay(): Promise<number> {
+    const g = this.deps.config.greeting;
+    if (!g.delay) return 0;
+    const passed = await this.deps.store.getValue(`greet:pass:${this.remoteAddress}`).catch(() => undefined);
+    return passed ? 0 : g.delay;
+  }
+
+  private judgeEarlyTalk(waited: number): void {
+    const g = this.deps.config.greeting;
+    if (!this.earlyBytes) {
+      if (waited) this.deps.store.set(`greet:pass:${this.remoteAddress}`, '1', g.pass_ttl).catch(() => undefined);
+      return;
+    }
+    const first = (this.inbuf?.subarray(0, 40).toString('latin1') ?? '').replace(/[^\x20-\x7e]/g, '.');
+    this.log.info({ event: 'early_talker', bytes: this.earlyBytes, first, action: g.early_talker }, 'client talked before the greeting');
+    this.deps.metrics.limited.inc({ limit: 'early_talker' });
+    this.connSymbols.push(this.deps.runner.score({ name: 'EARLY_TALKER', reason: `${this.earlyBytes} bytes before the greeting: "${first}"` }));
+    if (g.early_talker === 'reject' && !this.connDeferred) {
+      this.connDeferred = { kind: 'reject', reply: reply(550, '5.5.1', 'Error: protocol error: you talked before my greeting') };
+    }
+  }
+
+  /** Suspicious clients wait before each reply: their score is high, or they keep making errors. */
+  private tarpitDelay(): number {
+    const t = this.deps.config.tarpit;
+    if (this.trustedNetwork || this.authUser) return 0;
+    const score = this.connSymbols.reduce((n, s) => n + s.score, 0);
+    if (t.delay && score >= t.score) return t.delay;
+    if (t.error_delay && t.errors > 0 && this.errors >= t.errors) return t.error_delay;
+    return 0;
+  }
+
+  /** The mode read afresh (TypeScript narrows `this.mode` across awaits and calls). */
+  private isClosed(): boolean {
+    return this.mode === 'closed';
+  }
+
+  private release(): void {
+    if (!this.admitted) return;
+    this.admitted = false;
+    this.deps.limits.release(this.remoteAddress);
   }
 
   /** Ends the session from outside (shutdown): 421 when idle, else after the current command. */
@@ -180,6 +267,13 @@ export class SmtpSession {
 
   private onData(chunk: Buffer): void {
     if (this.mode === 'closed') return;
+    if (!this.greeted) {
+      this.earlyBytes += chunk.length;
+      this.inbuf = this.inbuf ? Buffer.concat([this.inbuf, chunk]) : chunk;
+      // Held until the greeting; a client that keeps talking is not read further.
+      if (this.inbuf.length > 64 * 1024) this.socket.pause();
+      return;
+    }
     if (this.mode === 'data' && !this.inbuf && !this.busy) {
       this.feedData(chunk);
       return;
@@ -218,7 +312,10 @@ export class SmtpSession {
         this.reply(R.lineTooLong);
         continue;
       }
-      const result = this.dispatch(raw.toString('utf8'));
+      let result = this.dispatch(raw.toString('utf8'));
+      // The tarpit: the reply waits on a timer (no thread, no buffer beyond the reply itself).
+      const delay = this.isClosed() ? 0 : this.tarpitDelay();
+      if (delay) result = Promise.resolve(result).then(() => new Promise<void>((r) => setTimeout(r, delay)));
       if (result instanceof Promise) {
         this.busy = true;
         result
@@ -282,6 +379,7 @@ export class SmtpSession {
 
   private finish(): void {
     if (this.dataTimer) clearTimeout(this.dataTimer);
+    this.release();
     // While endOfData() runs, the spool belongs to it (it may be committing the spill file).
     if (!this.busy) {
       this.spool?.discard();
@@ -343,7 +441,8 @@ export class SmtpSession {
     this.esmtp = extended;
     const outcome = await this.runStage('helo', { conn: this.facts() });
     this.connSymbols = this.connSymbols.filter((s) => !s.name.startsWith('HELO_')).concat(outcome.symbols);
-    if (outcome.demand) return this.refuse(outcome.demand);
+    if (outcome.demand?.kind === 'tempfail') return this.refuse(outcome.demand);
+    this.heloDeferred = outcome.demand;
     if (!extended) return this.send(reply(250, undefined, this.hostname));
     const c = this.deps.config;
     const lines = [this.hostname, 'PIPELINING', `SIZE ${c.smtp.max_message_size}`];
@@ -528,10 +627,18 @@ export class SmtpSession {
       this.log.info({ event: 'sender_mismatch', user: this.authUser, sender }, 'sender not owned by user');
       return this.reply(R.senderNotOwned(sender, this.authUser));
     }
+    if (!this.trustedNetwork && !this.authUser) {
+      const limited = await this.deps.limits.message(this.remoteAddress);
+      if (limited) {
+        this.deps.metrics.limited.inc({ limit: 'messages' });
+        this.log.info({ event: 'client_limit', sender, reply: limited.text }, 'message rate limit');
+        return this.reply(limited);
+      }
+    }
     const outcome = await this.runStage('mail', { conn: this.facts(), sender });
-    if (outcome.demand) return this.refuse(outcome.demand);
     this.tx = {
       id: this.deps.newId(), sender, smtputf8, body8bit, declaredSize, recipients: [], symbols: [...outcome.symbols], rejectedRecipients: 0,
+      authResults: outcome.authResults, trace: outcome.trace, deferred: outcome.demand,
     };
     this.send(R.senderOk);
   }
@@ -559,6 +666,19 @@ export class SmtpSession {
     }
     const shown = parsed.postmasterOnly ? 'postmaster' : formatAddress(parsed.address!);
     if (resolution.kind === 'reject') return this.rejectRcpt(resolution.reply, shown, resolution.why);
+    if (!resolution.role && !this.authUser) {
+      // Refusals found earlier in the session land here (smtpd_delay_reject): the envelope is
+      // logged, and postmaster@/abuse@ stay reachable for a listed sender asking to be unlisted.
+      const deferred = this.connDeferred ?? this.heloDeferred ?? tx.deferred;
+      if (deferred) return this.rejectRcpt(deferred.reply, shown, `refused earlier in the session: ${deferred.reply.text}`);
+      if (!this.trustedNetwork) {
+        const limited = await this.deps.limits.recipient(this.remoteAddress);
+        if (limited) {
+          this.deps.metrics.limited.inc({ limit: 'recipients' });
+          return this.rejectRcpt(limited, shown, 'recipient rate limit');
+        }
+      }
+    }
     const outcome = await this.runStage('rcpt', { conn: this.facts(), sender: tx.sender, recipient: resolution.address });
     if (outcome.demand && !resolution.role) return this.refuse(outcome.demand, shown);
     tx.symbols.push(...outcome.symbols);
@@ -568,7 +688,10 @@ export class SmtpSession {
 
   private rejectRcpt(r: Reply, recipient: string, why: string): void {
     if (this.tx) this.tx.rejectedRecipients++;
-    this.log.info({ event: 'rcpt_reject', id: this.tx?.id, sender: this.tx?.sender, recipient, why, reply: `${r.code} ${r.enhanced}` }, 'recipient refused');
+    this.log.info({
+      event: 'rcpt_reject', id: this.tx?.id, helo: this.helo, sender: this.tx?.sender, recipient, why, reply: `${r.code} ${r.enhanced}`,
+      symbols: [...this.connSymbols, ...(this.tx?.symbols ?? [])].map((x) => ({ name: x.name, score: x.score, reason: x.reason })),
+    }, 'recipient refused');
     this.reply(r);
   }
 
@@ -672,7 +795,7 @@ export class SmtpSession {
     }
     const prefix = buildPrefix({
       hostname: this.hostname, id: tx.id, conn, recipients: tx.recipients.map((r) => r.shown), smtputf8: tx.smtputf8,
-      authResults: outcome.authResults, score: verdict.score, symbols, thresholds: p.thresholds,
+      authResults: [...tx.authResults, ...outcome.authResults], trace: [...tx.trace, ...outcome.trace], score: verdict.score, symbols, thresholds: p.thresholds,
     });
     const header = rewriteHeaders(headers, spool.headerBlock!, this.hostname, verdict.score >= p.thresholds.tag ? p.subject_tag : '');
     const destinations = this.destinations(tx, verdict.actions);
@@ -742,7 +865,7 @@ export class SmtpSession {
   }
 
   private async runStage<S extends Stage>(stage: S, input: StageInput[S]) {
-    if (!this.deps.runner.has(stage)) return { symbols: [] as ScoredSymbol[], demand: undefined, authResults: [] as string[] };
+    if (!this.deps.runner.has(stage)) return { symbols: [] as ScoredSymbol[], demand: undefined, authResults: [] as string[], trace: [] as string[] };
     return this.deps.runner.run(stage, input);
   }
 }

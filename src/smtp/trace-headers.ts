@@ -29,6 +29,8 @@ export interface PrefixInput {
   recipients: string[];
   smtputf8: boolean;
   authResults: string[];
+  /** Trace fields from checks (Received-SPF), placed below our Received. */
+  trace?: string[];
   score: number;
   symbols: ScoredSymbol[];
   thresholds: Thresholds;
@@ -46,6 +48,7 @@ export function buildPrefix(p: PrefixInput): Buffer {
   received += `\tby ${p.hostname} (Portcullis) with ${withProtocol(c, p.smtputf8)} id ${p.id}`;
   // "for" only with a single recipient: listing several would disclose Bcc recipients.
   received += p.recipients.length === 1 ? `\r\n\tfor <${clean(p.recipients[0]!)}>; ${rfc5322Date(p.now ?? new Date())}\r\n` : `;\r\n\t${rfc5322Date(p.now ?? new Date())}\r\n`;
+  for (const t of p.trace ?? []) received += `${foldTrace(t)}\r\n`;
   const methods = [...(c.authUser ? [`auth=pass smtp.auth=${clean(c.authUser)}`] : []), ...p.authResults];
   const authResults = `Authentication-Results: ${p.hostname};${methods.length ? methods.map((m) => `\r\n\t${m}`).join(';') : ' none'}\r\n`;
   const spam = p.score >= p.thresholds.tag;
@@ -54,6 +57,21 @@ export function buildPrefix(p: PrefixInput): Buffer {
   xspam += `X-Spam-Score: ${p.score}\r\n`;
   if (spam) xspam += 'X-Spam-Flag: YES\r\n';
   return Buffer.from(received + authResults + xspam, 'utf8');
+}
+
+/** Folds a check's trace field at spaces so no line passes 78 characters where it can be helped. */
+function foldTrace(field: string): string {
+  const words = field.replace(/[\r\n]+/g, ' ').split(' ');
+  const lines: string[] = [];
+  let line = '';
+  for (const w of words) {
+    if (line && line.length + 1 + w.length > 78) {
+      lines.push(line);
+      line = `\t${w}`;
+    } else line = line ? `${line} ${w}` : w;
+  }
+  lines.push(line);
+  return lines.join('\r\n');
 }
 
 const VERDICT_HEADERS = new Set(['x-spam-status', 'x-spam-score', 'x-spam-flag', 'x-spam-level']);

@@ -60,7 +60,7 @@ describe('relay control and relay delivery', { timeout: 300_000 }, () => {
     gw = await startGateway({
       users: userMap('alice', 'bob'),
       config: {
-        smtp: { max_errors: 1000 },
+        smtp: { max_errors: 1000 }, tarpit: { errors: 0 },
         relay: {
           trusted_networks: [],
           domains: [{ domain: 'relay.test' }, { domain: 'listed.test', recipients: ['known@listed.test'] }, { domain: 'lmtp.test' }, { domain: 'tlsrelay.test' }],

@@ -59,6 +59,9 @@ export function baseConfig(ports: GatewayPorts, dataDir: string): ConfigObject {
     ],
     tls: { self_signed: true },
     metrics: { enabled: false },
+    // A closed loopback port: every DNS question fails at once (ICMP unreachable), so tests that
+    // do not start a DNS server of their own never wait on the machine's resolver.
+    dns: { servers: ['127.0.0.1:1'] },
     log: { level: 'debug' },
     shutdown_grace: '5s',
   };

@@ -19,6 +19,8 @@ export interface Reply {
 
 export interface ConnectOptions {
   host?: string;
+  /** Source address, e.g. 127.0.0.2 (Linux routes all of 127/8 to loopback): lets a test be another client. */
+  localAddress?: string;
   /** TLS from the first byte (the submissions port). */
   implicitTls?: boolean;
   /** Wait for and parse the greeting (default true). */
@@ -61,7 +63,7 @@ export class SmtpClient {
     const socket = await new Promise<net.Socket>((resolve, reject) => {
       const s: net.Socket = opts.implicitTls
         ? tls.connect({ host, port, rejectUnauthorized: false, ...opts.tlsOptions })
-        : net.connect({ host, port });
+        : net.connect({ host, port, localAddress: opts.localAddress });
       const timer = setTimeout(() => {
         s.destroy();
         reject(new Error(`connect to ${host}:${port} timed out`));
