@@ -28,7 +28,7 @@ import { serveControl } from './control/socket.js';
 import { describeQueued } from './queue/describe.js';
 import { buildDsn, headerSection } from './queue/dsn.js';
 import { Readable } from 'node:stream';
-import { createResolver } from './dns/resolver.js';
+import { createResolver, resolverOptions } from './dns/resolver.js';
 import { ClientLimits } from './smtp/client-limits.js';
 
 export interface Gateway {
@@ -141,10 +141,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
         alog.warn({ event: 'auth_spraying', kind, ip, user: account, count }, kind === 'accounts_from_ip' ? `password spraying: ${count} accounts tried from ${ip}` : `password spraying: ${account} tried from ${count} sources`);
       },
     });
-    const dns = createResolver({
-      servers: config.dns.servers, timeoutMs: config.dns.timeout, attempts: config.dns.attempts, maxInflight: config.dns.max_inflight,
-      cacheEntries: config.dns.cache_entries, maxTtlMs: config.dns.max_ttl, negativeTtlMs: config.dns.negative_ttl,
-    });
+    const dns = createResolver(resolverOptions(config.dns));
     metrics.sources.dns = () => ({ ...dns.stats() });
     logger.info({ event: 'dns', servers: dns.servers.map((s) => `${s.host}:${s.port}`) }, 'resolver ready');
     const resolver = new RecipientResolver(config, accounts);

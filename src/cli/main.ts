@@ -14,6 +14,9 @@ import { silentLogger } from '../log.js';
 import { readPassword } from './password-input.js';
 import { SqliteStore } from '../store/sqlite-store.js';
 import { BruteForce } from '../auth/brute-force.js';
+import { checkIp, describeIpVerdict } from './check-ip.js';
+import { createResolver, resolverOptions } from '../dns/resolver.js';
+import net from 'node:net';
 import path from 'node:path';
 import fs from 'node:fs';
 
@@ -28,6 +31,8 @@ const USAGE = `usage: portcullis <command> [options]
   alias add ADDRESS TARGET...           deliver ADDRESS to TARGETs (local users or external)
   alias del ADDRESS
   alias list
+  check-ip IP [--json]                  what the gateway would decide about a client at connect
+  check-spf IP SENDER HELO [--json]     the SPF results for a client, and what the gateway would do
   auth status USER|IP                   failed logins, blocks and known networks
   auth unblock USER|IP                  lift blocks and failure counts
   queue list [--json]                   messages waiting for delivery
@@ -76,9 +81,22 @@ async function main(argv: string[]): Promise<number> {
       return queue(sub, rest, values.config, !!values.json);
     case 'auth':
       return auth(sub, rest, values.config, !!values.json);
+    case 'check-ip':
+      if (!sub || rest.length) throw new UsageError('usage: portcullis check-ip IP [--json]');
+      return checkIpCommand(sub, values.config, !!values.json);
     default:
       throw new UsageError(`unknown command "${cmd}"\n\n${USAGE}`);
   }
+}
+
+/** Exit status 0: the client would be accepted; 1: refused (at RCPT) or tempfailed. */
+async function checkIpCommand(ip: string, file: string | undefined, json: boolean): Promise<number> {
+  if (!net.isIP(ip)) throw new UsageError(`check-ip: "${ip}" is not an IP address`);
+  const cfg = config(file);
+  const dns = createResolver(resolverOptions(cfg.dns));
+  const verdict = await checkIp(cfg, dns, dns.servers.length, ip);
+  console.log(json ? JSON.stringify(verdict, null, 2) : describeIpVerdict(verdict, cfg));
+  return verdict.refused ? 1 : 0;
 }
 
 async function serve(file: string | undefined): Promise<number> {

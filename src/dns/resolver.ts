@@ -148,3 +148,13 @@ export function systemServers(file = '/etc/resolv.conf'): string[] {
   const servers = [...text.matchAll(/^\s*nameserver\s+(\S+)/gm)].map((m) => m[1]!.replace(/%.*$/, ''));
   return servers.length ? servers.map((s) => (s.includes(':') ? `[${s}]` : s)) : ['127.0.0.1'];
 }
+
+/** The resolver options of a configuration (`dns:`), for the gateway and the CLI alike. */
+export function resolverOptions(dns: {
+  servers: string[]; timeout: number; attempts: number; max_inflight: number; cache_entries: number; max_ttl: number; negative_ttl: number;
+}, zones?: readonly ZoneAnswerer[]): ResolverOptions {
+  return {
+    servers: dns.servers, timeoutMs: dns.timeout, attempts: dns.attempts, maxInflight: dns.max_inflight,
+    cacheEntries: dns.cache_entries, maxTtlMs: dns.max_ttl, negativeTtlMs: dns.negative_ttl, zones,
+  };
+}

@@ -138,6 +138,26 @@ describe('DNSBL, DNSWL, rDNS and HELO over real SMTP and real DNS', { timeout: 1
     assert.ok(tests.RDNS_NONE! > 0, JSON.stringify(tests));
     assert.ok(tests.HELO_NO_RESOLVE! > 0, JSON.stringify(tests));
   });
+
+  it('`portcullis check-ip` explains the decision with the same symbols (exit 1 when refused, 0 when accepted)', async (t) => {
+    if (!needRbldnsd(t)) return;
+    const listed = await gw.cli(['check-ip', LISTED]);
+    assert.equal(listed.code, 1, listed.stdout + listed.stderr);
+    assert.match(listed.stdout, /DNSBL_BL_TEST\s+2\s+bl\.test returned 127\.0\.0\.2: listed by test/);
+    assert.match(listed.stdout, /decision: REFUSE — every RCPT except role addresses gets: 554 5\.7\.1 Service unavailable; Client host \[127\.0\.0\.2\] blocked using bl\.test/);
+    const allowed = await gw.cli(['check-ip', ALLOWED, '--json']);
+    assert.equal(allowed.code, 0, allowed.stdout + allowed.stderr);
+    const v = JSON.parse(allowed.stdout) as { symbols: Array<{ name: string; score: number }>; refused?: unknown; dnsblSum: number };
+    assert.deepEqual(v.symbols.find((s) => s.name === 'DNSWL_WL_TEST')?.score, -2);
+    assert.equal(v.refused, undefined);
+    assert.equal(v.dnsblSum, -2);
+    const dynamic = await gw.cli(['check-ip', DYNAMIC]);
+    assert.match(dynamic.stdout, /RDNS_DYNAMIC/);
+    assert.match(dynamic.stdout, /tarpit: every reply waits 600 ms/);
+    const bad = await gw.cli(['check-ip', 'not-an-ip']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /not an IP address/);
+  });
 });
 
 describe('DNS down: the session goes on, the checks score as unknown', { timeout: 120_000 }, () => {
