@@ -10,6 +10,7 @@ import { fromOwnership } from './sender/from-ownership.js';
 import { bruteForceSource } from './auth/brute-force-source.js';
 import { dnsbl } from './dnsbl/dnsbl.js';
 import { rdns } from './rdns/rdns.js';
+import { spfChecks } from './spf/spf-check.js';
 import type { BruteForce } from '../auth/brute-force.js';
 
 /** What checks may need from the rest of the gateway (passed in: no global state). */
@@ -41,5 +42,6 @@ export function builtinChecks(deps: CheckDeps, dnsServers = 1): AnyCheck[] {
   ];
   if (c.dnsbl.lists.length) checks.push(dnsbl(deps.resolver, c.dnsbl, dnsOptions));
   if (c.rdns.enabled) checks.push(rdns(deps.resolver, c.rdns, dnsOptions));
+  checks.push(...spfChecks({ resolver: deps.resolver, hostname: c.hostname, config: c.spf }));
   return checks;
 }

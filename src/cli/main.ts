@@ -15,6 +15,7 @@ import { readPassword } from './password-input.js';
 import { SqliteStore } from '../store/sqlite-store.js';
 import { BruteForce } from '../auth/brute-force.js';
 import { checkIp, describeIpVerdict } from './check-ip.js';
+import { explainSpf } from '../checks/spf/explain.js';
 import { createResolver, resolverOptions } from '../dns/resolver.js';
 import net from 'node:net';
 import path from 'node:path';
@@ -81,6 +82,9 @@ async function main(argv: string[]): Promise<number> {
       return queue(sub, rest, values.config, !!values.json);
     case 'auth':
       return auth(sub, rest, values.config, !!values.json);
+    case 'check-spf':
+      if (!sub || rest.length !== 2) throw new UsageError('usage: portcullis check-spf IP SENDER HELO [--json]');
+      return checkSpfCommand(sub, rest[0]!, rest[1]!, values.config, !!values.json);
     case 'check-ip':
       if (!sub || rest.length) throw new UsageError('usage: portcullis check-ip IP [--json]');
       return checkIpCommand(sub, values.config, !!values.json);
@@ -97,6 +101,16 @@ async function checkIpCommand(ip: string, file: string | undefined, json: boolea
   const verdict = await checkIp(cfg, dns, dns.servers.length, ip);
   console.log(json ? JSON.stringify(verdict, null, 2) : describeIpVerdict(verdict, cfg));
   return verdict.refused ? 1 : 0;
+}
+
+/** Exit status 0: the sender would be accepted; 1: refused at RCPT (SPF fail with fail_action reject). */
+async function checkSpfCommand(ip: string, sender: string, helo: string, file: string | undefined, json: boolean): Promise<number> {
+  if (!net.isIP(ip)) throw new UsageError(`check-spf: "${ip}" is not an IP address`);
+  const cfg = config(file);
+  const dns = createResolver(resolverOptions(cfg.dns));
+  const report = await explainSpf(dns, { ip, sender, helo, hostname: cfg.hostname }, cfg);
+  console.log(json ? JSON.stringify(report.json, null, 2) : report.text);
+  return report.json.refused ? 1 : 0;
 }
 
 async function serve(file: string | undefined): Promise<number> {
