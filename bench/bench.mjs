@@ -384,6 +384,22 @@ async function runPortcullis(t, rep) {
 
 const RUNNERS = { 'smtp-source': runSinkSource, sink: runSink, haraka: runHaraka, portcullis: runPortcullis };
 
+// ---------- component benchmarks (written by run.sh before this script) ----------
+
+function readComponents() {
+  const dir = path.join(root, '.bench/results/components');
+  const out = {};
+  if (!fs.existsSync(dir)) return out;
+  for (const f of fs.readdirSync(dir).filter((n) => n.endsWith('.json'))) {
+    try {
+      out[f.replace(/\.json$/, '')] = JSON.parse(fs.readFileSync(path.join(dir, f), 'utf8'));
+    } catch (err) {
+      out[f.replace(/\.json$/, '')] = { error: `unreadable result: ${err.message}` };
+    }
+  }
+  return out;
+}
+
 // ---------- machine ----------
 
 function sh(cmd, args) {
@@ -452,7 +468,7 @@ mach.loadavg_end = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 
 mach.wall_seconds = Math.round((Date.now() - benchStart) / 1000);
 
 const settings = { messages: MESSAGES, sessions: SESSIONS, reps: REPS, warmup: WARMUP, build_status: opt['build-status'] || 'unknown' };
-const result = { machine: mach, settings, corpus, targets, runs };
+const result = { machine: mach, settings, corpus, targets, runs, components: readComponents() };
 fs.mkdirSync(path.join(root, '.bench/results'), { recursive: true });
 fs.writeFileSync(path.join(root, '.bench/results/latest.json'), JSON.stringify(result, null, 2) + '\n');
 fs.writeFileSync(opt.out, renderReport(result));

@@ -21,7 +21,50 @@ function repliesText(r) {
   return parts.length ? parts.join(', ') : 'none';
 }
 
-export function renderReport({ machine: m, settings: s, corpus, targets, runs }) {
+/** The sections of the component benchmarks (bench/<name>.mjs), when they ran. */
+function renderComponents(c, p) {
+  if (!c || !Object.keys(c).length) return;
+  const failed = (name) => (c[name]?.error ? `not measured: ${c[name].error}` : undefined);
+  if (c.edge) {
+    const e = c.edge;
+    p('## Edge defences', '');
+    if (failed('edge')) p(failed('edge'), '');
+    else {
+      p(`Time from TCP connect to the 220 banner (\`bench/edge.mjs\`), ${e.clients} clients one after another, each from its own loopback address. ` +
+        'DNS checks: two DNS lists served by the real rbldnsd and rDNS (PTR, then the forward lookup) served by a dns2 server, all on loopback.', '');
+      p('| connect-stage checks | p50 ms | p99 ms |', '|---|---:|---:|');
+      p(`| none (DNS lists and rDNS off) | ${ms(e.connect_no_checks.p50_ms)} | ${ms(e.connect_no_checks.p99_ms)} |`);
+      p(`| 2 DNS lists + rDNS, cache empty | ${ms(e.connect_dns_uncached.p50_ms)} | ${ms(e.connect_dns_uncached.p99_ms)} |`);
+      p(`| 2 DNS lists + rDNS, answers cached | ${ms(e.connect_dns_cached.p50_ms)} | ${ms(e.connect_dns_cached.p99_ms)} |`, '');
+      const t = e.tarpit;
+      p(`**${int(t.connections)} tarpitted connections held at once** (every client tarpitted before the banner): ` +
+        `${int(t.sessions_open)} sessions open, gateway RSS ${t.rss_before_mb} MB → ${t.rss_held_mb} MB (${t.kb_per_connection} KB per connection), ` +
+        `event-loop delay p50 ${ms(t.event_loop_delay_p50_ms)} ms, p99 ${ms(t.event_loop_delay_p99_ms)} ms, max ${ms(t.event_loop_delay_max_ms)} ms ` +
+        `(Node's monitorEventLoopDelay, 10 ms resolution: 10 ms means idle); replies sent early: ${t.replies_before_delay}.`, '');
+    }
+  }
+  if (c.zones) {
+    const z = c.zones;
+    p('## Local DNS list mirrors', '');
+    if (failed('zones')) p(failed('zones'), '');
+    else {
+      p(`Zone files in rbldnsd format loaded into memory (\`bench/zones.mjs\`), ${int(z.entries)} entries each.`, '');
+      p('| figure | value |', '|---|---:|');
+      for (const [k, v] of Object.entries(z)) if (k !== 'entries' && typeof v === 'number') p(`| ${k.replace(/_/g, ' ')} | ${v.toLocaleString('en-US')} |`);
+      p('');
+    }
+  }
+  for (const name of ['mime', 'clamd']) {
+    if (!c[name]) continue;
+    p(`## ${name === 'mime' ? 'MIME walk, attachment policy and rewrite' : 'ClamAV (clamd INSTREAM)'}`, '');
+    if (failed(name)) { p(failed(name), ''); continue; }
+    p(`\`bench/${name}.mjs\`:`, '', '| figure | value |', '|---|---:|');
+    for (const [k, v] of Object.entries(c[name])) if (typeof v === 'number' || typeof v === 'string') p(`| ${k.replace(/_/g, ' ')} | ${typeof v === 'number' ? v.toLocaleString('en-US') : v} |`);
+    p('');
+  }
+}
+
+export function renderReport({ machine: m, settings: s, corpus, targets, runs, components }) {
   const byId = new Map(targets.map((t) => [t.id, { t, runs: runs.filter((r) => r.id === t.id) }]));
   const med = (id) => (byId.has(id) ? median(byId.get(id).runs) : null);
   const failure = (id) => {
@@ -166,6 +209,7 @@ export function renderReport({ machine: m, settings: s, corpus, targets, runs })
   if (refs.length) p(`References among themselves: ${refs.join('; ')}.`, '');
 
   // ---- notes ----
+  renderComponents(components, p);
   p('## Notes', '',
     '- **The machine is shared and small** (2 cores for server, load generator and downstream sink together): figures move by 10–20 % between runs; compare ratios taken in the same run, not figures across runs.',
     '- **Where Portcullis spends its CPU** (V8 CPU profile of the relay row, 2026-11-28): the largest single cost is system calls on sockets, about 30 µs per write on this machine. ' +

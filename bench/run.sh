@@ -69,8 +69,32 @@ if [ -z "${BENCH_NO_BUILD:-}" ]; then
   ln -s ../../node_modules "$SNAP/node_modules"
   export BENCH_CLI=${BENCH_CLI:-$SNAP/dist/src/cli/main.js}
 else
+  export BENCH_CLI=${BENCH_CLI:-$ROOT/dist/src/cli/main.js}
   BUILD_STATUS="not rebuilt (BENCH_NO_BUILD): dist/ as it is"
 fi
+
+# ---- component benchmarks ----
+# Each bench/<name>.mjs prints one JSON object; bench.mjs puts them in the report. A failure is
+# recorded (and shown in the report), never fatal. BENCH_COMPONENTS picks a subset ("" = none).
+COMPONENTS=${BENCH_COMPONENTS-edge zones mime clamd}
+mkdir -p "$BENCH/results/components"
+for c in $COMPONENTS; do
+  out="$BENCH/results/components/$c.json"
+  rm -f "$out"
+  [ -f "bench/$c.mjs" ] || continue
+  case "$BUILD_STATUS" in *failed*)
+    printf '{"error":"not run: %s"}\n' "$BUILD_STATUS" >"$out"; continue ;;
+  esac
+  say "component benchmark: $c"
+  if node "bench/$c.mjs" --cli "$BENCH_CLI" >"$out.tmp" 2>"$BENCH/$c.log" && tail -1 "$out.tmp" | node -e 'JSON.parse(require("fs").readFileSync(0,"utf8"))' 2>/dev/null; then
+    tail -1 "$out.tmp" >"$out"
+  else
+    err=$(tail -3 "$BENCH/$c.log" | tr '\n"' '  ' | cut -c1-300)
+    printf '{"error":"%s"}\n' "${err:-failed, see .bench/$c.log}" >"$out"
+    say "component $c failed: see .bench/$c.log"
+  fi
+  rm -f "$out.tmp"
+done
 
 # ---- measure ----
 BENCH_BUILD_STATUS=$BUILD_STATUS exec node bench/bench.mjs "$@"
