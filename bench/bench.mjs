@@ -338,7 +338,7 @@ function portcullisConfig({ dataDir, port, sinkPort, delivery }) {
   }
   // DNS points at a closed loopback port: every lookup fails at once (the connect-time DNS
   // checks are measured apart, in bench/edge.mjs, against real DNS servers on loopback).
-  lines.push('dns: { servers: ["127.0.0.1:1"] }', 'queue: { fsync: true }', 'metrics: { enabled: false }', 'log: { level: warn }', 'shutdown_grace: 5s', '');
+  lines.push('dns: { servers: ["127.0.0.1:1"] }', 'greeting: { delay: 0s }', 'queue: { fsync: true }', 'metrics: { enabled: false }', 'log: { level: warn }', 'shutdown_grace: 5s', '');
   return lines.join('\n');
 }
 

@@ -50,6 +50,7 @@ async function gateway(name, extra) {
     `metrics: { enabled: true, address: 127.0.0.1, port: ${metricsPort} }`,
     'log: { level: warn }',
     'shutdown_grace: 2s',
+    'greeting: { delay: 0s }',
     ...extra,
     '',
   ].join('\n'));

@@ -197,7 +197,7 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   greeting: z.strictObject({
     /** Wait this long before the banner on mx listeners; a client that talks first is an early talker. */
-    delay: duration('0s'),
+    delay: duration('2s'),
     early_talker: z.enum(['reject', 'score']).default('reject'),
     /** A client that waited once is not delayed again for this long. */
     pass_ttl: duration('1d'),

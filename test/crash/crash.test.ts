@@ -128,6 +128,9 @@ test(`kill -9 under load ${KILLS} times: every message that got 250 is delivered
     // rotate and drop segments all the time.
     queue: { fsync: true, retry_initial: '1s', retry_max: '2s', segment_size: '256KiB', memory_spill: '64KiB' },
     smtp: { max_errors: 1000 },
+    // DNS fails at once (closed loopback port) and no greeting delay: this test is about the queue.
+    dns: { servers: ['127.0.0.1:1'] },
+    greeting: { delay: '0s' },
     tls: { self_signed: false },
     metrics: { enabled: false },
     log: { level: 'warn' },

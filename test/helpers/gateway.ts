@@ -62,6 +62,8 @@ export function baseConfig(ports: GatewayPorts, dataDir: string): ConfigObject {
     // A closed loopback port: every DNS question fails at once (ICMP unreachable), so tests that
     // do not start a DNS server of their own never wait on the machine's resolver.
     dns: { servers: ['127.0.0.1:1'] },
+    // No greeting delay: tests connect from new addresses all the time (the delay has its own tests).
+    greeting: { delay: '0s' },
     log: { level: 'debug' },
     shutdown_grace: '5s',
   };
