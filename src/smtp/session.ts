@@ -87,6 +87,8 @@ export class SmtpSession {
   private authUser: string | undefined;
   private tx: Transaction | undefined;
   private connSymbols: ScoredSymbol[] = [];
+  /** Authentication-Results methods found at connect (iprev). */
+  private connAuthResults: string[] = [];
   /** Connect- and HELO-stage refusals (DNSBL, early talker…), applied at RCPT as Postfix's smtpd_delay_reject. */
   private connDeferred: Demand | undefined;
   private heloDeferred: Demand | undefined;
@@ -155,6 +157,7 @@ export class SmtpSession {
     ]);
     if (this.mode === 'closed') return;
     this.connSymbols.push(...outcome.symbols);
+    this.connAuthResults = outcome.authResults;
     if (outcome.demand?.kind === 'tempfail') {
       this.send({ ...outcome.demand.reply, code: 421 });
       return this.close();
@@ -795,7 +798,7 @@ export class SmtpSession {
     }
     const prefix = buildPrefix({
       hostname: this.hostname, id: tx.id, conn, recipients: tx.recipients.map((r) => r.shown), smtputf8: tx.smtputf8,
-      authResults: [...tx.authResults, ...outcome.authResults], trace: [...tx.trace, ...outcome.trace], score: verdict.score, symbols, thresholds: p.thresholds,
+      authResults: [...this.connAuthResults, ...tx.authResults, ...outcome.authResults], trace: [...tx.trace, ...outcome.trace], score: verdict.score, symbols, thresholds: p.thresholds,
     });
     const header = rewriteHeaders(headers, spool.headerBlock!, this.hostname, verdict.score >= p.thresholds.tag ? p.subject_tag : '');
     const destinations = this.destinations(tx, verdict.actions);

@@ -126,7 +126,9 @@ describe('DNSBL, DNSWL, rDNS and HELO over real SMTP and real DNS', { timeout: 1
 
   it('a client with forward-confirmed, ordinary rDNS gets no rDNS score; HELO naming our host scores HELO_CLAIMS_OURS', async (t) => {
     if (!needRbldnsd(t)) return;
-    const plain = spamTests(await deliver(gw, GOOD, 'mail.good.test'));
+    const mail = await deliver(gw, GOOD, 'mail.good.test');
+    assert.match(mail, /Authentication-Results: mx\.example\.test;\r?\n\s+iprev=pass policy\.iprev=127\.0\.0\.6 \(mail\.good\.test\)/);
+    const plain = spamTests(mail);
     assert.deepEqual(Object.keys(plain).filter((k) => k.startsWith('RDNS_') || k.startsWith('HELO_')), []);
     const claims = spamTests(await deliver(gw, GOOD, 'mx.example.test'));
     assert.ok(claims.HELO_CLAIMS_OURS! > 0, JSON.stringify(claims));
@@ -134,7 +136,9 @@ describe('DNSBL, DNSWL, rDNS and HELO over real SMTP and real DNS', { timeout: 1
 
   it('a client without PTR is scored RDNS_NONE; a HELO name that does not resolve scores HELO_NO_RESOLVE', async (t) => {
     if (!needRbldnsd(t)) return;
-    const tests = spamTests(await deliver(gw, '127.0.0.7', 'nowhere.invalid-host.test'));
+    const mail = await deliver(gw, '127.0.0.7', 'nowhere.invalid-host.test');
+    assert.match(mail, /iprev=fail policy\.iprev=127\.0\.0\.7/);
+    const tests = spamTests(mail);
     assert.ok(tests.RDNS_NONE! > 0, JSON.stringify(tests));
     assert.ok(tests.HELO_NO_RESOLVE! > 0, JSON.stringify(tests));
   });

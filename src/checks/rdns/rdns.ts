@@ -84,9 +84,11 @@ export function rdns(resolver: Resolver, config: RdnsConfig, options: RdnsOption
       const client = formatIp(ip);
       const result = await resolveClientName(resolver, client);
       const symbols: SymbolHit[] = [];
+      // RFC 8601 s2.7.3 "iprev": pass when forward-confirmed, fail when not, temperror on DNS trouble.
+      const iprev = (r: string, name?: string) => [`iprev=${r} policy.iprev=${client}${name ? ` (${clean(name).replace(/[()\\]/g, '')})` : ''}`];
       switch (result.status) {
         case 'none':
-          return { symbols: [{ name: 'RDNS_NONE', reason: `no PTR record for ${client}` }] };
+          return { symbols: [{ name: 'RDNS_NONE', reason: `no PTR record for ${client}` }], authResults: iprev('fail') };
         case 'tempfail':
           options.logger?.warn({ event: 'rdns_tempfail', client, err: result.reason }, 'reverse DNS lookup failed');
           symbols.push({ name: 'RDNS_TEMPFAIL', reason: clean(result.reason) });
@@ -103,7 +105,8 @@ export function rdns(resolver: Resolver, config: RdnsConfig, options: RdnsOption
         const verdict = classifyHostName(name, client, patterns);
         if (verdict.dynamic) symbols.push({ name: 'RDNS_DYNAMIC', reason: `client name ${clean(name)} looks dynamic or generic: ${verdict.detail}` });
       }
-      return { symbols };
+      const outcome = result.status === 'verified' ? 'pass' : result.status === 'unverified' ? 'fail' : 'temperror';
+      return { symbols, authResults: iprev(outcome, result.status === 'verified' ? result.name : undefined) };
     },
   };
 }
