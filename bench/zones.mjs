@@ -15,7 +15,10 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const mirrorJs = path.join(root, 'dist/src/dns/zones/zone-mirror.js');
+// --cli PATH/dist/src/cli/main.js (as bench/run.sh passes it): measure that build's code.
+const cliArg = process.argv.indexOf('--cli');
+const distDir = cliArg >= 0 ? path.resolve(process.argv[cliArg + 1], '../../..') : path.join(root, 'dist');
+const mirrorJs = path.join(distDir, 'src/dns/zones/zone-mirror.js');
 if (!fs.existsSync(mirrorJs)) {
   console.error(`bench/zones.mjs: ${mirrorJs} is missing: run npm run build first`);
   process.exit(1);

@@ -29,6 +29,8 @@ import { describeQueued } from './queue/describe.js';
 import { buildDsn, headerSection } from './queue/dsn.js';
 import { Readable } from 'node:stream';
 import { createResolver, resolverOptions } from './dns/resolver.js';
+import { ZoneSet } from './dns/zones/zone-mirror.js';
+import { startZoneServer } from './dns/zone-server.js';
 import { ClientLimits } from './smtp/client-limits.js';
 
 export interface Gateway {
@@ -141,7 +143,20 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
         alog.warn({ event: 'auth_spraying', kind, ip, user: account, count }, kind === 'accounts_from_ip' ? `password spraying: ${count} accounts tried from ${ip}` : `password spraying: ${account} tried from ${count} sources`);
       },
     });
-    const dns = createResolver(resolverOptions(config.dns));
+    const dlog = logger.child({ component: 'dns' });
+    const zones = ZoneSet.fromConfig(config.dns.zones, { logger: dlog });
+    cleanups.unshift(() => zones.close());
+    await zones.load();
+    for (const z of zones.stats()) {
+      if (!z.loaded) dlog.error({ event: 'zone_unavailable', zone: z.name, err: z.lastError }, `zone ${z.name} could not be loaded: its lookups score as unknown until the file is fixed`);
+      else dlog.info({ event: 'zone_loaded', zone: z.name, entries: z.entries, ms: z.loadMs }, `zone ${z.name} loaded`);
+    }
+    const dns = createResolver(resolverOptions(config.dns, config.dns.zones.length ? [zones] : undefined));
+    if (config.dns.serve) {
+      const server = await startZoneServer(zones, config.dns.serve, dlog);
+      cleanups.unshift(() => server.close());
+      dlog.info({ event: 'zone_server', ...server.address() }, 'serving the mirrored zones over DNS');
+    }
     metrics.sources.dns = () => ({ ...dns.stats() });
     logger.info({ event: 'dns', servers: dns.servers.map((s) => `${s.host}:${s.port}`) }, 'resolver ready');
     const resolver = new RecipientResolver(config, accounts);

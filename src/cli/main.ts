@@ -17,6 +17,7 @@ import { BruteForce } from '../auth/brute-force.js';
 import { checkIp, describeIpVerdict } from './check-ip.js';
 import { explainSpf } from '../checks/spf/explain.js';
 import { createResolver, resolverOptions } from '../dns/resolver.js';
+import { ZoneSet } from '../dns/zones/zone-mirror.js';
 import net from 'node:net';
 import path from 'node:path';
 import fs from 'node:fs';
@@ -97,8 +98,12 @@ async function main(argv: string[]): Promise<number> {
 async function checkIpCommand(ip: string, file: string | undefined, json: boolean): Promise<number> {
   if (!net.isIP(ip)) throw new UsageError(`check-ip: "${ip}" is not an IP address`);
   const cfg = config(file);
-  const dns = createResolver(resolverOptions(cfg.dns));
+  // The local mirrors as the gateway loads them (no watching: one answer and done).
+  const zones = ZoneSet.fromConfig(cfg.dns.zones.map((z) => ({ ...z })), { logger: silentLogger(), watch: false });
+  await zones.load();
+  const dns = createResolver(resolverOptions(cfg.dns, cfg.dns.zones.length ? [zones] : undefined));
   const verdict = await checkIp(cfg, dns, dns.servers.length, ip);
+  zones.close();
   console.log(json ? JSON.stringify(verdict, null, 2) : describeIpVerdict(verdict, cfg));
   return verdict.refused ? 1 : 0;
 }
