@@ -1,29 +1,16 @@
 // The DNSBL check over real DNS: a real rbldnsd (Debian's /usr/sbin/rbldnsd) serves test zones
 // on a free loopback UDP port, the gateway's resolver asks it, the check weighs the answers.
 // Without rbldnsd the test is skipped, unless CI=true or PORTCULLIS_TEST_STRICT=1 (then it fails).
-import { test, before, after, type TestContext } from 'node:test';
+import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
 import dgram from 'node:dgram';
 import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { createResolver } from '../../src/dns/resolver.js';
 import { dnsbl, type DnsblConfig } from '../../src/checks/dnsbl/dnsbl.js';
 import type { ConnectionFacts, CheckResult } from '../../src/pipeline/types.js';
 import type { Resolver } from '../../src/dns/types.js';
 import { formatReply } from '../../src/smtp/reply.js';
-
-const RBLDNSD = '/usr/sbin/rbldnsd';
-const strict = process.env.CI === 'true' || process.env.PORTCULLIS_TEST_STRICT === '1';
-const available = fs.existsSync(RBLDNSD);
-
-function needRbldnsd(t: TestContext): boolean {
-  if (available) return true;
-  if (strict) throw new Error(`required tool missing: ${RBLDNSD} (apt-get install rbldnsd)`);
-  t.skip(`${RBLDNSD} not installed (apt-get install rbldnsd); DNSBL over real DNS not tested`);
-  return false;
-}
+import { needRbldnsd, RBLDNSD, startRbldnsd, type Rbldnsd } from '../helpers/rbldnsd.js';
 
 // Zones, in rbldnsd's ip4set / ip6trie formats (":A:TXT" sets the value of the lines below it).
 const ZONES: Record<string, string> = {
@@ -34,49 +21,21 @@ const ZONES: Record<string, string> = {
 };
 const ZONE_SPECS = ['bl1.test:ip4set:bl1', 'bl1.test:ip6trie:bl1v6', 'bl2.test:ip4set:bl2', 'wl.test:ip4set:wl'];
 
-let dir = '';
-let daemon: ChildProcess | undefined;
-let daemonOutput = '';
+let rbl: Rbldnsd | undefined;
 let port = 0;
-
-async function freeUdpPort(): Promise<number> {
-  const sock = dgram.createSocket('udp4');
-  await new Promise<void>((resolve, reject) => sock.once('error', reject).bind(0, '127.0.0.1', resolve));
-  const p = sock.address().port;
-  await new Promise<void>((resolve) => sock.close(() => resolve()));
-  return p;
-}
 
 function resolverFor(servers: string[], timeoutMs = 1000, attempts = 2) {
   return createResolver({ servers, timeoutMs, attempts, maxInflight: 100, cacheEntries: 1000, maxTtlMs: 60_000, negativeTtlMs: 1000 });
 }
 
 before(async () => {
-  if (!available) return;
-  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-rbldnsd-'));
-  fs.chmodSync(dir, 0o755); // rbldnsd reads the zones as its own user, inside its chroot
-  for (const [file, text] of Object.entries(ZONES)) fs.writeFileSync(path.join(dir, file), text, { mode: 0o644 });
-  port = await freeUdpPort();
-  // rbldnsd refuses to run as root: as root it drops to rbldns and chroots to the zone directory.
-  const who = process.getuid?.() === 0 ? ['-u', 'rbldns', '-r', dir] : ['-w', dir];
-  daemon = spawn(RBLDNSD, ['-n', ...who, '-b', `127.0.0.1/${port}`, ...ZONE_SPECS], { stdio: ['ignore', 'pipe', 'pipe'] });
-  daemon.stdout!.setEncoding('utf8').on('data', (d: string) => (daemonOutput += d));
-  daemon.stderr!.setEncoding('utf8').on('data', (d: string) => (daemonOutput += d));
-  // Ready when it answers (no cache, so a "not yet" is not remembered).
-  const probe = createResolver({ servers: [`127.0.0.1:${port}`], timeoutMs: 200, attempts: 1, maxInflight: 10, cacheEntries: 0, maxTtlMs: 1000, negativeTtlMs: 1000 });
-  const deadline = Date.now() + 10_000;
-  for (;;) {
-    if (daemon.exitCode !== null) throw new Error(`rbldnsd exited with ${daemon.exitCode}: ${daemonOutput}`);
-    const r = await probe.lookup('2.0.0.127.bl1.test', 'A');
-    if (r.status === 'ok') break;
-    if (Date.now() > deadline) throw new Error(`rbldnsd did not answer on 127.0.0.1/${port} within 10 s: ${JSON.stringify(r)} ${daemonOutput}`);
-    await new Promise((res) => setTimeout(res, 100));
-  }
+  if (!fs.existsSync(RBLDNSD)) return;
+  rbl = await startRbldnsd(ZONES, ZONE_SPECS, '2.0.0.127.bl1.test');
+  port = rbl.port;
 });
 
-after(() => {
-  if (daemon && daemon.exitCode === null) daemon.kill('SIGTERM');
-  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+after(async () => {
+  await rbl?.stop();
 });
 
 function conn(remoteAddress: string): ConnectionFacts {

@@ -2,37 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { blockedReply, compileLists, dnsbl, listName, sanitizeTxt, type DnsblConfig } from './dnsbl.js';
 import type { ConnectionFacts, CheckResult } from '../../pipeline/types.js';
-import type { Lookup, RecordData, Resolver, RRType } from '../../dns/types.js';
+import { FakeResolver, conn, type FakeZone } from '../test-support.js';
 import { CheckRunner } from '../../pipeline/runner.js';
 import { silentLogger } from '../../log.js';
 import { formatReply } from '../../smtp/reply.js';
-
-// ---- an in-memory resolver: "TYPE name" → records | 'error' | 'nodata' | 'hang'; else NXDOMAIN
-type Zone = Record<string, unknown[] | 'error' | 'nodata' | 'hang' | 'throw'>;
-
-class FakeResolver implements Resolver {
-  readonly queries: string[] = [];
-  constructor(private readonly zone: Zone, private readonly delayMs = 0) {}
-  async lookup<T extends RRType>(name: string, type: T): Promise<Lookup<T>> {
-    const key = `${type} ${name.toLowerCase()}`;
-    this.queries.push(key);
-    if (this.delayMs) await new Promise((r) => setTimeout(r, this.delayMs));
-    const v = this.zone[key];
-    if (v === undefined) return { status: 'nxdomain', source: 'dns' };
-    if (v === 'hang') return new Promise<never>(() => {});
-    if (v === 'throw') throw new Error('resolver bug');
-    if (v === 'error') return { status: 'error', reason: 'timed out after 2 attempts', source: 'dns' };
-    if (v === 'nodata') return { status: 'nodata', source: 'dns' };
-    return { status: 'ok', records: v as RecordData[T][], ttl: 300, source: 'dns' };
-  }
-}
-
-function conn(over: Partial<ConnectionFacts> = {}): ConnectionFacts {
-  return {
-    sessionId: 's1', listener: 'mx', listenerKind: 'mx', remoteAddress: '192.0.2.1', remotePort: 40000,
-    localAddress: '198.51.100.1', localPort: 25, trustedNetwork: false, esmtp: true, ...over,
-  };
-}
 
 type ListIn = { zone: string; weight?: number; codes?: string[]; name?: string };
 function config(lists: ListIn[], more: Partial<Omit<DnsblConfig, 'lists'>> = {}): DnsblConfig {
@@ -51,7 +24,7 @@ interface Case {
   ip?: string;
   lists: ListIn[];
   more?: Partial<Omit<DnsblConfig, 'lists'>>;
-  zone: Zone;
+  zone: FakeZone;
   symbols: Record<string, number | undefined>;
   reply?: string;
 }

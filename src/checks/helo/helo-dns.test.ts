@@ -2,24 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { heloClaimsOurs, heloNoResolve } from './helo-dns.js';
 import type { ConnectionFacts, CheckResult } from '../../pipeline/types.js';
-import type { Lookup, RecordData, Resolver, RRType } from '../../dns/types.js';
-
-// ---- an in-memory resolver: "TYPE name" → records | 'error' | 'nodata'; anything else NXDOMAIN
-type Zone = Record<string, unknown[] | 'error' | 'nodata'>;
-
-class FakeResolver implements Resolver {
-  readonly queries: string[] = [];
-  constructor(private readonly zone: Zone) {}
-  async lookup<T extends RRType>(name: string, type: T): Promise<Lookup<T>> {
-    const key = `${type} ${name.toLowerCase()}`;
-    this.queries.push(key);
-    const v = this.zone[key];
-    if (v === undefined) return { status: 'nxdomain', source: 'dns' };
-    if (v === 'error') return { status: 'error', reason: 'timed out', source: 'dns' };
-    if (v === 'nodata') return { status: 'nodata', source: 'dns' };
-    return { status: 'ok', records: v as RecordData[T][], ttl: 300, source: 'dns' };
-  }
-}
+import { FakeResolver, type FakeZone } from '../test-support.js';
 
 function conn(helo: string, over: Partial<ConnectionFacts> = {}): ConnectionFacts {
   return {
@@ -58,7 +41,7 @@ for (const [helo, over, expect] of claimCases) {
   });
 }
 
-const ZONE: Zone = {
+const ZONE: FakeZone = {
   'A mail.example.com': ['192.0.2.1'],
   'AAAA v6only.example.com': ['2001:db8::1'],
   'MX example.com': [{ exchange: 'mail.example.com', priority: 10 }],
@@ -75,7 +58,7 @@ const resolveCases: [string, string[]][] = [
   ['half.example.com', []],
   ['nothere.example.com', ['HELO_NO_RESOLVE: HELO nothere.example.com does not resolve: the name does not exist']],
   ['nodata.example.com', ['HELO_NO_RESOLVE: HELO nodata.example.com does not resolve: no A, AAAA or MX record']],
-  ['broken.example.com', ['HELO_DNS_TEMPFAIL: lookup of HELO broken.example.com failed: timed out']],
+  ['broken.example.com', ['HELO_DNS_TEMPFAIL: lookup of HELO broken.example.com failed: timed out after 2 attempts']],
 ];
 
 for (const [helo, expect] of resolveCases) {
@@ -105,5 +88,5 @@ test('HELO_DNS_TEMPFAIL is logged', async () => {
   const lines: unknown[] = [];
   const logger = { warn: (obj: unknown) => lines.push(obj) } as unknown as import('../../log.js').Logger;
   await heloNoResolve(new FakeResolver(ZONE), { logger }).run({ conn: conn('broken.example.com') });
-  assert.deepEqual(lines, [{ event: 'helo_dns_tempfail', helo: 'broken.example.com', err: 'timed out' }]);
+  assert.deepEqual(lines, [{ event: 'helo_dns_tempfail', helo: 'broken.example.com', err: 'timed out after 2 attempts' }]);
 });

@@ -2,31 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { rdns, resolveClientName, type RdnsConfig } from './rdns.js';
 import type { ConnectionFacts, CheckResult } from '../../pipeline/types.js';
-import type { Lookup, RecordData, Resolver, RRType } from '../../dns/types.js';
-
-// ---- an in-memory resolver: "TYPE name" → records | 'error' | 'nodata'; anything else NXDOMAIN
-type Zone = Record<string, unknown[] | 'error' | 'nodata'>;
-
-class FakeResolver implements Resolver {
-  readonly queries: string[] = [];
-  constructor(private readonly zone: Zone) {}
-  async lookup<T extends RRType>(name: string, type: T): Promise<Lookup<T>> {
-    const key = `${type} ${name.toLowerCase()}`;
-    this.queries.push(key);
-    const v = this.zone[key];
-    if (v === undefined) return { status: 'nxdomain', source: 'dns' };
-    if (v === 'error') return { status: 'error', reason: 'SERVFAIL', source: 'dns' };
-    if (v === 'nodata') return { status: 'nodata', source: 'dns' };
-    return { status: 'ok', records: v as RecordData[T][], ttl: 300, source: 'dns' };
-  }
-}
-
-function conn(over: Partial<ConnectionFacts> = {}): ConnectionFacts {
-  return {
-    sessionId: 's1', listener: 'mx', listenerKind: 'mx', remoteAddress: '192.0.2.1', remotePort: 40000,
-    localAddress: '198.51.100.1', localPort: 25, trustedNetwork: false, esmtp: true, ...over,
-  };
-}
+import { FakeResolver, conn, type FakeZone } from '../test-support.js';
 
 const CONFIG: RdnsConfig = { enabled: true, dynamic_patterns: [] };
 const PTR4 = 'PTR 1.2.0.192.in-addr.arpa';
@@ -34,7 +10,7 @@ const PTR6 = 'PTR 5.2.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.
 
 const symbols = (r: CheckResult) => (r.symbols ?? []).map((s) => `${s.name}: ${s.reason}`);
 
-interface Case { title: string; ip?: string; zone: Zone; config?: RdnsConfig; expect: string[] }
+interface Case { title: string; ip?: string; zone: FakeZone; config?: RdnsConfig; expect: string[] }
 
 const cases: Case[] = [
   {
@@ -100,13 +76,13 @@ const cases: Case[] = [
   {
     title: 'PTR lookup error: RDNS_TEMPFAIL only',
     zone: { [PTR4]: 'error' },
-    expect: ['RDNS_TEMPFAIL: PTR lookup of 1.2.0.192.in-addr.arpa: SERVFAIL'],
+    expect: ['RDNS_TEMPFAIL: PTR lookup of 1.2.0.192.in-addr.arpa: timed out after 2 attempts'],
   },
   {
     title: 'forward lookup error: RDNS_TEMPFAIL, and the PTR name is still classified',
     zone: { [PTR4]: ['dhcp-7.example.net'], 'A dhcp-7.example.net': 'error' },
     expect: [
-      'RDNS_TEMPFAIL: A lookup of dhcp-7.example.net: SERVFAIL',
+      'RDNS_TEMPFAIL: A lookup of dhcp-7.example.net: timed out after 2 attempts',
       'RDNS_DYNAMIC: client name dhcp-7.example.net looks dynamic or generic: label word "dhcp"',
     ],
   },
