@@ -28,6 +28,7 @@ python_ok || missing_pkgs+=(python3)
 [[ -x /usr/sbin/clamd ]] || missing_pkgs+=(clamav-daemon)
 command -v bsdtar >/dev/null 2>&1 || missing_pkgs+=(libarchive-tools)
 command -v zip >/dev/null 2>&1 || missing_pkgs+=(zip)
+command -v 7z >/dev/null 2>&1 || missing_pkgs+=(p7zip-full)
 
 if ((${#missing_pkgs[@]})); then
   if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then

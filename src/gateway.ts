@@ -173,7 +173,19 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     const ownAddresses = [...new Set(config.listeners.map((l) => l.address).filter((a) => a !== '0.0.0.0' && a !== '::'))];
     const checks = builtinChecks({
       config, owns: (user, address) => resolver.owns(user, address), bruteForce, resolver: dns, ownAddresses, logger: checkLog,
+      avCallbacks: {
+        onScan: (result, seconds) => {
+          metrics.avScans.inc({ result });
+          metrics.avScanSeconds.observe(seconds);
+        },
+        onVirus: () => metrics.avViruses.inc(),
+        onUnavailable: () => metrics.avUnavailable.inc(),
+        onArchiveFinding: (symbol) => metrics.archiveFindings.inc({ symbol }),
+      },
     }, dns.servers.length);
+    if (!config.antivirus.enabled) {
+      checkLog.warn({ event: 'antivirus_disabled' }, 'antivirus is off: set antivirus.enabled and antivirus.clamd (docs/antivirus.md) to scan mail with ClamAV');
+    }
     const runner = new CheckRunner(checks, loadWeights(config.policy.symbols), checkLog, {
       onCheckFailure: (check) => metrics.checkFailures.inc({ check }),
     });

@@ -35,6 +35,11 @@ export function createMetrics() {
         for (const [kind, v] of Object.entries(sources.dns())) this.set({ kind }, v);
       },
     }),
+    avScans: new client.Counter({ name: 'portcullis_av_scans_total', help: 'clamd scans, by result (clean, virus, too-large, error, unavailable)', labelNames: ['result'], registers: [registry] }),
+    avScanSeconds: new client.Histogram({ name: 'portcullis_av_scan_seconds', help: 'Time of one clamd scan', buckets: [0.005, 0.02, 0.1, 0.5, 2, 10, 30], registers: [registry] }),
+    avViruses: new client.Counter({ name: 'portcullis_av_viruses_total', help: 'Messages refused for a virus (signatures are in the log)', registers: [registry] }),
+    avUnavailable: new client.Counter({ name: 'portcullis_av_unavailable_total', help: 'Scans that could not be made: clamd down, failing or too slow', registers: [registry] }),
+    archiveFindings: new client.Counter({ name: 'portcullis_archive_findings_total', help: 'Archive findings, by symbol', labelNames: ['symbol'], registers: [registry] }),
     checkFailures: new client.Counter({ name: 'portcullis_check_failures_total', help: 'Checks that failed or timed out', labelNames: ['check'], registers: [registry] }),
   };
   client.collectDefaultMetrics({ register: registry, prefix: 'portcullis_' });

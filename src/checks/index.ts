@@ -12,6 +12,10 @@ import { dnsbl } from './dnsbl/dnsbl.js';
 import { rdns } from './rdns/rdns.js';
 import { spfChecks } from './spf/spf-check.js';
 import type { BruteForce } from '../auth/brute-force.js';
+import { attachments } from './attachments/attachments.js';
+import { avChecks, type AvCallbacks } from './av/av-check.js';
+import { archiveInspector } from './av/archive-inspector.js';
+import { ClamdClient, parseClamdAddress } from './av/clamd.js';
 
 /** What checks may need from the rest of the gateway (passed in: no global state). */
 export interface CheckDeps {
@@ -22,6 +26,14 @@ export interface CheckDeps {
   /** Addresses of our listeners (wildcards left out), for "HELO claims to be us". */
   readonly ownAddresses: readonly string[];
   readonly logger?: Logger;
+  /** Counters for the antivirus and archive findings (metrics). */
+  readonly avCallbacks?: AvCallbacks;
+}
+
+/** One clamd client for the whole gateway, so antivirus.max_concurrency holds across checks. */
+export function clamdClient(config: Config): ClamdClient {
+  const av = config.antivirus;
+  return new ClamdClient({ address: parseClamdAddress(av.clamd), timeoutMs: av.timeout, maxStreamBytes: av.max_stream, maxConcurrency: av.max_concurrency });
 }
 
 /** A check's DNS budget: two lookups in sequence, each bounded by the resolver's own retries. */
@@ -43,5 +55,20 @@ export function builtinChecks(deps: CheckDeps, dnsServers = 1): AnyCheck[] {
   if (c.dnsbl.lists.length) checks.push(dnsbl(deps.resolver, c.dnsbl, dnsOptions));
   if (c.rdns.enabled) checks.push(rdns(deps.resolver, c.rdns, dnsOptions));
   checks.push(...spfChecks({ resolver: deps.resolver, hostname: c.hostname, config: c.spf }));
+  checks.push(...contentChecks(c, deps.logger, deps.avCallbacks));
+  return checks;
+}
+
+/**
+ * The malware checks of the data stage: the attachment walk (with archive inspection plugged in)
+ * and clamd. Shared by the SMTP path and `portcullis scan`, so both judge alike.
+ */
+export function contentChecks(c: Config, logger?: Logger, callbacks?: AvCallbacks): AnyCheck[] {
+  const clamd = c.antivirus.enabled ? clamdClient(c) : undefined;
+  const inspectors = c.archives.enabled ? [archiveInspector({ config: c.archives, clamd, clamdFailure: c.antivirus.on_failure })] : [];
+  const checks: AnyCheck[] = [];
+  if (c.attachments.enabled) checks.push(attachments(c.attachments, { inspectors }));
+  // With the walk inspecting archives, the AV check only scans (archive symbols are not counted twice).
+  checks.push(...avChecks({ config: c.antivirus, archives: c.archives, clamd, logger, callbacks, archiveSymbols: !c.attachments.enabled }));
   return checks;
 }

@@ -15,6 +15,7 @@ import { readPassword } from './password-input.js';
 import { SqliteStore } from '../store/sqlite-store.js';
 import { BruteForce } from '../auth/brute-force.js';
 import { checkIp, describeIpVerdict } from './check-ip.js';
+import { scanFiles, scanExitStatus, describeScan } from './scan.js';
 import { explainSpf } from '../checks/spf/explain.js';
 import { createResolver, resolverOptions } from '../dns/resolver.js';
 import { ZoneSet } from '../dns/zones/zone-mirror.js';
@@ -33,6 +34,7 @@ const USAGE = `usage: portcullis <command> [options]
   alias add ADDRESS TARGET...           deliver ADDRESS to TARGETs (local users or external)
   alias del ADDRESS
   alias list
+  scan [--json] [--rewrite DIR] FILE...  what the malware checks decide for message files
   check-ip IP [--json]                  what the gateway would decide about a client at connect
   check-spf IP SENDER HELO [--json]     the SPF results for a client, and what the gateway would do
   auth status USER|IP                   failed logins, blocks and known networks
@@ -59,6 +61,7 @@ async function main(argv: string[]): Promise<number> {
       config: { type: 'string', short: 'c' },
       json: { type: 'boolean' },
       'password-stdin': { type: 'boolean' },
+      rewrite: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -83,6 +86,14 @@ async function main(argv: string[]): Promise<number> {
       return queue(sub, rest, values.config, !!values.json);
     case 'auth':
       return auth(sub, rest, values.config, !!values.json);
+    case 'scan': {
+      const files = [sub, ...rest].filter((f): f is string => !!f);
+      if (!files.length) throw new UsageError('usage: portcullis scan [--json] [--rewrite DIR] FILE...');
+      for (const f of files) if (!fs.existsSync(f) || !fs.statSync(f).isFile()) throw new UsageError(`scan: ${f} is not a file`);
+      const results = await scanFiles(config(values.config), files, values.rewrite);
+      console.log(values.json ? JSON.stringify(results, null, 2) : describeScan(results));
+      return scanExitStatus(results);
+    }
     case 'check-spf':
       if (!sub || rest.length !== 2) throw new UsageError('usage: portcullis check-spf IP SENDER HELO [--json]');
       return checkSpfCommand(sub, rest[0]!, rest[1]!, values.config, !!values.json);

@@ -3,6 +3,8 @@
 import os from 'node:os';
 import { z } from 'zod';
 import { cidr, domainName, duration, port, size } from './fields.js';
+import { attachmentsConfigSchema } from '../mime/config.js';
+import { archiveConfigSchema, avConfigSchema } from '../checks/av/config.js';
 import { isValidCodeFilter } from '../net/ip-names.js';
 
 const listener = z.strictObject({
@@ -195,6 +197,9 @@ export const configSchema = z.strictObject({
     ipv4_prefix: z.number().int().min(8).max(32).default(24),
     ipv6_prefix: z.number().int().min(16).max(128).default(64),
   }).prefault({}),
+  attachments: attachmentsConfigSchema.prefault({}),
+  antivirus: avConfigSchema,
+  archives: archiveConfigSchema,
   metrics: z.strictObject({
     enabled: z.boolean().default(true),
     address: z.string().default('127.0.0.1'),

@@ -4,12 +4,14 @@
 import type { AnyCheck, Check, CheckResult, Demand, ScoredSymbol, Stage, StageInput, SymbolHit } from './types.js';
 import type { Logger } from '../log.js';
 import { R } from '../smtp/reply.js';
+import { mergePlans, type RewritePlan } from '../mime/rewrite.js';
 
 export interface StageOutcome {
   symbols: ScoredSymbol[];
   demand?: Demand;
   authResults: string[];
   trace: string[];
+  rewrite?: RewritePlan;
 }
 
 export type Weights = ReadonlyMap<string, number>;
@@ -53,6 +55,7 @@ export class CheckRunner {
         for (const hit of r.symbols ?? []) outcome.symbols.push(this.score(hit));
         outcome.authResults.push(...(r.authResults ?? []));
         outcome.trace.push(...(r.trace ?? []));
+        if (r.rewrite) outcome.rewrite = outcome.rewrite ? mergePlans(outcome.rewrite, r.rewrite) : r.rewrite;
         // The first reject wins over a tempfail: a certain "no" is better than "later".
         if (r.demand && (!outcome.demand || (r.demand.kind === 'reject' && outcome.demand.kind !== 'reject'))) {
           outcome.demand = r.demand;
@@ -60,6 +63,7 @@ export class CheckRunner {
       }
       if (outcome.demand?.kind === 'reject') break;
     }
+    outcome.symbols = oncePerName(outcome.symbols);
     return outcome;
   }
 
@@ -87,6 +91,20 @@ export class CheckRunner {
       if (timer) clearTimeout(timer);
     }
   }
+}
+
+/**
+ * A symbol counts once per stage, as in rspamd: two checks that find the same thing (the archive
+ * inspector and the AV check both scanning a decrypted entry) must not add its weight twice.
+ * The heaviest hit is kept.
+ */
+function oncePerName(symbols: ScoredSymbol[]): ScoredSymbol[] {
+  const best = new Map<string, ScoredSymbol>();
+  for (const s of symbols) {
+    const seen = best.get(s.name);
+    if (!seen || Math.abs(s.score) > Math.abs(seen.score)) best.set(s.name, s);
+  }
+  return best.size === symbols.length ? symbols : symbols.filter((s) => best.get(s.name) === s);
 }
 
 /** Groups checks into levels: each level depends only on earlier ones. Cycles are config bugs. */

@@ -2,6 +2,7 @@
 // Weights live in configuration (conf/scores.yaml, overlaid by policy.symbols), not in checks.
 import type { Reply } from '../smtp/reply.js';
 import type { HeaderField } from '../smtp/headers.js';
+import type { RewritePlan } from '../mime/rewrite.js';
 
 export type Stage = 'connect' | 'helo' | 'mail' | 'rcpt' | 'data';
 
@@ -28,6 +29,8 @@ export interface CheckResult {
   authResults?: string[];
   /** Trace header fields to add, complete and unfolded, without CRLF (e.g. "Received-SPF: pass (…) client-ip=…;"). */
   trace?: string[];
+  /** Data stage: changes to the message (strip/defang attachments), applied once after the verdict. */
+  rewrite?: RewritePlan;
 }
 
 /** Read-only facts about the connection, available to every stage. */

@@ -13,6 +13,8 @@ import { MessageSpool } from './spool.js';
 import { parseHeaderBlock, type HeaderField } from './headers.js';
 import { R, formatReply, reply, type Reply } from './reply.js';
 import { buildPrefix, rewriteHeaders } from './trace-headers.js';
+import { writeRewritten } from '../mime/rewrite.js';
+import fs from 'node:fs';
 import type { RecipientResolver, Resolution } from './recipients.js';
 import type { Config, ListenerConfig } from '../config/schema.js';
 import type { AccountStore } from '../auth/accounts.js';
@@ -796,25 +798,50 @@ export class SmtpSession {
       const top = [...symbols].sort((a, b) => b.score - a.score).slice(0, 3).map((s) => s.name).join(', ');
       return refuse(R.policyReject(`Error: message refused by content policy (score ${verdict.score}: ${top})`), 'reject');
     }
+    // The one rewrite (strip/defang attachments), after every check saw the message as received.
+    // It goes to the message's spill file; the original is never changed in place, and a failed
+    // rewrite refuses the message rather than queue half of one.
+    let block = spool.headerBlock!;
+    let fields = headers;
+    let bodySize = spool.size - block.length;
+    let file = spool.spilled ? { name: `${tx.id}.eml`, offset: block.length } : undefined;
+    const trace = [...tx.trace, ...outcome.trace];
+    const rewrite = outcome.rewrite;
+    if (rewrite) {
+      try {
+        const out = await writeRewritten(spool.stream(), rewrite, spool.spillPath, { fsync: false }); // commit() fsyncs it
+        block = out.headerBlock;
+        fields = parseHeaderBlock(block);
+        bodySize = out.size - block.length;
+        file = { name: `${tx.id}.eml`, offset: block.length };
+        trace.push(rewrite.summaryHeader);
+      } catch (err) {
+        this.log.error({ event: 'rewrite_failed', id: tx.id, err: (err as Error).message }, 'cannot rewrite message');
+        fs.rm(spool.spillPath, { force: true }, () => undefined);
+        return refuse(R.queueFailure, 'tempfail');
+      }
+    }
     const prefix = buildPrefix({
       hostname: this.hostname, id: tx.id, conn, recipients: tx.recipients.map((r) => r.shown), smtputf8: tx.smtputf8,
-      authResults: [...this.connAuthResults, ...tx.authResults, ...outcome.authResults], trace: [...tx.trace, ...outcome.trace], score: verdict.score, symbols, thresholds: p.thresholds,
+      authResults: [...this.connAuthResults, ...tx.authResults, ...outcome.authResults], trace, score: verdict.score, symbols, thresholds: p.thresholds,
     });
-    const header = rewriteHeaders(headers, spool.headerBlock!, this.hostname, verdict.score >= p.thresholds.tag ? p.subject_tag : '');
+    const header = rewriteHeaders(fields, block, this.hostname, verdict.score >= p.thresholds.tag ? p.subject_tag : '');
     const destinations = this.destinations(tx, verdict.actions);
-    const inline = spool.spilled ? [prefix, header] : [prefix, header, ...(spool.body ?? [])];
-    const size = prefix.length + header.length + (spool.size - spool.headerBlock!.length);
+    const inline = file ? [prefix, header] : [prefix, header, ...(spool.body ?? [])];
+    const size = prefix.length + header.length + bodySize;
+    const attachments = rewrite?.changes.map((c) => `${c.action} ${JSON.stringify(c.name)}${c.newName ? ` → ${JSON.stringify(c.newName)}` : ''} (${c.reason})`);
     const meta = {
       client: this.remoteAddress, helo: this.helo, listener: this.deps.listener.name, user: this.authUser,
-      tls: this.tlsInfo?.protocol, score: verdict.score, symbols: symbols.map((s) => s.name),
+      tls: this.tlsInfo?.protocol, score: verdict.score, symbols: symbols.map((s) => s.name), ...(attachments ? { attachments } : {}),
     };
     try {
       await this.deps.queue.commit({
         id: tx.id, sender: tx.sender, recipients: destinations, meta, inline, size, authenticated: !!this.authUser,
-        file: spool.spilled ? { name: `${tx.id}.eml`, offset: spool.headerBlock!.length } : undefined,
+        file,
       });
     } catch (err) {
       this.log.error({ event: 'queue_write_failed', id: tx.id, err: (err as Error).message }, 'queue write failed');
+      if (rewrite) fs.rm(spool.spillPath, { force: true }, () => undefined);
       return refuse(R.queueFailure, 'tempfail');
     }
     this.messages++;
@@ -822,7 +849,7 @@ export class SmtpSession {
     const outcomeName = actions.length === 1 ? actions[0]! : 'mixed';
     this.deps.metrics.messages.inc({ outcome: outcomeName });
     for (const s of symbols) this.deps.metrics.symbols.inc({ symbol: s.name });
-    this.logMessage(tx, outcomeName, R.queued(tx.id), symbols, size, verdict.score, verdict.wouldReject);
+    this.logMessage(tx, outcomeName, R.queued(tx.id), symbols, size, verdict.score, verdict.wouldReject, attachments);
     this.send(R.queued(tx.id));
   }
 
@@ -848,13 +875,14 @@ export class SmtpSession {
     return out;
   }
 
-  private logMessage(tx: Transaction, action: string, r: Reply, symbols: ScoredSymbol[], size: number, score?: number, wouldReject?: boolean): void {
+  private logMessage(tx: Transaction, action: string, r: Reply, symbols: ScoredSymbol[], size: number, score?: number, wouldReject?: boolean, attachments?: string[]): void {
     this.log.info({
       event: 'message', id: tx.id, helo: this.helo, user: this.authUser, tls: this.tlsInfo?.protocol,
       sender: tx.sender, recipients: tx.recipients.map((x) => x.shown), rejected_recipients: tx.rejectedRecipients,
       action, reply: `${r.code} ${r.enhanced ?? ''}`.trim(), size, score: score ?? Math.round(symbols.reduce((n, s) => n + s.score, 0) * 100) / 100,
       symbols: symbols.map((s) => ({ name: s.name, score: s.score, reason: s.reason })),
       ...(wouldReject && this.deps.config.policy.observe ? { observe: 'would reject' } : {}),
+      ...(attachments ? { attachments } : {}),
     }, 'message');
   }
 
@@ -868,7 +896,7 @@ export class SmtpSession {
   }
 
   private async runStage<S extends Stage>(stage: S, input: StageInput[S]) {
-    if (!this.deps.runner.has(stage)) return { symbols: [] as ScoredSymbol[], demand: undefined, authResults: [] as string[], trace: [] as string[] };
+    if (!this.deps.runner.has(stage)) return { symbols: [] as ScoredSymbol[], demand: undefined, authResults: [] as string[], trace: [] as string[], rewrite: undefined };
     return this.deps.runner.run(stage, input);
   }
 }

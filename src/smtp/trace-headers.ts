@@ -74,7 +74,7 @@ function foldTrace(field: string): string {
   return lines.join('\r\n');
 }
 
-const VERDICT_HEADERS = new Set(['x-spam-status', 'x-spam-score', 'x-spam-flag', 'x-spam-level']);
+const VERDICT_HEADERS = new Set(['x-spam-status', 'x-spam-score', 'x-spam-flag', 'x-spam-level', 'x-portcullis-attachments']);
 
 /** The incoming header section minus the fields that claim to be ours; Subject tagged when asked. */
 export function rewriteHeaders(fields: readonly HeaderField[], block: Buffer, hostname: string, subjectTag: string): Buffer {

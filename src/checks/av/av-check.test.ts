@@ -1,0 +1,292 @@
+// The AV check against the real clamd (test/helpers/clamd.ts: Debian's clamd on a unix socket,
+// our own EICAR and hash signatures). Failure cases use a missing socket and a fake clamd that
+// never answers. Without clamd these tests are skipped, unless CI=true or PORTCULLIS_TEST_STRICT=1.
+import { test, before, after, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { avCheck, avChecks, type AvCallbacks } from './av-check.js';
+import { archiveConfigSchema, avConfigSchema, type ArchiveConfig, type AvConfig } from './config.js';
+import { ClamdClient } from './clamd.js';
+import type { CheckResult, ConnectionFacts, EnvelopeFacts, MessageFacts } from '../../pipeline/types.js';
+import { CheckRunner } from '../../pipeline/runner.js';
+import { parseHeaderBlock } from '../../smtp/headers.js';
+import { formatReply } from '../../smtp/reply.js';
+import { createLogger, silentLogger } from '../../log.js';
+import { CLAMD, EICAR, EICAR_SIGNATURE, HASH_PAYLOAD, HASH_SIGNATURE, needClamd, needTool, startClamd, type Clamd } from '../../../test/helpers/clamd.js';
+import { encryptedZip, infoZip, zipOf, FAKE_EXE } from '../../../test/helpers/archive-fixtures.js';
+
+const available = fs.existsSync(CLAMD);
+let clamd: Clamd | undefined;
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-avtest-'));
+
+before(async () => {
+  // One daemon for the whole file; its StreamMaxLength (1 MiB) is below our max_stream in one test.
+  if (available) clamd = await startClamd({ streamMaxLength: '1M' });
+});
+after(async () => {
+  await clamd?.stop();
+  fs.rmSync(tmp, { recursive: true, force: true });
+});
+
+const conn: ConnectionFacts = {
+  sessionId: 'sess-av-1', listener: 'mx', listenerKind: 'mx', remoteAddress: '192.0.2.7', remotePort: 40000,
+  localAddress: '198.51.100.1', localPort: 25, trustedNetwork: false, esmtp: true, helo: 'mail.example.org',
+};
+const envelope: EnvelopeFacts = { sender: 'sender@example.org', recipients: ['victim@example.net'] };
+
+function facts(raw: Buffer): MessageFacts {
+  const end = raw.indexOf('\r\n\r\n');
+  return {
+    size: raw.length,
+    headers: parseHeaderBlock(raw.subarray(0, end < 0 ? raw.length : end + 2)),
+    bareNewlines: 0,
+    stream: () => Readable.from([raw.subarray(0, 1000), raw.subarray(1000)].filter((b) => b.length)),
+  };
+}
+
+const b64 = (b: Buffer) => b.toString('base64').replace(/.{76}/g, '$&\r\n');
+
+/** A message with a text part (and optionally an HTML part) and attachments. */
+function mail(opts: { text?: string; html?: string; attachments?: { name: string; type?: string; data: Buffer }[]; subject?: string }): Buffer {
+  const parts: string[] = [];
+  if (opts.text !== undefined) parts.push(`Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n${opts.text}\r\n`);
+  if (opts.html !== undefined) parts.push(`Content-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: base64\r\n\r\n${b64(Buffer.from(opts.html))}\r\n`);
+  for (const a of opts.attachments ?? []) {
+    parts.push(`Content-Type: ${a.type ?? 'application/octet-stream'}; name="${a.name}"\r\nContent-Disposition: attachment; filename="${a.name}"\r\nContent-Transfer-Encoding: base64\r\n\r\n${b64(a.data)}\r\n`);
+  }
+  const body = parts.map((p) => `--b0undary\r\n${p}`).join('') + '--b0undary--\r\n';
+  return Buffer.from(
+    `From: <sender@example.org>\r\nTo: <victim@example.net>\r\nSubject: ${opts.subject ?? 'Invoice'}\r\nDate: Thu, 28 Nov 2024 10:00:00 +0000\r\n` +
+    `Message-ID: <1@example.org>\r\nMIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary="b0undary"\r\n\r\n${body}`, 'utf8');
+}
+
+function config(over: Partial<AvConfig> = {}): AvConfig {
+  return { ...avConfigSchema.parse({ enabled: true, clamd: clamd?.socket ?? '/nonexistent/clamd.sock', timeout: '10s' }), ...over };
+}
+const archives = (over: Record<string, unknown> = {}): ArchiveConfig => archiveConfigSchema.parse(over);
+
+interface Counted {
+  viruses: string[];
+  unavailable: string[];
+  scans: string[];
+}
+function counting(): { cb: AvCallbacks; counts: Counted } {
+  const counts: Counted = { viruses: [], unavailable: [], scans: [] };
+  return {
+    counts,
+    cb: { onVirus: (s) => void counts.viruses.push(s), onUnavailable: (r) => void counts.unavailable.push(r), onScan: (k) => void counts.scans.push(k) },
+  };
+}
+
+async function run(raw: Buffer, cfg: AvConfig = config(), arch: ArchiveConfig = archives(), extra: Partial<Parameters<typeof avCheck>[0]> = {}): Promise<CheckResult> {
+  const check = avCheck({ config: cfg, archives: arch, logger: silentLogger(), ...extra });
+  return check.run({ conn, envelope, message: facts(raw) });
+}
+
+const names = (r: CheckResult) => (r.symbols ?? []).map((s) => s.name).sort();
+
+function assertVirus(r: CheckResult, signature: string) {
+  assert.equal(r.demand?.kind, 'reject', JSON.stringify(r));
+  assert.equal(formatReply(r.demand!.reply), `554 5.7.1 Error: message contains a virus: ${signature}\r\n`);
+  const sym = r.symbols?.find((s) => s.name === 'AV_VIRUS');
+  assert.ok(sym, 'AV_VIRUS emitted');
+  assert.match(sym.reason, new RegExp(signature.replace(/\./g, '\\.')));
+}
+
+const skip = (t: TestContext) => !needClamd(t);
+
+test('EICAR attached as a file: rejected at end of DATA with 554 5.7.1 naming the signature', async (t) => {
+  if (skip(t)) return;
+  const { cb, counts } = counting();
+  const r = await run(mail({ text: 'see attachment', attachments: [{ name: 'eicar.com', data: EICAR }] }), config(), archives(), { callbacks: cb });
+  assertVirus(r, EICAR_SIGNATURE);
+  assert.deepEqual(counts.viruses, [EICAR_SIGNATURE]);
+  assert.deepEqual(counts.scans, ['virus']);
+});
+
+test('EICAR zipped and double-zipped: clamd opens the zips itself', async (t) => {
+  if (skip(t)) return;
+  const once = zipOf([{ name: 'eicar.com', data: EICAR }]);
+  assertVirus(await run(mail({ text: 'zip', attachments: [{ name: 'eicar.zip', data: once }] })), EICAR_SIGNATURE);
+  const twice = zipOf([{ name: 'inner.zip', data: once }]);
+  assertVirus(await run(mail({ text: 'zip in zip', attachments: [{ name: 'outer.zip', data: twice }] })), EICAR_SIGNATURE);
+});
+
+test('a hash signature (a known sample by MD5) inside a zip', async (t) => {
+  if (skip(t)) return;
+  assertVirus(await run(mail({ text: 'report', attachments: [{ name: 'report.zip', data: zipOf([{ name: 'report.doc', data: HASH_PAYLOAD }]) }] })), HASH_SIGNATURE);
+});
+
+test('a clean message: no symbol, no demand', async (t) => {
+  if (skip(t)) return;
+  const r = await run(mail({ text: 'Hello, the minutes are attached.', attachments: [{ name: 'minutes.zip', data: zipOf([{ name: 'minutes.txt', data: Buffer.from('nothing to see') }]) }] }));
+  assert.deepEqual(r, { symbols: [] });
+});
+
+test('EICAR in an encrypted zip with the password in the body: decrypted, scanned, rejected', async (t) => {
+  if (skip(t)) return;
+  const aes = await encryptedZip([{ name: 'invoice.pdf', data: EICAR }], 'Inv-8841');
+  const raw = mail({ text: 'Dear customer,\r\nyour invoice is attached.\r\nPassword: Inv-8841\r\n', attachments: [{ name: 'invoice.zip', data: aes }] });
+  // clamd alone cannot see it: the raw message scans clean.
+  assert.deepEqual(await clamd!.client().scanBuffer(raw), { kind: 'clean' });
+  const { cb, counts } = counting();
+  const r = await run(raw, config(), archives(), { callbacks: cb });
+  assertVirus(r, EICAR_SIGNATURE);
+  assert.match(r.symbols!.find((s) => s.name === 'AV_VIRUS')!.reason, /invoice\.zip\/invoice\.pdf \(decrypted\)/);
+  assert.deepEqual(counts.scans, ['clean', 'virus']);
+});
+
+test('…the same with ZipCrypto from Info-ZIP and the password only in the HTML part', async (t) => {
+  if (skip(t) || !needTool(t, '/usr/bin/zip', 'zip')) return;
+  const zc = infoZip({ 'scan.doc': EICAR }, 'pw-77');
+  const raw = mail({ html: '<p>Hello</p><p>To open the scan use the password <b>pw-77</b>.</p>', attachments: [{ name: 'scan.zip', type: 'application/zip', data: zc }] });
+  assertVirus(await run(raw), EICAR_SIGNATURE);
+});
+
+test('…and a password-protected zip inside a zip, the password in the subject', async (t) => {
+  if (skip(t)) return;
+  const inner = await encryptedZip([{ name: 'doc.exe', data: EICAR }], 'S3cret', { zipCrypto: true });
+  const raw = mail({ subject: 'Documents (password: S3cret)', text: 'see attached', attachments: [{ name: 'docs.zip', data: zipOf([{ name: 'locked.zip', data: inner, method: 'store' }]) }] });
+  assertVirus(await run(raw), EICAR_SIGNATURE);
+});
+
+test('an encrypted zip without its password: not a virus, flagged ARCHIVE_ENCRYPTED (and ARCHIVE_EXE by name)', async (t) => {
+  if (skip(t)) return;
+  const enc = await encryptedZip([{ name: 'payload.exe', data: EICAR }], 'unknowable-9');
+  const r = await run(mail({ text: 'Password: wrong-one', attachments: [{ name: 'x.zip', data: enc }] }));
+  assert.equal(r.demand, undefined);
+  assert.deepEqual(names(r), ['ARCHIVE_ENCRYPTED', 'ARCHIVE_EXE']);
+  assert.match(r.symbols!.find((s) => s.name === 'ARCHIVE_ENCRYPTED')!.reason, /policy: score/);
+  // encrypted: reject → refused, without the word "virus".
+  const rej = await run(mail({ text: 'hi', attachments: [{ name: 'x.zip', data: enc }] }), config(), archives({ encrypted: 'reject' }));
+  assert.equal(rej.demand?.kind, 'reject');
+  assert.equal(formatReply(rej.demand!.reply), '554 5.7.1 Error: encrypted archive cannot be scanned: x.zip\r\n');
+});
+
+test('an executable in an archive: symbol with the policy; executable_inside: reject refuses', async (t) => {
+  if (skip(t)) return;
+  const raw = mail({ text: 'tool attached', attachments: [{ name: 'tool.zip', data: zipOf([{ name: 'setup.exe', data: FAKE_EXE }]) }] });
+  const scored = await run(raw);
+  assert.equal(scored.demand, undefined);
+  assert.deepEqual(names(scored), ['ARCHIVE_EXE']);
+  assert.match(scored.symbols![0]!.reason, /tool\.zip\/setup\.exe: Windows executable \(MZ\) inside an archive \(policy: strip\)/);
+  const rejected = await run(raw, config(), archives({ executable_inside: 'reject' }));
+  assert.equal(formatReply(rejected.demand!.reply), '554 5.7.1 Error: archive contains an executable: tool.zip/setup.exe\r\n');
+  // With the attachment check in charge of archives: no ARCHIVE_* from here.
+  assert.deepEqual(names(await run(raw, config(), archives(), { archiveSymbols: false })), []);
+});
+
+test('clamd down (socket missing): on_failure tempfail → 451 4.7.1, loud log, callback', async () => {
+  const lines: string[] = [];
+  const sink = new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } });
+  const { cb, counts } = counting();
+  const cfg = config({ clamd: path.join(tmp, 'no-such.sock') });
+  const check = avCheck({ config: cfg, archives: archives(), logger: createLogger('info', sink), callbacks: cb });
+  const t0 = Date.now();
+  const r = await check.run({ conn, envelope, message: facts(mail({ text: 'hello' })) });
+  assert.ok(Date.now() - t0 < 2000);
+  assert.equal(r.demand?.kind, 'tempfail');
+  assert.equal(formatReply(r.demand!.reply), '451 4.7.1 Error: virus scanner unavailable, try again later\r\n');
+  assert.equal(counts.unavailable.length, 1);
+  assert.match(counts.unavailable[0]!, /ENOENT/);
+  await new Promise((res) => setImmediate(res));
+  const logged = lines.map((l) => JSON.parse(l) as { level: string; event: string; msg: string }).find((l) => l.event === 'av_unavailable');
+  assert.equal(logged?.level, 'error');
+  assert.match(logged!.msg, /VIRUS SCANNER UNAVAILABLE/);
+});
+
+test('clamd down: on_failure tag → accepted with AV_UNAVAILABLE', async () => {
+  const r = await run(mail({ text: 'hello' }), config({ clamd: path.join(tmp, 'no-such.sock'), on_failure: 'tag' }));
+  assert.equal(r.demand, undefined);
+  assert.deepEqual(names(r), ['AV_UNAVAILABLE']);
+  assert.match(r.symbols![0]!.reason, /ENOENT/);
+});
+
+test('clamd that accepts and never answers: the timeout gives the configured failure, in bounded time', async () => {
+  const sock = path.join(tmp, 'silent.sock');
+  const held: net.Socket[] = [];
+  const server = net.createServer((s) => void held.push(s.on('error', () => undefined)));
+  await new Promise<void>((res) => server.listen(sock, res));
+  try {
+    const t0 = Date.now();
+    const r = await run(mail({ text: 'hello' }), config({ clamd: sock, timeout: 400 }));
+    const ms = Date.now() - t0;
+    assert.equal(r.demand?.kind, 'tempfail');
+    assert.ok(ms >= 350 && ms < 3000, `${ms} ms`);
+    const tagged = await run(mail({ text: 'hello' }), config({ clamd: sock, timeout: 300, on_failure: 'tag' }));
+    assert.deepEqual(names(tagged), ['AV_UNAVAILABLE']);
+    assert.match(tagged.symbols![0]!.reason, /timed out/);
+    // The runner's own budget is larger than the check's deadlines, and its failure mode is the same.
+    const check = avCheck({ config: config({ clamd: sock, timeout: 400 }), archives: archives() });
+    assert.ok(check.timeoutMs! > 400 + 10_000);
+    assert.equal(check.onFailure, 'tempfail');
+  } finally {
+    for (const s of held) s.destroy();
+    await new Promise<void>((res) => server.close(() => res()));
+  }
+});
+
+test('quarantine: the refused message and a JSON sidecar, mode 0600', async (t) => {
+  if (skip(t)) return;
+  const dir = path.join(tmp, 'quarantine');
+  const raw = mail({ text: 'x', attachments: [{ name: 'eicar.com', data: EICAR }] });
+  const r = await run(raw, config({ quarantine: dir }), archives(), { now: () => new Date('2024-11-28T10:00:00Z') });
+  assertVirus(r, EICAR_SIGNATURE);
+  const files = fs.readdirSync(dir).sort();
+  assert.equal(files.length, 2);
+  const eml = files.find((f) => f.endsWith('.eml'))!;
+  const json = files.find((f) => f.endsWith('.json'))!;
+  assert.match(eml, /^20241128T100000Z-[0-9a-f]{12}\.eml$/);
+  assert.ok(fs.readFileSync(path.join(dir, eml)).equals(raw));
+  for (const f of files) assert.equal(fs.statSync(path.join(dir, f)).mode & 0o777, 0o600, f);
+  assert.equal(fs.statSync(dir).mode & 0o777, 0o700);
+  const side = JSON.parse(fs.readFileSync(path.join(dir, json), 'utf8')) as Record<string, unknown>;
+  assert.equal(side.signature, EICAR_SIGNATURE);
+  assert.equal(side.sender, 'sender@example.org');
+  assert.deepEqual(side.recipients, ['victim@example.net']);
+  assert.equal(side.client, '192.0.2.7');
+  assert.equal(side.time, '2024-11-28T10:00:00.000Z');
+  assert.equal(side.file, eml);
+  // A quarantine folder that cannot be written does not turn a reject into an accept.
+  const blocker = path.join(tmp, 'not-a-dir');
+  fs.writeFileSync(blocker, '');
+  assertVirus(await run(raw, config({ quarantine: path.join(blocker, 'q') })), EICAR_SIGNATURE);
+});
+
+test('too large to scan: over max_stream (not sent), or over clamd StreamMaxLength (1M here): AV_SKIPPED', async (t) => {
+  if (skip(t)) return;
+  const big = mail({ text: 'big', attachments: [{ name: 'eicar.com', data: EICAR }, { name: 'data.bin', data: Buffer.alloc(1_500_000, 0x41) }] });
+  const ours = await run(big, config({ max_stream: 1_000_000 }));
+  assert.equal(ours.demand, undefined);
+  assert.deepEqual(names(ours), ['AV_SKIPPED']);
+  assert.match(ours.symbols![0]!.reason, /antivirus\.max_stream/);
+  const theirs = await run(big, config({ max_stream: 25 * 1024 * 1024 }));
+  assert.deepEqual(names(theirs), ['AV_SKIPPED']);
+  assert.match(theirs.symbols![0]!.reason, /StreamMaxLength/);
+});
+
+test('through the runner: the reject demand and its reply reach the session', async (t) => {
+  if (skip(t)) return;
+  const runner = new CheckRunner(avChecks({ config: config(), archives: archives() }), new Map([['AV_VIRUS', 100]]), silentLogger());
+  const out = await runner.run('data', { conn, envelope, message: facts(mail({ text: 'x', attachments: [{ name: 'e.com', data: EICAR }] })) });
+  assert.equal(out.demand?.kind, 'reject');
+  assert.equal(out.symbols[0]!.score, 100);
+  assert.deepEqual(avChecks({ config: config({ enabled: false }) }), []);
+});
+
+test('a shared client: scans from several messages at once stay within max_concurrency', async (t) => {
+  if (skip(t)) return;
+  const client = new ClamdClient({ address: { kind: 'unix', path: clamd!.socket }, maxConcurrency: 2 });
+  const check = avCheck({ config: config(), archives: archives(), clamd: client });
+  let peak = 0;
+  const timer = setInterval(() => (peak = Math.max(peak, client.inFlight)), 1);
+  const results = await Promise.all(Array.from({ length: 8 }, (_, i) =>
+    check.run({ conn, envelope, message: facts(mail({ text: `m${i}`, attachments: i % 2 ? [{ name: 'e.com', data: EICAR }] : [] })) })));
+  clearInterval(timer);
+  assert.deepEqual(results.map((r) => r.demand?.kind ?? 'none'), ['none', 'reject', 'none', 'reject', 'none', 'reject', 'none', 'reject']);
+  assert.ok(peak <= 2, `peak ${peak}`);
+});

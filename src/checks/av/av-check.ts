@@ -1,0 +1,227 @@
+// The antivirus check (data stage): the whole message, as received, goes to clamd through
+// zINSTREAM (clamd decodes MIME and opens archives itself: a plain or zipped EICAR is found
+// there). Archives clamd cannot open — password-protected zips — are opened here with candidate
+// passwords from the message's text, and their decrypted entries scanned with clamd one by one.
+//
+// Outcomes (detection apart from policy, failure as a result):
+// - a virus: refused at end of DATA, 554 5.7.1 "Error: message contains a virus: <signature>",
+//   symbol AV_VIRUS; logged, counted (callbacks.onVirus), optionally copied to the quarantine
+//   folder. Never bounced: the refusal is the SMTP reply.
+// - clamd unreachable, failing or too slow: antivirus.on_failure = "tempfail" (451 4.7.1, the
+//   default) or "tag" (symbol AV_UNAVAILABLE); either way an error-level log line and
+//   callbacks.onUnavailable.
+// - too large to scan (antivirus.max_stream, or clamd's StreamMaxLength): symbol AV_SKIPPED.
+// - archive findings (src/mime/archive.ts) as ARCHIVE_* symbols, one per kind and message; an
+//   executable inside or an unopenable encrypted archive is refused when archives.* says "reject"
+//   ("strip" is the attachment rewriter's job: the symbol says what to strip).
+import type { Check, CheckResult, Demand, SymbolHit } from '../../pipeline/types.js';
+import type { Logger } from '../../log.js';
+import { R } from '../../smtp/reply.js';
+import { headerValue } from '../../smtp/headers.js';
+import { ClamdClient, formatClamdAddress, parseClamdAddress, type ScanResult } from './clamd.js';
+import { archiveConfigSchema, archiveLimits, type ArchiveConfig, type AvConfig } from './config.js';
+import { quarantineMessage } from './quarantine.js';
+import { readMessageParts, type MessageParts } from './message-parts.js';
+import { inspectArchive, type ArchiveFinding, type ArchiveSymbol } from '../../mime/archive.js';
+import { htmlToText, passwordCandidates } from '../../mime/passwords.js';
+
+/** Counting hooks until src/metrics.ts has AV metrics (see docs/antivirus.md for the proposal). */
+export interface AvCallbacks {
+  /** Every clamd scan: its result kind and duration. */
+  onScan?(result: ScanResult['kind'], seconds: number): void;
+  onVirus?(signature: string): void;
+  onUnavailable?(reason: string): void;
+  onArchiveFinding?(symbol: ArchiveSymbol): void;
+}
+
+export interface AvCheckDeps {
+  readonly config: AvConfig;
+  /** Archive inspection settings; schema defaults when absent. */
+  readonly archives?: ArchiveConfig;
+  /** A shared client (tests, or one client for several checks); built from config otherwise. */
+  readonly clamd?: ClamdClient;
+  readonly logger?: Logger;
+  readonly callbacks?: AvCallbacks;
+  /**
+   * Emit ARCHIVE_* symbols (default true). Set false once the attachment check inspects archives
+   * itself, so they are not counted twice; this check then only opens encrypted archives to scan them.
+   */
+  readonly archiveSymbols?: boolean;
+  readonly now?: () => Date;
+}
+
+/** The AV check, or none when antivirus.enabled is false. */
+export function avChecks(deps: AvCheckDeps): Check<'data'>[] {
+  return deps.config.enabled ? [avCheck(deps)] : [];
+}
+
+const clean = (s: string, max = 200) => s.replace(/[^\x20-\x7e]/g, '?').slice(0, max);
+
+export const virusReply = (signature: string) => R.policyReject(`Error: message contains a virus: ${clean(signature)}`);
+export const scannerUnavailableReply = R.policyTempfail('Error: virus scanner unavailable, try again later');
+
+export function avCheck(deps: AvCheckDeps): Check<'data'> {
+  const config = deps.config;
+  const archives = deps.archives ?? archiveConfigSchema.parse({});
+  const clamd = deps.clamd ?? new ClamdClient({
+    address: parseClamdAddress(config.clamd), timeoutMs: config.timeout, maxStreamBytes: config.max_stream, maxConcurrency: config.max_concurrency,
+  });
+  const where = formatClamdAddress(clamd.address);
+  const log = deps.logger;
+  const cb = deps.callbacks ?? {};
+  const emitArchive = deps.archiveSymbols ?? true;
+
+  const scan = async (what: () => Promise<ScanResult>): Promise<ScanResult> => {
+    const t0 = performance.now();
+    const r = await what();
+    cb.onScan?.(r.kind, (performance.now() - t0) / 1000);
+    return r;
+  };
+
+  return {
+    name: 'antivirus',
+    stage: 'data',
+    // Our own deadlines end first (one message scan, the archive walk, one entry scan in it);
+    // the runner's budget is the backstop, with the same failure mode.
+    timeoutMs: 2 * config.timeout + archives.time_limit + 5_000,
+    onFailure: config.on_failure === 'tempfail' ? 'tempfail' : 'symbol',
+    async run({ conn, envelope, message }): Promise<CheckResult> {
+      const symbols: SymbolHit[] = [];
+      let virus: { signature: string; where: string } | undefined;
+      let failure: string | undefined;
+      let skipped: string | undefined;
+      const take = (r: ScanResult, what: string) => {
+        switch (r.kind) {
+          case 'virus':
+            virus ??= { signature: r.signature, where: what };
+            break;
+          case 'unavailable':
+          case 'error':
+            failure ??= `${what}: ${r.reason}`;
+            break;
+          case 'too-large':
+            skipped ??= r.limit === 'client'
+              ? `${what}: larger than antivirus.max_stream (${config.max_stream} bytes), not scanned`
+              : `${what}: larger than clamd's StreamMaxLength, not scanned`;
+            if (r.limit === 'clamd') {
+              log?.warn({ event: 'av_stream_limit', clamd: where, bytes: r.bytes }, 'clamd refused a stream as too large: its StreamMaxLength is below antivirus.max_stream');
+            }
+            break;
+          case 'clean':
+            break;
+        }
+      };
+
+      // The raw message and (for encrypted archives) its parts, read at the same time.
+      const whole = scan(async () => (message.size > config.max_stream
+        ? { kind: 'too-large', limit: 'client', bytes: message.size }
+        : clamd.scanStream(message.stream())));
+      // A text/* message (no MIME structure) carries no attachment: nothing to read.
+      const topType = (headerValue(message.headers, 'content-type') ?? 'text/plain').trim().toLowerCase();
+      const partsRead: Promise<MessageParts | undefined> = archives.enabled && !topType.startsWith('text/')
+        ? readMessageParts(message.stream(), { maxArchiveSize: archives.max_total_size }).catch((err: Error) => {
+          log?.warn({ event: 'av_parts_failed', session: conn.sessionId, err: err.message }, 'could not read the message parts for archive inspection');
+          return undefined;
+        })
+        : Promise.resolve(undefined);
+      const [wholeResult, parts] = await Promise.all([whole, partsRead]);
+      take(wholeResult, 'message');
+
+      const findings: ArchiveFinding[] = [];
+      if (!virus && parts && parts.archives.length) {
+        let candidates: string[] | undefined;
+        const passwords = () => (candidates ??= passwordCandidates(
+          [parts.subject, ...parts.texts.map((t) => (t.type === 'text/html' ? htmlToText(t.text) : t.text))],
+          { limit: archives.max_passwords },
+        ));
+        const deadline = Date.now() + archives.time_limit;
+        for (const part of parts.archives) {
+          const left = deadline - Date.now();
+          if (left <= 0 || virus) break;
+          const report = await inspectArchive(part.data, part.name, {
+            limits: { ...archiveLimits(archives), timeLimitMs: left },
+            passwords: passwords(),
+            bsdtar: archives.bsdtar || false,
+            // Content clamd has not seen: what only our passwords opened.
+            onEntry: async (entry, data) => {
+              if (!entry.decrypted || virus || failure) return;
+              take(await scan(() => clamd.scanBuffer(data.subarray(0, config.max_stream))), `${entry.path} (decrypted)`);
+            },
+          });
+          findings.push(...report.findings);
+          if (report.notes.length) log?.debug({ event: 'archive_notes', session: conn.sessionId, archive: part.name, notes: report.notes }, 'archive inspection notes');
+        }
+      }
+
+      if (virus) {
+        const v = virus;
+        cb.onVirus?.(v.signature);
+        log?.warn({
+          event: 'virus', session: conn.sessionId, client: conn.remoteAddress, sender: envelope.sender,
+          recipients: envelope.recipients, signature: v.signature, where: v.where, size: message.size,
+        }, `virus found: ${v.signature}`);
+        if (config.quarantine) {
+          try {
+            const file = await quarantineMessage(config.quarantine, message.stream(), {
+              signature: v.signature, where: v.where, sessionId: conn.sessionId, client: conn.remoteAddress, helo: conn.helo,
+              sender: envelope.sender, recipients: envelope.recipients, size: message.size,
+            }, deps.now?.());
+            log?.info({ event: 'quarantined', session: conn.sessionId, file }, 'infected message copied to quarantine');
+          } catch (err) {
+            log?.error({ event: 'quarantine_failed', session: conn.sessionId, dir: config.quarantine, err: (err as Error).message }, 'could not write the quarantine copy');
+          }
+        }
+        symbols.push({ name: 'AV_VIRUS', reason: v.where === 'message' ? v.signature : `${v.signature} in ${v.where}` });
+        return { symbols, demand: { kind: 'reject', reply: virusReply(v.signature) } };
+      }
+
+      let demand: Demand | undefined;
+      if (failure) {
+        cb.onUnavailable?.(failure);
+        log?.error({
+          event: 'av_unavailable', session: conn.sessionId, clamd: where, reason: failure, action: config.on_failure,
+        }, `VIRUS SCANNER UNAVAILABLE (${where}): ${failure}; message ${config.on_failure === 'tempfail' ? 'refused with 451 4.7.1' : 'accepted unscanned, tagged AV_UNAVAILABLE'}`);
+        if (config.on_failure === 'tempfail') demand = { kind: 'tempfail', reply: scannerUnavailableReply };
+        else symbols.push({ name: 'AV_UNAVAILABLE', reason: clean(failure, 300) });
+      }
+      if (skipped) symbols.push({ name: 'AV_SKIPPED', reason: skipped });
+
+      for (const f of findings) cb.onArchiveFinding?.(f.symbol);
+      if (emitArchive) symbols.push(...archiveSymbols(findings, archives));
+      const policy = emitArchive ? archiveDemand(findings, archives) : undefined;
+      if (policy) demand = policy; // a reject wins over a tempfail
+      return demand ? { symbols, demand } : { symbols };
+    },
+  };
+}
+
+const ACTION_NOTE: Partial<Record<ArchiveSymbol, (a: ArchiveConfig) => string>> = {
+  ARCHIVE_EXE: (a) => ` (policy: ${a.executable_inside})`,
+  ARCHIVE_ENCRYPTED: (a) => ` (policy: ${a.encrypted})`,
+};
+
+/** One symbol per kind of finding: the first finding's path and reason, and how many more. */
+export function archiveSymbols(findings: readonly ArchiveFinding[], archives: ArchiveConfig): SymbolHit[] {
+  const byKind = new Map<ArchiveSymbol, ArchiveFinding[]>();
+  for (const f of findings) byKind.set(f.symbol, [...(byKind.get(f.symbol) ?? []), f]);
+  const out: SymbolHit[] = [];
+  for (const [symbol, list] of byKind) {
+    const first = list[0]!;
+    const more = list.length > 1 ? ` (+${list.length - 1} more)` : '';
+    out.push({ name: symbol, reason: clean(`${first.path}: ${first.reason}${more}${ACTION_NOTE[symbol]?.(archives) ?? ''}`, 300) });
+  }
+  return out;
+}
+
+/** A refusal the archive policy asks for, if any. */
+export function archiveDemand(findings: readonly ArchiveFinding[], archives: ArchiveConfig): Demand | undefined {
+  const exe = findings.find((f) => f.symbol === 'ARCHIVE_EXE');
+  if (exe && archives.executable_inside === 'reject') {
+    return { kind: 'reject', reply: R.policyReject(`Error: archive contains an executable: ${clean(exe.path, 120)}`) };
+  }
+  const enc = findings.find((f) => f.symbol === 'ARCHIVE_ENCRYPTED');
+  if (enc && archives.encrypted === 'reject') {
+    return { kind: 'reject', reply: R.policyReject(`Error: encrypted archive cannot be scanned: ${clean(enc.path, 120)}`) };
+  }
+  return undefined;
+}
