@@ -13,7 +13,10 @@ import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const dist = (p) => path.join(root, 'dist', p);
+// --cli PATH/dist/src/cli/main.js (as bench/run.sh passes it): measure that build's code.
+const cliArg = process.argv.indexOf('--cli');
+const distDir = cliArg >= 0 ? path.resolve(process.argv[cliArg + 1], '../../..') : path.join(root, 'dist');
+const dist = (p) => path.join(distDir, p);
 const { startClamd, EICAR } = await import(dist('test/helpers/clamd.js'));
 const { zipOf } = await import(dist('test/helpers/archive-fixtures.js'));
 const { avCheck } = await import(dist('src/checks/av/av-check.js'));

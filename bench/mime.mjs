@@ -13,7 +13,10 @@ import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const dist = (p) => path.join(root, 'dist', 'src', 'mime', p);
+// --cli PATH/dist/src/cli/main.js (as bench/run.sh passes it): measure that build's code.
+const cliArg = process.argv.indexOf('--cli');
+const distDir = cliArg >= 0 ? path.resolve(process.argv[cliArg + 1], '../../..') : path.join(root, 'dist');
+const dist = (p) => path.join(distDir, 'src', 'mime', p);
 const { analyseAttachments } = await import(dist('analyse.js'));
 const { defaultAttachmentsConfig } = await import(dist('config.js'));
 const { writeRewritten } = await import(dist('rewrite.js'));
