@@ -132,6 +132,10 @@ export class Gateway {
   /** Everything the server printed (stdout and stderr, in arrival order). */
   output = '';
   private child?: ChildProcess;
+  /** The server process id (for reading its memory from /proc). */
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
   private exitInfo?: { code: number | null; signal: NodeJS.Signals | null };
   private exited?: Promise<void>;
 
