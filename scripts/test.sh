@@ -29,11 +29,18 @@ python_ok || missing_pkgs+=(python3)
 command -v bsdtar >/dev/null 2>&1 || missing_pkgs+=(libarchive-tools)
 command -v zip >/dev/null 2>&1 || missing_pkgs+=(zip)
 command -v 7z >/dev/null 2>&1 || missing_pkgs+=(p7zip-full)
+# The audit's tests run real, deliberately misconfigured peers and look at the HTML report.
+[[ -x /usr/lib/postfix/sbin/master ]] || missing_pkgs+=(postfix)
+[[ -x /usr/lib/dovecot/imap-login && -x /usr/lib/dovecot/pop3-login ]] || missing_pkgs+=(dovecot-imapd dovecot-pop3d)
+command -v openssl >/dev/null 2>&1 || missing_pkgs+=(openssl)
+[[ -x /usr/bin/chromium ]] || missing_pkgs+=(chromium)
 
 if ((${#missing_pkgs[@]})); then
   if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
     log "installing ${missing_pkgs[*]} (Debian)"
     export DEBIAN_FRONTEND=noninteractive
+    # Postfix from Debian must not configure a system MTA (only its programs are used).
+    echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections 2>/dev/null || true
     apt-get update -qq || die "apt-get update failed"
     apt-get install -y -qq --no-install-recommends "${missing_pkgs[@]}" >/dev/null || die "apt-get install ${missing_pkgs[*]} failed"
   elif ((strict)); then
@@ -48,6 +55,9 @@ if ((strict)); then
   [[ -x /usr/sbin/rbldnsd ]] || die "rbldnsd is required (apt-get install rbldnsd)"
   [[ -x /usr/sbin/clamd ]] || die "clamd is required (apt-get install clamav-daemon)"
   command -v bsdtar >/dev/null 2>&1 || die "bsdtar is required (apt-get install libarchive-tools)"
+  [[ -x /usr/lib/postfix/sbin/master ]] || die "postfix is required for the audit tests"
+  [[ -x /usr/lib/dovecot/imap-login ]] || die "dovecot-imapd is required for the audit tests"
+  [[ -x /usr/bin/chromium ]] || die "chromium is required for the audit report test"
   export PORTCULLIS_TEST_STRICT=1
 fi
 log "swaks: $(swaks --version 2>/dev/null | head -1 || echo missing); python3: $(python3 --version 2>&1 || echo missing); node: $(node --version)"

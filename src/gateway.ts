@@ -30,6 +30,7 @@ import { buildDsn, headerSection } from './queue/dsn.js';
 import { Readable } from 'node:stream';
 import { createResolver, resolverOptions } from './dns/resolver.js';
 import { ZoneSet } from './dns/zones/zone-mirror.js';
+import { SelfWatch, reportMessage } from './audit/self-watch.js';
 import { startZoneServer } from './dns/zone-server.js';
 import { ClientLimits } from './smtp/client-limits.js';
 
@@ -205,6 +206,18 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       limits: new ClientLimits(config.limits, store, config.hostname),
     });
     await listeners.start(config.listeners);
+    // Our own addresses against the DNS lists, now and then (docs/audit.md "self-check").
+    const selfWatch = new SelfWatch({
+      config: config.self_check, hostname: config.hostname, dnsbl: config.dnsbl,
+      dynamicPatterns: config.rdns.dynamic_patterns, resolver: dns,
+      logger: logger.child({ component: 'self-check' }), registry: metrics.registry,
+      report: async (subject, body) => {
+        const msg = reportMessage({ hostname: config.hostname, to: config.roles.mailbox, subject, body });
+        await maildir.deliver(mailboxPath(dataDir, config.roles.mailbox), 'INBOX', { size: msg.length, stream: () => Readable.from([msg]) });
+      },
+    });
+    selfWatch.start();
+    cleanups.unshift(() => selfWatch.stop());
     const expiryTimer = setInterval(() => tlsManager.checkExpiry(), 86_400_000).unref();
     cleanups.unshift(() => clearInterval(expiryTimer));
     cleanups.unshift(() => listeners.stop(config.shutdown_grace));

@@ -16,6 +16,7 @@ import { SqliteStore } from '../store/sqlite-store.js';
 import { BruteForce } from '../auth/brute-force.js';
 import { checkIp, describeIpVerdict } from './check-ip.js';
 import { scanFiles, scanExitStatus, describeScan } from './scan.js';
+import { auditCli } from './audit.js';
 import { explainSpf } from '../checks/spf/explain.js';
 import { createResolver, resolverOptions } from '../dns/resolver.js';
 import { ZoneSet } from '../dns/zones/zone-mirror.js';
@@ -34,6 +35,8 @@ const USAGE = `usage: portcullis <command> [options]
   alias add ADDRESS TARGET...           deliver ADDRESS to TARGETs (local users or external)
   alias del ADDRESS
   alias list
+  audit DOMAIN [--host H] [--json] [--html FILE] ...
+                                        scrutinise a mail domain from outside (docs/audit.md)
   scan [--json] [--rewrite DIR] FILE...  what the malware checks decide for message files
   check-ip IP [--json]                  what the gateway would decide about a client at connect
   check-spf IP SENDER HELO [--json]     the SPF results for a client, and what the gateway would do
@@ -54,6 +57,8 @@ function config(file: string | undefined): Config {
 }
 
 async function main(argv: string[]): Promise<number> {
+  // The audit has options of its own (--host, --port, --dkim…): it parses its arguments itself.
+  if (argv[0] === 'audit') return auditCli(argv.slice(1));
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,

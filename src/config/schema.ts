@@ -4,6 +4,7 @@ import os from 'node:os';
 import { z } from 'zod';
 import { cidr, domainName, duration, port, size } from './fields.js';
 import { attachmentsConfigSchema } from '../mime/config.js';
+import { selfCheckConfigSchema } from '../audit/config.js';
 import { archiveConfigSchema, avConfigSchema } from '../checks/av/config.js';
 import { isValidCodeFilter } from '../net/ip-names.js';
 
@@ -199,6 +200,7 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   attachments: attachmentsConfigSchema.prefault({}),
   antivirus: avConfigSchema,
+  self_check: selfCheckConfigSchema,
   archives: archiveConfigSchema,
   metrics: z.strictObject({
     enabled: z.boolean().default(true),
