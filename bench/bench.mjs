@@ -338,6 +338,8 @@ function portcullisConfig({ dataDir, port, sinkPort, delivery }) {
   }
   // DNS points at a closed loopback port: every lookup fails at once (the connect-time DNS
   // checks are measured apart, in bench/edge.mjs, against real DNS servers on loopback).
+  // BENCH_PORTCULLIS_EXTRA: more configuration lines, to measure what one defence costs.
+  if (process.env.BENCH_PORTCULLIS_EXTRA) lines.push(...process.env.BENCH_PORTCULLIS_EXTRA.split('\n'));
   lines.push('dns: { servers: ["127.0.0.1:1"] }', 'greeting: { delay: 0s }', 'queue: { fsync: true }', 'metrics: { enabled: false }', 'log: { level: warn }', 'shutdown_grace: 5s', '');
   return lines.join('\n');
 }

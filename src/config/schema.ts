@@ -141,6 +141,8 @@ export const configSchema = z.strictObject({
     cache_entries: z.number().int().min(0).max(10_000_000).default(100_000),
     max_ttl: duration('1d'),
     negative_ttl: duration('5m'),
+    /** How long a failed question is remembered (RFC 2308 s7 allows up to 5 minutes); 0 = never. */
+    error_ttl: duration('5s'),
     /** Local mirrors of DNS lists (rbldnsd zone files), answered from memory. */
     zones: z.array(zoneFile).default([]),
     /** Serve the mirrored zones over DNS (UDP and TCP) for other hosts. */

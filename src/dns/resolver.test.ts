@@ -166,7 +166,24 @@ test('silence, SERVFAIL, a wrong question and garbage end in an error, never a h
   const s = await r.lookup('silent.test', 'A');
   assert.match(s.status === 'error' ? s.reason : '', /timed out after 300 ms/);
   assert.ok(Date.now() - started < 5_000);
-  assert.equal(r.stats().cached, 0, 'errors are not cached');
+  assert.equal(r.stats().cached, 0, 'errors are not cached without errorTtlMs');
+});
+
+test('with errorTtlMs, a failed question is remembered that long and then asked again', async () => {
+  let clock = 5_000_000;
+  let served = 0;
+  behaviours.set('flaky.test', (_q, req) => {
+    served++;
+    return reply(req, { flags: RCODE.SERVFAIL });
+  });
+  const r = resolver({ errorTtlMs: 5000, now: () => clock });
+  assert.equal((await r.lookup('flaky.test', 'A')).status, 'error');
+  const again = await r.lookup('flaky.test', 'A');
+  assert.equal(again.status, 'error');
+  assert.equal(again.source, 'cache');
+  clock += 5001;
+  assert.equal((await r.lookup('flaky.test', 'A')).source, 'dns');
+  assert.equal(served, 2);
 });
 
 test('the next server is asked when the first does not answer', async () => {

@@ -18,6 +18,8 @@ export interface ResolverOptions {
   readonly maxTtlMs: number;
   /** Cap for negative answers, and their lifetime when the server sent no SOA. */
   readonly negativeTtlMs: number;
+  /** How long a failed question (timeout, SERVFAIL, REFUSED…) is remembered; 0 = not at all. */
+  readonly errorTtlMs?: number;
   /** Local mirrors answered from memory (rbldnsd zones). */
   readonly zones?: readonly ZoneAnswerer[];
   readonly now?: () => number;
@@ -93,9 +95,14 @@ export function createResolver(opts: ResolverOptions): GatewayResolver {
         remember(key, lookup, answer.ttl === undefined ? cap : Math.min(answer.ttl, cap));
         return lookup;
       }
-      case 'error':
+      case 'error': {
         stats.errors++;
-        return { status: 'error', reason: answer.reason, source: 'dns' };
+        // RFC 2308 s7: a server failure may be cached (at most 5 minutes). A few seconds keep a
+        // DNS outage from costing every message its own round of sockets and timeouts.
+        const lookup: Lookup<RRType> = { status: 'error', reason: answer.reason, source: 'dns' };
+        remember(key, lookup, (opts.errorTtlMs ?? 0) / 1000);
+        return lookup;
+      }
     }
   }
 
@@ -151,10 +158,10 @@ export function systemServers(file = '/etc/resolv.conf'): string[] {
 
 /** The resolver options of a configuration (`dns:`), for the gateway and the CLI alike. */
 export function resolverOptions(dns: {
-  servers: string[]; timeout: number; attempts: number; max_inflight: number; cache_entries: number; max_ttl: number; negative_ttl: number;
+  servers: string[]; timeout: number; attempts: number; max_inflight: number; cache_entries: number; max_ttl: number; negative_ttl: number; error_ttl: number;
 }, zones?: readonly ZoneAnswerer[]): ResolverOptions {
   return {
     servers: dns.servers, timeoutMs: dns.timeout, attempts: dns.attempts, maxInflight: dns.max_inflight,
-    cacheEntries: dns.cache_entries, maxTtlMs: dns.max_ttl, negativeTtlMs: dns.negative_ttl, zones,
+    cacheEntries: dns.cache_entries, maxTtlMs: dns.max_ttl, negativeTtlMs: dns.negative_ttl, errorTtlMs: dns.error_ttl, zones,
   };
 }
