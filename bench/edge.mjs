@@ -147,14 +147,19 @@ try {
   const rssBefore = rssMb(tarpit.proc.pid);
   const sockets = [];
   let early = 0;
+  const open = async () => pick(await scrape(tarpit.metricsPort), 'portcullis_smtp_sessions');
+  // In batches, each accepted before the next: a burst beyond the listen backlog would leave
+  // clients that believe they are connected (SYN cookies) while the server never saw them.
   for (let k = 0; k < want; k++) {
     const s = net.connect({ port: tarpit.port, host: '127.0.0.1', localAddress: source(k, 3) });
     s.on('data', () => early++);
     s.on('error', () => undefined);
     sockets.push(s);
-    if (k % 500 === 499) await sleep(50);
+    if (k % 250 === 249) {
+      const until = Date.now() + 10_000;
+      while ((await open()) < k + 1 && Date.now() < until) await sleep(50);
+    }
   }
-  const open = async () => pick(await scrape(tarpit.metricsPort), 'portcullis_smtp_sessions');
   const deadline = Date.now() + 60_000;
   while ((await open()) < want && Date.now() < deadline) await sleep(250);
   await sleep(3000); // let the event-loop histogram see the loop with everything held
