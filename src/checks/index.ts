@@ -21,7 +21,8 @@ import { ClamdClient, parseClamdAddress } from './av/clamd.js';
 export interface CheckDeps {
   readonly config: Config;
   readonly owns: (user: string, address: string) => boolean;
-  readonly bruteForce: BruteForce;
+  /** Absent where there is no running gateway's state (`check-ip`): the source check is left out. */
+  readonly bruteForce?: BruteForce;
   readonly resolver: Resolver;
   /** Addresses of our listeners (wildcards left out), for "HELO claims to be us". */
   readonly ownAddresses: readonly string[];
@@ -45,7 +46,7 @@ export function builtinChecks(deps: CheckDeps, dnsServers = 1): AnyCheck[] {
   const c = deps.config;
   const dnsOptions = { logger: deps.logger, timeoutMs: dnsBudgetMs(c, dnsServers) };
   const checks: AnyCheck[] = [
-    bruteForceSource(deps.bruteForce),
+    ...(deps.bruteForce ? [bruteForceSource(deps.bruteForce)] : []),
     heloSyntax,
     heloClaimsOurs({ hostname: c.hostname, domains: c.domains, addresses: deps.ownAddresses }),
     heloNoResolve(deps.resolver, dnsOptions),

@@ -10,7 +10,6 @@ import type { ConnectionFacts, ScoredSymbol } from '../pipeline/types.js';
 import type { Resolver } from '../dns/types.js';
 import { NetworkSet } from '../net/cidr.js';
 import { silentLogger } from '../log.js';
-import type { BruteForce } from '../auth/brute-force.js';
 
 export interface IpVerdict {
   ip: string;
@@ -25,11 +24,8 @@ export interface IpVerdict {
 export async function checkIp(config: Config, resolver: Resolver, dnsServers: number, ip: string): Promise<IpVerdict> {
   if (!net.isIP(ip)) throw new Error(`"${ip}" is not an IP address`);
   const trusted = new NetworkSet(config.relay.trusted_networks).has(ip);
-  const checks = builtinChecks({
-    config, resolver, ownAddresses: [], owns: () => false,
-    // Not consulted: brute-force state lives in the running gateway's store (`auth status IP`).
-    bruteForce: undefined as unknown as BruteForce,
-  }, dnsServers).filter((c) => c.stage === 'connect' && c.name !== 'brute_force_source');
+  // Without bruteForce: that state lives in the running gateway's store (`auth status IP`).
+  const checks = builtinChecks({ config, resolver, ownAddresses: [], owns: () => false }, dnsServers).filter((c) => c.stage === 'connect');
   const runner = new CheckRunner(checks, loadWeights(config.policy.symbols), silentLogger());
   const facts: ConnectionFacts = {
     sessionId: 'check-ip', listener: 'mx', listenerKind: 'mx', remoteAddress: ip, remotePort: 0,
