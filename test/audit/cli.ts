@@ -1,13 +1,10 @@
 // Runs `portcullis audit …` as a child process, and looks at an HTML report in headless Chromium.
-//
-// The audit command is reached through src/cli/audit.ts's auditCli (what main.ts calls for
-// "audit"), so these tests do not depend on main.ts being wired yet.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { pathToFileURL } from 'node:url';
-import { repoRoot } from '../helpers/paths.js';
+import { runCli } from '../helpers/gateway.js';
 
 export interface CliRun {
   readonly code: number | null;
@@ -15,31 +12,9 @@ export interface CliRun {
   readonly stderr: string;
 }
 
-const entry = pathToFileURL(path.join(repoRoot, 'dist', 'src', 'cli', 'audit.js')).href;
-
+/** `portcullis audit ARGS` through the real command line (main.ts hands "audit" to auditCli). */
 export function runAuditCli(args: readonly string[], { timeoutMs = 120_000, env }: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<CliRun> {
-  const script = `const m = await import(${JSON.stringify(entry)}); process.exitCode = await m.auditCli(process.argv.slice(1));`;
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--input-type=module', '-e', script, '--', ...args], {
-      cwd: repoRoot, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`portcullis audit ${args.join(' ')} did not finish in ${timeoutMs} ms\n${stdout}\n${stderr}`));
-    }, timeoutMs);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-  });
+  return runCli(['audit', ...args], { timeoutMs, env });
 }
 
 export function showRun(args: readonly string[], r: CliRun): string {
