@@ -62,6 +62,33 @@ function renderComponents(c, p) {
     for (const [k, v] of Object.entries(c[name])) if (typeof v === 'number' || typeof v === 'string') p(`| ${k.replace(/_/g, ' ')} | ${typeof v === 'number' ? v.toLocaleString('en-US') : v} |`);
     p('');
   }
+  if (c.spam) renderSpamSpeed(c.spam, p);
+}
+
+/** The spam scanning speed section (bench/spam-speed.mjs): Portcullis next to spamd and rspamd. */
+function renderSpamSpeed(s, p) {
+  p('## Spam scanning', '');
+  if (s.error) { p(`not measured: ${s.error}`, ''); return; }
+  p(`\`bench/spam-speed.mjs\`: ${int(s.messages)} messages of the dev corpus (${s.spam} spam, ${s.ham} ham, mean ${s.mean_kb} KB; ${s.set}), ` +
+    `scanned by each engine in the same run. Bayes: ${s.bayes}. Network tests off everywhere. ` +
+    'Portcullis runs the scan command\'s code in one process, one message after another (one core at most); spamd and rspamd are daemons ' +
+    'with several processes and several messages in flight, so **CPU per message** is the fair comparison and msg/s shows what each did with this 2-core machine. ' +
+    'Daemon CPU is read from /proc for the whole process tree (rspamd: with its Redis); client CPU is spamc (one process per message) or the Node HTTP client.', '');
+  p('| engine | msg/s | CPU ms/msg (engine) | CPU ms/msg (client) | flagged as spam | notes |', '|---|---:|---:|---:|---:|---|');
+  for (const r of s.rows) {
+    if (r.skipped) { p(`| ${r.label} | — | — | — | — | skipped: ${String(r.skipped).replace(/\|/g, '\\|')} |`); continue; }
+    const notes = [r.setup_ms !== undefined ? `set-up (rules, Bayes) ${int(r.setup_ms)} ms, not counted; ${ms(r.msgs_per_s_with_setup, 1)} msg/s counting it` : '',
+      r.errors ? `${r.errors} errors: ${r.error_sample ?? ''}` : '']
+      .filter(Boolean).join('; ').replace(/\|/g, '\\|');
+    p(`| ${r.label} | **${ms(r.msgs_per_s, 1)}** | **${ms(r.cpu_ms_per_msg, 2)}** | ${ms(r.client_cpu_ms_per_msg, 2)} | ${int(r.flagged_spam)} of ${int(s.messages)} | ${notes} |`);
+  }
+  p('');
+  if (s.ratios?.length) {
+    p('| Portcullis row | ÷ peer | msg/s ratio | CPU per message ratio (lower is cheaper) |', '|---|---|---:|---:|');
+    for (const q of s.ratios) p(`| ${q.portcullis} | ${q.peer} | ${ms(q.msgs_per_s, 2)}× | ${ms(q.cpu_per_msg, 2)}× |`);
+    p('');
+  }
+  p('Accuracy (5-fold cross-validation, Bayes trained) is in docs/spam-accuracy.md.', '');
 }
 
 export function renderReport({ machine: m, settings: s, corpus, targets, runs, components }) {

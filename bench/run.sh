@@ -96,5 +96,14 @@ for c in $COMPONENTS; do
   rm -f "$out.tmp"
 done
 
+# Spam scanning speed: Portcullis next to spamd and rspamd on the same messages (bench/spam-speed.mjs,
+# installs the peers itself; ≈3 min). BENCH_SPAM_SPEED=0 skips it.
+if [ "${BENCH_SPAM_SPEED:-1}" != 0 ]; then
+  out="$BENCH/results/components/spam.json"; rm -f "$out"
+  say "component benchmark: spam scanning speed"
+  node bench/spam-speed.mjs --cli "$BENCH_CLI" --corpus "$SHARED/corpus/sa2002-dev.tar.gz" --out "$out" >/dev/null 2>"$BENCH/spam.log" \
+    || printf '{"error":"%s"}\n' "$(tail -3 "$BENCH/spam.log" | tr '\n"' '  ' | cut -c1-300)" >"$out"
+fi
+
 # ---- measure ----
 BENCH_BUILD_STATUS=$BUILD_STATUS exec node bench/bench.mjs "$@"

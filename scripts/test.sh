@@ -34,6 +34,10 @@ command -v 7z >/dev/null 2>&1 || missing_pkgs+=(p7zip-full)
 [[ -x /usr/lib/dovecot/imap-login && -x /usr/lib/dovecot/pop3-login ]] || missing_pkgs+=(dovecot-imapd dovecot-pop3d)
 command -v openssl >/dev/null 2>&1 || missing_pkgs+=(openssl)
 [[ -x /usr/bin/chromium ]] || missing_pkgs+=(chromium)
+# The rule engine is checked against the real SpamAssassin (its stock rules and its verdicts);
+# the IMAP and POP3 servers are driven by curl (and Python's imaplib/poplib).
+command -v spamassassin >/dev/null 2>&1 || missing_pkgs+=(spamassassin)
+command -v curl >/dev/null 2>&1 || missing_pkgs+=(curl)
 
 if ((${#missing_pkgs[@]})); then
   if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
@@ -58,6 +62,8 @@ if ((strict)); then
   [[ -x /usr/lib/postfix/sbin/master ]] || die "postfix is required for the audit tests"
   [[ -x /usr/lib/dovecot/imap-login ]] || die "dovecot-imapd is required for the audit tests"
   [[ -x /usr/bin/chromium ]] || die "chromium is required for the audit report test"
+  command -v spamassassin >/dev/null 2>&1 || die "spamassassin is required for the rule engine's tests"
+  command -v curl >/dev/null 2>&1 || die "curl is required for the IMAP and POP3 tests"
   export PORTCULLIS_TEST_STRICT=1
 fi
 log "swaks: $(swaks --version 2>/dev/null | head -1 || echo missing); python3: $(python3 --version 2>&1 || echo missing); node: $(node --version)"

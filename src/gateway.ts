@@ -20,7 +20,11 @@ import { RecipientResolver } from './smtp/recipients.js';
 import { SmtpListeners } from './smtp/server.js';
 import { CheckRunner } from './pipeline/runner.js';
 import { loadWeights } from './pipeline/weights.js';
-import { builtinChecks } from './checks/index.js';
+import { builtinChecks, dnsBudgetMs } from './checks/index.js';
+import { createSpamEngine } from './spam/engine.js';
+import { UserPolicies } from './spam/user-policies.js';
+import { startPop3 } from './mailbox/pop3/server.js';
+import { startImap } from './mailbox/imap/index.js';
 import { NetworkSet } from './net/cidr.js';
 import { SqliteStore } from './store/sqlite-store.js';
 import { BruteForce } from './auth/brute-force.js';
@@ -172,8 +176,13 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     });
     const checkLog = logger.child({ component: 'checks' });
     const ownAddresses = [...new Set(config.listeners.map((l) => l.address).filter((a) => a !== '0.0.0.0' && a !== '::'))];
+    const spam = createSpamEngine(config, { resolver: dns, logger: checkLog, dnsTimeoutMs: dnsBudgetMs(config, dns.servers.length) });
+    cleanups.unshift(() => spam.close());
+    const userPolicies = new UserPolicies(accounts, config.users.optout_files, logger.child({ component: 'users' }));
+    userPolicies.start();
+    cleanups.unshift(() => userPolicies.stop());
     const checks = builtinChecks({
-      config, owns: (user, address) => resolver.owns(user, address), bruteForce, resolver: dns, ownAddresses, logger: checkLog,
+      config, owns: (user, address) => resolver.owns(user, address), bruteForce, resolver: dns, ownAddresses, logger: checkLog, spamChecks: spam.checks,
       avCallbacks: {
         onScan: (result, seconds) => {
           metrics.avScans.inc({ result });
@@ -204,8 +213,25 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       bruteForce,
       store,
       limits: new ClientLimits(config.limits, store, config.hostname),
+      spam: { users: userPolicies, autolearn: spam.autolearn },
     });
     await listeners.start(config.listeners);
+    // Mailbox access, TLS only: IMAP and POP3 on the same Maildirs (docs/imap.md, docs/pop3.md).
+    // A message moved into or out of Junk teaches Bayes what the user thinks of it.
+    const mlog = logger.child({ component: 'mailbox' });
+    const imap = await startImap({
+      config: config.imap, dataDir, accounts, bruteForce, tls: tlsManager, logger, maxMessageSize: config.smtp.max_message_size,
+      onJunkTrain: (e) => spam.learnFromUser(e.message, e.cls, e.user).catch((err) => {
+        mlog.warn({ event: 'bayes_user_learn_failed', user: e.user, class: e.cls, err: (err as Error).message }, 'cannot learn from a Junk move');
+      }),
+    });
+    cleanups.unshift(() => imap.close());
+    const pop3 = await startPop3({ config: config.pop3, dataDir, accounts, bruteForce, tls: tlsManager, logger });
+    cleanups.unshift(() => pop3.close(config.shutdown_grace));
+    const allAddresses = () => ({
+      ...listeners.addresses(),
+      ...Object.fromEntries([...imap.addresses, ...pop3.addresses].map((a) => [a.name, { address: a.address, port: a.port }])),
+    });
     // Our own addresses against the DNS lists, now and then (docs/audit.md "self-check").
     const selfWatch = new SelfWatch({
       config: config.self_check, hostname: config.hostname, dnsbl: config.dnsbl,
@@ -241,20 +267,20 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
           relay.forgetDownHosts();
           return { scheduled: queue.flush() };
         case 'queue.delete': return { result: await queue.delete(id) };
-        case 'status': return { pid: process.pid, queue: queue.size, sessions: listeners.sessionCount, listeners: listeners.addresses() };
+        case 'status': return { pid: process.pid, queue: queue.size, sessions: listeners.sessionCount, listeners: allAddresses() };
         default: throw new Error(`unknown command ${req.cmd}`);
       }
     });
     cleanups.unshift(() => new Promise<void>((r) => control.close(() => r())));
     queue.start(router);
 
-    logger.info({ event: 'ready', listeners: listeners.addresses(), domains: config.domains, data_dir: dataDir, tls: tlsManager.describe(), queued: queue.size }, 'Portcullis ready');
+    logger.info({ event: 'ready', listeners: allAddresses(), domains: config.domains, data_dir: dataDir, tls: tlsManager.describe(), queued: queue.size }, 'Portcullis ready');
     let stopped: Promise<void> | undefined;
     return {
       config,
       metrics,
       queue,
-      addresses: () => listeners.addresses(),
+      addresses: () => allAddresses(),
       async reload() {
         await tlsManager.reload();
         listeners.refreshTls();

@@ -214,6 +214,14 @@ const MIGRATIONS: Record<number, string> = {
       created TEXT NOT NULL
     ) WITHOUT ROWID;
   `,
+  // Each user's spam-filter settings (src/spam/user-settings.ts), JSON; removed with the user.
+  2: `
+    CREATE TABLE user_settings (
+      address  TEXT PRIMARY KEY NOT NULL,
+      settings TEXT NOT NULL,
+      updated  TEXT NOT NULL
+    ) WITHOUT ROWID;
+  `,
 };
 
 export class AccountStore {
@@ -232,6 +240,10 @@ export class AccountStore {
     insertAlias: Database.Statement<[string, string, string]>;
     deleteAlias: Database.Statement<[string]>;
     listAliases: Database.Statement<[], { address: string; targets: string }>;
+    settings: Database.Statement<[string], { settings: string }>;
+    putSettings: Database.Statement<[string, string, string]>;
+    deleteSettings: Database.Statement<[string]>;
+    allSettings: Database.Statement<[], { address: string; settings: string }>;
   };
 
   private constructor(db: Database.Database, options: AccountStoreOptions) {
@@ -251,6 +263,10 @@ export class AccountStore {
       insertAlias: db.prepare('INSERT INTO aliases (address, targets, created) VALUES (?, ?, ?)'),
       deleteAlias: db.prepare('DELETE FROM aliases WHERE address = ?'),
       listAliases: db.prepare('SELECT address, targets FROM aliases ORDER BY address'),
+      settings: db.prepare('SELECT settings FROM user_settings WHERE address = ?'),
+      putSettings: db.prepare('INSERT INTO user_settings (address, settings, updated) VALUES (?, ?, ?) ON CONFLICT(address) DO UPDATE SET settings = excluded.settings, updated = excluded.updated'),
+      deleteSettings: db.prepare('DELETE FROM user_settings WHERE address = ?'),
+      allSettings: db.prepare('SELECT address, settings FROM user_settings'),
     };
   }
 
@@ -298,7 +314,30 @@ export class AccountStore {
 
   deleteUser(address: string): void {
     const addr = normalizeAddress(address);
-    if (this.q.deleteUser.run(addr).changes === 0) throw unknownUser(addr);
+    this.db.transaction(() => {
+      if (this.q.deleteUser.run(addr).changes === 0) throw unknownUser(addr);
+      this.q.deleteSettings.run(addr);
+    })();
+  }
+
+  // --- per-user spam settings ---------------------------------------------------------------
+
+  /** The user's spam settings as stored (JSON text), or undefined when none were set. */
+  getSettingsJson(address: string): string | undefined {
+    const addr = tryNormalize(address);
+    return addr === undefined ? undefined : this.q.settings.get(addr)?.settings;
+  }
+
+  /** Stores a user's spam settings (JSON text, validated by the caller); the user must exist. */
+  putSettingsJson(address: string, json: string): void {
+    const addr = normalizeAddress(address);
+    if (!this.q.userExists.get(addr)) throw unknownUser(addr);
+    this.q.putSettings.run(addr, json, this.now().toISOString());
+  }
+
+  /** Every user's stored settings, for the gateway's in-memory copy. */
+  allSettingsJson(): { address: string; settings: string }[] {
+    return this.q.allSettings.all();
   }
 
   /** All users, sorted by address. */

@@ -11,6 +11,7 @@ import { bruteForceSource } from './auth/brute-force-source.js';
 import { dnsbl } from './dnsbl/dnsbl.js';
 import { rdns } from './rdns/rdns.js';
 import { spfChecks } from './spf/spf-check.js';
+import { authenticationChecks } from './dkim/authentication-check.js';
 import type { BruteForce } from '../auth/brute-force.js';
 import { attachments } from './attachments/attachments.js';
 import { avChecks, type AvCallbacks } from './av/av-check.js';
@@ -29,6 +30,8 @@ export interface CheckDeps {
   readonly logger?: Logger;
   /** Counters for the antivirus and archive findings (metrics). */
   readonly avCallbacks?: AvCallbacks;
+  /** The content spam checks (rules, Bayes, URI lists), built once by the gateway (src/spam/engine.ts). */
+  readonly spamChecks?: readonly AnyCheck[];
 }
 
 /** One clamd client for the whole gateway, so antivirus.max_concurrency holds across checks. */
@@ -56,7 +59,9 @@ export function builtinChecks(deps: CheckDeps, dnsServers = 1): AnyCheck[] {
   if (c.dnsbl.lists.length) checks.push(dnsbl(deps.resolver, c.dnsbl, dnsOptions));
   if (c.rdns.enabled) checks.push(rdns(deps.resolver, c.rdns, dnsOptions));
   checks.push(...spfChecks({ resolver: deps.resolver, hostname: c.hostname, config: c.spf }));
+  checks.push(...authenticationChecks({ resolver: deps.resolver, config: c.authentication, hostname: c.hostname, logger: deps.logger, junkScore: c.policy.thresholds.junk }));
   checks.push(...contentChecks(c, deps.logger, deps.avCallbacks));
+  checks.push(...(deps.spamChecks ?? []));
   return checks;
 }
 

@@ -15,11 +15,16 @@ import { readPassword } from './password-input.js';
 import { SqliteStore } from '../store/sqlite-store.js';
 import { BruteForce } from '../auth/brute-force.js';
 import { checkIp, describeIpVerdict } from './check-ip.js';
-import { scanFiles, scanExitStatus, describeScan } from './scan.js';
+import { scanPaths, scanExitStatus, describeScan } from './scan.js';
 import { auditCli } from './audit.js';
 import { explainSpf } from '../checks/spf/explain.js';
 import { createResolver, resolverOptions } from '../dns/resolver.js';
 import { ZoneSet } from '../dns/zones/zone-mirror.js';
+import { applyAssignments, describeSettings, DEFAULT_SETTINGS, SettingsError, userSettingsSchema } from '../spam/user-settings.js';
+import { UserPolicies } from '../spam/user-policies.js';
+import { trainCommand } from '../spam/bayes/train.js';
+import { rulesCommand } from '../spam/rules/cli.js';
+import { checkUriCommand } from '../spam/uri/check-uri-command.js';
 import net from 'node:net';
 import path from 'node:path';
 import fs from 'node:fs';
@@ -32,12 +37,19 @@ const USAGE = `usage: portcullis <command> [options]
   user passwd ADDRESS [--password-stdin]
   user del ADDRESS
   user list
+  user set ADDRESS KEY=VALUE...         the user's spam settings: spam-filter=on|off, tag=N, junk=N,
+                                        reject=N|never (…=default), allow+=/allow-=, block+=/block-= ADDRESS|@DOMAIN
+  user show ADDRESS                     the user's spam settings
   alias add ADDRESS TARGET...           deliver ADDRESS to TARGETs (local users or external)
   alias del ADDRESS
   alias list
   audit DOMAIN [--host H] [--json] [--html FILE] ...
                                         scrutinise a mail domain from outside (docs/audit.md)
-  scan [--json] [--rewrite DIR] FILE...  what the malware checks decide for message files
+  scan [--json] [--rewrite DIR] PATH...  what the content checks decide (files, directories, mbox, tarballs)
+  train --spam PATH --ham PATH [--forget] [--json]
+                                        teach Bayes (directories, mbox files, tarballs; docs/bayes.md)
+  rules check [--json] [PATH...]        load content rules (SpamAssassin .cf) and list what cannot be used
+  check-uri URL|DOMAIN... [--json]      URI lists and local domain lists: what the URI check would say
   check-ip IP [--json]                  what the gateway would decide about a client at connect
   check-spf IP SENDER HELO [--json]     the SPF results for a client, and what the gateway would do
   auth status USER|IP                   failed logins, blocks and known networks
@@ -59,6 +71,10 @@ function config(file: string | undefined): Config {
 async function main(argv: string[]): Promise<number> {
   // The audit has options of its own (--host, --port, --dkim…): it parses its arguments itself.
   if (argv[0] === 'audit') return auditCli(argv.slice(1));
+  // So do these: each command's module owns its options; --config is taken out here.
+  if (argv[0] === 'train') return withConfig(argv.slice(1), (args, cfg) => trainCommand(args, cfg));
+  if (argv[0] === 'rules') return withConfig(argv.slice(1), (args, cfg) => rulesCommand(args, cfg));
+  if (argv[0] === 'check-uri') return withConfig(argv.slice(1), (args, cfg) => checkUriCommand(args, cfg));
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -84,6 +100,7 @@ async function main(argv: string[]): Promise<number> {
       console.log(`${rest[0]}: configuration is valid`);
       return 0;
     case 'user':
+      if (sub === 'set' || sub === 'show') return userSettings(sub, rest, values.config, !!values.json);
       return user(sub, rest, values.config, !!values['password-stdin']);
     case 'alias':
       return alias(sub, rest, values.config);
@@ -92,12 +109,15 @@ async function main(argv: string[]): Promise<number> {
     case 'auth':
       return auth(sub, rest, values.config, !!values.json);
     case 'scan': {
-      const files = [sub, ...rest].filter((f): f is string => !!f);
-      if (!files.length) throw new UsageError('usage: portcullis scan [--json] [--rewrite DIR] FILE...');
-      for (const f of files) if (!fs.existsSync(f) || !fs.statSync(f).isFile()) throw new UsageError(`scan: ${f} is not a file`);
-      const results = await scanFiles(config(values.config), files, values.rewrite);
-      console.log(values.json ? JSON.stringify(results, null, 2) : describeScan(results));
-      return scanExitStatus(results);
+      const paths = [sub, ...rest].filter((f): f is string => !!f);
+      if (!paths.length) throw new UsageError('usage: portcullis scan [--json] [--rewrite DIR] PATH...');
+      for (const f of paths) if (!fs.existsSync(f)) throw new UsageError(`scan: ${f}: no such file or directory`);
+      const out = await scanPaths(config(values.config), paths, values.rewrite);
+      if (values.json) {
+        console.log(JSON.stringify(out.results, null, 2));
+        for (const s of out.skipped) console.error(`${s.name}: skipped: ${s.reason}`);
+      } else console.log(describeScan(out));
+      return scanExitStatus(out);
     }
     case 'check-spf':
       if (!sub || rest.length !== 2) throw new UsageError('usage: portcullis check-spf IP SENDER HELO [--json]');
@@ -108,6 +128,21 @@ async function main(argv: string[]): Promise<number> {
     default:
       throw new UsageError(`unknown command "${cmd}"\n\n${USAGE}`);
   }
+}
+
+/** Takes `--config FILE` / `-c FILE` / `--config=FILE` out of `argv` and loads the configuration. */
+async function withConfig(argv: string[], run: (args: string[], cfg: Config) => Promise<number>): Promise<number> {
+  const rest: string[] = [];
+  let file: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--config' || a === '-c') {
+      file = argv[++i];
+      if (!file) throw new UsageError('--config needs a FILE');
+    } else if (a.startsWith('--config=')) file = a.slice('--config='.length);
+    else rest.push(a);
+  }
+  return run(rest, config(file));
 }
 
 /** Exit status 0: the client would be accepted; 1: refused (at RCPT) or tempfailed. */
@@ -200,6 +235,37 @@ async function user(sub: string | undefined, args: string[], file: string | unde
       default:
         throw new UsageError('usage: portcullis user add|del|list|passwd ...');
     }
+  } finally {
+    store.close();
+  }
+}
+
+async function userSettings(sub: 'set' | 'show', args: string[], file: string | undefined, json: boolean): Promise<number> {
+  if (args.length < (sub === 'set' ? 2 : 1) || (sub === 'show' && args.length !== 1)) {
+    throw new UsageError(sub === 'set' ? 'usage: portcullis user set ADDRESS KEY=VALUE...' : 'usage: portcullis user show ADDRESS [--json]');
+  }
+  const cfg = config(file);
+  const store = openAccounts(file);
+  try {
+    const address = args[0]!;
+    if (!store.hasUser(address)) throw new UsageError(`user ${address}: no such local user`);
+    const policies = new UserPolicies(store, cfg.users.optout_files);
+    policies.start();
+    const stored = store.getSettingsJson(address);
+    let settings = stored === undefined ? DEFAULT_SETTINGS : userSettingsSchema.parse(JSON.parse(stored));
+    if (sub === 'set') {
+      try {
+        settings = applyAssignments(settings, args.slice(1));
+      } catch (err) {
+        if (err instanceof SettingsError) throw new UsageError(`user set: ${err.message}`);
+        throw err;
+      }
+      store.putSettingsJson(address, JSON.stringify(settings));
+    }
+    if (json) console.log(JSON.stringify({ user: address, ...settings, optout_file: policies.hasOptOutFile(address) }, null, 2));
+    else console.log(describeSettings(address, settings, cfg.policy.thresholds, policies.hasOptOutFile(address)));
+    policies.stop();
+    return 0;
   } finally {
     store.close();
   }

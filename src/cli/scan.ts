@@ -1,21 +1,41 @@
-// `portcullis scan [--json] [--rewrite OUT] FILE...`: what the gateway's malware checks decide for
-// message files — the attachment walk (with archives opened) and, when antivirus is enabled,
-// clamd — with the same configuration, the same code and the same weights as the SMTP path.
-// Exit status: 0 every message would be accepted (maybe rewritten), 1 one would be refused,
-// 75 (EX_TEMPFAIL) one could not be judged (scanner down).
-import fs from 'node:fs';
+// `portcullis scan [--json] [--rewrite DIR] PATH...`: what the gateway's content checks decide
+// for messages on disk — files, directories, mbox files, tarballs (src/spam/corpus/read.ts) —
+// with the same configuration, code and weights as the SMTP path: the attachment walk (archives
+// opened), clamd when enabled, and the content spam checks (rules, Bayes, URI lists). Checks
+// that need the SMTP conversation (DNS lists, SPF, DKIM/DMARC, which depends on SPF) are not
+// run: there is no client to judge.
+// Exit status: 0 no message is spam or refused, 1 one is, 75 (EX_TEMPFAIL) one could not be
+// judged (a scanner down).
+import path from 'node:path';
 import type { Config } from '../config/schema.js';
-import { scanFile, formatScan, type ScanResult } from '../mime/scan.js';
+import { scanBuffer, formatScan, type ScanResult } from '../mime/scan.js';
 import { archiveInspector } from '../checks/av/archive-inspector.js';
 import { avChecks } from '../checks/av/av-check.js';
-import { clamdClient } from '../checks/index.js';
+import { clamdClient, dnsBudgetMs } from '../checks/index.js';
 import { loadWeights } from '../pipeline/weights.js';
+import { CheckRunner } from '../pipeline/runner.js';
+import { decide, type Action } from '../pipeline/policy.js';
 import { parseHeaderBlock } from '../smtp/headers.js';
 import type { ConnectionFacts, Demand, ScoredSymbol } from '../pipeline/types.js';
+import { createSpamEngine } from '../spam/engine.js';
+import { readMessages, type CorpusNotice } from '../spam/corpus/read.js';
+import { createResolver, resolverOptions } from '../dns/resolver.js';
+import { ZoneSet } from '../dns/zones/zone-mirror.js';
+import { silentLogger } from '../log.js';
+import { Readable } from 'node:stream';
 
-export interface FileVerdict extends ScanResult {
+export interface MessageVerdict extends ScanResult {
   readonly file: string;
+  /** What the gateway would do for a recipient with the site's thresholds. */
+  readonly action: Action;
   readonly score: number;
+  /** Junk or reject: would not reach the inbox. */
+  readonly spam: boolean;
+}
+
+export interface ScanOutput {
+  readonly results: MessageVerdict[];
+  readonly skipped: CorpusNotice[];
 }
 
 const FACTS: ConnectionFacts = {
@@ -23,54 +43,76 @@ const FACTS: ConnectionFacts = {
   localAddress: '127.0.0.1', localPort: 0, trustedNetwork: false, esmtp: true,
 };
 
-/** The header block of a message file (up to the first empty line, at most 1 MiB). */
-function headerBlock(file: string): Buffer {
-  const fd = fs.openSync(file, 'r');
-  try {
-    const buf = Buffer.alloc(1024 * 1024);
-    const n = fs.readSync(fd, buf, 0, buf.length, 0);
-    const head = buf.subarray(0, n);
-    const end = head.indexOf('\r\n\r\n');
-    const lf = head.indexOf('\n\n');
-    return head.subarray(0, end >= 0 ? end + 4 : lf >= 0 ? lf + 2 : n);
-  } finally {
-    fs.closeSync(fd);
+/** A message as the SMTP path holds it: CRLF line ends (files on disk often have LF). */
+function asReceived(raw: Buffer): Buffer {
+  let lf = raw.indexOf(0x0a);
+  if (lf < 0 || (lf > 0 && raw[lf - 1] === 0x0d && raw.indexOf('\n', lf + 1) < 0)) return raw;
+  const out: Buffer[] = [];
+  let start = 0;
+  while (lf >= 0) {
+    out.push(raw.subarray(start, lf > start && raw[lf - 1] === 0x0d ? lf - 1 : lf), CRLF);
+    start = lf + 1;
+    lf = raw.indexOf(0x0a, start);
   }
+  out.push(raw.subarray(start));
+  return Buffer.concat(out);
+}
+const CRLF = Buffer.from('\r\n');
+
+function headerBlock(raw: Buffer): Buffer {
+  const end = raw.indexOf('\r\n\r\n');
+  return raw.subarray(0, end >= 0 ? end + 4 : raw.length);
 }
 
-export async function scanFiles(cfg: Config, files: readonly string[], rewriteDir?: string): Promise<FileVerdict[]> {
+export async function scanPaths(cfg: Config, paths: readonly string[], rewriteDir?: string): Promise<ScanOutput> {
   const weights = loadWeights(cfg.policy.symbols);
   const clamd = cfg.antivirus.enabled ? clamdClient(cfg) : undefined;
   const inspectors = cfg.archives.enabled ? [archiveInspector({ config: cfg.archives, clamd, clamdFailure: cfg.antivirus.on_failure })] : [];
-  const av = avChecks({ config: cfg.antivirus, archives: cfg.archives, clamd, archiveSymbols: false });
-  const out: FileVerdict[] = [];
-  for (const file of files) {
-    const rewriteTo = rewriteDir ? `${rewriteDir}/${file.split('/').pop()}` : undefined;
-    const r = await scanFile(file, cfg.attachments, { inspectors, weights, rewriteTo });
-    const symbols: ScoredSymbol[] = [...r.symbols];
-    let demand: Demand | undefined = r.demand;
-    const size = fs.statSync(file).size;
-    for (const check of av) {
-      const res = await check.run({
-        conn: FACTS, envelope: { sender: '', recipients: [] },
-        message: { size, headers: parseHeaderBlock(headerBlock(file)), bareNewlines: 0, stream: () => fs.createReadStream(file) },
-      });
-      for (const s of res.symbols ?? []) symbols.push({ name: s.name, reason: s.reason, score: s.score ?? weights.get(s.name) ?? 0 });
-      if (res.demand && (!demand || res.demand.kind === 'reject')) demand = res.demand;
+  const zones = ZoneSet.fromConfig(cfg.dns.zones.map((z) => ({ ...z })), { logger: silentLogger(), watch: false });
+  await zones.load();
+  const dns = createResolver(resolverOptions(cfg.dns, cfg.dns.zones.length ? [zones] : undefined));
+  const spam = createSpamEngine(cfg, { resolver: dns, dnsTimeoutMs: dnsBudgetMs(cfg, dns.servers.length) });
+  const checks = [...avChecks({ config: cfg.antivirus, archives: cfg.archives, clamd, archiveSymbols: false }), ...spam.checks];
+  const runner = new CheckRunner(checks, weights, silentLogger());
+  const results: MessageVerdict[] = [];
+  const skipped: CorpusNotice[] = [];
+  try {
+    for (const p of paths) {
+      for await (const m of readMessages(p, { maxBytes: cfg.smtp.max_message_size, onSkip: (n) => skipped.push(n) })) {
+        const raw = asReceived(m.raw);
+        const rewriteTo = rewriteDir ? path.join(rewriteDir, path.basename(m.name).replace(/[^\w.@+-]/g, '_')) : undefined;
+        const r = await scanBuffer(raw, cfg.attachments, { inspectors, weights, rewriteTo });
+        const outcome = await runner.run('data', {
+          conn: FACTS,
+          envelope: { sender: '', recipients: [] },
+          message: { size: raw.length, headers: parseHeaderBlock(headerBlock(raw)), bareNewlines: 0, stream: () => Readable.from([raw]) },
+        });
+        const symbols: ScoredSymbol[] = [...r.symbols, ...outcome.symbols];
+        let demand: Demand | undefined = r.demand;
+        if (outcome.demand && (!demand || outcome.demand.kind === 'reject')) demand = outcome.demand;
+        const verdict = decide(symbols, [{ exempt: false }], cfg.policy.thresholds, false);
+        const action: Action = demand?.kind === 'reject' ? 'reject' : verdict.actions[0]!;
+        results.push({
+          ...r, file: m.name, symbols, demand, verdict: demand ? demand.kind : r.verdict, score: verdict.score, action,
+          spam: action === 'junk' || action === 'reject',
+        });
+      }
     }
-    const verdict = demand ? demand.kind : r.verdict;
-    const score = Math.round(symbols.reduce((n, s) => n + s.score, 0) * 100) / 100;
-    out.push({ ...r, file, symbols, demand, verdict, score });
+  } finally {
+    await spam.close();
+    zones.close();
   }
-  return out;
+  return { results, skipped };
 }
 
-export function scanExitStatus(results: readonly FileVerdict[]): number {
-  if (results.some((r) => r.verdict === 'reject')) return 1;
-  if (results.some((r) => r.verdict === 'tempfail')) return 75;
+export function scanExitStatus(out: ScanOutput): number {
+  if (out.results.some((r) => r.verdict === 'tempfail')) return 75;
+  if (out.results.some((r) => r.spam || r.verdict === 'reject')) return 1;
   return 0;
 }
 
-export function describeScan(results: readonly FileVerdict[]): string {
-  return results.map((r) => `${formatScan(r.file, r)}\n  score ${r.score}`).join('\n\n');
+export function describeScan(out: ScanOutput): string {
+  const blocks = out.results.map((r) => `${formatScan(r.file, r)}\n  score ${r.score}: ${r.action}${r.spam ? ' (spam)' : ''}`);
+  for (const s of out.skipped) blocks.push(`${s.name}: skipped: ${s.reason}`);
+  return blocks.join('\n\n');
 }

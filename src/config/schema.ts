@@ -6,7 +6,14 @@ import { cidr, domainName, duration, port, size } from './fields.js';
 import { attachmentsConfigSchema } from '../mime/config.js';
 import { selfCheckConfigSchema } from '../audit/config.js';
 import { archiveConfigSchema, avConfigSchema } from '../checks/av/config.js';
+import { dkimConfigSchema } from '../checks/dkim/config.js';
 import { isValidCodeFilter } from '../net/ip-names.js';
+import { optOutFilesConfigSchema } from '../spam/user-policies.js';
+import { rulesConfigSchema } from '../spam/rules/config.js';
+import { bayesConfigSchema } from '../spam/bayes/index.js';
+import { uriConfigSchema } from '../spam/uri/config.js';
+import { pop3ConfigSchema } from '../mailbox/pop3/config.js';
+import { imapConfigSchema } from '../mailbox/imap/config.js';
 
 const listener = z.strictObject({
   name: z.string().regex(/^[a-z0-9_-]+$/i, 'must be a short name of letters, digits, - and _'),
@@ -202,8 +209,23 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   attachments: attachmentsConfigSchema.prefault({}),
   antivirus: avConfigSchema,
+  authentication: dkimConfigSchema,
   self_check: selfCheckConfigSchema,
   archives: archiveConfigSchema,
+  /** Content spam checks share one parse of the message (src/spam/message.ts). */
+  spam: z.strictObject({
+    /** Bytes of a message the content checks read; the rest is not examined (docs/spam.md). */
+    max_scan_bytes: size('1MiB'),
+  }).prefault({}),
+  rules: rulesConfigSchema,
+  bayes: bayesConfigSchema,
+  uri: uriConfigSchema,
+  imap: imapConfigSchema,
+  pop3: pop3ConfigSchema,
+  users: z.strictObject({
+    /** `.spamme`-style opt-out files in home directories (docs/spam.md). */
+    optout_files: optOutFilesConfigSchema,
+  }).prefault({}),
   metrics: z.strictObject({
     enabled: z.boolean().default(true),
     address: z.string().default('127.0.0.1'),

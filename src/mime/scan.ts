@@ -2,7 +2,7 @@
 // path runs at end of data (analyse.ts), on a message file, with the symbols weighed, one
 // line per part, and the summary of the rewrite the gateway would apply. The CLI wires it.
 import fs from 'node:fs';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { Demand, ScoredSymbol } from '../pipeline/types.js';
 import { analyseAttachments, type PartVerdict } from './analyse.js';
 import type { AttachmentsConfig } from './config.js';
@@ -57,6 +57,14 @@ export async function scanFile(file: string, config: AttachmentsConfig, options:
   const { result, plan } = await analyse(fs.createReadStream(file), config, { ...options, size });
   if (!options.rewriteTo || !plan) return result;
   const out = await writeRewritten(fs.createReadStream(file), plan, options.rewriteTo, { fsync: false, prefix: Buffer.from(`${plan.summaryHeader}\r\n`) });
+  return { ...result, rewritten: out.path };
+}
+
+/** `scan` on a message in memory (from a directory, an mbox or a tarball); `rewriteTo` as for scanFile. */
+export async function scanBuffer(raw: Buffer, config: AttachmentsConfig, options: ScanOptions & { rewriteTo?: string } = {}): Promise<ScanResult & { rewritten?: string }> {
+  const { result, plan } = await analyse(Readable.from([raw]), config, { ...options, size: raw.length });
+  if (!options.rewriteTo || !plan) return result;
+  const out = await writeRewritten(Readable.from([raw]), plan, options.rewriteTo, { fsync: false, prefix: Buffer.from(`${plan.summaryHeader}\r\n`) });
   return { ...result, rewritten: out.path };
 }
 

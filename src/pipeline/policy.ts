@@ -13,8 +13,12 @@ export interface Thresholds {
 export interface RecipientPolicy {
   /** Role addresses (postmaster@, abuse@) must always be reachable: never rejected, never junked. */
   readonly exempt: boolean;
-  /** Per-user settings arrive with the spam issue; thresholds can already be overridden. */
+  /** The user's own thresholds (`portcullis user set`), else the site's. */
   readonly thresholds?: Thresholds;
+  /** The user opted out of spam filtering: delivered to INBOX whatever the score. */
+  readonly optOut?: boolean;
+  /** The sender is on the user's allow list (deliver) or block list (reject / junk). */
+  readonly list?: 'allow' | 'block';
 }
 
 export interface Verdict {
@@ -40,8 +44,9 @@ export function actionFor(score: number, t: Thresholds): Action {
 
 export function decide(symbols: readonly ScoredSymbol[], recipients: readonly RecipientPolicy[], defaults: Thresholds, observe: boolean): Verdict {
   const score = totalScore(symbols);
-  const actions = recipients.map((r) => {
-    const a = actionFor(score, r.thresholds ?? defaults);
+  const actions = recipients.map((r): Action => {
+    if (r.optOut || r.list === 'allow') return 'deliver';
+    const a = r.list === 'block' ? 'reject' : actionFor(score, r.thresholds ?? defaults);
     return r.exempt && (a === 'reject' || a === 'junk') ? 'tag' : a;
   });
   const allReject = actions.length > 0 && actions.every((a) => a === 'reject');

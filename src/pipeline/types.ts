@@ -52,6 +52,12 @@ export interface ConnectionFacts {
 export interface EnvelopeFacts {
   readonly sender: string; // '' = null sender
   readonly recipients: readonly string[];
+  /**
+   * The SPF result the MAIL stage found (src/checks/spf/spf-check.ts), for DMARC: the MAIL FROM
+   * identity (for the null sender, the HELO identity that SPF checked instead), and the HELO
+   * identity when spf.helo checked it separately. Absent when SPF did not run.
+   */
+  readonly spf?: { readonly result: string; readonly domain: string; readonly helo?: { result: string; domain: string } };
 }
 
 /** What a data-stage check sees: headers parsed, body through a reader (never all in memory). */

@@ -20,8 +20,10 @@ import type { Config, ListenerConfig } from '../config/schema.js';
 import type { AccountStore } from '../auth/accounts.js';
 import type { BruteForce } from '../auth/brute-force.js';
 import type { CheckRunner } from '../pipeline/runner.js';
-import { decide, type Action } from '../pipeline/policy.js';
-import type { ConnectionFacts, Demand, ScoredSymbol, Stage, StageInput } from '../pipeline/types.js';
+import { decide, type Action, type RecipientPolicy } from '../pipeline/policy.js';
+import type { ConnectionFacts, Demand, EnvelopeFacts, MessageFacts, ScoredSymbol, Stage, StageInput } from '../pipeline/types.js';
+import { listMatches, recipientPolicy, type SenderFacts } from '../spam/user-settings.js';
+import type { UserPolicies } from '../spam/user-policies.js';
 import type { Destination, Queue } from '../queue/queue.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -46,6 +48,14 @@ export interface SessionDeps {
   readonly bruteForce: BruteForce;
   readonly store: StateStore;
   readonly limits: ClientLimits;
+  /** Content spam: per-user settings and Bayes autolearning (absent in tests that do not need them). */
+  readonly spam?: SessionSpam;
+}
+
+export interface SessionSpam {
+  readonly users?: UserPolicies;
+  /** Learns from a message the verdict was sure about (see src/spam/engine.ts). Never throws. */
+  autolearn(message: MessageFacts, symbols: readonly ScoredSymbol[], id: string, client: { ip: string; helo?: string }): void;
 }
 
 interface AcceptedRecipient {
@@ -676,6 +686,11 @@ export class SmtpSession {
       // logged, and postmaster@/abuse@ stay reachable for a listed sender asking to be unlisted.
       const deferred = this.connDeferred ?? this.heloDeferred ?? tx.deferred;
       if (deferred) return this.rejectRcpt(deferred.reply, shown, `refused earlier in the session: ${deferred.reply.text}`);
+      // The user's own block list, on the envelope sender: refused for this recipient only.
+      const settings = resolution.kind === 'local' && tx.sender ? this.deps.spam?.users?.settingsFor(resolution.address) : undefined;
+      if (settings && listMatches(settings.block, tx.sender)) {
+        return this.rejectRcpt(reply(550, '5.7.1', `<${shown}>: Recipient address rejected: the recipient does not accept mail from <${tx.sender}>`), shown, 'sender on the recipient\'s block list');
+      }
       if (!this.trustedNetwork) {
         const limited = await this.deps.limits.recipient(this.remoteAddress);
         if (limited) {
@@ -780,10 +795,11 @@ export class SmtpSession {
     const hops = headers.filter((h) => h.key === 'received').length;
     if (hops > 50) return refuse(reply(554, '5.4.6', 'Error: too many hops (mail loop?)'), 'loop');
     const conn = this.facts();
+    const message = { size: spool.size, headers, bareNewlines: reader.bareNewlines, stream: () => spool.stream() };
     const outcome = await this.runStage('data', {
       conn,
-      envelope: { sender: tx.sender, recipients: tx.recipients.map((r) => r.resolution.address) },
-      message: { size: spool.size, headers, bareNewlines: reader.bareNewlines, stream: () => spool.stream() },
+      envelope: { sender: tx.sender, recipients: tx.recipients.map((r) => r.resolution.address), spf: spfFacts(tx.symbols, tx.sender, this.helo) },
+      message,
     });
     const symbols = [...this.connSymbols, ...tx.symbols, ...outcome.symbols];
     if (outcome.demand) {
@@ -793,7 +809,11 @@ export class SmtpSession {
       return this.reply(outcome.demand.reply);
     }
     const p = this.deps.config.policy;
-    const verdict = decide(symbols, tx.recipients.map((r) => ({ exempt: r.resolution.role })), p.thresholds, p.observe);
+    const policies = this.recipientPolicies(tx, headers, symbols);
+    const verdict = decide(symbols, policies, p.thresholds, p.observe);
+    if (verdict.rejectAll && policies.every((r) => r.list === 'block')) {
+      return refuse(reply(550, '5.7.1', 'Error: message refused: the recipient does not accept mail from this sender'), 'reject');
+    }
     if (verdict.rejectAll) {
       const top = [...symbols].sort((a, b) => b.score - a.score).slice(0, 3).map((s) => s.name).join(', ');
       return refuse(R.policyReject(`Error: message refused by content policy (score ${verdict.score}: ${top})`), 'reject');
@@ -851,6 +871,25 @@ export class SmtpSession {
     for (const s of symbols) this.deps.metrics.symbols.inc({ symbol: s.name });
     this.logMessage(tx, outcomeName, R.queued(tx.id), symbols, size, verdict.score, verdict.wouldReject, attachments);
     this.send(R.queued(tx.id));
+    // Autolearn after the answer: it must not delay the client, and a failure only costs a lesson.
+    if (!this.authUser) this.deps.spam?.autolearn(message, symbols, tx.id, { ip: this.remoteAddress, helo: this.helo });
+  }
+
+  /** Each recipient's policy: role addresses exempt, then the user's own spam settings. */
+  private recipientPolicies(tx: Transaction, headers: readonly HeaderField[], symbols: readonly ScoredSymbol[]): RecipientPolicy[] {
+    const users = this.deps.spam?.users;
+    const names = new Set(symbols.map((s) => s.name));
+    const sender: SenderFacts = {
+      envelope: tx.sender,
+      from: headers.filter((h) => h.key === 'from').flatMap((h) => addressesIn(h.value)).slice(0, 10),
+      envelopeAuthenticated: names.has('SPF_PASS'),
+      fromAuthenticated: names.has('DMARC_PASS'),
+    };
+    return tx.recipients.map((r) => {
+      const exempt = r.resolution.role;
+      const settings = users && r.resolution.kind === 'local' && !exempt ? users.settingsFor(r.resolution.address) : undefined;
+      return recipientPolicy(settings, this.deps.config.policy.thresholds, sender, exempt);
+    });
   }
 
   /** One queue recipient per final destination; the folder follows the recipient's action. */
@@ -899,6 +938,24 @@ export class SmtpSession {
     if (!this.deps.runner.has(stage)) return { symbols: [] as ScoredSymbol[], demand: undefined, authResults: [] as string[], trace: [] as string[], rewrite: undefined };
     return this.deps.runner.run(stage, input);
   }
+}
+
+/** The SPF results of the MAIL stage, for DMARC (the HELO identity stands in for a null sender). */
+function spfFacts(symbols: readonly ScoredSymbol[], sender: string, helo: string | undefined): EnvelopeFacts['spf'] {
+  const result = (prefix: string) => symbols.find((s) => s.name.startsWith(prefix) && !(prefix === 'SPF_' && s.name.startsWith('SPF_HELO_')))?.name.slice(prefix.length).toLowerCase();
+  const mail = result('SPF_');
+  const heloResult = result('SPF_HELO_');
+  const heloDomain = (helo ?? '').replace(/^\[.*\]$/, '').toLowerCase();
+  const helo2 = heloResult && heloDomain ? { result: heloResult, domain: heloDomain } : undefined;
+  if (!mail) return helo2 ? { result: 'none', domain: sender ? sender.slice(sender.lastIndexOf('@') + 1).toLowerCase() : heloDomain, helo: helo2 } : undefined;
+  return { result: mail, domain: sender ? sender.slice(sender.lastIndexOf('@') + 1).toLowerCase() : heloDomain, helo: helo2 };
+}
+
+/** The addresses in a From: value ("A <a@x>, b@y"), lower-cased; nothing clever, no groups. */
+function addressesIn(value: string): string[] {
+  const out: string[] = [];
+  for (const m of value.matchAll(/<([^<>\s]+@[^<>\s]+)>|([^\s<>",;:]+@[^\s<>",;:]+)/g)) out.push((m[1] ?? m[2]!).toLowerCase());
+  return out;
 }
 
 function describeTls(s: tls.TLSSocket): ConnectionFacts['tls'] {

@@ -133,12 +133,15 @@ test(`kill -9 under load ${KILLS} times: every message that got 250 is delivered
     greeting: { delay: '0s' },
     tls: { self_signed: false },
     metrics: { enabled: false },
+    // Mailbox access is not what this test is about (and its default ports are fixed).
+    pop3: { enabled: false },
+    imap: { enabled: false },
     log: { level: 'warn' },
   };
   const configFile = path.join(tmpDir, 'portcullis.yaml');
   await fsp.writeFile(configFile, YAML.stringify(config));
-  // One listener: the helper waits for every port in `ports`, so all three name the MX port.
-  gw = new Gateway(tmpDir, dataDir, configFile, { mx: port!, submission: port!, submissions: port! }, config);
+  // One listener: the helper waits for every port in `ports`, so all of them name the MX port.
+  gw = new Gateway(tmpDir, dataDir, configFile, { mx: port!, submission: port!, submissions: port!, pop3: port!, pop3s: port!, imap: port!, imaps: port! }, config);
   await gw.addUser(BOX, PASSWORD);
   await gw.start();
 

@@ -175,7 +175,7 @@ describe('config check', { timeout: 60_000 }, () => {
     return file;
   }
 
-  const good = () => baseConfig({ mx: 2525, submission: 5870, submissions: 4650 }, '/tmp/portcullis-config-check-data');
+  const good = () => baseConfig({ mx: 2525, submission: 5870, submissions: 4650, pop3: 1100, pop3s: 9950, imap: 1430, imaps: 9930 }, '/tmp/portcullis-config-check-data');
 
   it('`config check FILE` exits 0 for a good file', async () => {
     const file = await write('good.yaml', good());

@@ -16,6 +16,11 @@ export interface GatewayPorts {
   mx: number;
   submission: number;
   submissions: number;
+  /** Mailbox access (STARTTLS and implicit TLS). */
+  pop3: number;
+  pop3s: number;
+  imap: number;
+  imaps: number;
 }
 
 export interface GatewayOptions {
@@ -57,6 +62,18 @@ export function baseConfig(ports: GatewayPorts, dataDir: string): ConfigObject {
       { name: 'submission', kind: 'submission', address: '127.0.0.1', port: ports.submission },
       { name: 'submissions', kind: 'submissions', address: '127.0.0.1', port: ports.submissions },
     ],
+    imap: {
+      listeners: [
+        { name: 'imap', address: '127.0.0.1', port: ports.imap, tls: 'starttls' },
+        { name: 'imaps', address: '127.0.0.1', port: ports.imaps, tls: 'implicit' },
+      ],
+    },
+    pop3: {
+      listeners: [
+        { name: 'pop3', address: '127.0.0.1', port: ports.pop3, tls: 'starttls' },
+        { name: 'pop3s', address: '127.0.0.1', port: ports.pop3s, tls: 'implicit' },
+      ],
+    },
     tls: { self_signed: true },
     metrics: { enabled: false },
     // A closed loopback port: every DNS question fails at once (ICMP unreachable), so tests that
@@ -377,8 +394,8 @@ export async function prepareGateway(opts: GatewayOptions = {}): Promise<Gateway
   const tmpDir = await fsp.mkdtemp(path.join(os.tmpdir(), 'portcullis-e2e-'));
   const dataDir = path.join(tmpDir, 'data');
   await fsp.mkdir(dataDir, { recursive: true });
-  const [mx, submission, submissions] = await freePorts(3);
-  const ports: GatewayPorts = { mx: mx!, submission: submission!, submissions: submissions! };
+  const [mx, submission, submissions, pop3, pop3s, imap, imaps] = await freePorts(7);
+  const ports: GatewayPorts = { mx: mx!, submission: submission!, submissions: submissions!, pop3: pop3!, pop3s: pop3s!, imap: imap!, imaps: imaps! };
   const over = typeof opts.config === 'function' ? opts.config({ ports, dataDir, tmpDir }) : opts.config ?? {};
   const config = mergeConfig(baseConfig(ports, dataDir), over);
   const configFile = path.join(tmpDir, 'portcullis.yaml');
