@@ -10,7 +10,7 @@ import { dkimConfigSchema } from '../checks/dkim/config.js';
 import { isValidCodeFilter } from '../net/ip-names.js';
 import { optOutFilesConfigSchema } from '../spam/user-policies.js';
 import { rulesConfigSchema } from '../spam/rules/config.js';
-import { bayesConfigSchema } from '../spam/bayes/index.js';
+import { bayesConfigSchema } from '../spam/bayes/config.js';
 import { uriConfigSchema } from '../spam/uri/config.js';
 import { pop3ConfigSchema } from '../mailbox/pop3/config.js';
 import { imapConfigSchema } from '../mailbox/imap/config.js';
