@@ -65,7 +65,11 @@ export async function rulesCommand(argv: string[], config?: { rules?: Partial<Ru
     console.error(RULES_USAGE);
     return 2;
   }
-  const rc = rulesConfigSchema.parse(config?.rules ?? {});
+  // An already-validated configuration is used as is (parsing it again would read its
+  // durations, now milliseconds, as seconds); only paths and the score set matter here.
+  const defaults = rulesConfigSchema.parse({});
+  const given = config?.rules ?? {};
+  const rc = { paths: given.paths ?? defaults.paths, local_paths: given.local_paths ?? defaults.local_paths, score_set: given.score_set ?? defaults.score_set };
   const scoreSet = values['score-set'] !== undefined ? Number(values['score-set']) : rc.score_set;
   if (![0, 1, 2, 3].includes(scoreSet)) {
     console.error(`--score-set must be 0, 1, 2 or 3\n${RULES_USAGE}`);
