@@ -49,6 +49,8 @@ const WARMUP = Number(opt.warmup);
 const ROWS = opt.rows.split(',').map((s) => s.trim());
 const distDir = path.resolve(opt.cli, '../../..');
 const started = Date.now();
+const loadavg = () => fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
+const LOAD_START = loadavg();
 
 // ---- the message set
 const corpus = loadCorpus(opt.corpus);
@@ -252,7 +254,7 @@ const result = {
   set: `${path.basename(opt.corpus)}: every 5th spam, every 7th ham, mbox "From " line stripped`,
   bayes: 'untrained (a fresh, empty database) for every engine',
   rows, ratios, versions,
-  cpus: os.cpus().length, clk_tck: CLK_TCK, node: process.version, wall_seconds: Math.round((Date.now() - started) / 1000),
+  cpus: os.cpus().length, loadavg_start: LOAD_START, loadavg_end: loadavg(), clk_tck: CLK_TCK, node: process.version, wall_seconds: Math.round((Date.now() - started) / 1000),
 };
 const line = JSON.stringify(result);
 if (opt.out) { fs.mkdirSync(path.dirname(path.resolve(opt.out)), { recursive: true }); fs.writeFileSync(opt.out, line + '\n'); }

@@ -219,7 +219,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     // Mailbox access, TLS only: IMAP and POP3 on the same Maildirs (docs/imap.md, docs/pop3.md).
     // A message moved into or out of Junk teaches Bayes what the user thinks of it.
     const mlog = logger.child({ component: 'mailbox' });
-    const imap = await startImap({
+    const imap = !config.imap.enabled ? { addresses: [], close: async () => undefined } : await startImap({
       config: config.imap, dataDir, accounts, bruteForce, tls: tlsManager, logger, maxMessageSize: config.smtp.max_message_size,
       onJunkTrain: (e) => spam.learnFromUser(e.message, e.cls, e.user).catch((err) => {
         mlog.warn({ event: 'bayes_user_learn_failed', user: e.user, class: e.cls, err: (err as Error).message }, 'cannot learn from a Junk move');

@@ -133,7 +133,7 @@ export const configSchema = z.strictObject({
     observe: z.boolean().default(false),
     thresholds: z.strictObject({
       tag: z.number().default(5),
-      junk: z.number().default(8),
+      junk: z.number().default(6),
       reject: z.number().default(15),
     }).prefault({}),
     subject_tag: z.string().default(''),
