@@ -251,12 +251,12 @@ test('unknown-user and wrong-password logins take comparable time', async () => 
     await s.addUser('alice@example.org', PW);
     const known: number[] = [];
     const unknown: number[] = [];
-    for (let i = 0; i < 3; i++) {
+    for (let i = 0; i < 7; i++) {
       known.push(await time('alice@example.org'));
       unknown.push(await time('nobody@example.org'));
     }
-    const med = (xs: number[]) => [...xs].sort((a, b) => a - b)[1];
-    const ratio = med(unknown) / med(known);
+    // The fastest of several runs: the least disturbed by other load on a shared machine.
+    const ratio = Math.min(...unknown) / Math.min(...known);
     assert.ok(ratio > 0.5 && ratio < 2, `unknown/known ratio ${ratio.toFixed(2)} (${unknown} vs ${known})`);
   } finally {
     s.close();

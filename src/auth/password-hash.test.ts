@@ -109,11 +109,6 @@ test('DUMMY_HASH: well-formed, current parameters, stable, matches no password',
   }
 });
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)];
-}
-
 async function timed(f: () => Promise<unknown>): Promise<number> {
   const t = process.hrtime.bigint();
   await f();
@@ -126,11 +121,12 @@ test('verifying against the dummy costs about what a real verification costs', a
   const dummy = dummyHash(params);
   const realT: number[] = [];
   const dummyT: number[] = [];
-  for (let i = 0; i < 3; i++) {
+  for (let i = 0; i < 7; i++) {
     realT.push(await timed(() => verifyPassword('a wrong password', real)));
     dummyT.push(await timed(() => verifyPassword('a wrong password', dummy)));
   }
-  const ratio = median(dummyT) / median(realT);
+  // The fastest of several runs: the least disturbed by other load on a shared machine.
+  const ratio = Math.min(...dummyT) / Math.min(...realT);
   // Loose bounds (shared CI machines); without a real scrypt run the dummy would take ~0 ms.
   assert.ok(ratio > 0.5 && ratio < 2, `dummy/real time ratio ${ratio.toFixed(2)} (${dummyT} vs ${realT})`);
 });

@@ -64,7 +64,7 @@ function headerBlock(raw: Buffer): Buffer {
   return raw.subarray(0, end >= 0 ? end + 4 : raw.length);
 }
 
-export async function scanPaths(cfg: Config, paths: readonly string[], rewriteDir?: string): Promise<ScanOutput> {
+export async function scanPaths(cfg: Config, paths: readonly string[], rewriteDir?: string, concurrency = 4): Promise<ScanOutput> {
   const weights = loadWeights(cfg.policy.symbols);
   const clamd = cfg.antivirus.enabled ? clamdClient(cfg) : undefined;
   const inspectors = cfg.archives.enabled ? [archiveInspector({ config: cfg.archives, clamd, clamdFailure: cfg.antivirus.on_failure })] : [];
@@ -76,28 +76,45 @@ export async function scanPaths(cfg: Config, paths: readonly string[], rewriteDi
   const runner = new CheckRunner(checks, weights, silentLogger());
   const results: MessageVerdict[] = [];
   const skipped: CorpusNotice[] = [];
+  const judge = async (name: string, original: Buffer): Promise<MessageVerdict> => {
+    const raw = asReceived(original);
+    const rewriteTo = rewriteDir ? path.join(rewriteDir, path.basename(name).replace(/[^\w.@+-]/g, '_')) : undefined;
+    const r = await scanBuffer(raw, cfg.attachments, { inspectors, weights, rewriteTo });
+    const outcome = await runner.run('data', {
+      conn: FACTS,
+      envelope: { sender: '', recipients: [] },
+      message: { size: raw.length, headers: parseHeaderBlock(headerBlock(raw)), bareNewlines: 0, stream: () => Readable.from([raw]) },
+    });
+    const symbols: ScoredSymbol[] = [...r.symbols, ...outcome.symbols];
+    let demand: Demand | undefined = r.demand;
+    if (outcome.demand && (!demand || outcome.demand.kind === 'reject')) demand = outcome.demand;
+    const verdict = decide(symbols, [{ exempt: false }], cfg.policy.thresholds, false);
+    const action: Action = demand?.kind === 'reject' ? 'reject' : verdict.actions[0]!;
+    return {
+      ...r, file: name, symbols, demand, verdict: demand ? demand.kind : r.verdict, score: verdict.score, action,
+      spam: action === 'junk' || action === 'reject',
+    };
+  };
   try {
+    // A few messages in flight, as on the SMTP path: the rule workers, Bayes and DNS overlap.
+    // Results keep the input order.
+    const inFlight = new Set<Promise<void>>();
+    let failure: unknown;
     for (const p of paths) {
       for await (const m of readMessages(p, { maxBytes: cfg.smtp.max_message_size, onSkip: (n) => skipped.push(n) })) {
-        const raw = asReceived(m.raw);
-        const rewriteTo = rewriteDir ? path.join(rewriteDir, path.basename(m.name).replace(/[^\w.@+-]/g, '_')) : undefined;
-        const r = await scanBuffer(raw, cfg.attachments, { inspectors, weights, rewriteTo });
-        const outcome = await runner.run('data', {
-          conn: FACTS,
-          envelope: { sender: '', recipients: [] },
-          message: { size: raw.length, headers: parseHeaderBlock(headerBlock(raw)), bareNewlines: 0, stream: () => Readable.from([raw]) },
-        });
-        const symbols: ScoredSymbol[] = [...r.symbols, ...outcome.symbols];
-        let demand: Demand | undefined = r.demand;
-        if (outcome.demand && (!demand || outcome.demand.kind === 'reject')) demand = outcome.demand;
-        const verdict = decide(symbols, [{ exempt: false }], cfg.policy.thresholds, false);
-        const action: Action = demand?.kind === 'reject' ? 'reject' : verdict.actions[0]!;
-        results.push({
-          ...r, file: m.name, symbols, demand, verdict: demand ? demand.kind : r.verdict, score: verdict.score, action,
-          spam: action === 'junk' || action === 'reject',
-        });
+        const slot = results.length;
+        results.push(undefined as unknown as MessageVerdict);
+        const task: Promise<void> = judge(m.name, m.raw).then((v) => {
+          results[slot] = v;
+        }, (err: unknown) => {
+          failure ??= err;
+        }).finally(() => inFlight.delete(task));
+        inFlight.add(task);
+        if (inFlight.size >= concurrency) await Promise.race(inFlight);
       }
     }
+    await Promise.all(inFlight);
+    if (failure) throw failure;
   } finally {
     await spam.close();
     zones.close();
