@@ -63,6 +63,23 @@ function renderComponents(c, p) {
     p('');
   }
   if (c.spam) renderSpamSpeed(c.spam, p);
+  if (c.imap) renderImapLoad(c.imap, p);
+}
+
+/** The IMAP load section (bench/imap-load.mjs): idle sessions' memory, fetch latency under load. */
+function renderImapLoad(r, p) {
+  p('## IMAP: idle sessions and fetch latency', '');
+  if (r.error) { p(`Not measured: ${r.error}`, ''); return; }
+  p(`\`bench/imap-load.mjs\`: the IMAP server in its own process (TLS ${r.tls}); ${r.idle_sessions} clients log in, select INBOX and IDLE, ` +
+    `then ${r.fetch_clients} more fetch \`BODY.PEEK[] FLAGS\` of ${r.mailbox_messages} messages (${r.message_bytes} bytes each) in a loop for ${r.duration_s} s. ` +
+    'Clients and server share the machine\'s cores, so the latencies are upper bounds.', '');
+  p('| figure | value |', '|---|---:|');
+  p(`| idle sessions set up | ${r.idle_sessions} in ${(r.setup_ms / 1000).toFixed(1)} s |`);
+  p(`| server RSS before / with the idle sessions | ${r.memory.rss_base_mb} / ${r.memory.rss_idle_mb} MiB |`);
+  p(`| memory per idle session | ${r.memory.per_session_kb} KiB |`);
+  p(`| fetches | ${r.fetch.count.toLocaleString('en-US')} (${r.fetch.per_s}/s), ${r.fetch.errors} errors |`);
+  p(`| fetch latency p50 / p99 / max | ${r.fetch.p50_ms} / ${r.fetch.p99_ms} / ${r.fetch.max_ms} ms |`);
+  p(`| server CPU while fetching | ${r.cpu.server_pct_of_one_core}% of one core |`, '');
 }
 
 /** The spam scanning speed section (bench/spam-speed.mjs): Portcullis next to spamd and rspamd. */

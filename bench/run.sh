@@ -105,5 +105,14 @@ if [ "${BENCH_SPAM_SPEED:-1}" != 0 ]; then
     || printf '{"error":"%s"}\n' "$(tail -3 "$BENCH/spam.log" | tr '\n"' '  ' | cut -c1-300)" >"$out"
 fi
 
+# IMAP under load: 500 idle TLS sessions in IDLE and 50 clients fetching (bench/imap-load.mjs,
+# ≈1 min). BENCH_IMAP=0 skips it.
+if [ "${BENCH_IMAP:-1}" != 0 ]; then
+  out="$BENCH/results/components/imap.json"; rm -f "$out"
+  say "component benchmark: IMAP load"
+  node bench/imap-load.mjs --out "$out" >/dev/null 2>"$BENCH/imap.log" \
+    || printf '{"error":"%s"}\n' "$(tail -3 "$BENCH/imap.log" | tr '\n"' '  ' | cut -c1-300)" >"$out"
+fi
+
 # ---- measure ----
 BENCH_BUILD_STATUS=$BUILD_STATUS exec node bench/bench.mjs "$@"
