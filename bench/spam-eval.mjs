@@ -134,9 +134,11 @@ const RULES = {
     { id: 'greylist', label: 'action "greylist" or above (score ≥ 4)', test: (r) => [...RSPAMD_SPAM_ACTIONS, 'greylist', 'soft reject'].includes(r.action) },
   ],
   portcullis: [
-    { id: 'default', label: 'action junk or reject', test: (r) => r.action === 'junk' || r.action === 'reject' },
-    { id: 'tag', label: 'action tag, junk or reject (the tag threshold)', test: (r) => ['tag', 'junk', 'reject'].includes(r.action) },
-    { id: 'reject', label: 'action reject only', test: (r) => r.action === 'reject' },
+    // Like SpamAssassin's "Spam: True" and rspamd's "add header": the score at which the gateway
+    // marks a message as spam (X-Spam-Flag: YES, policy.thresholds.tag, 5).
+    { id: 'default', label: 'action tag, junk or reject (X-Spam-Flag: YES, score ≥ 5)', test: (r) => ['tag', 'junk', 'reject'].includes(r.action) },
+    { id: 'junk', label: 'action junk or reject (delivered to Junk or refused, score ≥ 6)', test: (r) => r.action === 'junk' || r.action === 'reject' },
+    { id: 'reject', label: 'action reject only (score ≥ 15)', test: (r) => r.action === 'reject' },
   ],
 };
 
