@@ -29,7 +29,7 @@ export interface MessageVerdict extends ScanResult {
   /** What the gateway would do for a recipient with the site's thresholds. */
   readonly action: Action;
   readonly score: number;
-  /** Junk or reject: would not reach the inbox. */
+  /** Marked as spam: the score reaches the tag threshold (X-Spam-Flag: YES), or refused. */
   readonly spam: boolean;
 }
 
@@ -92,7 +92,7 @@ export async function scanPaths(cfg: Config, paths: readonly string[], rewriteDi
     const action: Action = demand?.kind === 'reject' ? 'reject' : verdict.actions[0]!;
     return {
       ...r, file: name, symbols, demand, verdict: demand ? demand.kind : r.verdict, score: verdict.score, action,
-      spam: action === 'junk' || action === 'reject',
+      spam: action !== 'deliver',
     };
   };
   try {
