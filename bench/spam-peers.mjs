@@ -90,8 +90,9 @@ export function loadCorpus(corpusPath) {
   let cleanup = () => {};
   if (!fs.existsSync(corpusPath)) throw new Error(`corpus ${corpusPath}: no such file or directory`);
   if (fs.statSync(corpusPath).isFile()) {
-    root = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-spam-corpus-'));
-    cleanup = () => fs.rmSync(root, { recursive: true, force: true });
+    const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-spam-corpus-'));
+    root = tmp;
+    cleanup = () => fs.rmSync(tmp, { recursive: true, force: true });
     const z = /\.(tgz|gz)$/.test(corpusPath) ? ['-z'] : [];
     const r = spawnSync('tar', ['-x', ...z, '-f', corpusPath, '-C', root], { encoding: 'utf8' });
     if (r.status !== 0) { cleanup(); throw new Error(`corpus ${corpusPath}: tar failed: ${r.stderr.trim()}`); }

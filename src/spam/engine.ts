@@ -41,7 +41,7 @@ export function createSpamEngine(c: Config, deps: SpamEngineDeps): SpamEngine {
     if (rules) {
       const engine = rules;
       closers.push(() => engine.close());
-      checks.push(rulesCheck(engine));
+      checks.push(rulesCheck(engine, { extract: { maxUris: c.uri.max_uris, redirectors: c.uri.redirectors } }));
     }
     if (c.bayes.enabled) {
       const b = Bayes.open(bayesFile(c), Bayes.optionsFrom(c.bayes));

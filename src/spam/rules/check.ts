@@ -2,20 +2,22 @@
 // that hits is a symbol named after the rule, carrying the rule's own score and description.
 import type { Check, SymbolHit } from '../../pipeline/types.js';
 import { parsedMessage, type ParsedMessage } from '../message.js';
-import { extractUris, uriStrings } from '../uri/extract.js';
+import { extractUris, uriStrings, type ExtractOptions } from '../uri/extract.js';
 import type { RuleEngine, RuleScanResult } from './engine.js';
 
 export interface RulesCheckOptions {
   /** Runner backstop (ms): the engine's own budget plus time waiting for a free worker. Default 15 s. */
   readonly timeoutMs?: number;
+  /** The URI check's extraction options, so both share one extraction per message. */
+  readonly extract?: ExtractOptions;
 }
 
 /**
  * The strings uri rules match: every URI of the message in SpamAssassin's forms, plus each HTML
  * link exactly as written (SpamAssassin keeps e.g. the ?subject= of a mailto: link).
  */
-export function messageUris(msg: ParsedMessage): string[] {
-  const out = new Set(uriStrings(extractUris(msg)));
+export function messageUris(msg: ParsedMessage, extract?: ExtractOptions): string[] {
+  const out = new Set(uriStrings(extractUris(msg, extract)));
   for (const l of msg.links) {
     const u = l.url.trim();
     if (u && out.size < 10_000) out.add(u.length > 8192 ? u.slice(0, 8192) : u);
@@ -47,7 +49,7 @@ export function rulesCheck(engine: RuleEngine, options: RulesCheckOptions = {}):
     timeoutMs: options.timeoutMs ?? 15_000,
     async run({ envelope, message }) {
       const msg = await parsedMessage(message);
-      const result = await engine.scan(msg, messageUris(msg), envelope.sender);
+      const result = await engine.scan(msg, messageUris(msg, options.extract), envelope.sender);
       return { symbols: ruleSymbols(result) };
     },
   };
