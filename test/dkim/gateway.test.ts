@@ -8,7 +8,7 @@ import { after, before, describe, it } from 'node:test';
 import { USERS, userMap } from '../helpers/fixtures.js';
 import { startGateway, type Gateway } from '../helpers/gateway.js';
 import { makeMessage, marker } from '../helpers/messages.js';
-import { mailer } from '../helpers/clients.js';
+import { mailer, sendRaw, type SendOutcome } from '../helpers/clients.js';
 import { startDnsServer, type DnsServer } from '../helpers/dns-server.js';
 import { waitFor } from '../helpers/wait.js';
 import { keyRecord, sign } from './support.js';
@@ -31,17 +31,8 @@ const ZONE = {
 
 const header = (mail: string, name: string) => new RegExp(`^${name}: ([^\\r\\n]*(?:\\r?\\n[ \\t][^\\r\\n]*)*)`, 'mi').exec(mail)?.[1]?.replace(/\r?\n[ \t]+/g, ' ');
 
-async function send(gw: Gateway, envelopeFrom: string, raw: Buffer): Promise<{ ok: true } | { ok: false; code: number; text: string }> {
-  const transport = mailer({ port: gw.ports.mx, ignoreTLS: true });
-  try {
-    await transport.sendMail({ envelope: { from: envelopeFrom, to: [USERS.alice.address] }, raw });
-    return { ok: true };
-  } catch (err) {
-    const e = err as { responseCode?: number; response?: string };
-    return { ok: false, code: e.responseCode ?? 0, text: e.response ?? String(err) };
-  } finally {
-    transport.close();
-  }
+function send(gw: Gateway, envelopeFrom: string, raw: Buffer): Promise<SendOutcome> {
+  return sendRaw(gw.ports.mx, { from: envelopeFrom, to: [USERS.alice.address] }, raw);
 }
 
 function message(from: string, subject: string, body?: string): Buffer {

@@ -181,3 +181,19 @@ export function mailer(opts: MailerOptions) {
     socketTimeout: 30_000,
   });
 }
+
+export type SendOutcome = { ok: true } | { ok: false; code: number; text: string };
+
+/** One raw message over plain SMTP (nodemailer) to `port`; a refusal comes back as its code and text. */
+export async function sendRaw(port: number, envelope: { from: string; to: string[] }, raw: string | Buffer): Promise<SendOutcome> {
+  const transport = mailer({ port, ignoreTLS: true });
+  try {
+    await transport.sendMail({ envelope, raw });
+    return { ok: true };
+  } catch (err) {
+    const e = err as { responseCode?: number; response?: string };
+    return { ok: false, code: e.responseCode ?? 0, text: e.response ?? String(err) };
+  } finally {
+    transport.close();
+  }
+}

@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { USERS, userMap } from '../helpers/fixtures.js';
 import { startGateway, type Gateway } from '../helpers/gateway.js';
 import { makeMessage, marker } from '../helpers/messages.js';
-import { mailer } from '../helpers/clients.js';
+import { sendRaw, type SendOutcome } from '../helpers/clients.js';
 import { sharedDir } from '../helpers/paths.js';
 import { waitFor } from '../helpers/wait.js';
 import { startDnsServer, type DnsServer } from '../helpers/dns-server.js';
@@ -20,17 +20,8 @@ import { startDnsServer, type DnsServer } from '../helpers/dns-server.js';
 const CORPUS = path.join(sharedDir, 'corpus', 'sa2002-dev.tar.gz');
 const SENDER = 'news@sender.example';
 
-async function send(gw: Gateway, to: string[], raw: string | Buffer, from = SENDER): Promise<{ ok: true } | { ok: false; code: number; text: string }> {
-  const transport = mailer({ port: gw.ports.mx, ignoreTLS: true });
-  try {
-    await transport.sendMail({ envelope: { from, to }, raw });
-    return { ok: true };
-  } catch (err) {
-    const e = err as { responseCode?: number; response?: string };
-    return { ok: false, code: e.responseCode ?? 0, text: e.response ?? String(err) };
-  } finally {
-    transport.close();
-  }
+function send(gw: Gateway, to: string[], raw: string | Buffer, from = SENDER): Promise<SendOutcome> {
+  return sendRaw(gw.ports.mx, { from, to }, raw);
 }
 
 /** The folder a message landed in: 'INBOX' or 'Junk'. */

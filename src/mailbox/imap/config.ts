@@ -1,16 +1,11 @@
 // The `imap` section of the configuration: listeners (STARTTLS on 1430, implicit TLS on 9930 in
 // the embedded defaults, 143/993 in a real deployment) and the protocol limits of a session.
 import { z } from 'zod';
-import { duration, port, size } from '../../config/fields.js';
+import { mailboxListener } from '../listener-config.js';
+import { duration, size } from '../../config/fields.js';
 import { parseSize } from '../../config/units.js';
 
-const imapListener = z.strictObject({
-  name: z.string().regex(/^[a-z0-9_-]+$/i, 'must be a short name of letters, digits, - and _'),
-  address: z.string().default('127.0.0.1'),
-  port,
-  /** 'starttls': clear text until STARTTLS, no login before it; 'implicit': TLS from the first byte. */
-  tls: z.enum(['starttls', 'implicit']),
-});
+const imapListener = mailboxListener;
 
 export function defaultImapListeners() {
   return [

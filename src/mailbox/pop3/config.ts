@@ -2,15 +2,10 @@
 // listeners (2525/5870/4650): 1100 for POP3 with STLS, 9950 for POP3S. A site that serves mail
 // clients directly binds 110 and 995 instead.
 import { z } from 'zod';
-import { duration, port } from '../../config/fields.js';
+import { mailboxListener } from '../listener-config.js';
+import { duration } from '../../config/fields.js';
 
-const listener = z.strictObject({
-  name: z.string().regex(/^[a-z0-9_-]+$/i, 'must be a short name of letters, digits, - and _'),
-  address: z.string().default('127.0.0.1'),
-  port,
-  /** starttls: clear-text greeting, STLS required before any login (RFC 2595); implicit: TLS from the first byte (RFC 8314). */
-  tls: z.enum(['starttls', 'implicit']),
-});
+const listener = mailboxListener;
 
 export function defaultPop3Listeners() {
   return [
