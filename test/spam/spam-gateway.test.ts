@@ -108,15 +108,20 @@ describe('content spam through the gateway', { timeout: 300_000 }, () => {
   });
 
   it('a user\'s block list applies to that user only: at RCPT for the envelope, in Junk for a From: line', async () => {
-    await gw.cliOk(['user', 'set', USERS.carol.address, `block+=${SENDER}`]);
+    // A sender of its own: Bayes has learned (autolearn above) that SENDER's mail is spam.
+    const BLOCKED = 'promo@shop.example';
+    await gw.cliOk(['user', 'set', USERS.carol.address, `block+=${BLOCKED}`]);
     const mark = marker('block');
-    const raw = makeMessage({ from: SENDER, to: USERS.carol.address, subject: `Hello ${mark}`, body: 'Plain, friendly text.' });
+    const raw = makeMessage({ from: BLOCKED, to: USERS.carol.address, subject: `Hello ${mark}`, body: 'Plain, friendly text.' });
     // Envelope sender on carol's list: her RCPT is refused, nobody else's.
-    const refused = await send(gw, [USERS.carol.address], raw);
+    const refused = await send(gw, [USERS.carol.address], raw, BLOCKED);
     assert.ok(!refused.ok && refused.code === 550, JSON.stringify(refused));
-    assert.match(refused.ok ? '' : refused.text, /does not accept mail from <news@sender\.example>/);
+    assert.match(refused.ok ? '' : refused.text, /does not accept mail from <promo@shop\.example>/);
     // Another envelope sender, the blocked address in From: the message is taken once (alice
-    // accepts it); carol's copy goes to Junk, alice's to INBOX.
+    // accepts it); carol's copy goes to Junk, alice's to INBOX. (Alice raises her own thresholds:
+    // Bayes, trained on 59 messages and autolearning the test's spam above, is quick to suspect
+    // any message made by this test's template.)
+    await gw.cliOk(['user', 'set', USERS.alice.address, 'tag=40', 'junk=50', 'reject=never']);
     const r = await send(gw, [USERS.carol.address, USERS.alice.address], raw, 'bounces@list.example');
     assert.ok(r.ok, JSON.stringify(r));
     await waitFor('both copies', () => folderOf(gw, USERS.carol.address, mark) && folderOf(gw, USERS.alice.address, mark));
@@ -126,14 +131,15 @@ describe('content spam through the gateway', { timeout: 300_000 }, () => {
     const alone = await send(gw, [USERS.carol.address], raw, 'bounces@list.example');
     assert.ok(!alone.ok && alone.code === 550, JSON.stringify(alone));
     const show = JSON.parse((await gw.cliOk(['user', 'show', USERS.carol.address, '--json'])).stdout) as { block: string[] };
-    assert.deepEqual(show.block, [SENDER]);
+    assert.deepEqual(show.block, [BLOCKED]);
   });
 
   it('`portcullis scan` on an mbox gives one verdict per message, with the same symbols', async () => {
     const mbox = path.join(tmp, 'mixed.mbox');
     const spamMsg = makeMessage({ from: SENDER, to: USERS.alice.address, subject: 'Offer', body: 'xyzzy spam marker inside' });
-    const hamMsg = makeMessage({ from: SENDER, to: USERS.alice.address, subject: 'Minutes', body: 'The meeting moved to Tuesday.' });
-    fs.writeFileSync(mbox, `From a@b Thu Jan  1 00:00:00 2026\n${spamMsg.replace(/\r\n/g, '\n')}\nFrom a@b Thu Jan  1 00:00:00 2026\n${hamMsg.replace(/\r\n/g, '\n')}\n`);
+    // A real ham message Bayes was trained on (its mbox "From " line is already there).
+    const hamMsg = fs.readFileSync(path.join(tmp, 'ham', '0002.eml'), 'latin1');
+    fs.writeFileSync(mbox, `From a@b Thu Jan  1 00:00:00 2026\n${spamMsg.replace(/\r\n/g, '\n')}\n${hamMsg.replace(/^From [^\n]*\n/, 'From a@b Thu Jan  1 00:00:00 2026\n')}\n`);
     const r = await gw.cli(['scan', '--json', mbox]);
     assert.equal(r.code, 1, `exit 1: one message is spam\n${r.stdout}\n${r.stderr}`);
     const results = JSON.parse(r.stdout) as Array<{ file: string; action: string; spam: boolean; score: number; symbols: Array<{ name: string; score: number; reason: string }> }>;

@@ -26,6 +26,22 @@ const LABEL = /^(?!-)[a-z0-9_-]{1,63}(?<!-)$/;
  * a leading dot, a single label ("localhost", "intranet"), a bare public suffix ("co.uk").
  */
 export function hostInfo(input: string): HostInfo | undefined {
+  // Memoised: one message asks for the same host many times (extraction, redirector matching,
+  // the URI check, the heuristics), and the Public Suffix lookup is the costly part. The
+  // results are frozen, so sharing one object between callers is safe.
+  const hit = hostCache.get(input);
+  if (hit !== undefined || hostCache.has(input)) return hit;
+  const info = computeHostInfo(input);
+  if (hostCache.size >= HOST_CACHE_MAX) hostCache.clear();
+  hostCache.set(input, info && Object.freeze(info));
+  return info;
+}
+
+/** Bounded: cleared when full, so a hostile stream of distinct hosts cannot grow it without end. */
+const HOST_CACHE_MAX = 10_000;
+const hostCache = new Map<string, HostInfo | undefined>();
+
+function computeHostInfo(input: string): HostInfo | undefined {
   let h = input.trim();
   if (h.startsWith('[') && h.endsWith(']')) h = h.slice(1, -1);
   if (h.endsWith('.')) h = h.slice(0, -1);

@@ -33,13 +33,20 @@ export const BUILTIN_REDIRECTORS: readonly Redirector[] = [
 
 /** A redirector matches the URL's host (ASCII) and path. */
 export function matchesRedirector(r: Redirector, url: URL): boolean {
-  const host = url.hostname.replace(/\.$/, '');
+  return matchesHost(r, url.hostname.replace(/\.$/, '')) && matchesPath(r, url.pathname.toLowerCase());
+}
+
+function matchesHost(r: Redirector, host: string): boolean {
   const pattern = r.host.toLowerCase().replace(/^\*\./, '');
   if (pattern.endsWith('.*')) {
     const info = hostInfo(host);
-    if (!info || info.orgLabel !== pattern.slice(0, -2)) return false;
-  } else if (!isAtOrUnder(host, pattern)) return false;
-  return r.path === undefined || url.pathname.toLowerCase().startsWith(r.path.toLowerCase());
+    return !!info && info.orgLabel === pattern.slice(0, -2);
+  }
+  return isAtOrUnder(host, pattern);
+}
+
+function matchesPath(r: Redirector, lowerPath: string): boolean {
+  return r.path === undefined || lowerPath.startsWith(r.path.toLowerCase());
 }
 
 const SCHEME_TARGET = /^(?:https?|ftp):[/\\]{0,2}[^\s&#]*\.[^\s&#]*/i;
@@ -56,14 +63,21 @@ export function redirectTargets(url: URL, redirectors: readonly Redirector[]): s
     const v = t.trim();
     if (v && v.includes('.') && !out.includes(v) && out.length < 4) out.push(v);
   };
+  // The URL's getters serialise anew on each call: read each once per URL, not per redirector.
+  const host = url.hostname.replace(/\.$/, '');
+  const lowerPath = url.pathname.toLowerCase();
+  // Without a query no parameter can carry a target (and URLSearchParams is not built).
+  const hasQuery = url.search !== '';
   for (const r of redirectors) {
-    if (!matchesRedirector(r, url)) continue;
+    if (!hasQuery || !matchesHost(r, host) || !matchesPath(r, lowerPath)) continue;
     const v = url.searchParams.get(r.param);
     if (v) add(/^[a-z][a-z0-9+.-]*:/i.test(v) || v.startsWith('//') ? v : `http://${v}`);
   }
-  for (const [, v] of url.searchParams) {
-    const m = SCHEME_TARGET.exec(v.trim());
-    if (m) add(m[0]);
+  if (hasQuery) {
+    for (const [, v] of url.searchParams) {
+      const m = SCHEME_TARGET.exec(v.trim());
+      if (m) add(m[0]);
+    }
   }
   // A target in the path ("/go/http://evil.example/"); the URL parser keeps it percent-free.
   const inPath = /(?:https?|ftp):[/\\]{1,2}[^\s?#]*\.[^\s?#]*/i.exec(url.pathname.slice(1));
