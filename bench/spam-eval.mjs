@@ -533,6 +533,24 @@ function renderDoc(r0) {
     }
   }
   p('');
+  // The engines' defaults flag different amounts of ham; at one false-positive budget (the
+  // fewest any default produced) each engine's own score threshold tells how much spam it
+  // separates from ham — the comparison that does not depend on where a default was put.
+  const scored = Object.keys(r.engines).filter((n) => r.engines[n].rules && r.messages.every((m) => typeof m.results?.[n]?.score === 'number'));
+  if (scored.length > 1) {
+    const budget = Math.min(...scored.map((n) => r.engines[n].rules[0].fp));
+    p(`At the same false-positive budget — at most ${budget} ham of ${r.corpus.ham} flagged, each engine with its own score threshold set just above the score of its ham message ranked ${budget + 1} (highest first):`, '',
+      '| engine | score threshold | spam recall | ham false positives |', '|---|---:|---:|---:|');
+    for (const n of scored) {
+      const ham = r.messages.filter((m) => m.label === 'ham').map((m) => m.results[n].score).sort((a, b) => b - a);
+      const spam = r.messages.filter((m) => m.label === 'spam').map((m) => m.results[n].score);
+      const t = ham[budget];
+      const fp = ham.filter((x) => x > t).length;
+      const tp = spam.filter((x) => x > t).length;
+      p(`| ${names[n]} | > ${num(t)} | ${pct(tp / spam.length)} (${tp}/${spam.length}) | ${fp} |`);
+    }
+    p('');
+  }
   const notes = Object.entries(r.engines).flatMap(([n, e]) => [...(e.notes ?? []).map((x) => `${names[n]}: ${x}`),
     ...(e.errors ? [`${names[n]}: ${e.errors} messages not scanned (${(e.error_samples ?? []).join(' | ').slice(0, 200)})`] : [])]);
   if (notes.length) p('Notes on this run:', '', ...notes.map((x) => `- ${esc(x)}`), '');

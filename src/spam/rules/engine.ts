@@ -142,9 +142,9 @@ export class RuleEngine {
       worker.on('message', onMessage);
       worker.once('error', reject);
     });
-    slot.ready.catch((e: Error) => this.options.logger?.error({ err: e.message }, 'rules: worker failed to start'));
+    slot.ready.catch((e: Error) => this.options.logger?.error({ event: 'rules_worker_failed', err: e.message }, 'rules: worker failed to start'));
     // Between scans nobody else listens: an error or exit there must not crash the gateway.
-    worker.on('error', (e) => this.options.logger?.error({ err: e.message }, 'rules: worker error'));
+    worker.on('error', (e) => this.options.logger?.error({ event: 'rules_worker_failed', err: e.message }, 'rules: worker error'));
     worker.on('exit', () => {
       if (slot.dead || this.closed || slot.busy) return;
       if (this.spare === slot) {
@@ -217,15 +217,15 @@ export class RuleEngine {
       if (outcome.timedOut) {
         this.statsData.timeouts++;
         if (rule) this.noteSlow(rule, ms, true);
-        this.options.logger?.warn({ rule: rule ?? '(between rules)', ms, budgetMs: this.options.timeBudgetMs, rulesRun: done, rules: n },
+        this.options.logger?.warn({ event: 'rules_timeout', rule: rule ?? '(between rules)', ms, budgetMs: this.options.timeBudgetMs, rulesRun: done, rules: n },
           'rules: message overran the time budget; matching stopped and the worker restarted');
       } else {
-        this.options.logger?.error({ err: outcome.error, rule }, 'rules: worker failed; restarted');
+        this.options.logger?.error({ event: 'rules_worker_failed', err: outcome.error, rule }, 'rules: worker failed; restarted');
       }
     }
     for (const s of outcome.reply ? slow : []) {
       this.noteSlow(s.name, s.ms, false);
-      this.options.logger?.info({ rule: s.name, ms: s.ms }, 'rules: slow rule');
+      this.options.logger?.info({ event: 'rule_slow', rule: s.name, ms: s.ms }, 'rules: slow rule');
     }
     worker.unref();
     this.statsData.scans++;
