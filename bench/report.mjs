@@ -88,7 +88,7 @@ function renderSpamSpeed(s, p) {
   if (s.error) { p(`not measured: ${s.error}`, ''); return; }
   p(`\`bench/spam-speed.mjs\`: ${int(s.messages)} messages of the dev corpus (${s.spam} spam, ${s.ham} ham, mean ${s.mean_kb} KB; ${s.set}), ` +
     `scanned by each engine in the same run. Bayes: ${s.bayes}. Network tests off everywhere. ` +
-    'Portcullis runs the scan command\'s code in one process, one message after another (one core at most); spamd and rspamd are daemons ' +
+    'Portcullis runs the scan command\'s code in one process (4 messages in flight; the rule matching in one worker thread); spamd and rspamd are daemons ' +
     'with several processes and several messages in flight, so **CPU per message** is the fair comparison and msg/s shows what each did with this 2-core machine. ' +
     'Daemon CPU is read from /proc for the whole process tree (rspamd: with its Redis); client CPU is spamc (one process per message) or the Node HTTP client.' +
     (s.loadavg_start ? ` Load average at start / end: ${s.loadavg_start} / ${s.loadavg_end}${Number(String(s.loadavg_start).split(' ')[0]) > (s.cpus ?? 2) ? ' (other work shared the machine: compare the rows with each other, not with other runs)' : ''}.` : ''), '');

@@ -174,7 +174,7 @@ async function portcullisRow(id, label, extra) {
   }
 }
 
-if (ROWS.includes('portcullis')) await portcullisRow('portcullis', 'Portcullis, shipped rules (in process, one message at a time)', {});
+if (ROWS.includes('portcullis')) await portcullisRow('portcullis', 'Portcullis, shipped rules (in process: the scan command, 4 messages in flight)', {});
 if (ROWS.includes('portcullis-sa-rules')) {
   const shipped = [path.join(distDir, 'conf', 'rules'), path.join(root, 'conf', 'rules')].find((d) => fs.existsSync(d));
   await portcullisRow('portcullis-sa-rules', `Portcullis + SpamAssassin's ruleset (${opt['sa-rules']}), in process`,
