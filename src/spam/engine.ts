@@ -6,9 +6,9 @@ import type { Resolver } from '../dns/types.js';
 import type { Logger } from '../log.js';
 import type { AnyCheck, MessageFacts, ScoredSymbol } from '../pipeline/types.js';
 import { parseMessage, parsedMessage, setScanLimit } from './message.js';
-import { rulesCheck, rulesEngineFromConfig, type RuleEngine } from './rules/index.js';
+import { rulesCheck, rulesEngineFromConfig } from './rules/index.js';
 import { autolearnClass, Bayes, bayesCheck, type BayesClass, type ClientFacts } from './bayes/index.js';
-import { uriCheck, type UriCheck } from './uri/uri-check.js';
+import { uriCheck } from './uri/uri-check.js';
 import { bayesFile } from './bayes/train.js';
 
 export interface SpamEngine {
@@ -33,13 +33,10 @@ export function createSpamEngine(c: Config, deps: SpamEngineDeps): SpamEngine {
   const log = deps.logger;
   const closers: (() => unknown)[] = [];
   const checks: AnyCheck[] = [];
-  let rules: RuleEngine | undefined;
   let bayes: Bayes | undefined;
-  let uri: UriCheck | undefined;
   try {
-    rules = rulesEngineFromConfig(c.rules, log);
-    if (rules) {
-      const engine = rules;
+    const engine = rulesEngineFromConfig(c.rules, log);
+    if (engine) {
       closers.push(() => engine.close());
       checks.push(rulesCheck(engine, { extract: { maxUris: c.uri.max_uris, redirectors: c.uri.redirectors } }));
     }
@@ -51,15 +48,13 @@ export function createSpamEngine(c: Config, deps: SpamEngineDeps): SpamEngine {
     }
     if (c.uri.enabled) {
       const u = uriCheck({ resolver: deps.resolver, config: c.uri, ownDomains: [...c.domains, ...c.relay.domains.map((d) => d.domain)], logger: log, timeoutMs: deps.dnsTimeoutMs });
-      uri = u;
       closers.push(() => u.close());
       checks.push(u);
     }
   } catch (err) {
-    for (const close of closers.reverse()) void Promise.resolve().then(close).catch(() => undefined);
+    for (const close of [...closers].reverse()) void Promise.resolve().then(close).catch(() => undefined);
     throw err;
   }
-  void uri;
 
   return {
     checks,
@@ -82,7 +77,7 @@ export function createSpamEngine(c: Config, deps: SpamEngineDeps): SpamEngine {
       log?.info({ event: 'bayes_user_learn', user, class: cls, outcome }, `learned as ${cls} from ${user}'s Junk move`);
     },
     async close() {
-      for (const close of closers.reverse()) await Promise.resolve().then(close).catch(() => undefined);
+      for (const close of [...closers].reverse()) await Promise.resolve().then(close).catch(() => undefined);
     },
   };
 }
