@@ -23,6 +23,7 @@ import type { CheckRunner } from '../pipeline/runner.js';
 import { decide, type Action, type RecipientPolicy } from '../pipeline/policy.js';
 import type { ConnectionFacts, Demand, EnvelopeFacts, MessageFacts, ScoredSymbol, Stage, StageInput } from '../pipeline/types.js';
 import { listMatches, recipientPolicy, type SenderFacts } from '../spam/user-settings.js';
+import { addressesOf } from '../checks/sender/from-ownership.js';
 import type { UserPolicies } from '../spam/user-policies.js';
 import type { Destination, Queue } from '../queue/queue.js';
 import type { Logger } from '../log.js';
@@ -881,7 +882,7 @@ export class SmtpSession {
     const names = new Set(symbols.map((s) => s.name));
     const sender: SenderFacts = {
       envelope: tx.sender,
-      from: headers.filter((h) => h.key === 'from').flatMap((h) => addressesIn(h.value)).slice(0, 10),
+      from: headers.filter((h) => h.key === 'from').flatMap((h) => addressesOf(h.value)).slice(0, 10),
       envelopeAuthenticated: names.has('SPF_PASS'),
       fromAuthenticated: names.has('DMARC_PASS'),
     };
@@ -946,16 +947,10 @@ function spfFacts(symbols: readonly ScoredSymbol[], sender: string, helo: string
   const mail = result('SPF_');
   const heloResult = result('SPF_HELO_');
   const heloDomain = (helo ?? '').replace(/^\[.*\]$/, '').toLowerCase();
-  const helo2 = heloResult && heloDomain ? { result: heloResult, domain: heloDomain } : undefined;
-  if (!mail) return helo2 ? { result: 'none', domain: sender ? sender.slice(sender.lastIndexOf('@') + 1).toLowerCase() : heloDomain, helo: helo2 } : undefined;
-  return { result: mail, domain: sender ? sender.slice(sender.lastIndexOf('@') + 1).toLowerCase() : heloDomain, helo: helo2 };
-}
-
-/** The addresses in a From: value ("A <a@x>, b@y"), lower-cased; nothing clever, no groups. */
-function addressesIn(value: string): string[] {
-  const out: string[] = [];
-  for (const m of value.matchAll(/<([^<>\s]+@[^<>\s]+)>|([^\s<>",;:]+@[^\s<>",;:]+)/g)) out.push((m[1] ?? m[2]!).toLowerCase());
-  return out;
+  const heloFacts = heloResult && heloDomain ? { result: heloResult, domain: heloDomain } : undefined;
+  if (!mail && !heloFacts) return undefined;
+  const domain = sender ? sender.slice(sender.lastIndexOf('@') + 1).toLowerCase() : heloDomain;
+  return { result: mail ?? 'none', domain, helo: heloFacts };
 }
 
 function describeTls(s: tls.TLSSocket): ConnectionFacts['tls'] {

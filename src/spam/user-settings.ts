@@ -4,6 +4,7 @@
 // same for everyone; only the action differs.
 import { z } from 'zod';
 import type { Thresholds, RecipientPolicy } from '../pipeline/policy.js';
+import { isAtOrUnder } from './uri/host.js';
 
 /** An allow/block entry: a whole address, "@domain" or "domain" (the domain and its subdomains). */
 const entry = z.string().trim().toLowerCase().min(1).max(254)
@@ -91,8 +92,7 @@ export function listMatches(list: readonly string[], address: string): boolean {
       if (e === a) return true;
       continue;
     }
-    const d = e.replace(/^@/, '');
-    if (domain === d || domain.endsWith(`.${d}`)) return true;
+    if (isAtOrUnder(domain, e.replace(/^@/, ''))) return true;
   }
   return false;
 }

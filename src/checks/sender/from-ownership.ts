@@ -7,7 +7,8 @@ import { reply } from '../../smtp/reply.js';
 
 type Parsed = { address?: string; group?: Parsed[] };
 
-function addressesOf(value: string): string[] {
+/** The addresses in an address header value (groups flattened), as written. */
+export function addressesOf(value: string): string[] {
   const flat = (list: Parsed[]): string[] => list.flatMap((p) => (p.group ? flat(p.group) : p.address ? [p.address] : []));
   return flat(addressparser(value) as Parsed[]);
 }
