@@ -214,7 +214,7 @@ const MIGRATIONS: Record<number, string> = {
       created TEXT NOT NULL
     ) WITHOUT ROWID;
   `,
-  // Each user's spam-filter settings (src/spam/user-settings.ts), JSON; removed with the user.
+  // Each user's spam-filter settings (src/pipeline/user-settings.ts), JSON; removed with the user.
   2: `
     CREATE TABLE user_settings (
       address  TEXT PRIMARY KEY NOT NULL,

@@ -15,7 +15,7 @@ import { authenticationChecks } from './dkim/authentication-check.js';
 import type { BruteForce } from '../auth/brute-force.js';
 import { attachments } from './attachments/attachments.js';
 import { avChecks, type AvCallbacks } from './av/av-check.js';
-import { archiveInspector } from './av/archive-inspector.js';
+import { archiveInspector } from './archives/archive-inspector.js';
 import { ClamdClient, parseClamdAddress } from './av/clamd.js';
 
 /** What checks may need from the rest of the gateway (passed in: no global state). */
@@ -30,7 +30,7 @@ export interface CheckDeps {
   readonly logger?: Logger;
   /** Counters for the antivirus and archive findings (metrics). */
   readonly avCallbacks?: AvCallbacks;
-  /** The content spam checks (rules, Bayes, URI lists), built once by the gateway (src/spam/engine.ts). */
+  /** The content spam checks (rules, Bayes, URI lists), built once by the gateway (src/checks/spam-engine.ts). */
   readonly spamChecks?: readonly AnyCheck[];
 }
 

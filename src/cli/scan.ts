@@ -1,5 +1,5 @@
 // `portcullis scan [--json] [--rewrite DIR] PATH...`: what the gateway's content checks decide
-// for messages on disk — files, directories, mbox files, tarballs (src/spam/corpus/read.ts) —
+// for messages on disk — files, directories, mbox files, tarballs (src/cli/corpus/read.ts) —
 // with the same configuration, code and weights as the SMTP path: the attachment walk (archives
 // opened), clamd when enabled, and the content spam checks (rules, Bayes, URI lists). Checks
 // that need the SMTP conversation (DNS lists, SPF, DKIM/DMARC, which depends on SPF) are not
@@ -8,8 +8,8 @@
 // judged (a scanner down).
 import path from 'node:path';
 import type { Config } from '../config/schema.js';
-import { scanBuffer, formatScan, type ScanResult } from '../mime/scan.js';
-import { archiveInspector } from '../checks/av/archive-inspector.js';
+import { scanBuffer, formatScan, type ScanResult } from '../checks/attachments/scan.js';
+import { archiveInspector } from '../checks/archives/archive-inspector.js';
 import { avChecks } from '../checks/av/av-check.js';
 import { clamdClient, dnsBudgetMs } from '../checks/index.js';
 import { loadWeights } from '../pipeline/weights.js';
@@ -17,8 +17,8 @@ import { CheckRunner } from '../pipeline/runner.js';
 import { decide, type Action } from '../pipeline/policy.js';
 import { parseHeaderBlock } from '../smtp/headers.js';
 import type { ConnectionFacts, Demand, ScoredSymbol } from '../pipeline/types.js';
-import { createSpamEngine } from '../spam/engine.js';
-import { readMessages, type CorpusNotice } from '../spam/corpus/read.js';
+import { createSpamEngine } from '../checks/spam-engine.js';
+import { readMessages, type CorpusNotice } from './corpus/read.js';
 import { createResolver, resolverOptions } from '../dns/resolver.js';
 import { ZoneSet } from '../dns/zones/zone-mirror.js';
 import { silentLogger } from '../log.js';

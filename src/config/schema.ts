@@ -3,15 +3,15 @@
 import os from 'node:os';
 import { z } from 'zod';
 import { cidr, domainName, duration, port, size } from './fields.js';
-import { attachmentsConfigSchema } from '../mime/config.js';
+import { attachmentsConfigSchema } from '../checks/attachments/config.js';
 import { selfCheckConfigSchema } from '../audit/config.js';
 import { archiveConfigSchema, avConfigSchema } from '../checks/av/config.js';
 import { dkimConfigSchema } from '../checks/dkim/config.js';
 import { isValidCodeFilter } from '../net/ip-names.js';
-import { optOutFilesConfigSchema } from '../spam/user-policies.js';
-import { rulesConfigSchema } from '../spam/rules/config.js';
-import { bayesConfigSchema } from '../spam/bayes/config.js';
-import { uriConfigSchema } from '../spam/uri/config.js';
+import { optOutFilesConfigSchema } from '../pipeline/user-policies.js';
+import { rulesConfigSchema } from '../checks/rules/config.js';
+import { bayesConfigSchema } from '../checks/bayes/config.js';
+import { uriConfigSchema } from '../checks/uri/config.js';
 import { pop3ConfigSchema } from '../mailbox/pop3/config.js';
 import { imapConfigSchema } from '../mailbox/imap/config.js';
 

@@ -123,3 +123,12 @@ export function fieldValue(line: string): string {
   const colon = line.indexOf(':');
   return headerText(line.slice(colon + 1)).replace(/\r?\n[ \t]/g, ' ').trim();
 }
+
+/** A character as U+XXXX, for reports that must show what is invisible. */
+export const codePointName = (c: string): string => `<U+${c.codePointAt(0)!.toString(16).toUpperCase().padStart(4, '0')}>`;
+
+/** A name as a person should see it in a report: invisible, bidi and control characters escaped. */
+export function showName(name: string): string {
+  const shown = name.replace(/[\x00-\x1f\x7f\u00ad\u061c\u180e\u200b-\u200f\u202a-\u202e\u2060\u2066-\u2069\ufeff]/g, codePointName);
+  return shown.length > 200 ? `${shown.slice(0, 197)}...` : shown;
+}

@@ -16,7 +16,7 @@ import path from 'node:path';
 import { createRequire } from 'node:module';
 import { Readable, Transform, Writable, type TransformCallback } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { showName } from './attachment-policy.js';
+import { showName } from './filenames.js';
 
 interface Libmime {
   encodeWords(s: string, encoding: 'Q' | 'B', maxLength: number): string;

@@ -3,7 +3,7 @@
 // a CHECK_FAILED symbol or a tempfail, as the check declared (STYLE.md rule 9).
 import type { AnyCheck, Check, CheckResult, Demand, ScoredSymbol, Stage, StageInput, SymbolHit } from './types.js';
 import type { Logger } from '../log.js';
-import { R } from '../smtp/reply.js';
+import { R } from '../protocol/reply.js';
 import { mergePlans, type RewritePlan } from '../mime/rewrite.js';
 
 export interface StageOutcome {

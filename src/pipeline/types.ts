@@ -1,6 +1,6 @@
 // The check interface (DESIGN.md): a check looks at one SMTP stage and emits symbols.
 // Weights live in configuration (conf/scores.yaml, overlaid by policy.symbols), not in checks.
-import type { Reply } from '../smtp/reply.js';
+import type { Reply } from '../protocol/reply.js';
 import type { HeaderField } from '../smtp/headers.js';
 import type { RewritePlan } from '../mime/rewrite.js';
 

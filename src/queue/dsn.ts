@@ -3,7 +3,7 @@
 // (no backscatter); a logged-in user, whose address we verified, deserves to learn that a
 // message failed, and gets the report straight into its own mailbox, not over SMTP.
 import crypto from 'node:crypto';
-import { rfc5322Date } from '../smtp/trace-headers.js';
+import { rfc5322Date } from '../protocol/date.js';
 
 export interface FailedRecipient {
   readonly address: string;

@@ -5,7 +5,7 @@
 // outbound limits belong to the submission policy).
 import type { Config } from '../config/schema.js';
 import type { StateStore } from '../store/store.js';
-import { reply, type Reply } from './reply.js';
+import { reply, type Reply } from '../protocol/reply.js';
 import { networkOf } from '../net/cidr.js';
 
 type Limits = Config['limits'];

@@ -3,7 +3,7 @@
 // or explicitly trusted clients. The decision uses the parsed DOMAIN alone (address.ts).
 import type { Address } from './address.js';
 import { formatAddress } from './address.js';
-import { R, reply, type Reply } from './reply.js';
+import { R, reply, type Reply } from '../protocol/reply.js';
 import type { Config, RouteConfig } from '../config/schema.js';
 import type { AccountStore } from '../auth/accounts.js';
 

@@ -11,7 +11,7 @@ import { parsePathArgument, AddressError, formatAddress, type Address } from './
 import { DataReader } from './data-reader.js';
 import { MessageSpool } from './spool.js';
 import { parseHeaderBlock, type HeaderField } from './headers.js';
-import { R, formatReply, reply, type Reply } from './reply.js';
+import { R, formatReply, reply, type Reply } from '../protocol/reply.js';
 import { buildPrefix, rewriteHeaders } from './trace-headers.js';
 import { writeRewritten } from '../mime/rewrite.js';
 import fs from 'node:fs';
@@ -22,9 +22,9 @@ import type { BruteForce } from '../auth/brute-force.js';
 import type { CheckRunner } from '../pipeline/runner.js';
 import { decide, type Action, type RecipientPolicy } from '../pipeline/policy.js';
 import type { ConnectionFacts, Demand, EnvelopeFacts, MessageFacts, ScoredSymbol, Stage, StageInput } from '../pipeline/types.js';
-import { listMatches, recipientPolicy, type SenderFacts } from '../spam/user-settings.js';
+import { listMatches, recipientPolicy, type SenderFacts } from '../pipeline/user-settings.js';
 import { addressesOf } from '../checks/sender/from-ownership.js';
-import type { UserPolicies } from '../spam/user-policies.js';
+import type { UserPolicies } from '../pipeline/user-policies.js';
 import type { Destination, Queue } from '../queue/queue.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
@@ -55,7 +55,7 @@ export interface SessionDeps {
 
 export interface SessionSpam {
   readonly users?: UserPolicies;
-  /** Learns from a message the verdict was sure about (see src/spam/engine.ts). Never throws. */
+  /** Learns from a message the verdict was sure about (see src/checks/spam-engine.ts). Never throws. */
   autolearn(message: MessageFacts, symbols: readonly ScoredSymbol[], id: string, client: { ip: string; helo?: string }): void;
 }
 

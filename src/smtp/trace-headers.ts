@@ -4,16 +4,7 @@
 import type { HeaderField } from './headers.js';
 import type { ConnectionFacts, ScoredSymbol } from '../pipeline/types.js';
 import type { Thresholds } from '../pipeline/policy.js';
-
-const DAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'];
-const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
-const pad = (n: number) => String(n).padStart(2, '0');
-
-/** RFC 5322 date-time in UTC, e.g. "Sat, 28 Nov 2026 19:00:00 +0000". */
-export function rfc5322Date(d: Date): string {
-  return `${DAYS[d.getUTCDay()]}, ${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()} ` +
-    `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} +0000`;
-}
+import { rfc5322Date } from '../protocol/date.js';
 
 /** The "with" protocol keyword of RFC 3848 / RFC 6531. */
 export function withProtocol(conn: ConnectionFacts, smtputf8: boolean): string {

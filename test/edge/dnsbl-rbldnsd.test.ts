@@ -9,7 +9,7 @@ import { createResolver } from '../../src/dns/resolver.js';
 import { dnsbl, type DnsblConfig } from '../../src/checks/dnsbl/dnsbl.js';
 import type { ConnectionFacts, CheckResult } from '../../src/pipeline/types.js';
 import type { Resolver } from '../../src/dns/types.js';
-import { formatReply } from '../../src/smtp/reply.js';
+import { formatReply } from '../../src/protocol/reply.js';
 import { needRbldnsd, RBLDNSD, startRbldnsd, type Rbldnsd } from '../helpers/rbldnsd.js';
 
 // Zones, in rbldnsd's ip4set / ip6trie formats (":A:TXT" sets the value of the lines below it).

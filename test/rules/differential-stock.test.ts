@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import { parseMessage } from '../../src/spam/message.js';
-import { loadRules, RuleEngine, messageUris } from '../../src/spam/rules/index.js';
+import { loadRules, RuleEngine, messageUris } from '../../src/checks/rules/index.js';
 import { extractCorpus, sample } from './corpus.js';
 import { diffMessages, findSpamassassin, runSpamassassin } from './spamassassin.js';
 

@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseMessage } from '../../src/spam/message.js';
-import { loadRulesText, RuleEngine, messageUris } from '../../src/spam/rules/index.js';
+import { loadRulesText, RuleEngine, messageUris } from '../../src/checks/rules/index.js';
 import { extractCorpus, sample } from './corpus.js';
 import { diffMessages, findSpamassassin, runSpamassassin } from './spamassassin.js';
 
@@ -70,7 +70,7 @@ const KNOWN: Record<string, string[]> = {
   D_CLICK: ['spam/0201.eml', 'spam/0376.eml'], // "Click here" in white-on-white links
   D_CAPS_RUN: ['spam/0476.eml'], // 13 KB of hidden capitals
   // A mailto: written in plain text keeps its ?subject= in SpamAssassin's list; the URI
-  // extractor (src/spam/uri/extract.ts) reports the address alone.
+  // extractor (src/checks/uri/extract.ts) reports the address alone.
   D_URI_CGI: ['spam/0401.eml'],
 };
 

@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { parseMessage } from '../../src/spam/message.js';
-import { loadRules, RuleEngine, messageUris, rulesCommand, SHIPPED_RULES, type RuleScanResult } from '../../src/spam/rules/index.js';
+import { loadRules, RuleEngine, messageUris, SHIPPED_RULES, type RuleScanResult } from '../../src/checks/rules/index.js';
+import { rulesCommand } from '../../src/cli/rules.js';
 import { extractCorpus, sample } from './corpus.js';
 import { repoRoot } from '../helpers/paths.js';
 

@@ -10,9 +10,9 @@ import { Readable } from 'node:stream';
 import { createResolver } from '../../src/dns/resolver.js';
 import { conn } from '../../src/checks/test-support.js';
 import type { MessageFacts } from '../../src/pipeline/types.js';
-import { uriConfigSchema } from '../../src/spam/uri/config.js';
-import { uriCheck } from '../../src/spam/uri/uri-check.js';
-import { checkUriCommand } from '../../src/spam/uri/check-uri-command.js';
+import { uriConfigSchema } from '../../src/checks/uri/config.js';
+import { uriCheck } from '../../src/checks/uri/uri-check.js';
+import { checkUriCommand } from '../../src/cli/check-uri.js';
 import { needRbldnsd, startRbldnsd } from '../helpers/rbldnsd.js';
 
 const ZONES = {

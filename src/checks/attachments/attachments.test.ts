@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { attachments, type AttachmentsCheckResult } from './attachments.js';
-import { attachmentsConfigSchema, defaultAttachmentsConfig } from '../../mime/config.js';
+import { attachmentsConfigSchema, defaultAttachmentsConfig } from './config.js';
 import { rewriteToBuffer } from '../../mime/rewrite.js';
 import { walkMessage, type WalkedPart } from '../../mime/walk.js';
 import { readBounded, type Inspector } from '../../mime/inspector.js';

@@ -1,5 +1,5 @@
 // The attachment check (data stage): walks the message once (src/mime/walk.ts), applies the
-// attachment policy to every part (src/mime/attachment-policy.ts), lets inspectors (archives,
+// attachment policy to every part (src/checks/attachments/policy.ts), lets inspectors (archives,
 // AV) read the decoded parts, and returns symbols, a demand when the message must be refused,
 // and a rewrite plan. The check never changes the message: the session applies the plan once,
 // after the verdict of every check (so DKIM and the rest judge the message as received), and
@@ -10,9 +10,9 @@
 // MIME_* (malformed or unscannable structure), INSPECTOR_FAILED, and whatever inspectors emit.
 import type { Readable } from 'node:stream';
 import type { Check, CheckResult } from '../../pipeline/types.js';
-import { analyseAttachments, type AttachmentsAnalysis } from '../../mime/analyse.js';
-import { compilePolicy } from '../../mime/attachment-policy.js';
-import type { AttachmentsConfig } from '../../mime/config.js';
+import { analyseAttachments, type AttachmentsAnalysis } from './analyse.js';
+import { compilePolicy } from './policy.js';
+import type { AttachmentsConfig } from './config.js';
 import { sniff } from '../../mime/filetype.js';
 import { headerValue, type HeaderField } from '../../smtp/headers.js';
 import type { Inspector } from '../../mime/inspector.js';

@@ -14,7 +14,7 @@ import { ClamdClient } from './clamd.js';
 import type { CheckResult, ConnectionFacts, EnvelopeFacts, MessageFacts } from '../../pipeline/types.js';
 import { CheckRunner } from '../../pipeline/runner.js';
 import { parseHeaderBlock } from '../../smtp/headers.js';
-import { formatReply } from '../../smtp/reply.js';
+import { formatReply } from '../../protocol/reply.js';
 import { createLogger, silentLogger } from '../../log.js';
 import { CLAMD, EICAR, EICAR_SIGNATURE, HASH_PAYLOAD, HASH_SIGNATURE, needClamd, needTool, startClamd, type Clamd } from '../../../test/helpers/clamd.js';
 import { encryptedZip, infoZip, zipOf, FAKE_EXE } from '../../../test/helpers/archive-fixtures.js';

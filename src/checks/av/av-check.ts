@@ -16,14 +16,14 @@
 //   ("strip" is the attachment rewriter's job: the symbol says what to strip).
 import type { Check, CheckResult, Demand, SymbolHit } from '../../pipeline/types.js';
 import type { Logger } from '../../log.js';
-import { R } from '../../smtp/reply.js';
+import { R } from '../../protocol/reply.js';
 import { headerValue } from '../../smtp/headers.js';
 import { ClamdClient, formatClamdAddress, parseClamdAddress, type ScanResult } from './clamd.js';
 import { archiveConfigSchema, archiveLimits, type ArchiveConfig, type AvConfig } from './config.js';
 import { quarantineMessage } from './quarantine.js';
 import { readMessageParts, type MessageParts } from './message-parts.js';
 import { inspectArchive, type ArchiveFinding, type ArchiveSymbol } from '../../mime/archive.js';
-import { htmlToText, passwordCandidates } from '../../mime/passwords.js';
+import { htmlToText, passwordCandidates } from '../archives/passwords.js';
 
 /** Counting hooks until src/metrics.ts has AV metrics (see docs/antivirus.md for the proposal). */
 export interface AvCallbacks {

@@ -13,7 +13,7 @@
 import type { AnyCheck, Check, CheckResult, Demand, SymbolHit } from '../../pipeline/types.js';
 import type { Resolver } from '../../dns/types.js';
 import type { Logger } from '../../log.js';
-import { reply } from '../../smtp/reply.js';
+import { reply } from '../../protocol/reply.js';
 import type { AuthenticationConfig } from './config.js';
 import { budgetedResolve } from './budget-resolver.js';
 import { verifyDkim, type DkimSignature } from './verify-dkim.js';

@@ -5,7 +5,7 @@ import type { ConnectionFacts, CheckResult } from '../../pipeline/types.js';
 import { FakeResolver, conn, type FakeZone } from '../test-support.js';
 import { CheckRunner } from '../../pipeline/runner.js';
 import { silentLogger } from '../../log.js';
-import { formatReply } from '../../smtp/reply.js';
+import { formatReply } from '../../protocol/reply.js';
 
 type ListIn = { zone: string; weight?: number; codes?: string[]; name?: string };
 function config(lists: ListIn[], more: Partial<Omit<DnsblConfig, 'lists'>> = {}): DnsblConfig {

@@ -12,7 +12,7 @@ import type { Check, SymbolHit } from '../../pipeline/types.js';
 import type { Config } from '../../config/schema.js';
 import type { Lookup, Resolver, RRType } from '../../dns/types.js';
 import type { Logger } from '../../log.js';
-import { R, type Reply } from '../../smtp/reply.js';
+import { R, type Reply } from '../../protocol/reply.js';
 import { compileCodeMatcher, formatIp, isRefusalCode, parseIp, reverseName, type CodeMatcher } from '../../net/ip-names.js';
 
 export type DnsblConfig = Config['dnsbl'];

@@ -3,7 +3,7 @@
 // write as another. Mail without a login (MX) is judged by SPF/DMARC instead.
 import addressparser from 'nodemailer/lib/addressparser/index.js';
 import type { Check } from '../../pipeline/types.js';
-import { reply } from '../../smtp/reply.js';
+import { reply } from '../../protocol/reply.js';
 
 type Parsed = { address?: string; group?: Parsed[] };
 

@@ -10,7 +10,7 @@
 import type { Check, CheckResult, ConnectionFacts, SymbolHit } from '../../pipeline/types.js';
 import type { Config } from '../../config/schema.js';
 import type { Resolver } from '../../dns/types.js';
-import { reply, type Reply } from '../../smtp/reply.js';
+import { reply, type Reply } from '../../protocol/reply.js';
 import { evaluateSpf, type SpfIdentity, type SpfOptions, type SpfOutcome } from './evaluate.js';
 
 export type SpfConfig = Config['spf'];

@@ -1,0 +1,217 @@
+// The data-stage analysis of attachments, shared by the pipeline check
+// (checks/attachments/attachments.ts) and `portcullis scan` (scan.ts): one walk of the message,
+// the policy applied to every leaf part, inspectors' findings folded in, and the result as
+// symbols, an optional demand (reject, tempfail) and a rewrite plan for the one rewriter.
+import type { Readable } from 'node:stream';
+import type { Demand, SymbolHit } from '../../pipeline/types.js';
+import { reply } from '../../protocol/reply.js';
+import { compilePolicy, decidePart, strongerAction, type CompiledPolicy, type PartAction } from './policy.js';
+import type { AttachmentsConfig } from './config.js';
+import type { Inspector, InspectorFinding } from '../../mime/inspector.js';
+import { defangEdit, makePlan, noticeText, stripEdit, type AttachmentChange, type RewriteEdit, type RewritePlan } from '../../mime/rewrite.js';
+import { walkMessage, type MimeIssue, type PartReport, type WalkedPart, type WalkLimits } from '../../mime/walk.js';
+
+/** One leaf part and what is done with it (what `scan` prints, one line per part). */
+export interface PartVerdict {
+  readonly path: string;
+  readonly name?: string;
+  readonly contentType: string;
+  /** What the content really is ("PDF document", "Windows PE executable"). */
+  readonly detected: string;
+  readonly size: number;
+  readonly action: PartAction;
+  readonly reason: string;
+  /** Symbols found on this part, by the policy and by inspectors. */
+  readonly symbols: readonly string[];
+  /** Inside an encoded attached message: the path of that message part. */
+  readonly container?: string;
+}
+
+export interface AttachmentsAnalysis {
+  /** One hit per symbol name, reasons joined. */
+  readonly symbols: SymbolHit[];
+  readonly demand?: Demand;
+  /** What the rewriter must do once the message is accepted; absent when nothing changes. */
+  readonly plan?: RewritePlan;
+  readonly parts: readonly PartVerdict[];
+  readonly issues: readonly MimeIssue[];
+  /** The walk saw the whole message as a client would. */
+  readonly complete: boolean;
+  readonly bytes: number;
+}
+
+export interface AnalyseOptions {
+  readonly inspectors?: readonly Inspector[];
+  /** Compiled once by the check; compiled here when absent. */
+  readonly policy?: CompiledPolicy;
+  /** The message's size when known: a plan is made for it even if the walk stopped early. */
+  readonly sourceSize?: number;
+}
+
+export function walkLimits(config: AttachmentsConfig): WalkLimits {
+  return {
+    maxDepth: config.max_depth,
+    maxParts: config.max_parts,
+    maxHeaderBytes: config.max_header_size,
+    maxTotalHeaderBytes: config.max_total_header_size,
+    maxLineBytes: config.max_line_size,
+    maxScanBytes: config.max_part_scan_size,
+    timeoutMs: config.scan_timeout,
+  };
+}
+
+const MAX_REASON = 400;
+
+/** Collects symbol hits, one per name, reasons joined ("a; b; and 3 more"). */
+class Hits {
+  private readonly map = new Map<string, string[]>();
+  add(name: string, reason: string): void {
+    const list = this.map.get(name) ?? [];
+    if (!list.includes(reason)) list.push(reason);
+    this.map.set(name, list);
+  }
+  list(): SymbolHit[] {
+    return [...this.map].map(([name, reasons]) => {
+      let reason = '';
+      let shown = 0;
+      for (const r of reasons) {
+        if (reason && reason.length + r.length > MAX_REASON) break;
+        reason = reason ? `${reason}; ${r}` : r;
+        shown++;
+      }
+      if (shown < reasons.length) reason += `; and ${reasons.length - shown} more`;
+      return { name, reason };
+    });
+  }
+}
+
+/** A part between the walk and the verdict: its decision so far, and what rewriting it needs. */
+interface PartState {
+  readonly part: PartReport;
+  readonly rawHeader: Buffer;
+  readonly displayName: string;
+  readonly defangedName: string;
+  action: PartAction;
+  reason: string;
+  readonly symbols: Set<string>;
+}
+
+/** Walks the message once and decides every attachment. Never throws on bad MIME (read errors do throw). */
+export async function analyseAttachments(message: Readable, config: AttachmentsConfig, options: AnalyseOptions = {}): Promise<AttachmentsAnalysis> {
+  const policy = options.policy ?? compilePolicy(config);
+  const hits = new Hits();
+  const states: PartState[] = [];
+  const byPath = new Map<string, PartState>();
+  let tempfail: string | undefined;
+  let rejectReason: string | undefined;
+
+  const fold = (st: PartState, f: InspectorFinding & { inspector: string }) => {
+    for (const s of f.symbols ?? []) {
+      hits.add(s.name, s.reason);
+      st.symbols.add(s.name);
+    }
+    if (f.action && strongerAction(f.action, st.action) !== st.action) {
+      st.action = f.action;
+      st.reason = f.reason ?? `${f.inspector} finding`;
+    }
+  };
+
+  const onPart = (part: WalkedPart) => {
+    const decision = decidePart(part, part.fileType, policy);
+    const { rawHeader, ...report } = part;
+    const st: PartState = {
+      part: report, rawHeader, displayName: decision.displayName, defangedName: decision.defangedName,
+      action: decision.action, reason: decision.reason, symbols: new Set(),
+    };
+    for (const f of decision.findings) {
+      hits.add(f.symbol, part.container ? `${f.reason} (in attached message ${part.container})` : f.reason);
+      st.symbols.add(f.symbol);
+    }
+    for (const f of part.findings) {
+      if (f.tempfail) tempfail ??= `${f.inspector}: ${f.tempfail}`;
+      fold(st, f);
+    }
+    states.push(st);
+    byPath.set(part.path, st);
+  };
+
+  const walk = await walkMessage(message, { limits: walkLimits(config), inspectors: options.inspectors, onPart });
+  for (const i of walk.issues) hits.add(i.symbol, i.reason);
+  for (const f of walk.late) {
+    if (f.tempfail) tempfail ??= `${f.inspector}: ${f.tempfail}`;
+    const st = f.path !== undefined ? byPath.get(f.path) : undefined;
+    if (st) fold(st, f);
+    else {
+      for (const s of f.symbols ?? []) hits.add(s.name, s.reason);
+      if (f.action === 'reject') rejectReason ??= f.reason ?? `${f.inspector} finding`;
+    }
+  }
+
+  // Final actions, in walk order: parts of an encoded attached message come before it, and
+  // hand their action up to it (only the container can be rewritten).
+  const verdicts: PartVerdict[] = [];
+  const edits: RewriteEdit[] = [];
+  const changes: AttachmentChange[] = [];
+  let unmappable = false;
+  const act = (st: PartState) => {
+    const { part } = st;
+    if (st.action === 'pass') return;
+    if (st.action === 'reject') {
+      rejectReason ??= `attachment "${st.displayName}" is not accepted (${st.reason})`;
+      st.symbols.add('ATTACH_REJECTED');
+      return;
+    }
+    if (part.container) {
+      const up = byPath.get(part.container);
+      if (up && strongerAction(st.action, up.action) !== up.action) {
+        up.action = st.action;
+        up.reason = `attached message holds "${st.displayName}": ${st.reason}`;
+      }
+      if (!up) unmappable = true;
+      return;
+    }
+    if (!part.range) {
+      unmappable = true;
+      return;
+    }
+    if (st.action === 'strip') {
+      edits.push(stripEdit({ range: part.range, rawHeader: st.rawHeader }, noticeText(config.notice, st.displayName, st.reason)));
+      changes.push({ path: part.path, action: 'strip', name: st.displayName, reason: st.reason });
+      hits.add('ATTACH_EXE_STRIPPED', `"${st.displayName}": ${st.reason}`);
+      st.symbols.add('ATTACH_EXE_STRIPPED');
+    } else {
+      edits.push(defangEdit({ range: part.range, rawHeader: st.rawHeader }, st.defangedName));
+      changes.push({ path: part.path, action: 'defang', name: st.displayName, newName: st.defangedName, reason: st.reason });
+      hits.add('ATTACH_EXE_DEFANGED', `"${st.displayName}" renamed "${st.defangedName}": ${st.reason}`);
+      st.symbols.add('ATTACH_EXE_DEFANGED');
+    }
+  };
+  for (const st of states) {
+    const { part } = st;
+    act(st);
+    verdicts.push({
+      path: part.path, name: st.displayName, contentType: part.contentType, detected: part.fileType.description,
+      size: part.size, action: st.action, reason: st.reason, symbols: [...st.symbols], container: part.container,
+    });
+  }
+  if (rejectReason) hits.add('ATTACH_REJECTED', rejectReason);
+
+  let demand: Demand | undefined;
+  const fatal = walk.issues.filter((i) => i.fatal);
+  if (rejectReason) {
+    demand = { kind: 'reject', reply: reply(554, '5.7.1', `Error: message refused: ${rejectReason}`.replace(/[^\x20-\x7e]/g, '?').slice(0, 300)) };
+  } else if (tempfail) {
+    demand = { kind: 'tempfail', reply: reply(451, '4.3.0', 'Error: attachment scanning unavailable, try again later') };
+  } else if (fatal.length && config.on_unscannable !== 'accept') {
+    const timedOut = fatal.some((i) => i.symbol === 'MIME_SCAN_TIMEOUT');
+    const what = fatal.map((i) => i.symbol).join(', ');
+    demand = config.on_unscannable === 'tempfail' || timedOut
+      ? { kind: 'tempfail', reply: reply(451, '4.6.0', `Error: message structure could not be inspected (${what}), try again later`) }
+      : { kind: 'reject', reply: reply(554, '5.6.0', `Error: message structure cannot be inspected safely (${what})`) };
+  } else if (unmappable || (edits.length && !walk.mapped)) {
+    // Something must be removed but the parts cannot be located exactly: never deliver it as is.
+    demand = { kind: 'reject', reply: reply(554, '5.6.0', 'Error: message has attachments that must be removed but cannot be located safely') };
+  }
+  const plan = demand ? undefined : makePlan(walk.complete ? walk.bytes : options.sourceSize ?? walk.bytes, edits, changes);
+  return { symbols: hits.list(), demand, plan, parts: verdicts, issues: walk.issues, complete: walk.complete, bytes: walk.bytes };
+}

@@ -1,0 +1,82 @@
+// What `portcullis scan [--json] FILE...` shows for attachments: the same analysis the SMTP
+// path runs at end of data (analyse.ts), on a message file, with the symbols weighed, one
+// line per part, and the summary of the rewrite the gateway would apply. The CLI wires it.
+import fs from 'node:fs';
+import { Readable } from 'node:stream';
+import type { Demand, ScoredSymbol } from '../../pipeline/types.js';
+import { analyseAttachments, type PartVerdict } from './analyse.js';
+import type { AttachmentsConfig } from './config.js';
+import type { Inspector } from '../../mime/inspector.js';
+import type { MimeIssue } from '../../mime/walk.js';
+import { writeRewritten, type AttachmentChange, type RewritePlan } from '../../mime/rewrite.js';
+
+export interface ScanOptions {
+  readonly inspectors?: readonly Inspector[];
+  /** Symbol weights (conf/scores.yaml overlaid by policy.symbols); unknown symbols weigh 0. */
+  readonly weights?: ReadonlyMap<string, number>;
+  /** The message's size, when known (a plan is then made even if the walk stopped early). */
+  readonly size?: number;
+}
+
+export interface ScanResult {
+  /** accept: delivered as is; rewrite: delivered after the rewrite below; reject / tempfail: refused. */
+  readonly verdict: 'accept' | 'rewrite' | 'reject' | 'tempfail';
+  readonly symbols: ScoredSymbol[];
+  /** One entry per leaf part, in message order. */
+  readonly actions: readonly PartVerdict[];
+  readonly rewrite?: { readonly header: string; readonly changes: readonly AttachmentChange[] };
+  readonly demand?: Demand;
+  readonly issues: readonly MimeIssue[];
+  readonly complete: boolean;
+  readonly bytes: number;
+}
+
+/** The analysis behind `scan` on one message stream. */
+export async function scanMessage(message: Readable, config: AttachmentsConfig, options: ScanOptions = {}): Promise<ScanResult> {
+  return (await analyse(message, config, options)).result;
+}
+
+async function analyse(message: Readable, config: AttachmentsConfig, options: ScanOptions): Promise<{ result: ScanResult; plan?: RewritePlan }> {
+  const a = await analyseAttachments(message, config, { inspectors: options.inspectors, sourceSize: options.size });
+  const weights = options.weights ?? new Map<string, number>();
+  const symbols = a.symbols.map((s) => ({ name: s.name, reason: s.reason, score: s.score ?? weights.get(s.name) ?? 0 }));
+  const verdict = a.demand ? a.demand.kind : a.plan ? 'rewrite' : 'accept';
+  const result: ScanResult = {
+    verdict, symbols, actions: a.parts, demand: a.demand, issues: a.issues, complete: a.complete, bytes: a.bytes,
+    rewrite: a.plan ? { header: a.plan.summaryHeader, changes: a.plan.changes } : undefined,
+  };
+  return { result, plan: a.plan };
+}
+
+/**
+ * `scan` on a file; with `rewriteTo`, also writes the message as the gateway would deliver it
+ * (the summary header on top), or nothing when it would be left as is or refused.
+ */
+export async function scanFile(file: string, config: AttachmentsConfig, options: ScanOptions & { rewriteTo?: string } = {}): Promise<ScanResult & { rewritten?: string }> {
+  const size = (await fs.promises.stat(file)).size;
+  const { result, plan } = await analyse(fs.createReadStream(file), config, { ...options, size });
+  if (!options.rewriteTo || !plan) return result;
+  const out = await writeRewritten(fs.createReadStream(file), plan, options.rewriteTo, { fsync: false, prefix: Buffer.from(`${plan.summaryHeader}\r\n`) });
+  return { ...result, rewritten: out.path };
+}
+
+/** `scan` on a message in memory (from a directory, an mbox or a tarball); `rewriteTo` as for scanFile. */
+export async function scanBuffer(raw: Buffer, config: AttachmentsConfig, options: ScanOptions & { rewriteTo?: string } = {}): Promise<ScanResult & { rewritten?: string }> {
+  const { result, plan } = await analyse(Readable.from([raw]), config, { ...options, size: raw.length });
+  if (!options.rewriteTo || !plan) return result;
+  const out = await writeRewritten(Readable.from([raw]), plan, options.rewriteTo, { fsync: false, prefix: Buffer.from(`${plan.summaryHeader}\r\n`) });
+  return { ...result, rewritten: out.path };
+}
+
+/** Human-readable lines for `scan` without --json. */
+export function formatScan(file: string, r: ScanResult): string {
+  const lines = [`${file}: ${r.verdict}${r.demand ? ` (${r.demand.reply.code} ${r.demand.reply.enhanced ?? ''} ${r.demand.reply.text})` : ''}`];
+  for (const p of r.actions) {
+    const name = p.name ?? '';
+    lines.push(`  part ${p.path}  ${p.contentType}  ${name}  [${p.detected}, ${p.size} bytes]  ${p.action}${p.reason ? `: ${p.reason}` : ''}`);
+  }
+  for (const s of r.symbols) lines.push(`  ${s.name} (${s.score}): ${s.reason}`);
+  if (r.rewrite) lines.push(`  ${r.rewrite.header}`);
+  return lines.join('\n');
+}
+

@@ -1,0 +1,83 @@
+// The content spam defences as one unit (docs/spam.md): the rule engine, Bayes and the URI
+// check, built from the configuration for the SMTP path and for `portcullis scan` alike, plus
+// the learning entry points (autolearn after a verdict, a user's Junk moves over IMAP).
+import type { Config } from '../config/schema.js';
+import type { Resolver } from '../dns/types.js';
+import type { Logger } from '../log.js';
+import type { AnyCheck, MessageFacts, ScoredSymbol } from '../pipeline/types.js';
+import { parseMessage, parsedMessage, setScanLimit } from '../spam/message.js';
+import { rulesCheck, rulesEngineFromConfig } from './rules/index.js';
+import { autolearnClass, Bayes, bayesCheck, type BayesClass, type ClientFacts } from './bayes/index.js';
+import { uriCheck } from './uri/uri-check.js';
+import { bayesFile } from './bayes/config.js';
+
+export interface SpamEngine {
+  readonly checks: AnyCheck[];
+  readonly bayes?: Bayes;
+  /** After a verdict: learns the message when the other checks were sure (bayes.autolearn). Never throws. */
+  autolearn(message: MessageFacts, symbols: readonly ScoredSymbol[], id: string, client: ClientFacts): void;
+  /** A user's judgement (a message moved into or out of Junk): learned whatever the score. */
+  learnFromUser(raw: Buffer, cls: BayesClass, user: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface SpamEngineDeps {
+  readonly resolver: Resolver;
+  readonly logger?: Logger;
+  /** The runner budget for the URI check's DNS lookups. */
+  readonly dnsTimeoutMs?: number;
+}
+
+export function createSpamEngine(c: Config, deps: SpamEngineDeps): SpamEngine {
+  setScanLimit(c.spam.max_scan_bytes);
+  const log = deps.logger;
+  const closers: (() => unknown)[] = [];
+  const checks: AnyCheck[] = [];
+  let bayes: Bayes | undefined;
+  try {
+    const engine = rulesEngineFromConfig(c.rules, log);
+    if (engine) {
+      closers.push(() => engine.close());
+      checks.push(rulesCheck(engine, { extract: { maxUris: c.uri.max_uris, redirectors: c.uri.redirectors } }));
+    }
+    if (c.bayes.enabled) {
+      const b = Bayes.open(bayesFile(c), Bayes.optionsFrom(c.bayes));
+      bayes = b;
+      closers.push(() => b.close());
+      checks.push(bayesCheck(b));
+    }
+    if (c.uri.enabled) {
+      const u = uriCheck({ resolver: deps.resolver, config: c.uri, ownDomains: [...c.domains, ...c.relay.domains.map((d) => d.domain)], logger: log, timeoutMs: deps.dnsTimeoutMs });
+      closers.push(() => u.close());
+      checks.push(u);
+    }
+  } catch (err) {
+    for (const close of [...closers].reverse()) void Promise.resolve().then(close).catch(() => undefined);
+    throw err;
+  }
+
+  return {
+    checks,
+    bayes,
+    autolearn(message, symbols, id, client) {
+      if (!bayes) return;
+      const names = symbols.map((s) => s.name);
+      const score = symbols.filter((s) => !s.name.startsWith('BAYES_')).reduce((n, s) => n + s.score, 0);
+      const cls = autolearnClass(score, names, c.bayes.autolearn);
+      if (!cls) return;
+      const b = bayes;
+      void parsedMessage(message)
+        .then((msg) => b.learn(msg, cls, client))
+        .then((outcome) => log?.info({ event: 'bayes_autolearn', id, class: cls, outcome, score: Math.round(score * 100) / 100 }, `autolearned as ${cls}`))
+        .catch((err) => log?.warn({ event: 'bayes_autolearn_failed', id, err: (err as Error).message }, 'autolearn failed'));
+    },
+    async learnFromUser(raw, cls, user) {
+      if (!bayes) return;
+      const outcome = await bayes.learn(parseMessage(raw, { maxBytes: c.spam.max_scan_bytes }), cls);
+      log?.info({ event: 'bayes_user_learn', user, class: cls, outcome }, `learned as ${cls} from ${user}'s Junk move`);
+    },
+    async close() {
+      for (const close of [...closers].reverse()) await Promise.resolve().then(close).catch(() => undefined);
+    },
+  };
+}
