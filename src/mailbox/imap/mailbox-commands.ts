@@ -7,12 +7,12 @@ import { FolderError, createFolder, deleteFolder, folderExists, listFolders, rea
 import { applyFlags, systemFlag, writeDurably } from '../maildir-index.js';
 import { toCrlf } from '../message-structure.js';
 import { parseDateTime } from './fetch.js';
-import { no, ok, type Completion, type ImapSession } from './session.js';
+import { no, ok, type CommandSession, type Completion } from './command-context.js';
 import { SyntaxError, asBytes, asList, asString, type ParsedCommand, type Token } from './tokens.js';
 
 const PERMANENT = '\\Answered \\Flagged \\Deleted \\Seen \\Draft';
 
-export async function runMailboxCommand(s: ImapSession, cmd: ParsedCommand): Promise<Completion | undefined> {
+export async function runMailboxCommand(s: CommandSession, cmd: ParsedCommand): Promise<Completion | undefined> {
   try {
     switch (cmd.name) {
       case 'SELECT': return await select(s, cmd, false);
@@ -42,7 +42,7 @@ export function mailboxArg(t: Token | undefined): string {
   return normalizeMailboxName(asString(t, 'mailbox name'));
 }
 
-async function select(s: ImapSession, cmd: ParsedCommand, readOnly: boolean): Promise<Completion> {
+async function select(s: CommandSession, cmd: ParsedCommand, readOnly: boolean): Promise<Completion> {
   argCount(cmd, 1, 'a mailbox name');
   s.deselect();
   const name = mailboxArg(cmd.args[0]);
@@ -68,7 +68,7 @@ async function select(s: ImapSession, cmd: ParsedCommand, readOnly: boolean): Pr
   return ok(`${readOnly ? 'EXAMINE' : 'SELECT'} completed`, readOnly ? 'READ-ONLY' : 'READ-WRITE');
 }
 
-async function create(s: ImapSession, cmd: ParsedCommand): Promise<Completion> {
+async function create(s: CommandSession, cmd: ParsedCommand): Promise<Completion> {
   argCount(cmd, 1, 'a mailbox name');
   // A trailing separator only says "will have children" (RFC 3501 6.3.3).
   const raw = asString(cmd.args[0], 'mailbox name').replace(/\.$/, '');
@@ -78,7 +78,7 @@ async function create(s: ImapSession, cmd: ParsedCommand): Promise<Completion> {
   return ok('CREATE completed');
 }
 
-async function del(s: ImapSession, cmd: ParsedCommand): Promise<Completion> {
+async function del(s: CommandSession, cmd: ParsedCommand): Promise<Completion> {
   argCount(cmd, 1, 'a mailbox name');
   const name = mailboxArg(cmd.args[0]);
   if (s.selected?.name === name) s.deselect();
@@ -86,7 +86,7 @@ async function del(s: ImapSession, cmd: ParsedCommand): Promise<Completion> {
   return ok('DELETE completed');
 }
 
-async function rename(s: ImapSession, cmd: ParsedCommand): Promise<Completion> {
+async function rename(s: CommandSession, cmd: ParsedCommand): Promise<Completion> {
   argCount(cmd, 2, 'two mailbox names');
   const from = mailboxArg(cmd.args[0]);
   const to = newMailboxName(asString(cmd.args[1], 'mailbox name'));
@@ -96,7 +96,7 @@ async function rename(s: ImapSession, cmd: ParsedCommand): Promise<Completion> {
   return ok('RENAME completed');
 }
 
-async function subscribe(s: ImapSession, cmd: ParsedCommand): Promise<Completion> {
+async function subscribe(s: CommandSession, cmd: ParsedCommand): Promise<Completion> {
   argCount(cmd, 1, 'a mailbox name');
   const name = mailboxArg(cmd.args[0]);
   const on = cmd.name === 'SUBSCRIBE';
@@ -120,7 +120,7 @@ function quoteName(name: string): string {
   return `"${name.replace(/[\\"]/g, (m) => `\\${m}`)}"`;
 }
 
-async function list(s: ImapSession, cmd: ParsedCommand): Promise<Completion> {
+async function list(s: CommandSession, cmd: ParsedCommand): Promise<Completion> {
   let args = cmd.args;
   // Tolerate the RFC 5258 forms clients send to servers announcing SPECIAL-USE:
   // LIST (selection options) ref pattern [RETURN (options)].
@@ -173,7 +173,7 @@ async function list(s: ImapSession, cmd: ParsedCommand): Promise<Completion> {
   return ok(`${cmd.name} completed`);
 }
 
-async function status(s: ImapSession, cmd: ParsedCommand): Promise<Completion> {
+async function status(s: CommandSession, cmd: ParsedCommand): Promise<Completion> {
   argCount(cmd, 2, 'a mailbox name and a list of status items');
   const name = mailboxArg(cmd.args[0]);
   const items = asList(cmd.args[1], 'status items').map((t) => asString(t, 'status item').toUpperCase());
@@ -198,7 +198,7 @@ async function status(s: ImapSession, cmd: ParsedCommand): Promise<Completion> {
   return ok('STATUS completed');
 }
 
-async function append(s: ImapSession, cmd: ParsedCommand): Promise<Completion> {
+async function append(s: CommandSession, cmd: ParsedCommand): Promise<Completion> {
   if (cmd.args.length < 2 || cmd.args.length > 4) throw new SyntaxError('expected mailbox [flags] [date-time] message');
   const name = mailboxArg(cmd.args[0]);
   let i = 1;

@@ -10,14 +10,14 @@ import { applyPartial, bodyStructure, envelopeValue, internalDate, parseFetch, s
 import { mailboxArg } from './mailbox-commands.js';
 import { BadCharsetError, matches, needsContent, parseSearch, type SearchSubject } from './search.js';
 import { formatSet, inSet, parseSequenceSet } from './sequence-set.js';
-import { bad, no, ok, type Completion, type ImapSession, type SelectedMailbox } from './session.js';
+import { bad, no, ok, type CommandSession, type Completion, type SelectedMailbox } from './command-context.js';
 import { SyntaxError, asAtom, asString, type ParsedCommand, type Token } from './tokens.js';
 import { envelopeOf } from '../message-structure.js';
 
 export const SELECTED_COMMANDS = new Set(['CHECK', 'CLOSE', 'UNSELECT', 'EXPUNGE', 'SEARCH', 'FETCH', 'STORE', 'COPY', 'MOVE',
   'UID SEARCH', 'UID FETCH', 'UID STORE', 'UID COPY', 'UID MOVE', 'UID EXPUNGE']);
 
-export async function runSelectedCommand(s: ImapSession, cmd: ParsedCommand): Promise<Completion> {
+export async function runSelectedCommand(s: CommandSession, cmd: ParsedCommand): Promise<Completion> {
   const sel = s.selected!;
   const uid = cmd.name.startsWith('UID ');
   const name = uid ? cmd.name.slice(4) : cmd.name;
@@ -82,7 +82,7 @@ function targets(sel: SelectedMailbox, t: Token | undefined, uidMode: boolean): 
 
 // --- SEARCH ---------------------------------------------------------------------------------------
 
-async function search(s: ImapSession, sel: SelectedMailbox, cmd: ParsedCommand, uidMode: boolean): Promise<Completion> {
+async function search(s: CommandSession, sel: SelectedMailbox, cmd: ParsedCommand, uidMode: boolean): Promise<Completion> {
   if (!cmd.args.length) throw new SyntaxError('SEARCH needs search keys');
   let key;
   try {
@@ -114,7 +114,7 @@ async function search(s: ImapSession, sel: SelectedMailbox, cmd: ParsedCommand, 
 
 // --- FETCH ----------------------------------------------------------------------------------------
 
-async function fetch(s: ImapSession, sel: SelectedMailbox, cmd: ParsedCommand, uidMode: boolean): Promise<Completion> {
+async function fetch(s: CommandSession, sel: SelectedMailbox, cmd: ParsedCommand, uidMode: boolean): Promise<Completion> {
   if (cmd.args.length !== 2) throw new SyntaxError('expected a sequence set and data items');
   const list = targets(sel, cmd.args[0], uidMode);
   const req = parseFetch(cmd.args[1], uidMode);
@@ -158,7 +158,7 @@ async function fetch(s: ImapSession, sel: SelectedMailbox, cmd: ParsedCommand, u
   return missing ? no('Some of the requested messages no longer exist', 'EXPUNGEISSUED') : ok(`${uidMode ? 'UID ' : ''}FETCH completed`);
 }
 
-async function addItem(s: ImapSession, sel: SelectedMailbox, rec: MessageRecord,
+async function addItem(s: CommandSession, sel: SelectedMailbox, rec: MessageRecord,
   loaded: { buf: Buffer; root: import('../message-structure.js').MimePart } | undefined, item: FetchItem,
   add: (label: string, v: ImapValue) => void): Promise<void> {
   switch (item.kind) {
@@ -183,7 +183,7 @@ async function addItem(s: ImapSession, sel: SelectedMailbox, rec: MessageRecord,
 
 // --- STORE ----------------------------------------------------------------------------------------
 
-async function store(s: ImapSession, sel: SelectedMailbox, cmd: ParsedCommand, uidMode: boolean): Promise<Completion> {
+async function store(s: CommandSession, sel: SelectedMailbox, cmd: ParsedCommand, uidMode: boolean): Promise<Completion> {
   if (cmd.args.length < 3) throw new SyntaxError('expected a sequence set, FLAGS/+FLAGS/-FLAGS and flags');
   const list = targets(sel, cmd.args[0], uidMode);
   const op = /^([+-]?)FLAGS(\.SILENT)?$/i.exec(asAtom(cmd.args[1], 'store item'));
@@ -222,7 +222,7 @@ async function store(s: ImapSession, sel: SelectedMailbox, cmd: ParsedCommand, u
 
 // --- COPY / MOVE ----------------------------------------------------------------------------------
 
-async function copy(s: ImapSession, sel: SelectedMailbox, cmd: ParsedCommand, uidMode: boolean, move: boolean): Promise<Completion> {
+async function copy(s: CommandSession, sel: SelectedMailbox, cmd: ParsedCommand, uidMode: boolean, move: boolean): Promise<Completion> {
   if (cmd.args.length !== 2) throw new SyntaxError('expected a sequence set and a mailbox name');
   const list = targets(sel, cmd.args[0], uidMode);
   const destName = mailboxArg(cmd.args[1]);
@@ -293,7 +293,7 @@ async function transfer(src: FolderIndex, uid: number, dest: FolderIndex, move: 
 }
 
 /** Junk training: into Junk → spam; out of Junk (not to Trash) → ham. Never fails the command. */
-function trainJunk(s: ImapSession, from: string, to: string, dest: FolderIndex, recs: MessageRecord[]): void {
+function trainJunk(s: CommandSession, from: string, to: string, dest: FolderIndex, recs: MessageRecord[]): void {
   const hook = s.services.onJunkTrain;
   const cls = to === 'Junk' && from !== 'Junk' ? 'spam' : from === 'Junk' && to !== 'Junk' && to !== 'Trash' ? 'ham' : undefined;
   if (!cls || !recs.length) return;

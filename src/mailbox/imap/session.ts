@@ -18,39 +18,12 @@ import { runMailboxCommand } from './mailbox-commands.js';
 import { runSelectedCommand, SELECTED_COMMANDS } from './selected-commands.js';
 import type { ImapServices } from './services.js';
 import { SyntaxError, asString, isNil, parseCommand, type ParsedCommand } from './tokens.js';
-
-export type SessionState = 'notauth' | 'auth' | 'selected' | 'logout';
-
-export interface SelectedMailbox {
-  readonly name: string;
-  readonly index: FolderIndex;
-  readonly readOnly: boolean;
-  /** Sequence number − 1 → UID, as this client knows them. */
-  uids: number[];
-  /** Flags (Maildir letters) last reported to this client, by UID. */
-  readonly flagsSeen: Map<number, string>;
-  /** Messages that are \Recent in this session. */
-  readonly recent: Set<number>;
-  /** Index version this view reflects. */
-  version: number;
-  readonly stopListening: () => void;
-}
-
-/** A command's outcome: the tagged status line. */
-export interface Completion {
-  status: 'OK' | 'NO' | 'BAD';
-  code?: string;
-  text: string;
-}
-
-export const ok = (text: string, code?: string): Completion => ({ status: 'OK', text, code });
-export const no = (text: string, code?: string): Completion => ({ status: 'NO', text, code });
-export const bad = (text: string, code?: string): Completion => ({ status: 'BAD', text, code });
+import { bad, no, ok, type CommandSession, type Completion, type SelectedMailbox, type SessionState } from './command-context.js';
 
 /** Commands during which EXPUNGE responses must not be sent (RFC 3501 7.4.1). */
 const NO_EXPUNGE_DURING = new Set(['FETCH', 'STORE', 'SEARCH', 'UID FETCH', 'UID STORE', 'UID SEARCH']);
 
-export class ImapSession {
+export class ImapSession implements CommandSession {
   state: SessionState = 'notauth';
   user: string | undefined;
   /** The user's Maildir. */
