@@ -1,7 +1,9 @@
 // The content spam defences as one unit (docs/spam.md): the rule engine, Bayes and the URI
 // check, built from the configuration for the SMTP path and for `portcullis scan` alike, plus
 // the learning entry points (autolearn after a verdict, a user's Junk moves over IMAP).
-import type { Config } from '../config/schema.js';
+import type { RulesConfig } from './rules/config.js';
+import type { BayesConfig } from './bayes/config.js';
+import type { UriConfig } from './uri/config.js';
 import type { Resolver } from '../dns/types.js';
 import type { Logger } from '../log.js';
 import type { AnyCheck, MessageFacts, ScoredSymbol } from '../pipeline/types.js';
@@ -28,7 +30,18 @@ export interface SpamEngineDeps {
   readonly dnsTimeoutMs?: number;
 }
 
-export function createSpamEngine(c: Config, deps: SpamEngineDeps): SpamEngine {
+/** The sections the content spam checks read (a full Config fits): each check gets only its own. */
+export interface SpamEngineConfig {
+  readonly data_dir: string;
+  readonly domains: readonly string[];
+  readonly relay: { readonly domains: readonly { readonly domain: string }[] };
+  readonly spam: { readonly max_scan_bytes: number };
+  readonly rules: RulesConfig;
+  readonly bayes: BayesConfig;
+  readonly uri: UriConfig;
+}
+
+export function createSpamEngine(c: SpamEngineConfig, deps: SpamEngineDeps): SpamEngine {
   setScanLimit(c.spam.max_scan_bytes);
   const log = deps.logger;
   const closers: (() => unknown)[] = [];

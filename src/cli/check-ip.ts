@@ -3,7 +3,7 @@
 // with the same weights as the SMTP path; only the state-store checks (brute-force) are left out.
 import net from 'node:net';
 import type { Config } from '../config/schema.js';
-import { builtinChecks } from '../checks/index.js';
+import { builtinChecks } from '../gateway/checks.js';
 import { CheckRunner } from '../pipeline/runner.js';
 import { loadWeights } from '../pipeline/weights.js';
 import type { ConnectionFacts, ScoredSymbol } from '../pipeline/types.js';

@@ -5,7 +5,7 @@ import { parseArgs } from 'node:util';
 import { loadConfig, ConfigError } from '../config/load.js';
 import type { Config } from '../config/schema.js';
 import { createLogger } from '../log.js';
-import { startGateway, acquireLock } from '../gateway.js';
+import { startGateway, acquireLock } from '../gateway/gateway.js';
 import { AccountStore, AccountError, accountsFile } from '../auth/accounts.js';
 import { callControl } from '../control/socket.js';
 import { Queue } from '../queue/queue.js';

@@ -11,7 +11,7 @@ import type { Config } from '../config/schema.js';
 import { scanBuffer, formatScan, type ScanResult } from '../checks/attachments/scan.js';
 import { archiveInspector } from '../checks/archives/archive-inspector.js';
 import { avChecks } from '../checks/av/av-check.js';
-import { clamdClient, dnsBudgetMs } from '../checks/index.js';
+import { clamdClient, dnsBudgetMs } from '../gateway/checks.js';
 import { loadWeights } from '../pipeline/weights.js';
 import { CheckRunner } from '../pipeline/runner.js';
 import { decide, type Action } from '../pipeline/policy.js';

@@ -11,7 +11,7 @@
 // the connection defers, never fails: the queue tries again later.
 import net from 'node:net';
 import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
-import type { RouteConfig } from '../config/schema.js';
+import type { RouteConfig } from './config.js';
 import type { Logger } from '../log.js';
 import type { Content, RecipientOutcome } from './types.js';
 

@@ -4,7 +4,7 @@ import { MaildirDelivery } from './maildir.js';
 import type { RelayDelivery } from './relay.js';
 import type { Content, RecipientOutcome } from './types.js';
 import type { Deliverer, QueuedMessage, QueuedRecipient } from '../queue/queue.js';
-import type { RouteConfig } from '../config/schema.js';
+import type { RouteConfig } from './config.js';
 import type { Metrics } from '../metrics.js';
 
 export interface RouterDeps {

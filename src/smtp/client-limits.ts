@@ -3,12 +3,12 @@
 // and network in the state store (so several nodes sharing a store throttle together).
 // Trusted networks are exempt; authenticated clients are exempt from the message rates (their
 // outbound limits belong to the submission policy).
-import type { Config } from '../config/schema.js';
+import type { LimitsConfig } from './config.js';
 import type { StateStore } from '../store/store.js';
 import { reply, type Reply } from '../protocol/reply.js';
 import { networkOf } from '../net/cidr.js';
 
-type Limits = Config['limits'];
+type Limits = LimitsConfig;
 
 export class ClientLimits {
   private readonly perIp = new Map<string, number>();

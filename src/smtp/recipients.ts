@@ -4,7 +4,7 @@
 import type { Address } from './address.js';
 import { formatAddress } from './address.js';
 import { R, reply, type Reply } from '../protocol/reply.js';
-import type { Config, RouteConfig } from '../config/schema.js';
+import type { RelayConfig, RouteConfig } from '../delivery/config.js';
 import type { AccountStore } from '../auth/accounts.js';
 
 export type Resolution =
@@ -17,12 +17,20 @@ export interface ClientStanding {
   readonly trusted: boolean;
 }
 
+/** What the recipient decision reads of the configuration (a full Config fits). */
+export interface RecipientsConfig {
+  readonly domains: readonly string[];
+  readonly relay: RelayConfig;
+  /** Role local parts (postmaster, abuse) and the mailbox they deliver to. */
+  readonly roles: { readonly addresses: readonly string[]; readonly mailbox: string };
+}
+
 export class RecipientResolver {
   private readonly local: Set<string>;
   private readonly relayDomains: Map<string, Set<string> | undefined>;
   private readonly roles: Set<string>;
 
-  constructor(private readonly config: Config, private readonly accounts: AccountStore) {
+  constructor(private readonly config: RecipientsConfig, private readonly accounts: AccountStore) {
     this.local = new Set(config.domains);
     this.relayDomains = new Map(config.relay.domains.map((d) => [d.domain, d.recipients ? new Set(d.recipients.map((r) => r.toLowerCase())) : undefined]));
     this.roles = new Set(config.roles.addresses.map((r) => r.toLowerCase()));

@@ -5,7 +5,7 @@ import net from 'node:net';
 import tls from 'node:tls';
 import { SmtpSession, type SessionDeps } from './session.js';
 import { R, formatReply } from '../protocol/reply.js';
-import type { ListenerConfig } from '../config/schema.js';
+import type { ListenerConfig } from './config.js';
 import type { Logger } from '../log.js';
 
 export type ListenerDeps = Omit<SessionDeps, 'listener'>;

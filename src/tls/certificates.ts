@@ -8,7 +8,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import tls from 'node:tls';
 import { generate } from 'selfsigned';
-import type { Config } from '../config/schema.js';
+import type { TlsConfig } from './config.js';
 import type { Logger } from '../log.js';
 
 /** A fault in the TLS configuration or its files; `key` is the configuration key at fault. */
@@ -28,7 +28,7 @@ export interface CertificateSummary {
 }
 
 export interface TlsManagerOptions {
-  tls: Config['tls'];
+  tls: TlsConfig;
   hostname: string;
   dataDir: string;
   logger: Logger;

@@ -1,6 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { rdns, resolveClientName, type RdnsConfig } from './rdns.js';
+import { rdns, resolveClientName } from './rdns.js';
+import type { RdnsConfig } from './config.js';
 import type { ConnectionFacts, CheckResult } from '../../pipeline/types.js';
 import { FakeResolver, conn, type FakeZone } from '../test-support.js';
 

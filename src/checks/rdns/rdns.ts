@@ -8,13 +8,12 @@
 // (generic/dynamic name), RDNS_VERIFIED (0: carries the forward-confirmed name),
 // RDNS_TEMPFAIL (0: a DNS error; the resolver's own timeout bounds it).
 import type { Check, SymbolHit } from '../../pipeline/types.js';
-import type { Config } from '../../config/schema.js';
 import type { Resolver } from '../../dns/types.js';
 import type { Logger } from '../../log.js';
 import { formatIp, parseIp, ptrName, sameIp } from '../../net/ip-names.js';
 import { classifyHostName, compileDynamicPatterns } from './dynamic-name.js';
 
-export type RdnsConfig = Config['rdns'];
+import type { RdnsConfig } from './config.js';
 
 /** What the client's address says its name is (Postfix: client_name and its status). */
 export type ClientName =

@@ -3,20 +3,20 @@ import type { AnyCheck } from '../pipeline/types.js';
 import type { Config } from '../config/schema.js';
 import type { Resolver } from '../dns/types.js';
 import type { Logger } from '../log.js';
-import { heloSyntax } from './helo/helo-syntax.js';
-import { heloClaimsOurs, heloNoResolve } from './helo/helo-dns.js';
-import { requiredHeaders } from './headers/required-headers.js';
-import { fromOwnership } from './sender/from-ownership.js';
-import { bruteForceSource } from './auth/brute-force-source.js';
-import { dnsbl } from './dnsbl/dnsbl.js';
-import { rdns } from './rdns/rdns.js';
-import { spfChecks } from './spf/spf-check.js';
-import { authenticationChecks } from './dkim/authentication-check.js';
+import { heloSyntax } from '../checks/helo/helo-syntax.js';
+import { heloClaimsOurs, heloNoResolve } from '../checks/helo/helo-dns.js';
+import { requiredHeaders } from '../checks/headers/required-headers.js';
+import { fromOwnership } from '../checks/sender/from-ownership.js';
+import { bruteForceSource } from '../checks/auth/brute-force-source.js';
+import { dnsbl } from '../checks/dnsbl/dnsbl.js';
+import { rdns } from '../checks/rdns/rdns.js';
+import { spfChecks } from '../checks/spf/spf-check.js';
+import { authenticationChecks } from '../checks/dkim/authentication-check.js';
 import type { BruteForce } from '../auth/brute-force.js';
-import { attachments } from './attachments/attachments.js';
-import { avChecks, type AvCallbacks } from './av/av-check.js';
-import { archiveInspector } from './archives/archive-inspector.js';
-import { ClamdClient, parseClamdAddress } from './av/clamd.js';
+import { attachments } from '../checks/attachments/attachments.js';
+import { avChecks, type AvCallbacks } from '../checks/av/av-check.js';
+import { archiveInspector } from '../checks/archives/archive-inspector.js';
+import { ClamdClient, parseClamdAddress } from '../checks/av/clamd.js';
 
 /** What checks may need from the rest of the gateway (passed in: no global state). */
 export interface CheckDeps {

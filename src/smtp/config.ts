@@ -1,0 +1,62 @@
+// Configuration of the SMTP listeners and sessions: `listeners`, `smtp` (protocol limits and
+// timers), `tarpit` and `limits` (per-client connection, message and recipient limits). Composed
+// into the one schema by src/config/schema.ts; docs/configuration.md explains every key.
+import { z } from 'zod';
+import { duration, port, size } from '../config/fields.js';
+
+export const listenerSchema = z.strictObject({
+  name: z.string().regex(/^[a-z0-9_-]+$/i, 'must be a short name of letters, digits, - and _'),
+  kind: z.enum(['mx', 'submission', 'submissions']),
+  address: z.string().default('127.0.0.1'),
+  port,
+});
+
+
+export function defaultListeners() {
+  return [
+    { name: 'mx', kind: 'mx' as const, address: '127.0.0.1', port: 2525 },
+    { name: 'submission', kind: 'submission' as const, address: '127.0.0.1', port: 5870 },
+    { name: 'submissions', kind: 'submissions' as const, address: '127.0.0.1', port: 4650 },
+  ];
+}
+
+
+export const smtpConfigSchema = z.strictObject({
+  banner: z.string().default('ESMTP Portcullis'),
+  max_message_size: size('25MiB'),
+  max_recipients: z.number().int().min(1).max(100_000).default(1000),
+  max_line_length: z.number().int().min(512).max(65_536).default(2048),
+  max_errors: z.number().int().min(1).max(1000).default(20),
+  idle_timeout: duration('5m'),
+  data_timeout: duration('10m'),
+  max_connections: z.number().int().min(1).max(1_000_000).default(2000),
+  bare_newline: z.enum(['normalize', 'reject']).default('normalize'),
+}).prefault({}).prefault({});
+
+export const tarpitConfigSchema = z.strictObject({
+  /** Connection score (connect and HELO symbols) from which every reply is delayed. */
+  score: z.number().default(3),
+  delay: duration('5s'),
+  /** Bad commands in a session after which every reply waits error_delay (Postfix smtpd_soft_error_limit; 0 = never). */
+  errors: z.number().int().min(0).default(10),
+  error_delay: duration('1s'),
+}).prefault({}).prefault({});
+
+export const limitsConfigSchema = z.strictObject({
+  /** 0 = no limit. Trusted networks are exempt. */
+  connections_per_ip: z.number().int().min(0).default(50),
+  connections_per_net: z.number().int().min(0).default(200),
+  connection_rate_per_ip: z.number().int().min(0).default(0),
+  connection_rate_per_net: z.number().int().min(0).default(0),
+  messages_per_ip: z.number().int().min(0).default(0),
+  recipients_per_ip: z.number().int().min(0).default(0),
+  /** The window for the rates above. */
+  window: duration('1m'),
+  ipv4_prefix: z.number().int().min(8).max(32).default(24),
+  ipv6_prefix: z.number().int().min(16).max(128).default(64),
+}).prefault({}).prefault({});
+
+export type ListenerConfig = z.output<typeof listenerSchema>;
+export type SmtpConfig = z.output<typeof smtpConfigSchema>;
+export type TarpitConfig = z.output<typeof tarpitConfigSchema>;
+export type LimitsConfig = z.output<typeof limitsConfigSchema>;
