@@ -8,7 +8,8 @@
 // it as .bench/results/components/checks.json; bench/report.mjs renders the table).
 //
 //   node bench/check-costs.mjs [--cli dist/src/cli/main.js] [--messages-dir .bench/corpus/set]
-//                              [--reps 2] [--warmup 50] [--bayes-trained DIR] [--out FILE]
+//                              [--reps 2] [--warmup 50] [--bayes-trained DIR] [--only rules,bayes]
+//                              [--out FILE]
 //
 // --bayes-trained DIR: train Bayes first on DIR/spam and DIR/ham (portcullis train), so the
 // Bayes row measures a classifier that judges (untrained, it only reads its totals).
@@ -32,6 +33,7 @@ const { values: opt } = parseArgs({
     reps: { type: 'string', default: '2' },
     warmup: { type: 'string', default: '50' },
     'bayes-trained': { type: 'string' },
+    only: { type: 'string' },
     out: { type: 'string' },
   },
 });
@@ -89,7 +91,8 @@ const logger = silentLogger();
 const spam = createSpamEngine(cfg, { resolver, logger, dnsTimeoutMs: dnsBudgetMs(cfg, 1) });
 const checks = builtinChecks({ config: cfg, owns: () => false, resolver, ownAddresses: ['127.0.0.1'], logger, spamChecks: spam.checks });
 const STAGES = ['connect', 'helo', 'mail', 'rcpt', 'data'];
-const ordered = STAGES.flatMap((s) => checks.filter((c) => c.stage === s));
+const only = opt.only ? new Set(opt.only.split(',')) : undefined;
+const ordered = STAGES.flatMap((s) => checks.filter((c) => c.stage === s && (!only || only.has(c.name))));
 
 const rows = new Map();
 const row = (name, stage) => {
