@@ -131,6 +131,18 @@ export class Targets {
     return cap(results.join(results[0]!.endsWith('\n') ? '' : '\n'), this.maxBytes);
   }
 
+  private readonly literalCache = new Map<object, Uint8Array>();
+
+  /** The literals of a set found in this message (computed once per set). */
+  literalsFound(set: object, compute: () => Uint8Array): Uint8Array {
+    let f = this.literalCache.get(set);
+    if (f === undefined) {
+      f = compute();
+      this.literalCache.set(set, f);
+    }
+    return f;
+  }
+
   /** Lower-case copy for the substring prefilter (cached per target). */
   lower(key: string, text: () => string): string {
     let l = this.lowerCache.get(key);
