@@ -125,7 +125,7 @@ export async function runAudit(o: AuditOptions): Promise<AuditReport> {
   for (const h of o.hosts ?? []) {
     if (!isHostName(h) && !/^\[?[0-9a-f:.]+\]?$/i.test(h)) throw new AuditUsageError(`"${h}" is not a host name or address`);
   }
-  const lists = compileLists(o.dnsbl ?? { lists: [], threshold: 1, action: 'score' });
+  const lists = compileLists(o.dnsbl ?? { lists: [], threshold: 1 });
   const patterns = compileDynamicPatterns(o.dynamicPatterns ?? []);
   const limiter = new RateLimiter(o.rate ?? AUDIT_DEFAULTS.rate, now);
   const heloName = o.heloName ?? defaultHeloName();

@@ -213,7 +213,7 @@ describe('audit DNS checks', () => {
   });
 
   test('DNS lists: listed (with the list\'s reason), clean, refused, allowlisted, none configured', async () => {
-    const lists = compileLists({ lists: [{ zone: 'bl.test', weight: 1, codes: [] }, { zone: 'wl.test', weight: -1, codes: [] }], threshold: 1, action: 'score' });
+    const lists = compileLists({ lists: [{ zone: 'bl.test', weight: 1, codes: [] }, { zone: 'wl.test', weight: -1, codes: [] }], threshold: 1 });
     const listed = only(await checkBlocklists(resolver, lists, 'mx', '192.0.2.20'), 'DNSBL_LISTED');
     assert.equal(listed.severity, 'critical');
     assert.match(listed.evidence, /20\.2\.0\.192\.bl\.test: 127\.0\.0\.2 "Listed: seen sending spam"/);

@@ -54,7 +54,7 @@ describe('self-watch', () => {
     const watch = new SelfWatch({
       config: selfCheckConfigSchema.parse({ enabled: true, addresses: ['192.0.2.26'], hostnames: ['mx.example.test'] }),
       hostname: 'mx.example.test',
-      dnsbl: { lists: [{ zone: 'bl.test', weight: 1, codes: [] }, { zone: 'wl.test', weight: -1, codes: [] }], threshold: 1, action: 'reject' },
+      dnsbl: { lists: [{ zone: 'bl.test', weight: 1, codes: [] }, { zone: 'wl.test', weight: -1, codes: [] }], threshold: 1 },
       resolver: resolver(), logger, registry,
       report: async (subject, body) => {
         reports.push({ subject, body });
@@ -101,7 +101,7 @@ describe('self-watch', () => {
     const watch = new SelfWatch({
       config: selfCheckConfigSchema.parse({ enabled: true, addresses: ['192.0.2.27'] }),
       hostname: 'nowhere.example.test',
-      dnsbl: { lists: [], threshold: 1, action: 'reject' },
+      dnsbl: { lists: [], threshold: 1 },
       resolver: resolver(), logger,
       report: async () => {
         throw new Error('postmaster mailbox is full');
@@ -115,7 +115,7 @@ describe('self-watch', () => {
 
   test('start() schedules only when enabled; stop() waits and stops', async () => {
     const { logger } = memoryLogger();
-    const base = { hostname: 'mx.example.test', dnsbl: { lists: [], threshold: 1, action: 'reject' as const }, resolver: resolver(), logger };
+    const base = { hostname: 'mx.example.test', dnsbl: { lists: [], threshold: 1 }, resolver: resolver(), logger };
     const off = new SelfWatch({ ...base, config: selfCheckConfigSchema.parse({}) });
     off.start();
     await new Promise((r) => setTimeout(r, 50));

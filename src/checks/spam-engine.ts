@@ -7,14 +7,20 @@ import type { UriConfig } from './uri/config.js';
 import type { Resolver } from '../dns/types.js';
 import type { Logger } from '../log.js';
 import type { AnyCheck, MessageFacts, ScoredSymbol } from '../pipeline/types.js';
+import type { SymbolDecl } from '../pipeline/symbols.js';
 import { parseMessage, parsedMessage, setScanLimit } from '../spam/message.js';
-import { rulesCheck, rulesEngineFromConfig } from './rules/index.js';
+import { loadRules, rulePaths, rulesCheck, rulesEngineFromConfig, type CompiledRuleset } from './rules/index.js';
+import { RULES_SYMBOLS, ruleSymbols } from './rules/symbols.js';
+import { BAYES_SYMBOLS } from './bayes/symbols.js';
+import { URI_SYMBOLS, uriListSymbols } from './uri/symbols.js';
 import { autolearnClass, Bayes, bayesCheck, type BayesClass, type ClientFacts } from './bayes/index.js';
 import { uriCheck } from './uri/uri-check.js';
 import { bayesFile } from './bayes/config.js';
 
 export interface SpamEngine {
   readonly checks: AnyCheck[];
+  /** Every symbol these checks can emit: Bayes bands, URI heuristics and lists, each loaded rule. */
+  readonly symbols: SymbolDecl[];
   readonly bayes?: Bayes;
   /** After a verdict: learns the message when the other checks were sure (bayes.autolearn). Never throws. */
   autolearn(message: MessageFacts, symbols: readonly ScoredSymbol[], id: string, client: ClientFacts): void;
@@ -30,6 +36,10 @@ export interface SpamEngineDeps {
   readonly dnsTimeoutMs?: number;
 }
 
+/**
+ * The symbols of the content spam checks for a configuration. Without a ruleset the rule files
+ * are read (for `config check`, which starts no engine).
+ */
 /** The sections the content spam checks read (a full Config fits): each check gets only its own. */
 export interface SpamEngineConfig {
   readonly data_dir: string;
@@ -41,15 +51,26 @@ export interface SpamEngineConfig {
   readonly uri: UriConfig;
 }
 
+export function spamSymbols(c: SpamEngineConfig, ruleset?: CompiledRuleset): SymbolDecl[] {
+  const rules = ruleset ?? (c.rules.enabled ? loadRules(rulePaths(c.rules), { scoreSet: c.rules.score_set }).ruleset : undefined);
+  // Fixed declarations first: a rule named like one of them (URI_NUMERIC_IP) stays the URI check's.
+  return [...RULES_SYMBOLS, ...BAYES_SYMBOLS, ...URI_SYMBOLS, ...uriListSymbols(c.uri), ...(rules ? ruleSymbols(rules) : [])];
+}
+
+/** The Bayes symbols, by name: what autolearn leaves out of the score it judges on. */
+const BAYES_NAMES = new Set(BAYES_SYMBOLS.map((s) => s.name));
+
 export function createSpamEngine(c: SpamEngineConfig, deps: SpamEngineDeps): SpamEngine {
   setScanLimit(c.spam.max_scan_bytes);
   const log = deps.logger;
   const closers: (() => unknown)[] = [];
   const checks: AnyCheck[] = [];
   let bayes: Bayes | undefined;
+  let ruleset: CompiledRuleset | undefined;
   try {
     const engine = rulesEngineFromConfig(c.rules, log);
     if (engine) {
+      ruleset = engine.ruleset;
       closers.push(() => engine.close());
       checks.push(rulesCheck(engine, { extract: { maxUris: c.uri.max_uris, redirectors: c.uri.redirectors } }));
     }
@@ -71,11 +92,12 @@ export function createSpamEngine(c: SpamEngineConfig, deps: SpamEngineDeps): Spa
 
   return {
     checks,
+    symbols: spamSymbols(c, ruleset ?? { scores: {}, descriptions: {}, scoreSet: c.rules.score_set, rules: [], metas: [] }),
     bayes,
     autolearn(message, symbols, id, client) {
       if (!bayes) return;
       const names = symbols.map((s) => s.name);
-      const score = symbols.filter((s) => !s.name.startsWith('BAYES_')).reduce((n, s) => n + s.score, 0);
+      const score = symbols.filter((s) => !BAYES_NAMES.has(s.name)).reduce((n, s) => n + s.score, 0);
       const cls = autolearnClass(score, names, c.bayes.autolearn);
       if (!cls) return;
       const b = bayes;

@@ -1,6 +1,15 @@
-// Shared by the checks' unit tests: an in-memory resolver and connection facts. (Integration
+// Shared by the checks' unit tests: an in-memory resolver, connection facts, and the actions
+// layer as the gateway builds it (what a check's hits come to). (Integration
 // tests use the real resolver against real DNS servers on loopback instead.)
-import type { ConnectionFacts } from '../pipeline/types.js';
+import type { CheckResult, ConnectionFacts, Demand, Stage } from '../pipeline/types.js';
+import { SymbolRegistry } from '../pipeline/symbols.js';
+import { ActionTable, validatePolicy, type SymbolAction } from '../pipeline/actions.js';
+import { Weigher, shippedWeights } from '../pipeline/weights.js';
+import { PIPELINE_SYMBOLS, type RunnerPolicy } from '../pipeline/runner.js';
+import { builtinSymbols } from '../gateway/checks.js';
+import { BAYES_SYMBOLS } from './bayes/symbols.js';
+import { RULES_SYMBOLS } from './rules/symbols.js';
+import { URI_SYMBOLS } from './uri/symbols.js';
 import type { Lookup, RecordData, Resolver, RRType } from '../dns/types.js';
 
 /** "TYPE name" → records, or a failure to act out; any other question is NXDOMAIN. */
@@ -30,4 +39,24 @@ export function conn(over: Partial<ConnectionFacts> = {}): ConnectionFacts {
     sessionId: 's1', listener: 'mx', listenerKind: 'mx', remoteAddress: '192.0.2.1', remotePort: 40000,
     localAddress: '198.51.100.1', localPort: 25, trustedNetwork: false, esmtp: true, ...over,
   };
+}
+
+/** The registry of every built-in symbol (no configured lists, no rules). */
+export function testRegistry(): SymbolRegistry {
+  return new SymbolRegistry([...PIPELINE_SYMBOLS, ...builtinSymbols({ dnsbl: { lists: [], threshold: 1 } }), ...RULES_SYMBOLS, ...BAYES_SYMBOLS, ...URI_SYMBOLS], shippedWeights());
+}
+
+/** A runner policy as the gateway builds it, over the built-in symbols (validated: a typo throws). */
+export function testPolicy(options: { observe?: boolean; symbols?: Record<string, number>; actions?: Record<string, SymbolAction> } = {}): RunnerPolicy {
+  const registry = testRegistry();
+  const problems = validatePolicy({ symbols: options.symbols ?? {}, actions: options.actions ?? {} }, registry);
+  if (problems.length) throw new Error(problems.join('; '));
+  return { weights: new Weigher(registry, options.symbols), actions: new ActionTable(registry, options.actions), observe: options.observe ?? false };
+}
+
+/** What the actions layer (default actions unless given) makes of a check's result: the refusal it sends, if any. */
+export function refusal(result: CheckResult, options: { stage?: Stage; actions?: Record<string, SymbolAction>; observe?: boolean } = {}): Demand | undefined {
+  const policy = testPolicy({ actions: options.actions, observe: options.observe });
+  const scored = (result.symbols ?? []).map((h) => ({ ...h, score: policy.weights.weigh(h) }));
+  return policy.actions.apply(options.stage ?? 'data', scored, policy.observe).demand;
 }

@@ -3,9 +3,10 @@
 // with the same weights as the SMTP path; only the state-store checks (brute-force) are left out.
 import net from 'node:net';
 import type { Config } from '../config/schema.js';
-import { builtinChecks } from '../gateway/checks.js';
+import { builtinChecks, builtinSymbols } from '../gateway/checks.js';
 import { CheckRunner } from '../pipeline/runner.js';
-import { loadWeights } from '../pipeline/weights.js';
+import { buildPolicy } from '../pipeline/policy-config.js';
+import { spamSymbols } from '../checks/spam-engine.js';
 import type { ConnectionFacts, ScoredSymbol } from '../pipeline/types.js';
 import type { Resolver } from '../dns/types.js';
 import { NetworkSet } from '../net/cidr.js';
@@ -26,14 +27,18 @@ export async function checkIp(config: Config, resolver: Resolver, dnsServers: nu
   const trusted = new NetworkSet(config.relay.trusted_networks).has(ip);
   // Without bruteForce: that state lives in the running gateway's store (`auth status IP`).
   const checks = builtinChecks({ config, resolver, ownAddresses: [], owns: () => false }, dnsServers).filter((c) => c.stage === 'connect');
-  const runner = new CheckRunner(checks, loadWeights(config.policy.symbols), silentLogger());
+  const { policy } = buildPolicy(config, [...builtinSymbols(config), ...spamSymbols(config)]);
+  // The decision as the gateway takes it outside observe mode: what would be refused is shown as refused.
+  const runner = new CheckRunner(checks, { ...policy, observe: false }, silentLogger());
   const facts: ConnectionFacts = {
     sessionId: 'check-ip', listener: 'mx', listenerKind: 'mx', remoteAddress: ip, remotePort: 0,
     localAddress: '0.0.0.0', localPort: 25, trustedNetwork: trusted, esmtp: true,
   };
   const outcome = await runner.run('connect', { conn: facts });
   const score = Math.round(outcome.symbols.reduce((n, s) => n + s.score, 0) * 100) / 100;
-  const dnsblSum = outcome.symbols.filter((s) => /^DNS[BW]L_/.test(s.name) && s.name !== 'DNSBL_TEMPFAIL').reduce((n, s) => n + s.score, 0);
+  // The lists' own weights: the symbols of the dnsbl group that carry one (DNSBL_<NAME>, DNSWL_<NAME>).
+  const lists = new Set(config.dnsbl.lists.length ? builtinSymbols(config).filter((d) => d.group === 'dnsbl' && d.weight !== undefined).map((d) => d.name) : []);
+  const dnsblSum = outcome.symbols.filter((s) => lists.has(s.name)).reduce((n, s) => n + s.score, 0);
   const t = config.tarpit;
   const verdict: IpVerdict = {
     ip, trusted, symbols: outcome.symbols, score, dnsblSum,
@@ -52,7 +57,7 @@ export function describeIpVerdict(v: IpVerdict, config: Config): string {
   for (const s of v.symbols) lines.push(`  ${s.name.padEnd(22)} ${String(s.score).padStart(6)}  ${s.reason}`);
   lines.push(`connection score ${v.score}`);
   if (config.dnsbl.lists.length) {
-    lines.push(`DNS list sum ${v.dnsblSum} (threshold ${config.dnsbl.threshold}, action ${config.dnsbl.action})`);
+    lines.push(`DNS list sum ${v.dnsblSum} (threshold ${config.dnsbl.threshold}: DNSBL_LISTED, action ${actionOf(config, 'DNSBL_LISTED')})`);
   }
   if (v.refused) {
     lines.push(v.refused.when === 'rcpt'
@@ -60,6 +65,11 @@ export function describeIpVerdict(v: IpVerdict, config: Config): string {
       : `decision: TEMPFAIL at connect — ${v.refused.reply}`);
   } else lines.push('decision: ACCEPT (content checks decide the message)');
   if (v.tarpitMs) lines.push(`tarpit: every reply waits ${v.tarpitMs} ms (score ≥ tarpit.score ${config.tarpit.score})`);
-  if (config.greeting.delay && !v.trusted) lines.push(`greeting delay: ${config.greeting.delay} ms on first contact (early talkers: ${config.greeting.early_talker})`);
+  if (config.greeting.delay && !v.trusted) lines.push(`greeting delay: ${config.greeting.delay} ms on first contact (early talkers: EARLY_TALKER, action ${actionOf(config, 'EARLY_TALKER')})`);
   return lines.join('\n');
+}
+
+/** A symbol's action as the gateway resolves it from policy.actions. */
+function actionOf(config: Config, name: string): string {
+  return buildPolicy(config, builtinSymbols(config).concat(spamSymbols({ ...config, rules: { ...config.rules, enabled: false } }))).policy.actions.of(name);
 }

@@ -10,14 +10,15 @@ const ZONE: MemoryZone = {
   'mail.example.net': { TXT: [['v=spf1 a -all']], A: ['192.0.2.25'] },
 };
 const WEIGHTS = new Map([['SPF_PASS', -0.2], ['SPF_FAIL', 5], ['SPF_HELO_PASS', 0], ['SPF_HELO_FAIL', 2]]);
-const config = (over: Partial<ExplainConfig['spf']> = {}, observe = false): ExplainConfig => ({
-  spf: { enabled: true, helo: true, fail_action: 'reject', ...over },
-  policy: { symbols: {}, observe },
+const config = (over: Partial<ExplainConfig['spf']> & { failAction?: 'score' } = {}, observe = false): ExplainConfig => ({
+  spf: { enabled: true, helo: true, ...over },
+  // SPF_FAIL's action is policy.actions' (was spf.fail_action).
+  policy: { symbols: {}, observe, actions: over.failAction ? { SPF_FAIL: over.failAction } : {} },
   relay: { trusted_networks: ['10.0.0.0/8'] },
 });
 const input = (ip: string, sender = 'alice@example.org') => ({ ip, sender, helo: 'mail.example.net', hostname: 'mx.gateway.test' });
 
-test('a fail under fail_action reject: records, deciding term, lookups, headers, the refusal', async () => {
+test('a fail under SPF_FAIL: reject (the default): records, deciding term, lookups, headers, the refusal', async () => {
   const { text, json } = await explainSpf(memoryResolver(ZONE), input('203.0.113.9'), config(), WEIGHTS);
   const mail = json.identities[0]!;
   assert.equal(mail.identity, 'mailfrom');
@@ -47,7 +48,7 @@ test('a pass through an include, and what fail_action score or observe mode chan
   assert.equal(pass.json.identities[0]!.decidedBy?.term, 'include:_spf.example.net');
   assert.match(pass.text, /Gateway: accepts as far as SPF goes and adds SPF_PASS \(-0\.2\), SPF_HELO_PASS \(\+0\)/);
 
-  const scored = await explainSpf(memoryResolver(ZONE), input('203.0.113.9'), config({ fail_action: 'score' }), WEIGHTS);
+  const scored = await explainSpf(memoryResolver(ZONE), input('203.0.113.9'), config({ failAction: 'score' }), WEIGHTS);
   assert.equal(scored.json.identities[0]!.action.kind, 'score');
   assert.match(scored.text, /adds SPF_FAIL \(\+5\), SPF_HELO_FAIL \(\+2\)/);
 

@@ -3,7 +3,10 @@
 import type { Config } from '../config/schema.js';
 import type { Resolver } from '../dns/types.js';
 import { NetworkSet } from '../net/cidr.js';
-import { loadWeights } from '../pipeline/weights.js';
+import { shippedWeights } from '../pipeline/weights.js';
+import { SymbolRegistry } from '../pipeline/symbols.js';
+import { ActionTable, type SymbolAction } from '../pipeline/actions.js';
+import { SPF_SYMBOLS } from '../checks/spf/symbols.js';
 import { formatReply } from '../protocol/reply.js';
 import { evaluateSpf, type SpfIdentity, type SpfOptions, type SpfOutcome } from '../checks/spf/evaluate.js';
 import { authResult, receivedSpf, spfReject, spfSymbol } from '../checks/spf/spf-check.js';
@@ -19,7 +22,7 @@ export interface ExplainInput {
 }
 
 export type ExplainConfig = Pick<Config, 'spf'> & {
-  readonly policy?: Pick<Config['policy'], 'symbols' | 'observe'>;
+  readonly policy?: Partial<Pick<Config['policy'], 'symbols' | 'observe' | 'actions'>>;
   readonly relay?: Pick<Config['relay'], 'trusted_networks'>;
 };
 
@@ -49,7 +52,8 @@ export interface ExplainJson {
   readonly sender: string;
   readonly helo: string;
   readonly enabled: boolean;
-  readonly failAction: 'reject' | 'score';
+  /** What SPF_FAIL does (policy.actions; reject by default). */
+  readonly failAction: SymbolAction;
   readonly trustedNetwork: boolean;
   readonly identities: IdentityReport[];
   /** The gateway would refuse the recipients (at RCPT, 550 5.7.23): for a CLI exit status. */
@@ -71,7 +75,8 @@ export async function explainSpf(
   const observe = !!config.policy?.observe;
   const query = { ip: input.ip, sender, helo: input.helo, hostname: input.hostname };
 
-  const runs: Promise<IdentityReport>[] = [evaluateSpf(resolver, query, options).then((o) => report(o, 'spf', config.spf.fail_action, w, observe))];
+  const failAction = spfFailAction(config);
+  const runs: Promise<IdentityReport>[] = [evaluateSpf(resolver, query, options).then((o) => report(o, 'spf', failAction === 'reject' ? 'reject' : 'score', w, observe))];
   if (config.spf.helo && sender) {
     runs.push(evaluateSpf(resolver, { ...query, identity: 'helo' }, options).then((o) => report(o, 'spf_helo', 'score', w, observe)));
   }
@@ -79,18 +84,30 @@ export async function explainSpf(
   const decision = decide(identities, config, trusted, observe);
   const refused = config.spf.enabled && !trusted && !observe && identities.some((i) => i.action.kind === 'reject');
   const json: ExplainJson = {
-    ip: input.ip, sender, helo: input.helo, enabled: config.spf.enabled, failAction: config.spf.fail_action,
+    ip: input.ip, sender, helo: input.helo, enabled: config.spf.enabled, failAction,
     trustedNetwork: trusted, identities, refused, decision,
   };
   return { text: render(json), json };
 }
 
-function defaultWeights(config: ExplainConfig): ReadonlyMap<string, number> | undefined {
+function spfRegistry(): SymbolRegistry | undefined {
   try {
-    return loadWeights(config.policy?.symbols ?? {});
+    return new SymbolRegistry(SPF_SYMBOLS, shippedWeights());
   } catch {
     return undefined;
   }
+}
+
+/** The SPF symbols' weights with the gateway's precedence: policy.symbols over conf/scores.yaml. */
+function defaultWeights(config: ExplainConfig): ReadonlyMap<string, number> | undefined {
+  const registry = spfRegistry();
+  if (!registry) return undefined;
+  return new Map(registry.all().map((s) => [s.name, config.policy?.symbols?.[s.name] ?? s.weight]));
+}
+
+/** SPF_FAIL's action as the actions layer resolves it (a name, a glob, group:spf, the default). */
+export function spfFailAction(config: ExplainConfig): SymbolAction {
+  return new ActionTable(new SymbolRegistry(SPF_SYMBOLS, new Map()), config.policy?.actions ?? {}).of('SPF_FAIL');
 }
 
 function report(o: SpfOutcome, check: 'spf' | 'spf_helo', failAction: 'reject' | 'score', w: ReadonlyMap<string, number> | undefined, observe: boolean): IdentityReport {
@@ -128,7 +145,7 @@ function decide(ids: IdentityReport[], config: ExplainConfig, trusted: boolean, 
   if (reject && reject.action.kind === 'reject') {
     return observe
       ? `observe mode: would refuse every recipient with "${reject.action.reply}", logs it and accepts instead; symbols ${scored}.`
-      : `refuses every recipient at RCPT (except postmaster@ and abuse@) with "${reject.action.reply}" (spf.fail_action: reject).`;
+      : `refuses every recipient at RCPT (except postmaster@ and abuse@) with "${reject.action.reply}" (policy.actions SPF_FAIL: reject, the default).`;
   }
   return `accepts as far as SPF goes and adds ${scored} to the message score (authenticated users and trusted networks are not checked).`;
 }

@@ -3,6 +3,9 @@
 import './threadpool.js';
 import { parseArgs } from 'node:util';
 import { loadConfig, ConfigError } from '../config/load.js';
+import { buildPolicy } from '../pipeline/policy-config.js';
+import { builtinSymbols } from '../gateway/checks.js';
+import { spamSymbols } from '../checks/spam-engine.js';
 import type { Config } from '../config/schema.js';
 import { createLogger } from '../log.js';
 import { startGateway, acquireLock } from '../gateway/gateway.js';
@@ -96,8 +99,7 @@ async function main(argv: string[]): Promise<number> {
       return serve(values.config);
     case 'config':
       if (sub !== 'check' || rest.length !== 1) throw new UsageError('usage: portcullis config check FILE');
-      config(rest[0]);
-      console.log(`${rest[0]}: configuration is valid`);
+      checkConfig(rest[0]!);
       return 0;
     case 'user':
       if (sub === 'set' || sub === 'show') return userSettings(sub, rest, values.config, !!values.json);
@@ -159,7 +161,7 @@ async function checkIpCommand(ip: string, file: string | undefined, json: boolea
   return verdict.refused ? 1 : 0;
 }
 
-/** Exit status 0: the sender would be accepted; 1: refused at RCPT (SPF fail with fail_action reject). */
+/** Exit status 0: the sender would be accepted; 1: refused at RCPT (SPF_FAIL with its default action, reject). */
 async function checkSpfCommand(ip: string, sender: string, helo: string, file: string | undefined, json: boolean): Promise<number> {
   if (!net.isIP(ip)) throw new UsageError(`check-spf: "${ip}" is not an IP address`);
   const cfg = config(file);
@@ -167,6 +169,18 @@ async function checkSpfCommand(ip: string, sender: string, helo: string, file: s
   const report = await explainSpf(dns, { ip, sender, helo, hostname: cfg.hostname }, cfg);
   console.log(json ? JSON.stringify(report.json, null, 2) : report.text);
   return report.json.refused ? 1 : 0;
+}
+
+/**
+ * `config check FILE`: the schema, then every policy.symbols / policy.actions key against the
+ * symbols this configuration's checks can emit (rules loaded, lists compiled), as `serve` does.
+ * Deprecated keys are mapped and named on stderr with their new form.
+ */
+function checkConfig(file: string): void {
+  const cfg = config(file);
+  buildPolicy(cfg, [...builtinSymbols(cfg), ...spamSymbols(cfg)], undefined, file);
+  for (const w of cfg.warnings) console.error(`${file}: warning: ${w}`);
+  console.log(`${file}: configuration is valid`);
 }
 
 async function serve(file: string | undefined): Promise<number> {

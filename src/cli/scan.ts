@@ -11,12 +11,12 @@ import type { Config } from '../config/schema.js';
 import { scanBuffer, formatScan, type ScanResult } from '../checks/attachments/scan.js';
 import { archiveInspector } from '../checks/archives/archive-inspector.js';
 import { avChecks } from '../checks/av/av-check.js';
-import { clamdClient, dnsBudgetMs } from '../gateway/checks.js';
-import { loadWeights } from '../pipeline/weights.js';
+import { builtinSymbols, clamdClient, dnsBudgetMs } from '../gateway/checks.js';
 import { CheckRunner } from '../pipeline/runner.js';
+import { buildPolicy } from '../pipeline/policy-config.js';
 import { decide, type Action } from '../pipeline/policy.js';
 import { parseHeaderBlock } from '../smtp/headers.js';
-import type { ConnectionFacts, Demand, ScoredSymbol } from '../pipeline/types.js';
+import type { ConnectionFacts, Demand, ScoredSymbol, SymbolHit } from '../pipeline/types.js';
 import { createSpamEngine } from '../checks/spam-engine.js';
 import { readMessages, type CorpusNotice } from './corpus/read.js';
 import { createResolver, resolverOptions } from '../dns/resolver.js';
@@ -65,21 +65,24 @@ function headerBlock(raw: Buffer): Buffer {
 }
 
 export async function scanPaths(cfg: Config, paths: readonly string[], rewriteDir?: string, concurrency = 4): Promise<ScanOutput> {
-  const weights = loadWeights(cfg.policy.symbols);
   const clamd = cfg.antivirus.enabled ? clamdClient(cfg) : undefined;
-  const inspectors = cfg.archives.enabled ? [archiveInspector({ config: cfg.archives, clamd, clamdFailure: cfg.antivirus.on_failure })] : [];
+  const inspectors = cfg.archives.enabled ? [archiveInspector({ config: cfg.archives, clamd })] : [];
   const zones = ZoneSet.fromConfig(cfg.dns.zones.map((z) => ({ ...z })), { logger: silentLogger(), watch: false });
   await zones.load();
   const dns = createResolver(resolverOptions(cfg.dns, cfg.dns.zones.length ? [zones] : undefined));
   const spam = createSpamEngine(cfg, { resolver: dns, dnsTimeoutMs: dnsBudgetMs(cfg, dns.servers.length) });
   const checks = [...avChecks({ config: cfg.antivirus, archives: cfg.archives, clamd, archiveSymbols: false }), ...spam.checks];
-  const runner = new CheckRunner(checks, weights, silentLogger());
+  // The weights and actions of the SMTP path; `scan` shows what the gateway would do outside observe mode.
+  const { policy: built } = buildPolicy(cfg, [...builtinSymbols(cfg), ...spam.symbols]);
+  const policy = { ...built, observe: false };
+  const runner = new CheckRunner(checks, policy, silentLogger());
+  const judgeHits = (hits: readonly SymbolHit[]) => runner.judge('data', hits);
   const results: MessageVerdict[] = [];
   const skipped: CorpusNotice[] = [];
   const judge = async (name: string, original: Buffer): Promise<MessageVerdict> => {
     const raw = asReceived(original);
     const rewriteTo = rewriteDir ? path.join(rewriteDir, path.basename(name).replace(/[^\w.@+-]/g, '_')) : undefined;
-    const r = await scanBuffer(raw, cfg.attachments, { inspectors, weights, rewriteTo });
+    const r = await scanBuffer(raw, cfg.attachments, { inspectors, judge: judgeHits, rewriteTo });
     const outcome = await runner.run('data', {
       conn: FACTS,
       envelope: { sender: '', recipients: [] },
@@ -88,7 +91,8 @@ export async function scanPaths(cfg: Config, paths: readonly string[], rewriteDi
     const symbols: ScoredSymbol[] = [...r.symbols, ...outcome.symbols];
     let demand: Demand | undefined = r.demand;
     if (outcome.demand && (!demand || outcome.demand.kind === 'reject')) demand = outcome.demand;
-    const verdict = decide(symbols, [{ exempt: false }], cfg.policy.thresholds, false);
+    const floor = policy.actions.apply('data', symbols, false).floor;
+    const verdict = decide(symbols, [{ exempt: false }], cfg.policy.thresholds, false, floor === 'quarantine' ? 'junk' : floor);
     const action: Action = demand?.kind === 'reject' ? 'reject' : verdict.actions[0]!;
     return {
       ...r, file: name, symbols, demand, verdict: demand ? demand.kind : r.verdict, score: verdict.score, action,

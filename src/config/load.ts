@@ -5,6 +5,7 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { z } from 'zod';
 import { configSchema, type Config } from './schema.js';
+import { migrateLegacyActions } from './legacy-actions.js';
 
 export class ConfigError extends Error {
   constructor(readonly problems: string[], readonly file?: string) {
@@ -28,9 +29,10 @@ function describe(issue: z.core.$ZodIssue): string {
 
 /** Validates a parsed YAML document; throws ConfigError naming each bad key. */
 export function buildConfig(raw: unknown, file?: string): Config {
-  const doc = raw ?? {};
-  if (typeof doc !== 'object' || Array.isArray(doc)) throw new ConfigError(['(top level): must be a mapping of keys'], file);
-  const result = configSchema.safeParse(doc);
+  if (typeof (raw ?? {}) !== 'object' || Array.isArray(raw)) throw new ConfigError(['(top level): must be a mapping of keys'], file);
+  const legacy = migrateLegacyActions(raw ?? {});
+  if (legacy.problems.length) throw new ConfigError(legacy.problems, file);
+  const result = configSchema.safeParse(legacy.doc);
   if (!result.success) throw new ConfigError(result.error.issues.map(describe), file);
   const c = result.data;
   const domains = c.domains ?? [...new Set(['localhost', c.hostname])];
@@ -64,6 +66,7 @@ export function buildConfig(raw: unknown, file?: string): Config {
     data_dir: path.resolve(c.data_dir),
     domains,
     roles: { ...c.roles, mailbox: roleMailbox.toLowerCase() },
+    warnings: legacy.warnings,
   };
   return deepFreeze(config);
 }

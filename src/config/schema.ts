@@ -2,7 +2,8 @@
 // unknown keys are errors (strict objects), so a typo never silently does nothing.
 import os from 'node:os';
 import { z } from 'zod';
-import { domainName, duration, port, size } from './fields.js';
+import { cidr, domainName, duration, port, size } from './fields.js';
+import { SYMBOL_ACTIONS } from '../protocol/symbol-actions.js';
 import { attachmentsConfigSchema } from '../checks/attachments/config.js';
 import { selfCheckConfigSchema } from '../audit/config.js';
 import { archiveConfigSchema, avConfigSchema } from '../checks/av/config.js';
@@ -54,26 +55,25 @@ export const configSchema = z.strictObject({
       reject: z.number().default(15),
     }).prefault({}),
     subject_tag: z.string().default(''),
-    symbols: z.record(z.string().regex(/^[A-Z0-9_]+$/, 'symbol names are upper case'), z.number()).default({}),
+    /** Weights that win over every other (docs/pipeline.md); each name must be a known symbol. */
+    symbols: z.record(z.string().regex(/^[A-Za-z0-9_]+$/, 'symbol names are letters, digits and _'), z.number()).default({}),
+    /** What a symbol does beyond its weight: NAME, a glob (DNSBL_*) or group:NAME → an action (docs/pipeline.md). */
+    actions: z.record(z.string().regex(/^(?:group:[a-z0-9_-]+|[A-Za-z0-9_*]+)$/, 'a symbol name, a glob such as DNSBL_*, or group:NAME'), z.enum(SYMBOL_ACTIONS)).default({}),
   }).prefault({}),
   dns: dnsConfigSchema,
   dnsbl: z.strictObject({
     lists: z.array(dnsList).default([]),
     /** Sum of weights at which the client is refused at RCPT (554 5.7.1), as postscreen_dnsbl_threshold. */
     threshold: z.number().positive().default(1),
-    action: z.enum(['reject', 'score']).default('reject'),
   }).prefault({}),
   rdns: rdnsConfigSchema,
   spf: z.strictObject({
     enabled: z.boolean().default(true),
     helo: z.boolean().default(true),
-    /** What an SPF "fail" does: refuse at RCPT (550 5.7.23) or only score. */
-    fail_action: z.enum(['reject', 'score']).default('reject'),
   }).prefault({}),
   greeting: z.strictObject({
     /** Wait this long before the banner on mx listeners; a client that talks first is an early talker. */
     delay: duration('2s'),
-    early_talker: z.enum(['reject', 'score']).default('reject'),
     /** A client that waited once is not delayed again for this long. */
     pass_ttl: duration('1d'),
   }).prefault({}),
@@ -112,6 +112,11 @@ export const configSchema = z.strictObject({
 export type RawConfig = z.input<typeof configSchema>;
 type Parsed = z.output<typeof configSchema>;
 /** The validated, defaulted configuration; `domains` always filled in. */
-export type Config = Omit<Parsed, 'domains'> & { domains: string[]; roles: Parsed['roles'] & { mailbox: string } };
+export type Config = Omit<Parsed, 'domains'> & {
+  domains: string[];
+  roles: Parsed['roles'] & { mailbox: string };
+  /** Deprecated keys found and mapped at load (src/config/legacy-actions.ts), for the start-up log and `config check`. */
+  warnings: readonly string[];
+};
 export type { ListenerConfig } from '../smtp/config.js';
 export type { RouteConfig } from '../delivery/config.js';

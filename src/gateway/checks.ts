@@ -17,6 +17,34 @@ import { attachments } from '../checks/attachments/attachments.js';
 import { avChecks, type AvCallbacks } from '../checks/av/av-check.js';
 import { archiveInspector } from '../checks/archives/archive-inspector.js';
 import { ClamdClient, parseClamdAddress } from '../checks/av/clamd.js';
+import type { SymbolDecl } from '../pipeline/symbols.js';
+import { HELO_SYMBOLS } from '../checks/helo/symbols.js';
+import { HEADER_SYMBOLS } from '../checks/headers/symbols.js';
+import { SENDER_SYMBOLS } from '../checks/sender/symbols.js';
+import { AUTH_SYMBOLS } from '../checks/auth/symbols.js';
+import { DNSBL_SYMBOLS, dnsListSymbols } from '../checks/dnsbl/symbols.js';
+import { RDNS_SYMBOLS } from '../checks/rdns/symbols.js';
+import { SPF_SYMBOLS } from '../checks/spf/symbols.js';
+import { GREETING_SYMBOLS } from '../checks/greeting/symbols.js';
+import { AV_SYMBOLS } from '../checks/av/symbols.js';
+import { ARCHIVE_SYMBOLS } from '../checks/archives/symbols.js';
+import { ATTACHMENT_SYMBOLS, MIME_SYMBOLS } from '../checks/attachments/symbols.js';
+import { DKIM_SYMBOLS } from '../checks/dkim/symbols.js';
+import { DMARC_SYMBOLS } from '../checks/dmarc/symbols.js';
+import { ARC_SYMBOLS } from '../checks/arc/symbols.js';
+
+/**
+ * Every symbol the built-in checks (and the session's greeting defence) can emit: the fixed
+ * declarations of each defence and the DNS lists of this configuration. The content spam checks
+ * declare theirs in src/checks/spam-engine.ts (spamSymbols).
+ */
+export function builtinSymbols(config: Pick<Config, 'dnsbl'>): SymbolDecl[] {
+  return [
+    ...HELO_SYMBOLS, ...HEADER_SYMBOLS, ...SENDER_SYMBOLS, ...AUTH_SYMBOLS, ...DNSBL_SYMBOLS, ...RDNS_SYMBOLS, ...SPF_SYMBOLS,
+    ...GREETING_SYMBOLS, ...AV_SYMBOLS, ...ARCHIVE_SYMBOLS, ...ATTACHMENT_SYMBOLS, ...MIME_SYMBOLS, ...DKIM_SYMBOLS, ...DMARC_SYMBOLS,
+    ...ARC_SYMBOLS, ...dnsListSymbols(config.dnsbl),
+  ];
+}
 
 /** What checks may need from the rest of the gateway (passed in: no global state). */
 export interface CheckDeps {
@@ -59,7 +87,7 @@ export function builtinChecks(deps: CheckDeps, dnsServers = 1): AnyCheck[] {
   if (c.dnsbl.lists.length) checks.push(dnsbl(deps.resolver, c.dnsbl, dnsOptions));
   if (c.rdns.enabled) checks.push(rdns(deps.resolver, c.rdns, dnsOptions));
   checks.push(...spfChecks({ resolver: deps.resolver, hostname: c.hostname, config: c.spf }));
-  checks.push(...authenticationChecks({ resolver: deps.resolver, config: c.authentication, hostname: c.hostname, logger: deps.logger, junkScore: c.policy.thresholds.junk }));
+  checks.push(...authenticationChecks({ resolver: deps.resolver, config: c.authentication, hostname: c.hostname, logger: deps.logger }));
   checks.push(...contentChecks(c, deps.logger, deps.avCallbacks));
   checks.push(...(deps.spamChecks ?? []));
   return checks;
@@ -71,7 +99,7 @@ export function builtinChecks(deps: CheckDeps, dnsServers = 1): AnyCheck[] {
  */
 export function contentChecks(c: Config, logger?: Logger, callbacks?: AvCallbacks): AnyCheck[] {
   const clamd = c.antivirus.enabled ? clamdClient(c) : undefined;
-  const inspectors = c.archives.enabled ? [archiveInspector({ config: c.archives, clamd, clamdFailure: c.antivirus.on_failure })] : [];
+  const inspectors = c.archives.enabled ? [archiveInspector({ config: c.archives, clamd })] : [];
   const checks: AnyCheck[] = [];
   if (c.attachments.enabled) checks.push(attachments(c.attachments, { inspectors }));
   // With the walk inspecting archives, the AV check only scans (archive symbols are not counted twice).

@@ -19,8 +19,8 @@ import { DeliveryRouter } from '../delivery/router.js';
 import { RecipientResolver } from '../smtp/recipients.js';
 import { SmtpListeners } from '../smtp/server.js';
 import { CheckRunner } from '../pipeline/runner.js';
-import { loadWeights } from '../pipeline/weights.js';
-import { builtinChecks, dnsBudgetMs } from './checks.js';
+import { buildPolicy } from '../pipeline/policy-config.js';
+import { builtinChecks, builtinSymbols, dnsBudgetMs } from './checks.js';
 import { createSpamEngine } from '../checks/spam-engine.js';
 import { UserPolicies } from '../pipeline/user-policies.js';
 import { startPop3 } from '../mailbox/pop3/server.js';
@@ -196,7 +196,12 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     if (!config.antivirus.enabled) {
       checkLog.warn({ event: 'antivirus_disabled' }, 'antivirus is off: set antivirus.enabled and antivirus.clamd (docs/antivirus.md) to scan mail with ClamAV');
     }
-    const runner = new CheckRunner(checks, loadWeights(config.policy.symbols), checkLog, {
+    // Refused here, before any listener opens, when policy.symbols or policy.actions names
+    // something no check emits (the registry needs the loaded rules and the configured lists).
+    const { policy } = buildPolicy(config, [...builtinSymbols(config), ...spam.symbols]);
+    for (const warning of config.warnings) logger.warn({ event: 'config_deprecated' }, warning);
+    if (config.policy.observe) logger.warn({ event: 'observe_mode' }, 'policy.observe is on: policy refusals are logged as "would reject" and the mail accepted');
+    const runner = new CheckRunner(checks, policy, checkLog, {
       onCheckFailure: (check) => metrics.checkFailures.inc({ check }),
     });
     const listeners = new SmtpListeners({

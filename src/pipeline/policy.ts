@@ -42,11 +42,19 @@ export function actionFor(score: number, t: Thresholds): Action {
   return 'deliver';
 }
 
-export function decide(symbols: readonly ScoredSymbol[], recipients: readonly RecipientPolicy[], defaults: Thresholds, observe: boolean): Verdict {
+const RANK: Record<Action, number> = { deliver: 0, tag: 1, junk: 2, reject: 3 };
+
+/**
+ * The verdict per recipient. `floor` is what the actions layer asked for beyond the score (a
+ * symbol whose action is tag or junk): the message gets at least that, for every recipient whose
+ * own policy (role address, opt-out, allow list) does not say otherwise.
+ */
+export function decide(symbols: readonly ScoredSymbol[], recipients: readonly RecipientPolicy[], defaults: Thresholds, observe: boolean, floor?: 'tag' | 'junk'): Verdict {
   const score = totalScore(symbols);
   const actions = recipients.map((r): Action => {
     if (r.optOut || r.list === 'allow') return 'deliver';
-    const a = r.list === 'block' ? 'reject' : actionFor(score, r.thresholds ?? defaults);
+    let a = r.list === 'block' ? 'reject' : actionFor(score, r.thresholds ?? defaults);
+    if (floor && RANK[floor] > RANK[a]) a = floor;
     return r.exempt && (a === 'reject' || a === 'junk') ? 'tag' : a;
   });
   const allReject = actions.length > 0 && actions.every((a) => a === 'reject');

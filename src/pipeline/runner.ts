@@ -1,23 +1,47 @@
 // Runs the checks of one stage: in dependency order ("after"), independent checks concurrently,
 // each under a time budget. A check that throws or runs late never hangs the session: it yields
-// a CHECK_FAILED symbol or a tempfail, as the check declared (STYLE.md rule 9).
-import type { AnyCheck, Check, CheckResult, Demand, ScoredSymbol, Stage, StageInput, SymbolHit } from './types.js';
+// CHECK_FAILED (scored) or CHECK_TEMPFAIL (a tempfail), as the check declared (STYLE.md rule 9).
+// The facts checks hand on are merged level by level and passed, read-only, to the next level.
+// The stage's symbols are weighed (src/pipeline/weights.ts) and go through the actions layer
+// (src/pipeline/actions.ts), which alone turns a finding into a refusal.
+import type { AnyCheck, Check, CheckResult, Demand, Facts, ScoredSymbol, Stage, StageInput, SymbolHit } from './types.js';
 import type { Logger } from '../log.js';
 import { R } from '../protocol/reply.js';
 import { mergePlans, type RewritePlan } from '../mime/rewrite.js';
+import type { ActionTable, Floor, WouldRefuse } from './actions.js';
+import type { Weigher } from './weights.js';
+import { declare } from './symbols.js';
+
+/** The runner's own symbols: a check that failed or ran late. */
+export const PIPELINE_SYMBOLS = declare('pipeline', {
+  CHECK_FAILED: 'a check failed or timed out; the log says which (scored)',
+  CHECK_TEMPFAIL: ['a check that must not be skipped failed or timed out: 451 4.7.1', 'tempfail'],
+});
 
 export interface StageOutcome {
   symbols: ScoredSymbol[];
+  /** The refusal the actions layer decided (never one observe mode held back). */
   demand?: Demand;
+  /** Observe mode: the refusals held back, each with the reply that would have been sent. */
+  wouldRefuse: WouldRefuse[];
+  /** The strongest folder a symbol asks for (policy.actions tag / junk / quarantine). */
+  floor?: Floor;
+  /** The facts given in the input, with what this stage's checks found added. */
+  facts: Facts;
   authResults: string[];
   trace: string[];
   rewrite?: RewritePlan;
 }
 
-export type Weights = ReadonlyMap<string, number>;
-
 export interface RunnerEvents {
   onCheckFailure?(check: string, stage: Stage, error: string): void;
+}
+
+/** The policy a runner applies: weights (with their precedence), actions, observe mode. */
+export interface RunnerPolicy {
+  readonly weights: Weigher;
+  readonly actions: ActionTable;
+  readonly observe: boolean;
 }
 
 export class CheckRunner {
@@ -25,7 +49,7 @@ export class CheckRunner {
 
   constructor(
     checks: readonly AnyCheck[],
-    private readonly weights: Weights,
+    readonly policy: RunnerPolicy,
     private readonly logger: Logger,
     private readonly events: RunnerEvents = {},
   ) {
@@ -38,33 +62,50 @@ export class CheckRunner {
     for (const [stage, list] of byStage) this.levels.set(stage, orderLevels(stage, list));
   }
 
-  /** Applies the configured weight to a hit (a hit's own score wins when it carries one). */
+  /** Weighs a hit: policy.symbols, else the check's own configured weight, else the registry default. */
   score(hit: SymbolHit): ScoredSymbol {
-    return { name: hit.name, reason: hit.reason, score: hit.score ?? this.weights.get(hit.name) ?? 0 };
+    return { ...hit, score: this.policy.weights.weigh(hit) };
   }
 
   has(stage: Stage): boolean {
     return this.levels.has(stage);
   }
 
+  /**
+   * Weighs hits found outside a check (the session's early-talker finding) and puts them through
+   * the actions layer as the stage's checks' hits are.
+   */
+  judge(stage: Stage, hits: readonly SymbolHit[], facts: Facts = {}): StageOutcome {
+    return this.decide(stage, hits.map((h) => this.score(h)), { facts, authResults: [], trace: [] });
+  }
+
   async run<S extends Stage>(stage: S, input: StageInput[S]): Promise<StageOutcome> {
-    const outcome: StageOutcome = { symbols: [], authResults: [], trace: [] };
+    const symbols: ScoredSymbol[] = [];
+    const rest: Pick<StageOutcome, 'facts' | 'authResults' | 'trace' | 'rewrite'> = { facts: { ...input.facts }, authResults: [], trace: [] };
     for (const level of this.levels.get(stage) ?? []) {
-      const results = await Promise.all(level.map((c) => this.runOne(c as Check<S>, input)));
+      const levelInput = { ...input, facts: Object.freeze({ ...rest.facts }) };
+      const results = await Promise.all(level.map((c) => this.runOne(c as Check<S>, levelInput)));
+      let refused = false;
       for (const r of results) {
-        for (const hit of r.symbols ?? []) outcome.symbols.push(this.score(hit));
-        outcome.authResults.push(...(r.authResults ?? []));
-        outcome.trace.push(...(r.trace ?? []));
-        if (r.rewrite) outcome.rewrite = outcome.rewrite ? mergePlans(outcome.rewrite, r.rewrite) : r.rewrite;
-        // The first reject wins over a tempfail: a certain "no" is better than "later".
-        if (r.demand && (!outcome.demand || (r.demand.kind === 'reject' && outcome.demand.kind !== 'reject'))) {
-          outcome.demand = r.demand;
+        for (const hit of r.symbols ?? []) {
+          const s = this.score(hit);
+          symbols.push(s);
+          // Later levels are not run once a refusal is certain (it is the same answer, sooner).
+          if (!this.policy.observe && this.policy.actions.of(s.name) === 'reject' && !s.scoreOnly) refused = true;
         }
+        if (r.facts) rest.facts = { ...rest.facts, ...r.facts };
+        rest.authResults.push(...(r.authResults ?? []));
+        rest.trace.push(...(r.trace ?? []));
+        if (r.rewrite) rest.rewrite = rest.rewrite ? mergePlans(rest.rewrite, r.rewrite) : r.rewrite;
       }
-      if (outcome.demand?.kind === 'reject') break;
+      if (refused) break;
     }
-    outcome.symbols = oncePerName(outcome.symbols);
-    return outcome;
+    return this.decide(stage, oncePerName(symbols), rest);
+  }
+
+  private decide(stage: Stage, symbols: ScoredSymbol[], rest: Pick<StageOutcome, 'facts' | 'authResults' | 'trace' | 'rewrite'>): StageOutcome {
+    const a = this.policy.actions.apply(stage, symbols, this.policy.observe);
+    return { ...rest, symbols: a.symbols, wouldRefuse: a.wouldRefuse, ...(a.demand ? { demand: a.demand } : {}), ...(a.floor ? { floor: a.floor } : {}) };
   }
 
   private async runOne<S extends Stage>(check: Check<S>, input: StageInput[S]): Promise<CheckResult> {
@@ -83,8 +124,9 @@ export class CheckRunner {
       const message = (err as Error).message;
       this.logger.warn({ event: 'check_failed', check: check.name, stage: check.stage, err: message }, 'check failed');
       this.events.onCheckFailure?.(check.name, check.stage, message);
+      if (typeof check.onFailure === 'function') return { symbols: [check.onFailure(message)] };
       if (check.onFailure === 'tempfail') {
-        return { demand: { kind: 'tempfail', reply: R.policyTempfail(`Error: ${check.name} unavailable, try again later`) } };
+        return { symbols: [{ name: 'CHECK_TEMPFAIL', reason: `${check.name}: ${message}`, reply: R.policyTempfail(`Error: ${check.name} unavailable, try again later`) }] };
       }
       return { symbols: [{ name: 'CHECK_FAILED', reason: `${check.name}: ${message}` }] };
     } finally {

@@ -6,12 +6,28 @@ import type { RewritePlan } from '../mime/rewrite.js';
 
 export type Stage = 'connect' | 'helo' | 'mail' | 'rcpt' | 'data';
 
-/** What a check found: a name (UPPER_CASE), a short human reason, optionally a score override. */
+/** What a check found: a name (UPPER_CASE, declared in the symbol registry), a short human reason. */
 export interface SymbolHit {
   readonly name: string;
   readonly reason: string;
-  /** Only for symbols whose weight depends on the finding (e.g. Bayes probability). */
+  /**
+   * The weight the check's own configuration gives this finding (a DNS list's weight, a .cf
+   * score line). The operator's policy.symbols still wins over it (src/pipeline/weights.ts).
+   */
   readonly score?: number;
+  /**
+   * The refusal this finding would justify, exactly as it goes on the wire (DNSBL's 554 5.7.1
+   * naming the list, SPF's 550 5.7.23 with the explanation…). Whether it is sent is not the
+   * check's call: the actions layer (src/pipeline/actions.ts) decides, and observe mode only logs it.
+   */
+  readonly reply?: Reply;
+  /** The same refusal as a temporary one, when an operator turns the symbol's action into tempfail. */
+  readonly retryReply?: Reply;
+  /**
+   * The check's own configuration exempts this finding from any action beyond its weight
+   * (authentication.dmarc.reject_exempt_domains): it is scored, never refused or junked.
+   */
+  readonly scoreOnly?: boolean;
 }
 
 /** A symbol with its weight applied: what the log line and `scan --json` show. */
@@ -19,12 +35,32 @@ export interface ScoredSymbol extends SymbolHit {
   readonly score: number;
 }
 
-/** A check may demand an immediate action: a dependency down (tempfail) or a virus (reject). */
-export type Demand = { kind: 'reject'; reply: Reply } | { kind: 'tempfail'; reply: Reply };
+/** A refusal decided by the actions layer (never by a check): the reply and the symbol behind it. */
+export type Demand = { kind: 'reject' | 'tempfail'; reply: Reply; symbol?: string };
+
+/**
+ * Typed facts a check hands to the checks after it (declared with `after`), so that no check
+ * reads another's findings from symbol names. The runner merges them across stages and levels
+ * and passes them read-only in every stage input.
+ */
+export interface Facts {
+  /** The MAIL FROM identity's SPF result (for the null sender, the HELO identity checked instead). */
+  readonly spf?: { readonly result: SpfResult; readonly domain: string };
+  /** The HELO identity's SPF result, when spf.helo checked it on its own. */
+  readonly spfHelo?: { readonly result: SpfResult; readonly domain: string };
+  /** DKIM signatures by outcome (valid domains; aligned = a valid signature of a From domain). */
+  readonly dkim?: { readonly valid: readonly string[]; readonly aligned: boolean };
+  /** The deciding DMARC outcome: result, the From domain's policy as applied, alignment. */
+  readonly dmarc?: { readonly result: 'pass' | 'fail' | 'none' | 'temperror' | 'permerror'; readonly policy?: 'none' | 'quarantine' | 'reject'; readonly domain?: string; readonly aligned: boolean };
+  /** Bayes: the message's spam probability (0..1), when Bayes had learnt enough to say. */
+  readonly bayes?: { readonly probability: number };
+}
+export type SpfResult = 'pass' | 'fail' | 'softfail' | 'neutral' | 'none' | 'temperror' | 'permerror';
 
 export interface CheckResult {
   symbols?: SymbolHit[];
-  demand?: Demand;
+  /** Facts for later checks (declared in Facts; a check reading one declares `after` its writer). */
+  facts?: Facts;
   /** Method results for the Authentication-Results header (RFC 8601), e.g. "spf=pass smtp.mailfrom=…". */
   authResults?: string[];
   /** Trace header fields to add, complete and unfolded, without CRLF (e.g. "Received-SPF: pass (…) client-ip=…;"). */
@@ -52,12 +88,6 @@ export interface ConnectionFacts {
 export interface EnvelopeFacts {
   readonly sender: string; // '' = null sender
   readonly recipients: readonly string[];
-  /**
-   * The SPF result the MAIL stage found (src/checks/spf/spf-check.ts), for DMARC: the MAIL FROM
-   * identity (for the null sender, the HELO identity that SPF checked instead), and the HELO
-   * identity when spf.helo checked it separately. Absent when SPF did not run.
-   */
-  readonly spf?: { readonly result: string; readonly domain: string; readonly helo?: { result: string; domain: string } };
 }
 
 /** What a data-stage check sees: headers parsed, body through a reader (never all in memory). */
@@ -69,23 +99,27 @@ export interface MessageFacts {
   stream(): NodeJS.ReadableStream;
 }
 
+/** What each stage's checks see; `facts` holds what earlier stages and levels found (read-only). */
 export interface StageInput {
-  connect: { conn: ConnectionFacts };
-  helo: { conn: ConnectionFacts };
-  mail: { conn: ConnectionFacts; sender: string };
-  rcpt: { conn: ConnectionFacts; sender: string; recipient: string };
-  data: { conn: ConnectionFacts; envelope: EnvelopeFacts; message: MessageFacts };
+  connect: { conn: ConnectionFacts; facts?: Facts };
+  helo: { conn: ConnectionFacts; facts?: Facts };
+  mail: { conn: ConnectionFacts; sender: string; facts?: Facts };
+  rcpt: { conn: ConnectionFacts; sender: string; recipient: string; facts?: Facts };
+  data: { conn: ConnectionFacts; envelope: EnvelopeFacts; message: MessageFacts; facts?: Facts };
 }
 
 export interface Check<S extends Stage = Stage> {
   readonly name: string;
   readonly stage: S;
-  /** Checks of the same stage that must finish first. */
+  /**
+   * Checks that must finish first: of the same stage (the runner orders on it), or of an earlier
+   * stage (whose facts are then in the input). A check that reads a fact names its writer here.
+   */
   readonly after?: readonly string[];
   /** Per-call budget; a check that runs over it yields its `onTimeout`. Default 10 s. */
   readonly timeoutMs?: number;
-  /** What a timeout or a thrown error means: a symbol (the default) or a tempfail. */
-  readonly onFailure?: 'symbol' | 'tempfail';
+  /** What a timeout or a thrown error means: CHECK_FAILED, scored (the default), or CHECK_TEMPFAIL (action tempfail). */
+  readonly onFailure?: 'symbol' | 'tempfail' | ((error: string) => SymbolHit);
   run(input: StageInput[S]): CheckResult | Promise<CheckResult>;
 }
 

@@ -21,7 +21,9 @@ import type { AccountStore } from '../auth/accounts.js';
 import type { BruteForce } from '../auth/brute-force.js';
 import type { CheckRunner } from '../pipeline/runner.js';
 import { decide, type Action, type RecipientPolicy } from '../pipeline/policy.js';
-import type { ConnectionFacts, Demand, EnvelopeFacts, MessageFacts, ScoredSymbol, Stage, StageInput } from '../pipeline/types.js';
+import type { ConnectionFacts, Demand, Facts, MessageFacts, ScoredSymbol, Stage, StageInput } from '../pipeline/types.js';
+import type { StageOutcome } from '../pipeline/runner.js';
+import type { Floor } from '../pipeline/actions.js';
 import { listMatches, recipientPolicy, type SenderFacts } from '../pipeline/user-settings.js';
 import { addressesOf } from '../checks/sender/from-ownership.js';
 import type { UserPolicies } from '../pipeline/user-policies.js';
@@ -76,6 +78,12 @@ interface Transaction {
   readonly trace: string[];
   /** A MAIL-stage refusal (SPF fail…), applied at each RCPT so the envelope is logged. */
   readonly deferred?: Demand;
+  /** What the MAIL stage's checks found, for the checks after them (SPF for DMARC, the allow lists). */
+  readonly facts: Facts;
+  /** The strongest folder a symbol of the connection or the transaction asked for. */
+  floor?: Floor;
+  /** Observe mode: the refusals of the session so far that were not sent. */
+  readonly wouldRefuse: string[];
   rejectedRecipients: number;
 }
 
@@ -100,6 +108,15 @@ export class SmtpSession {
   private authUser: string | undefined;
   private tx: Transaction | undefined;
   private connSymbols: ScoredSymbol[] = [];
+  /** The HELO stage's symbols, replaced at each HELO/EHLO. */
+  private heloSymbols: ScoredSymbol[] = [];
+  /** Facts of the connect and HELO stages. */
+  private connFacts: Facts = {};
+  private heloFacts: Facts = {};
+  private connFloor: Floor | undefined;
+  /** Observe mode: connect/HELO refusals that were not sent ("would reject" replies). */
+  private connWouldRefuse: string[] = [];
+  private heloWouldRefuse: string[] = [];
   /** Authentication-Results methods found at connect (iprev). */
   private connAuthResults: string[] = [];
   /** Connect- and HELO-stage refusals (DNSBL, early talker…), applied at RCPT as Postfix's smtpd_delay_reject. */
@@ -171,6 +188,9 @@ export class SmtpSession {
     if (this.mode === 'closed') return;
     this.connSymbols.push(...outcome.symbols);
     this.connAuthResults = outcome.authResults;
+    this.connFacts = outcome.facts;
+    this.connFloor = strongerFloor(this.connFloor, outcome.floor);
+    this.connWouldRefuse.push(...this.observed('connect', outcome));
     if (outcome.demand?.kind === 'tempfail') {
       this.send({ ...outcome.demand.reply, code: 421 });
       return this.close();
@@ -203,19 +223,35 @@ export class SmtpSession {
       return;
     }
     const first = (this.inbuf?.subarray(0, 40).toString('latin1') ?? '').replace(/[^\x20-\x7e]/g, '.');
-    this.log.info({ event: 'early_talker', bytes: this.earlyBytes, first, action: g.early_talker }, 'client talked before the greeting');
+    const runner = this.deps.runner;
+    this.log.info({ event: 'early_talker', bytes: this.earlyBytes, first, action: runner.policy.actions.of('EARLY_TALKER') }, 'client talked before the greeting');
     this.deps.metrics.limited.inc({ limit: 'early_talker' });
-    this.connSymbols.push(this.deps.runner.score({ name: 'EARLY_TALKER', reason: `${this.earlyBytes} bytes before the greeting: "${first}"` }));
-    if (g.early_talker === 'reject' && !this.connDeferred) {
-      this.connDeferred = { kind: 'reject', reply: reply(550, '5.5.1', 'Error: protocol error: you talked before my greeting') };
-    }
+    // A finding of the session itself, judged by the actions layer like a check's (EARLY_TALKER: reject by default).
+    const outcome = runner.judge('connect', [{
+      name: 'EARLY_TALKER', reason: `${this.earlyBytes} bytes before the greeting: "${first}"`,
+      reply: reply(550, '5.5.1', 'Error: protocol error: you talked before my greeting'),
+    }]);
+    this.connSymbols.push(...outcome.symbols);
+    this.connFloor = strongerFloor(this.connFloor, outcome.floor);
+    this.connWouldRefuse.push(...this.observed('connect', outcome));
+    if (outcome.demand && !this.connDeferred) this.connDeferred = outcome.demand;
+  }
+
+  /** Observe mode: logs and counts each refusal that was held back; returns their replies. */
+  private observed(stage: Stage, outcome: Pick<StageOutcome, 'wouldRefuse'>): string[] {
+    return outcome.wouldRefuse.map((w) => {
+      const text = `${w.reply.code} ${w.reply.enhanced ?? ''} ${w.reply.text}`.replace(/\s+/g, ' ').trim();
+      this.log.info({ event: 'would_reject', stage, symbol: w.symbol, kind: w.kind, would_reply: text }, `observe: would ${w.kind === 'reject' ? 'reject' : 'tempfail'}`);
+      this.deps.metrics.wouldReject.inc({ stage, symbol: w.symbol });
+      return text;
+    });
   }
 
   /** Suspicious clients wait before each reply: their score is high, or they keep making errors. */
   private tarpitDelay(): number {
     const t = this.deps.config.tarpit;
     if (this.trustedNetwork || this.authUser) return 0;
-    const score = this.connSymbols.reduce((n, s) => n + s.score, 0);
+    const score = [...this.connSymbols, ...this.heloSymbols].reduce((n, s) => n + s.score, 0);
     if (t.delay && score >= t.score) return t.delay;
     if (t.error_delay && t.errors > 0 && this.errors >= t.errors) return t.error_delay;
     return 0;
@@ -455,8 +491,11 @@ export class SmtpSession {
     this.resetTransaction();
     this.helo = arg;
     this.esmtp = extended;
-    const outcome = await this.runStage('helo', { conn: this.facts() });
-    this.connSymbols = this.connSymbols.filter((s) => !s.name.startsWith('HELO_')).concat(outcome.symbols);
+    const outcome = await this.runStage('helo', { conn: this.facts(), facts: this.connFacts });
+    // A new HELO replaces what the last one found.
+    this.heloSymbols = outcome.symbols;
+    this.heloFacts = outcome.facts;
+    this.heloWouldRefuse = this.observed('helo', outcome);
     if (outcome.demand?.kind === 'tempfail') return this.refuse(outcome.demand);
     this.heloDeferred = outcome.demand;
     if (!extended) return this.send(reply(250, undefined, this.hostname));
@@ -651,10 +690,11 @@ export class SmtpSession {
         return this.reply(limited);
       }
     }
-    const outcome = await this.runStage('mail', { conn: this.facts(), sender });
+    const outcome = await this.runStage('mail', { conn: this.facts(), sender, facts: { ...this.connFacts, ...this.heloFacts } });
     this.tx = {
       id: this.deps.newId(), sender, smtputf8, body8bit, declaredSize, recipients: [], symbols: [...outcome.symbols], rejectedRecipients: 0,
-      authResults: outcome.authResults, trace: outcome.trace, deferred: outcome.demand,
+      authResults: outcome.authResults, trace: outcome.trace, deferred: outcome.demand, facts: outcome.facts, floor: outcome.floor,
+      wouldRefuse: this.observed('mail', outcome),
     };
     this.send(R.senderOk);
   }
@@ -700,8 +740,10 @@ export class SmtpSession {
         }
       }
     }
-    const outcome = await this.runStage('rcpt', { conn: this.facts(), sender: tx.sender, recipient: resolution.address });
+    const outcome = await this.runStage('rcpt', { conn: this.facts(), sender: tx.sender, recipient: resolution.address, facts: tx.facts });
+    tx.wouldRefuse.push(...this.observed('rcpt', outcome));
     if (outcome.demand && !resolution.role) return this.refuse(outcome.demand, shown);
+    tx.floor = strongerFloor(tx.floor, outcome.floor);
     tx.symbols.push(...outcome.symbols);
     if (!tx.recipients.some((r) => r.resolution.address === resolution.address)) tx.recipients.push({ shown, resolution });
     this.send(R.recipientOk);
@@ -797,12 +839,15 @@ export class SmtpSession {
     if (hops > 50) return refuse(reply(554, '5.4.6', 'Error: too many hops (mail loop?)'), 'loop');
     const conn = this.facts();
     const message = { size: spool.size, headers, bareNewlines: reader.bareNewlines, stream: () => spool.stream() };
+    const facts: Facts = { ...this.connFacts, ...this.heloFacts, ...tx.facts };
     const outcome = await this.runStage('data', {
       conn,
-      envelope: { sender: tx.sender, recipients: tx.recipients.map((r) => r.resolution.address), spf: spfFacts(tx.symbols, tx.sender, this.helo) },
+      envelope: { sender: tx.sender, recipients: tx.recipients.map((r) => r.resolution.address) },
       message,
+      facts,
     });
-    const symbols = [...this.connSymbols, ...tx.symbols, ...outcome.symbols];
+    const symbols = [...this.connSymbols, ...this.heloSymbols, ...tx.symbols, ...outcome.symbols];
+    tx.wouldRefuse.push(...this.observed('data', outcome));
     if (outcome.demand) {
       this.logMessage(tx, outcome.demand.kind, outcome.demand.reply, symbols, spool.size);
       spool.discard();
@@ -810,14 +855,19 @@ export class SmtpSession {
       return this.reply(outcome.demand.reply);
     }
     const p = this.deps.config.policy;
-    const policies = this.recipientPolicies(tx, headers, symbols);
-    const verdict = decide(symbols, policies, p.thresholds, p.observe);
+    const floor = strongerFloor(strongerFloor(this.connFloor, tx.floor), outcome.floor);
+    const policies = this.recipientPolicies(tx, headers, outcome.facts);
+    const verdict = decide(symbols, policies, p.thresholds, p.observe, floor === 'quarantine' ? 'junk' : floor);
+    const contentReply = () => {
+      const top = [...symbols].sort((a, b) => b.score - a.score).slice(0, 3).map((s) => s.name).join(', ');
+      return R.policyReject(`Error: message refused by content policy (score ${verdict.score}: ${top})`);
+    };
     if (verdict.rejectAll && policies.every((r) => r.list === 'block')) {
       return refuse(reply(550, '5.7.1', 'Error: message refused: the recipient does not accept mail from this sender'), 'reject');
     }
-    if (verdict.rejectAll) {
-      const top = [...symbols].sort((a, b) => b.score - a.score).slice(0, 3).map((s) => s.name).join(', ');
-      return refuse(R.policyReject(`Error: message refused by content policy (score ${verdict.score}: ${top})`), 'reject');
+    if (verdict.rejectAll) return refuse(contentReply(), 'reject');
+    if (verdict.wouldReject && p.observe) {
+      tx.wouldRefuse.push(...this.observed('data', { wouldRefuse: [{ kind: 'reject', reply: contentReply(), symbol: 'SCORE' }] }));
     }
     // The one rewrite (strip/defang attachments), after every check saw the message as received.
     // It goes to the message's spill file; the original is never changed in place, and a failed
@@ -870,21 +920,21 @@ export class SmtpSession {
     const outcomeName = actions.length === 1 ? actions[0]! : 'mixed';
     this.deps.metrics.messages.inc({ outcome: outcomeName });
     for (const s of symbols) this.deps.metrics.symbols.inc({ symbol: s.name });
-    this.logMessage(tx, outcomeName, R.queued(tx.id), symbols, size, verdict.score, verdict.wouldReject, attachments);
+    this.logMessage(tx, outcomeName, R.queued(tx.id), symbols, size, verdict.score, [...this.connWouldRefuse, ...this.heloWouldRefuse, ...tx.wouldRefuse], attachments, floor === 'quarantine');
     this.send(R.queued(tx.id));
     // Autolearn after the answer: it must not delay the client, and a failure only costs a lesson.
     if (!this.authUser) this.deps.spam?.autolearn(message, symbols, tx.id, { ip: this.remoteAddress, helo: this.helo });
   }
 
   /** Each recipient's policy: role addresses exempt, then the user's own spam settings. */
-  private recipientPolicies(tx: Transaction, headers: readonly HeaderField[], symbols: readonly ScoredSymbol[]): RecipientPolicy[] {
+  private recipientPolicies(tx: Transaction, headers: readonly HeaderField[], facts: Facts): RecipientPolicy[] {
     const users = this.deps.spam?.users;
-    const names = new Set(symbols.map((s) => s.name));
+    // The allow lists trust an address only when SPF or DMARC proved it: the checks' facts say so.
     const sender: SenderFacts = {
       envelope: tx.sender,
       from: headers.filter((h) => h.key === 'from').flatMap((h) => addressesOf(h.value)).slice(0, 10),
-      envelopeAuthenticated: names.has('SPF_PASS'),
-      fromAuthenticated: names.has('DMARC_PASS'),
+      envelopeAuthenticated: facts.spf?.result === 'pass',
+      fromAuthenticated: facts.dmarc?.result === 'pass',
     };
     return tx.recipients.map((r) => {
       const exempt = r.resolution.role;
@@ -915,13 +965,16 @@ export class SmtpSession {
     return out;
   }
 
-  private logMessage(tx: Transaction, action: string, r: Reply, symbols: ScoredSymbol[], size: number, score?: number, wouldReject?: boolean, attachments?: string[]): void {
+  private logMessage(tx: Transaction, action: string, r: Reply, symbols: ScoredSymbol[], size: number, score?: number, wouldReject?: readonly string[], attachments?: string[], quarantine?: boolean): void {
     this.log.info({
       event: 'message', id: tx.id, helo: this.helo, user: this.authUser, tls: this.tlsInfo?.protocol,
       sender: tx.sender, recipients: tx.recipients.map((x) => x.shown), rejected_recipients: tx.rejectedRecipients,
       action, reply: `${r.code} ${r.enhanced ?? ''}`.trim(), size, score: score ?? Math.round(symbols.reduce((n, s) => n + s.score, 0) * 100) / 100,
       symbols: symbols.map((s) => ({ name: s.name, score: s.score, reason: s.reason })),
-      ...(wouldReject && this.deps.config.policy.observe ? { observe: 'would reject' } : {}),
+      // Observe mode: every refusal that was held back, with the exact reply it would have sent.
+      ...(wouldReject?.length ? { observe: 'would reject', would_reply: wouldReject } : {}),
+      // policy.actions "quarantine" acts as junk until the quarantine lands (docs/pipeline.md).
+      ...(quarantine ? { quarantine: true } : {}),
       ...(attachments ? { attachments } : {}),
     }, 'message');
   }
@@ -935,22 +988,18 @@ export class SmtpSession {
     this.tx = undefined;
   }
 
-  private async runStage<S extends Stage>(stage: S, input: StageInput[S]) {
-    if (!this.deps.runner.has(stage)) return { symbols: [] as ScoredSymbol[], demand: undefined, authResults: [] as string[], trace: [] as string[], rewrite: undefined };
+  private async runStage<S extends Stage>(stage: S, input: StageInput[S]): Promise<StageOutcome> {
+    if (!this.deps.runner.has(stage)) return { symbols: [], wouldRefuse: [], facts: { ...input.facts }, authResults: [], trace: [] };
     return this.deps.runner.run(stage, input);
   }
 }
 
-/** The SPF results of the MAIL stage, for DMARC (the HELO identity stands in for a null sender). */
-function spfFacts(symbols: readonly ScoredSymbol[], sender: string, helo: string | undefined): EnvelopeFacts['spf'] {
-  const result = (prefix: string) => symbols.find((s) => s.name.startsWith(prefix) && !(prefix === 'SPF_' && s.name.startsWith('SPF_HELO_')))?.name.slice(prefix.length).toLowerCase();
-  const mail = result('SPF_');
-  const heloResult = result('SPF_HELO_');
-  const heloDomain = (helo ?? '').replace(/^\[.*\]$/, '').toLowerCase();
-  const heloFacts = heloResult && heloDomain ? { result: heloResult, domain: heloDomain } : undefined;
-  if (!mail && !heloFacts) return undefined;
-  const domain = sender ? sender.slice(sender.lastIndexOf('@') + 1).toLowerCase() : heloDomain;
-  return { result: mail ?? 'none', domain, helo: heloFacts };
+const FLOOR_RANK: Record<Floor, number> = { tag: 1, junk: 2, quarantine: 3 };
+
+function strongerFloor(a: Floor | undefined, b: Floor | undefined): Floor | undefined {
+  if (!a) return b;
+  if (!b) return a;
+  return FLOOR_RANK[b] > FLOOR_RANK[a] ? b : a;
 }
 
 function describeTls(s: tls.TLSSocket): ConnectionFacts['tls'] {

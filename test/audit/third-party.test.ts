@@ -154,7 +154,7 @@ describe('audit against Postfix and Dovecot on loopback', { skip: !strict && mis
 
   async function audit(domain: string, extra: Partial<AuditOptions>): Promise<AuditReport> {
     const r = await runAudit({
-      domain, resolver: createResolver(resolverOptions), ca: [fs.readFileSync(ca, 'utf8')], dnsbl: { lists: [{ zone: 'bl.test', weight: 1, codes: [] }], threshold: 1, action: 'score' },
+      domain, resolver: createResolver(resolverOptions), ca: [fs.readFileSync(ca, 'utf8')], dnsbl: { lists: [{ zone: 'bl.test', weight: 1, codes: [] }], threshold: 1 },
       rate: 100, concurrency: 4, connectTimeoutMs: 5000, replyTimeoutMs: 10_000, probeTimeoutMs: 90_000, heloName: 'audit.example.net', ...extra,
     });
     if (process.env.AUDIT_TEST_VERBOSE === '1') process.stderr.write(`# audit of ${domain}\n${show(r)}\n`);

@@ -23,7 +23,7 @@ import { startDnsServer, type DnsServer, type ZoneData } from '../helpers/dns-se
 import { createResolver } from '../../src/dns/resolver.js';
 import { authenticationCheck } from '../../src/checks/dkim/authentication-check.js';
 import { dkimConfigSchema } from '../../src/checks/dkim/config.js';
-import type { CheckResult, EnvelopeFacts } from '../../src/pipeline/types.js';
+import type { CheckResult, EnvelopeFacts, Facts, SpfResult } from '../../src/pipeline/types.js';
 import { connFacts, crlf, ed25519FromSeed, envelope, messageFacts, sign } from './support.js';
 
 const CONF = path.join(sharedDir, 'conformance');
@@ -39,12 +39,12 @@ after(async () => {
 });
 
 /** Runs the check on a message with `zone` served; a fresh resolver, no cache. */
-async function verify(raw: Buffer, zone: ZoneData, opts: { env?: EnvelopeFacts; config?: object } = {}): Promise<CheckResult> {
+async function verify(raw: Buffer, zone: ZoneData, opts: { env?: EnvelopeFacts; spf?: Facts['spf']; config?: object } = {}): Promise<CheckResult> {
   dns.set(zone);
   const resolver = createResolver({ servers: [dns.server], timeoutMs: 500, attempts: 1, maxInflight: 100, cacheEntries: 0, maxTtlMs: 1000, negativeTtlMs: 1000 });
   const config = dkimConfigSchema.parse({ dkim: { min_rsa_bits: 1024 }, ...opts.config });
   const check = authenticationCheck({ resolver, config, hostname: 'mx.example.test', timeoutMs: 10_000 });
-  return check.run({ conn: connFacts(), envelope: opts.env ?? envelope('sender@example.net'), message: messageFacts(raw) });
+  return check.run({ conn: connFacts(), envelope: opts.env ?? envelope('sender@example.net'), message: messageFacts(raw), facts: opts.spf ? { spf: opts.spf } : {} });
 }
 
 const txt = (data: string) => [{ type: 'TXT' as const, data }];
@@ -225,8 +225,8 @@ test('blaze: real messages with their DNS snapshot (DKIM per signature, DMARC)',
   for (const [file, e] of Object.entries(exp.messages)) {
     if (!e.dkim && !e.dmarc) continue; // collected-only messages: no verification expected
     // SPF comes from the MAIL stage in the gateway; here it is blaze's recorded SPF result.
-    const spf = e.spf ? { result: e.spf.result, domain: e.spf.mailfrom.split('@').pop()! } : undefined;
-    const r = await verify(crlf(read(`dmarc/blaze/${file}`)), zone, { env: envelope(e.spf?.mailfrom ?? '', spf) });
+    const spf = e.spf ? { result: e.spf.result as SpfResult, domain: e.spf.mailfrom.split('@').pop()! } : undefined;
+    const r = await verify(crlf(read(`dmarc/blaze/${file}`)), zone, { env: envelope(e.spf?.mailfrom ?? ''), spf });
     const got = dkimResults(r);
     for (const want of e.dkim ?? []) {
       const mine = got.find((g) => g.includes(` d=${want.d} `) && (!want.s || g.endsWith(` s=${want.s}`)));

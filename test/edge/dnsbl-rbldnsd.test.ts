@@ -10,6 +10,7 @@ import { dnsbl, type DnsblConfig } from '../../src/checks/dnsbl/dnsbl.js';
 import type { ConnectionFacts, CheckResult } from '../../src/pipeline/types.js';
 import type { Resolver } from '../../src/dns/types.js';
 import { formatReply } from '../../src/protocol/reply.js';
+import { refusal } from '../../src/checks/test-support.js';
 import { needRbldnsd, RBLDNSD, startRbldnsd, type Rbldnsd } from '../helpers/rbldnsd.js';
 
 // Zones, in rbldnsd's ip4set / ip6trie formats (":A:TXT" sets the value of the lines below it).
@@ -47,7 +48,6 @@ function conn(remoteAddress: string): ConnectionFacts {
 
 const CONFIG: DnsblConfig = {
   threshold: 1,
-  action: 'reject',
   lists: [
     { zone: 'bl1.test', weight: 2, codes: ['127.0.0.2'] },
     { zone: 'bl2.test', weight: 1, codes: ['127.0.0.[4..7]'] },
@@ -57,8 +57,11 @@ const CONFIG: DnsblConfig = {
   ],
 };
 
-const scores = (r: CheckResult) => Object.fromEntries((r.symbols ?? []).map((s) => [s.name, s.score]));
-const wire = (r: CheckResult) => (r.demand ? formatReply(r.demand.reply).trimEnd() : undefined);
+const scores = (r: CheckResult) => Object.fromEntries((r.symbols ?? []).filter((s) => s.name !== 'DNSBL_LISTED').map((s) => [s.name, s.score]));
+const wire = (r: CheckResult) => {
+  const d = refusal(r, { stage: 'connect' });
+  return d ? formatReply(d.reply).trimEnd() : undefined;
+};
 
 test('rbldnsd: listed with TXT, partly offset by an allowlist, still over the threshold', async (t) => {
   if (!needRbldnsd(t)) return;
@@ -80,7 +83,7 @@ test('rbldnsd: allowlisted only, and listed nowhere', async (t) => {
   const resolver = resolverFor([`127.0.0.1:${port}`]);
   const wl = await dnsbl(resolver, CONFIG).run({ conn: conn('127.0.0.5') });
   assert.deepEqual(scores(wl), { DNSWL_WL_TEST: -1 });
-  assert.equal(wl.demand, undefined);
+  assert.equal(refusal(wl), undefined);
   const none = await dnsbl(resolver, CONFIG).run({ conn: conn('127.0.0.9') });
   assert.deepEqual(none, { symbols: [] });
 });
@@ -90,7 +93,7 @@ test('rbldnsd: threshold not reached when the allowlist weighs as much as the li
   const config: DnsblConfig = { ...CONFIG, lists: [{ zone: 'bl1.test', weight: 1, codes: [] }, { zone: 'wl.test', weight: -1, codes: [] }] };
   const r = await dnsbl(resolverFor([`127.0.0.1:${port}`]), config).run({ conn: conn('127.0.0.2') });
   assert.deepEqual(scores(r), { DNSBL_BL1_TEST: 1, DNSWL_WL_TEST: -1 });
-  assert.equal(r.demand, undefined);
+  assert.equal(refusal(r), undefined);
 });
 
 test('rbldnsd: IPv6 client, nibble query name', async (t) => {
@@ -108,7 +111,7 @@ test('rbldnsd: a zone the server does not serve is a tempfail symbol, and the ot
   const r = await dnsbl(resolverFor([`127.0.0.1:${port}`]), config).run({ conn: conn('127.0.0.2') });
   assert.deepEqual(scores(r), { DNSBL_BL1_TEST: 2, DNSWL_WL_TEST: -1, DNSBL_TEMPFAIL: undefined });
   assert.match(r.symbols!.find((s) => s.name === 'DNSBL_TEMPFAIL')!.reason, /^unserved\.test: /);
-  assert.equal(r.demand?.reply.code, 554);
+  assert.equal(refusal(r)?.reply.code, 554);
 });
 
 test('a DNS server that never answers: DNSBL_TEMPFAIL after the resolver\'s own timeout, no refusal', async () => {
@@ -122,7 +125,7 @@ test('a DNS server that never answers: DNSBL_TEMPFAIL after the resolver\'s own 
     const took = Date.now() - started;
     assert.deepEqual(scores(r), { DNSBL_TEMPFAIL: undefined });
     assert.match(r.symbols![0]!.reason, /bl1\.test: .*bl2\.test: .*wl\.test: /);
-    assert.equal(r.demand, undefined);
+    assert.equal(refusal(r), undefined);
     // Lists are asked at once: about 2 × 150 ms, not 3 lists × 2 × 150 ms.
     assert.ok(took >= 250 && took < 800, `took ${took} ms`);
   } finally {

@@ -14,6 +14,7 @@ import { defaultAttachmentsConfig } from '../../src/checks/attachments/config.js
 import { rewriteToBuffer } from '../../src/mime/rewrite.js';
 import { walkMessage } from '../../src/mime/walk.js';
 import { sharedDir } from '../helpers/paths.js';
+import { refusal } from '../../src/checks/test-support.js';
 import { b64part, chunked, compose, fakePe, multipart } from './fixtures.js';
 
 const corpusDir = path.join(sharedDir, 'conformance', 'mime');
@@ -36,7 +37,8 @@ async function judge(source: () => Readable): Promise<{ verdict: Verdict; symbol
   let out: Buffer | undefined;
   if (a.plan) out = await rewriteToBuffer(source(), a.plan);
   const ms = performance.now() - t0;
-  const verdict: Verdict = a.demand ? a.demand.kind : a.plan ? 'rewrite' : 'accept';
+  const d = refusal({ symbols: a.symbols });
+  const verdict: Verdict = d ? d.kind : a.plan ? 'rewrite' : 'accept';
   assert.ok(ms < PER_MESSAGE_MS, `took ${ms} ms`);
   return { verdict, symbols: a.symbols.map((s) => s.name), ms, out };
 }

@@ -23,6 +23,7 @@ import { createResolver } from '../../src/dns/resolver.js';
 import { spfCheck } from '../../src/checks/spf/spf-check.js';
 import { defaultExplanation } from '../../src/checks/spf/evaluate.js';
 import type { ConnectionFacts } from '../../src/pipeline/types.js';
+import { refusal } from '../../src/checks/test-support.js';
 
 const SUITE = path.join(sharedDir, 'conformance', 'spf', 'rfc7208-tests.yml');
 const RECEIVER = 'receiver.example.net';
@@ -132,7 +133,7 @@ test('RFC 7208 test suite through the gateway resolver and the spf check', async
       servers: [server.server], timeoutMs: 200, attempts: 1, maxInflight: 200,
       cacheEntries: 0, maxTtlMs: 1000, negativeTtlMs: 1000,
     });
-    const check = spfCheck({ resolver, hostname: RECEIVER, config: { enabled: true, helo: false, fail_action: 'reject' } });
+    const check = spfCheck({ resolver, hostname: RECEIVER, config: { enabled: true, helo: false } });
     for (const [id, c] of Object.entries(scenario.tests)) {
       total++;
       const out = await check.run({ conn: conn(c.host, c.helo), sender: c.mailfrom });
@@ -142,7 +143,8 @@ test('RFC 7208 test suite through the gateway resolver and the spf check', async
       const problems: string[] = [];
       if (!expected.includes(result)) problems.push(`result ${result}, expected ${expected.join(' or ')} (${out.symbols?.[0]?.reason})`);
       if (c.explanation !== undefined && result === 'fail') {
-        const text = out.demand?.kind === 'reject' ? out.demand.reply.text : '';
+        const d = refusal(out, { stage: 'mail' });
+        const text = d?.kind === 'reject' ? d.reply.text : '';
         const ip = c.host.replace(/^::ffff:/i, '');
         const domain = (c.mailfrom || `postmaster@${c.helo}`).split('@').pop()!.toLowerCase();
         const want = c.explanation === 'DEFAULT' ? defaultExplanation(domain, ip) : c.explanation;

@@ -43,12 +43,15 @@ test('an encrypted zip whose password comes in a later text part: opened in fini
   assert.deepEqual(late.symbols!.map((s) => s.name), ['ARCHIVE_ENCRYPTED_OPENED']);
 });
 
-test('an encrypted zip nobody can open: ARCHIVE_ENCRYPTED; encrypted: reject refuses that part', async () => {
+test('an encrypted zip nobody can open: ARCHIVE_ENCRYPTED carrying the refusal policy.actions may send; encrypted: strip strips that part', async () => {
   const enc = await encryptedZip([{ name: 'a.txt', data: Buffer.from('x') }], 'nope-123');
-  const r = await walkMessage(mail('x', [{ text: 'hello' }, { name: 'a.zip', data: enc }]), { inspectors: [archiveInspector({ config: config({ encrypted: 'reject' }) })] });
+  const r = await walkMessage(mail('x', [{ text: 'hello' }, { name: 'a.zip', data: enc }]), { inspectors: [archiveInspector({ config: config() })] });
   const late = r.late.find((f) => f.inspector === 'archive')!;
   assert.deepEqual(late.symbols!.map((s) => s.name), ['ARCHIVE_ENCRYPTED']);
-  assert.equal(late.action, 'reject');
+  assert.equal(late.action, undefined);
+  assert.equal(late.symbols![0]!.reply?.text, 'Error: message refused: encrypted archive that cannot be scanned: a.zip');
+  const stripped = await walkMessage(mail('x', [{ text: 'hello' }, { name: 'a.zip', data: enc }]), { inspectors: [archiveInspector({ config: config({ encrypted: 'strip' }) })] });
+  assert.equal(stripped.late.find((f) => f.inspector === 'archive')!.action, 'strip');
 });
 
 test('with clamd: EICAR in a password-protected zip, password in the subject → reject with AV_VIRUS', async (t) => {

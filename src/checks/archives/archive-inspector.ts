@@ -1,7 +1,8 @@
 // Archive inspection as an inspector of the shared MIME walker (src/mime/inspector.ts): the
 // attachment check hands it every archive part (decoded, bounded) and every text part; it
-// answers with ARCHIVE_* symbols and the archive policy's action on the part (strip or reject an
-// archive holding an executable, or an encrypted one nobody can open). Encrypted zips wait for
+// answers with ARCHIVE_* symbols and the archive policy's action on the part (strip an archive
+// holding an executable, or an encrypted one nobody can open; refusing the message is
+// policy.actions' call on ARCHIVE_EXE / ARCHIVE_ENCRYPTED, whose hits carry the reply). Encrypted zips wait for
 // finish(), when every text part (where the password usually is) has been seen; their decrypted
 // entries go to clamd, since clamd cannot open them itself. With this inspector in the attachment
 // check, give the AV check `archiveSymbols: false`.
@@ -15,13 +16,12 @@ import { htmlToText, passwordCandidates } from './passwords.js';
 import { archiveLimits, type ArchiveConfig } from '../av/config.js';
 import { archiveSymbols } from '../av/av-check.js';
 import type { ClamdClient } from '../av/clamd.js';
+import { R, reply } from '../../protocol/reply.js';
 
 export interface ArchiveInspectorOptions {
   readonly config: ArchiveConfig;
   /** Scans entries decrypted with a password from the message. Without it they are inspected, not scanned. */
   readonly clamd?: ClamdClient;
-  /** clamd down while scanning a decrypted entry: ask for a tempfail (default) or only add AV_UNAVAILABLE. */
-  readonly clamdFailure?: 'tempfail' | 'tag';
   /** Encrypted archives kept for finish() per message (default 10). */
   readonly maxDeferred?: number;
 }
@@ -102,20 +102,18 @@ function toFinding(
 ): InspectorFinding {
   const symbols: SymbolHit[] = archiveSymbols(r.report.findings, config);
   if (r.virus) {
-    symbols.push({ name: 'AV_VIRUS', reason: `${r.virus} in ${r.where} (decrypted)` });
+    symbols.push({ name: 'AV_VIRUS', reason: `${r.virus} in ${r.where} (decrypted)`, reply: R.policyReject(`Error: message refused: virus ${r.virus} in ${r.where}`.replace(/[^\x20-\x7e]/g, '?').slice(0, 300)) });
     return { symbols, action: 'reject', reason: `virus ${r.virus} in ${r.where}` };
   }
-  if (r.failure) {
-    if ((options.clamdFailure ?? 'tempfail') === 'tempfail') return { symbols, tempfail: `virus scanner unavailable: ${r.failure}` };
-    symbols.push({ name: 'AV_UNAVAILABLE', reason: r.failure });
-  }
+  // clamd down while scanning a decrypted entry: AV_UNAVAILABLE, whose action (tempfail by default) decides.
+  if (r.failure) symbols.push({ name: 'AV_UNAVAILABLE', reason: r.failure, reply: reply(451, '4.3.0', 'Error: attachment scanning unavailable, try again later') });
   const exe = r.report.findings.find((f) => f.symbol === 'ARCHIVE_EXE');
-  if (exe && config.executable_inside !== 'score') {
-    return { symbols, action: config.executable_inside, reason: `archive holds an executable: ${exe.path}` };
+  if (exe && config.executable_inside === 'strip') {
+    return { symbols, action: 'strip', reason: `archive holds an executable: ${exe.path}` };
   }
   const enc = r.report.findings.find((f) => f.symbol === 'ARCHIVE_ENCRYPTED');
-  if (enc && config.encrypted !== 'score') {
-    return { symbols, action: config.encrypted, reason: `encrypted archive that cannot be scanned: ${enc.path}` };
+  if (enc && config.encrypted === 'strip') {
+    return { symbols, action: 'strip', reason: `encrypted archive that cannot be scanned: ${enc.path}` };
   }
   return symbols.length ? { symbols } : {};
 }

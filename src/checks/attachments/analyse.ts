@@ -1,10 +1,12 @@
 // The data-stage analysis of attachments, shared by the pipeline check
 // (checks/attachments/attachments.ts) and `portcullis scan` (scan.ts): one walk of the message,
 // the policy applied to every leaf part, inspectors' findings folded in, and the result as
-// symbols, an optional demand (reject, tempfail) and a rewrite plan for the one rewriter.
+// symbols and a rewrite plan for the one rewriter. A finding that would justify refusing the
+// message carries its reply (ATTACH_REJECTED, MIME_UNSCANNABLE…); whether it is refused is the
+// actions layer's decision (src/pipeline/actions.ts), not this analysis'.
 import type { Readable } from 'node:stream';
-import type { Demand, SymbolHit } from '../../pipeline/types.js';
-import { reply } from '../../protocol/reply.js';
+import type { SymbolHit } from '../../pipeline/types.js';
+import { reply, type Reply } from '../../protocol/reply.js';
 import { compilePolicy, decidePart, strongerAction, type CompiledPolicy, type PartAction } from './policy.js';
 import type { AttachmentsConfig } from './config.js';
 import type { Inspector, InspectorFinding } from '../../mime/inspector.js';
@@ -30,8 +32,7 @@ export interface PartVerdict {
 export interface AttachmentsAnalysis {
   /** One hit per symbol name, reasons joined. */
   readonly symbols: SymbolHit[];
-  readonly demand?: Demand;
-  /** What the rewriter must do once the message is accepted; absent when nothing changes. */
+  /** What the rewriter must do once the message is accepted; absent when nothing changes (or nothing can be located). */
   readonly plan?: RewritePlan;
   readonly parts: readonly PartVerdict[];
   readonly issues: readonly MimeIssue[];
@@ -65,10 +66,12 @@ const MAX_REASON = 400;
 /** Collects symbol hits, one per name, reasons joined ("a; b; and 3 more"). */
 class Hits {
   private readonly map = new Map<string, string[]>();
-  add(name: string, reason: string): void {
+  private readonly replies = new Map<string, Pick<SymbolHit, 'reply' | 'retryReply'>>();
+  add(name: string, reason: string, replies?: Pick<SymbolHit, 'reply' | 'retryReply'>): void {
     const list = this.map.get(name) ?? [];
     if (!list.includes(reason)) list.push(reason);
     this.map.set(name, list);
+    if (replies?.reply && !this.replies.has(name)) this.replies.set(name, replies);
   }
   list(): SymbolHit[] {
     return [...this.map].map(([name, reasons]) => {
@@ -80,7 +83,7 @@ class Hits {
         shown++;
       }
       if (shown < reasons.length) reason += `; and ${reasons.length - shown} more`;
-      return { name, reason };
+      return { name, reason, ...this.replies.get(name) };
     });
   }
 }
@@ -107,7 +110,7 @@ export async function analyseAttachments(message: Readable, config: AttachmentsC
 
   const fold = (st: PartState, f: InspectorFinding & { inspector: string }) => {
     for (const s of f.symbols ?? []) {
-      hits.add(s.name, s.reason);
+      hits.add(s.name, s.reason, s);
       st.symbols.add(s.name);
     }
     if (f.action && strongerAction(f.action, st.action) !== st.action) {
@@ -142,7 +145,7 @@ export async function analyseAttachments(message: Readable, config: AttachmentsC
     const st = f.path !== undefined ? byPath.get(f.path) : undefined;
     if (st) fold(st, f);
     else {
-      for (const s of f.symbols ?? []) hits.add(s.name, s.reason);
+      for (const s of f.symbols ?? []) hits.add(s.name, s.reason, s);
       if (f.action === 'reject') rejectReason ??= f.reason ?? `${f.inspector} finding`;
     }
   }
@@ -194,24 +197,24 @@ export async function analyseAttachments(message: Readable, config: AttachmentsC
       size: part.size, action: st.action, reason: st.reason, symbols: [...st.symbols], container: part.container,
     });
   }
-  if (rejectReason) hits.add('ATTACH_REJECTED', rejectReason);
-
-  let demand: Demand | undefined;
+  // The findings that would justify a refusal, each with the reply it would send, strongest first
+  // (the actions layer sends the first reject, else the first tempfail).
+  if (rejectReason) hits.add('ATTACH_REJECTED', rejectReason, { reply: reply(554, '5.7.1', `Error: message refused: ${rejectReason}`.replace(/[^\x20-\x7e]/g, '?').slice(0, 300)) });
+  if (tempfail) hits.add('CHECK_TEMPFAIL', tempfail, { reply: reply(451, '4.3.0', 'Error: attachment scanning unavailable, try again later') });
   const fatal = walk.issues.filter((i) => i.fatal);
-  if (rejectReason) {
-    demand = { kind: 'reject', reply: reply(554, '5.7.1', `Error: message refused: ${rejectReason}`.replace(/[^\x20-\x7e]/g, '?').slice(0, 300)) };
-  } else if (tempfail) {
-    demand = { kind: 'tempfail', reply: reply(451, '4.3.0', 'Error: attachment scanning unavailable, try again later') };
-  } else if (fatal.length && config.on_unscannable !== 'accept') {
-    const timedOut = fatal.some((i) => i.symbol === 'MIME_SCAN_TIMEOUT');
+  if (fatal.length) {
     const what = fatal.map((i) => i.symbol).join(', ');
-    demand = config.on_unscannable === 'tempfail' || timedOut
-      ? { kind: 'tempfail', reply: reply(451, '4.6.0', `Error: message structure could not be inspected (${what}), try again later`) }
-      : { kind: 'reject', reply: reply(554, '5.6.0', `Error: message structure cannot be inspected safely (${what})`) };
-  } else if (unmappable || (edits.length && !walk.mapped)) {
-    // Something must be removed but the parts cannot be located exactly: never deliver it as is.
-    demand = { kind: 'reject', reply: reply(554, '5.6.0', 'Error: message has attachments that must be removed but cannot be located safely') };
+    const retryReply = reply(451, '4.6.0', `Error: message structure could not be inspected (${what}), try again later`);
+    // Out of time is not the message's fault: MIME_SCAN_TIMEOUT carries a tempfail, and the walk's
+    // other findings then wait for the retry too.
+    if (fatal.some((i) => i.symbol === 'MIME_SCAN_TIMEOUT')) hits.add('MIME_SCAN_TIMEOUT', fatal.find((i) => i.symbol === 'MIME_SCAN_TIMEOUT')!.reason, { reply: retryReply });
+    else hits.add('MIME_UNSCANNABLE', `the walk could not see the message whole: ${what}`, { reply: reply(554, '5.6.0', `Error: message structure cannot be inspected safely (${what})`), retryReply });
   }
-  const plan = demand ? undefined : makePlan(walk.complete ? walk.bytes : options.sourceSize ?? walk.bytes, edits, changes);
-  return { symbols: hits.list(), demand, plan, parts: verdicts, issues: walk.issues, complete: walk.complete, bytes: walk.bytes };
+  const unremovable = unmappable || (edits.length > 0 && !walk.mapped);
+  if (unremovable) {
+    // Something must be removed but the parts cannot be located exactly: never deliver it as is.
+    hits.add('ATTACH_UNREMOVABLE', 'a part to strip or defang cannot be located exactly', { reply: reply(554, '5.6.0', 'Error: message has attachments that must be removed but cannot be located safely') });
+  }
+  const plan = unremovable ? undefined : makePlan(walk.complete ? walk.bytes : options.sourceSize ?? walk.bytes, edits, changes);
+  return { symbols: hits.list(), plan, parts: verdicts, issues: walk.issues, complete: walk.complete, bytes: walk.bytes };
 }

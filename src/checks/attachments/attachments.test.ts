@@ -6,7 +6,8 @@ import { rewriteToBuffer } from '../../mime/rewrite.js';
 import { walkMessage, type WalkedPart } from '../../mime/walk.js';
 import { readBounded, type Inspector } from '../../mime/inspector.js';
 import { CheckRunner } from '../../pipeline/runner.js';
-import { loadWeights } from '../../pipeline/weights.js';
+import { shippedWeights } from '../../pipeline/weights.js';
+import { refusal, testPolicy } from '../test-support.js';
 import { parseHeaderBlock } from '../../smtp/headers.js';
 import { silentLogger } from '../../log.js';
 import type { StageInput } from '../../pipeline/types.js';
@@ -52,7 +53,7 @@ test('issue #4 done-when: .pif/.scr stripped, .exe/.js/.vbs defanged, renamed ex
   ]);
   const check = attachments(defaultAttachmentsConfig());
   const r = (await check.run(input(msg))) as AttachmentsCheckResult;
-  assert.equal(r.demand, undefined);
+  assert.equal(refusal(r), undefined);
   const names = new Set(r.symbols!.map((s) => s.name));
   for (const s of ['ATTACH_EXE_STRIPPED', 'ATTACH_EXE_DEFANGED', 'ATTACH_EXEC_MAGIC', 'ATTACH_TYPE_MISMATCH', 'ATTACH_RTLO']) assert.ok(names.has(s), s);
   const plan = r.rewrite!;
@@ -100,23 +101,24 @@ test('a message the walk cannot see whole is refused by default, or scored when 
   for (let i = 0; i < 120; i++) body = `Content-Type: multipart/mixed; boundary="d${i}"\r\n\r\n--d${i}\r\n${body}\r\n--d${i}--`;
   const deep = Buffer.from(`From: a@example.org\r\nSubject: deep\r\n${body}\r\n`);
   const r = await attachments(defaultAttachmentsConfig()).run(input(deep));
-  assert.equal(r.demand?.kind, 'reject');
-  assert.equal(r.demand?.reply.code, 554);
-  assert.equal(r.demand?.reply.enhanced, '5.6.0');
-  assert.match(r.demand!.reply.text, /MIME_TOO_DEEP/);
-  const tempfail = await attachments(attachmentsConfigSchema.parse({ on_unscannable: 'tempfail' })).run(input(deep));
-  assert.equal(tempfail.demand?.reply.code, 451);
-  const accept = await attachments(attachmentsConfigSchema.parse({ on_unscannable: 'accept' })).run(input(deep));
-  assert.equal(accept.demand, undefined);
-  assert.ok(accept.symbols!.some((s) => s.name === 'MIME_TOO_DEEP'));
+  assert.equal(refusal(r)?.kind, 'reject');
+  assert.equal(refusal(r)?.reply.code, 554);
+  assert.equal(refusal(r)?.reply.enhanced, '5.6.0');
+  assert.match(refusal(r)!.reply.text, /MIME_TOO_DEEP/);
+  // What used to be attachments.on_unscannable is MIME_UNSCANNABLE's action.
+  const tempfail = refusal(r, { actions: { MIME_UNSCANNABLE: 'tempfail' } });
+  assert.equal(tempfail?.reply.code, 451);
+  assert.match(tempfail!.reply.text, /could not be inspected \(MIME_TOO_DEEP\), try again later/);
+  assert.equal(refusal(r, { actions: { MIME_UNSCANNABLE: 'score' } }), undefined);
+  assert.ok(r.symbols!.some((s) => s.name === 'MIME_TOO_DEEP'));
 });
 
 test('an attachment type set to reject refuses the message', async () => {
   const msg = await compose([{ filename: 'saver.scr', content: fakePe() }]);
   const r = await attachments(attachmentsConfigSchema.parse({ extension_actions: { scr: 'reject' } })).run(input(msg));
-  assert.equal(r.demand?.kind, 'reject');
-  assert.equal(r.demand?.reply.enhanced, '5.7.1');
-  assert.match(r.demand!.reply.text, /saver\.scr/);
+  assert.equal(refusal(r)?.kind, 'reject');
+  assert.equal(refusal(r)?.reply.enhanced, '5.7.1');
+  assert.match(refusal(r)!.reply.text, /saver\.scr/);
   assert.ok(r.symbols!.some((s) => s.name === 'ATTACH_REJECTED'));
 });
 
@@ -146,16 +148,15 @@ test('inspectors plug in: their symbols, their part actions, their tempfail', as
   assert.ok(r.symbols!.some((s) => s.name === 'ARCHIVE_EXE'));
   const down: Inspector = { name: 'clamav', begin: () => ({ wants: () => true, inspect: async () => ({ tempfail: 'clamd unreachable' }) }) };
   const t = await attachments(defaultAttachmentsConfig(), { inspectors: [down] }).run(input(msg));
-  assert.equal(t.demand?.kind, 'tempfail');
+  assert.equal(refusal(t)?.kind, 'tempfail');
 });
 
 test('through the runner: weights from conf/scores.yaml apply; disabled means silent', async () => {
   const msg = await compose([{ filename: 'saver.scr', content: fakePe() }]);
-  const weights = loadWeights({});
-  const runner = new CheckRunner([attachments(defaultAttachmentsConfig())], weights, silentLogger());
+  const runner = new CheckRunner([attachments(defaultAttachmentsConfig())], testPolicy(), silentLogger());
   const outcome = await runner.run('data', input(msg));
   const hit = outcome.symbols.find((s) => s.name === 'ATTACH_EXE_STRIPPED')!;
-  assert.equal(hit.score, weights.get('ATTACH_EXE_STRIPPED'));
+  assert.equal(hit.score, shippedWeights().get('ATTACH_EXE_STRIPPED'));
   assert.ok(hit.score > 0);
   assert.deepEqual(await attachments(attachmentsConfigSchema.parse({ enabled: false })).run(input(msg)), {});
 });

@@ -1,13 +1,14 @@
 // The attachment check (data stage): walks the message once (src/mime/walk.ts), applies the
 // attachment policy to every part (src/checks/attachments/policy.ts), lets inspectors (archives,
-// AV) read the decoded parts, and returns symbols, a demand when the message must be refused,
-// and a rewrite plan. The check never changes the message: the session applies the plan once,
+// AV) read the decoded parts, and returns symbols (those that would justify a refusal carry its
+// reply; the actions layer decides) and a rewrite plan. The check never changes the message: the session applies the plan once,
 // after the verdict of every check (so DKIM and the rest judge the message as received), and
 // only then commits the queue entry (docs/attachments.md).
 //
 // Symbols: ATTACH_EXE_STRIPPED, ATTACH_EXE_DEFANGED, ATTACH_DOUBLE_EXT, ATTACH_RTLO,
 // ATTACH_TYPE_MISMATCH, ATTACH_EXEC_MAGIC, ATTACH_SCRIPT_MAGIC, ATTACH_BAD_NAME, ATTACH_REJECTED,
-// MIME_* (malformed or unscannable structure), INSPECTOR_FAILED, and whatever inspectors emit.
+// ATTACH_UNREMOVABLE, MIME_* (malformed or unscannable structure), INSPECTOR_FAILED, and whatever
+// inspectors emit (declared in symbols.ts beside this file).
 import type { Readable } from 'node:stream';
 import type { Check, CheckResult } from '../../pipeline/types.js';
 import { analyseAttachments, type AttachmentsAnalysis } from './analyse.js';
@@ -51,7 +52,6 @@ export function attachments(config: AttachmentsConfig, options: AttachmentsOptio
       if (plainTextOnly(message.headers) && harmlessStart(await bodyStart(message.stream() as Readable, 512))) return {};
       const a = await analyse(message.stream() as Readable, message.size);
       const result: AttachmentsCheckResult = { symbols: a.symbols };
-      if (a.demand) result.demand = a.demand;
       if (a.plan) result.rewrite = a.plan;
       return result;
     },

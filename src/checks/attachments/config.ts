@@ -68,8 +68,6 @@ export const attachmentsConfigSchema = z.strictObject({
   executable_content: action.default('defang'),
   /** A "#!" script under a name that is neither a script's nor plain text's. */
   script_content: action.default('defang'),
-  /** A message the walk could not see whole (too deep, too many parts, ambiguous boundaries, cut lines, time out). */
-  on_unscannable: z.enum(['reject', 'tempfail', 'accept']).default('reject'),
   max_depth: z.number().int().min(2).max(1000).default(100),
   max_parts: z.number().int().min(1).max(100_000).default(1000),
   /** Largest header section of one MIME part (the message's own included: the SMTP server allows 1 MiB). */

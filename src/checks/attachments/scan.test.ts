@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import type { SymbolHit } from '../../pipeline/types.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,7 +14,7 @@ test('scan shows each part, the symbols with their weights, and the rewrite', as
     { filename: 'x.scr', content: fakePe() },
     { filename: 'y.js', content: 'x' },
   ]);
-  const r = await scanMessage(chunked(msg), defaultAttachmentsConfig(), { weights: new Map([['ATTACH_EXE_STRIPPED', 4]]) });
+  const r = await scanMessage(chunked(msg), defaultAttachmentsConfig(), { judge: (hits) => ({ symbols: hits.map((h) => ({ ...h, score: h.name === 'ATTACH_EXE_STRIPPED' ? 4 : 0 })) }) });
   assert.equal(r.verdict, 'rewrite');
   assert.equal(r.complete, true);
   assert.deepEqual(r.actions.map((a) => [a.path, a.name, a.detected, a.action]), [
@@ -57,7 +58,13 @@ test('scanFile writes what the gateway would deliver, summary header on top; a c
 
 test('scan gives a refusal its SMTP reply', async () => {
   const msg = Buffer.from('Content-Type: multipart/mixed; boundary=q\r\n\r\n--q  \r\nContent-Type: text/plain\r\n\r\nx\r\n--q--\r\n');
-  const r = await scanMessage(chunked(msg), defaultAttachmentsConfig());
+  // The CLI passes the actions layer as `judge`; here a stand-in that sends a finding's reply as
+  // the default actions do for MIME_UNSCANNABLE (src/pipeline/actions.test.ts covers the real one).
+  const judge = (hits: readonly SymbolHit[]) => {
+    const carrying = hits.find((h) => h.reply);
+    return { symbols: hits.map((h) => ({ ...h, score: 0 })), ...(carrying ? { demand: { kind: 'reject' as const, reply: carrying.reply! } } : {}) };
+  };
+  const r = await scanMessage(chunked(msg), defaultAttachmentsConfig(), { judge });
   assert.equal(r.verdict, 'reject');
   assert.equal(r.complete, false);
   assert.match(formatScan('bad.eml', r), /^bad\.eml: reject \(554 5\.6\.0 Error: message structure cannot be inspected safely \(MIME_BAD_BOUNDARY\)\)/);

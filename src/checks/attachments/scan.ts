@@ -3,7 +3,7 @@
 // line per part, and the summary of the rewrite the gateway would apply. The CLI wires it.
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
-import type { Demand, ScoredSymbol } from '../../pipeline/types.js';
+import type { Demand, ScoredSymbol, SymbolHit } from '../../pipeline/types.js';
 import { analyseAttachments, type PartVerdict } from './analyse.js';
 import type { AttachmentsConfig } from './config.js';
 import type { Inspector } from '../../mime/inspector.js';
@@ -12,8 +12,12 @@ import { writeRewritten, type AttachmentChange, type RewritePlan } from '../../m
 
 export interface ScanOptions {
   readonly inspectors?: readonly Inspector[];
-  /** Symbol weights (conf/scores.yaml overlaid by policy.symbols); unknown symbols weigh 0. */
-  readonly weights?: ReadonlyMap<string, number>;
+  /**
+   * Weighs the hits and applies the actions layer, as the SMTP path does (the CLI passes the
+   * runner's judge). Without it, hits keep the weight their check gave them (else 0) and nothing
+   * is refused.
+   */
+  readonly judge?: (hits: readonly SymbolHit[]) => { symbols: ScoredSymbol[]; demand?: Demand };
   /** The message's size, when known (a plan is then made even if the walk stopped early). */
   readonly size?: number;
 }
@@ -38,11 +42,11 @@ export async function scanMessage(message: Readable, config: AttachmentsConfig, 
 
 async function analyse(message: Readable, config: AttachmentsConfig, options: ScanOptions): Promise<{ result: ScanResult; plan?: RewritePlan }> {
   const a = await analyseAttachments(message, config, { inspectors: options.inspectors, sourceSize: options.size });
-  const weights = options.weights ?? new Map<string, number>();
-  const symbols = a.symbols.map((s) => ({ name: s.name, reason: s.reason, score: s.score ?? weights.get(s.name) ?? 0 }));
-  const verdict = a.demand ? a.demand.kind : a.plan ? 'rewrite' : 'accept';
+  const judged = options.judge ? options.judge(a.symbols) : { symbols: a.symbols.map((s) => ({ ...s, score: s.score ?? 0 })) };
+  const { symbols, demand } = judged;
+  const verdict = demand ? demand.kind : a.plan ? 'rewrite' : 'accept';
   const result: ScanResult = {
-    verdict, symbols, actions: a.parts, demand: a.demand, issues: a.issues, complete: a.complete, bytes: a.bytes,
+    verdict, symbols, actions: a.parts, demand, issues: a.issues, complete: a.complete, bytes: a.bytes,
     rewrite: a.plan ? { header: a.plan.summaryHeader, changes: a.plan.changes } : undefined,
   };
   return { result, plan: a.plan };

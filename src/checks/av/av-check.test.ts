@@ -13,6 +13,7 @@ import { archiveConfigSchema, avConfigSchema, type ArchiveConfig, type AvConfig 
 import { ClamdClient } from './clamd.js';
 import type { CheckResult, ConnectionFacts, EnvelopeFacts, MessageFacts } from '../../pipeline/types.js';
 import { CheckRunner } from '../../pipeline/runner.js';
+import { refusal, testPolicy } from '../test-support.js';
 import { parseHeaderBlock } from '../../smtp/headers.js';
 import { formatReply } from '../../protocol/reply.js';
 import { createLogger, silentLogger } from '../../log.js';
@@ -90,8 +91,8 @@ async function run(raw: Buffer, cfg: AvConfig = config(), arch: ArchiveConfig = 
 const names = (r: CheckResult) => (r.symbols ?? []).map((s) => s.name).sort();
 
 function assertVirus(r: CheckResult, signature: string) {
-  assert.equal(r.demand?.kind, 'reject', JSON.stringify(r));
-  assert.equal(formatReply(r.demand!.reply), `554 5.7.1 Error: message contains a virus: ${signature}\r\n`);
+  assert.equal(refusal(r)?.kind, 'reject', JSON.stringify(r));
+  assert.equal(formatReply(refusal(r)!.reply), `554 5.7.1 Error: message contains a virus: ${signature}\r\n`);
   const sym = r.symbols?.find((s) => s.name === 'AV_VIRUS');
   assert.ok(sym, 'AV_VIRUS emitted');
   assert.match(sym.reason, new RegExp(signature.replace(/\./g, '\\.')));
@@ -158,29 +159,28 @@ test('an encrypted zip without its password: not a virus, flagged ARCHIVE_ENCRYP
   if (skip(t)) return;
   const enc = await encryptedZip([{ name: 'payload.exe', data: EICAR }], 'unknowable-9');
   const r = await run(mail({ text: 'Password: wrong-one', attachments: [{ name: 'x.zip', data: enc }] }));
-  assert.equal(r.demand, undefined);
+  assert.equal(refusal(r), undefined);
   assert.deepEqual(names(r), ['ARCHIVE_ENCRYPTED', 'ARCHIVE_EXE']);
-  assert.match(r.symbols!.find((s) => s.name === 'ARCHIVE_ENCRYPTED')!.reason, /policy: score/);
-  // encrypted: reject → refused, without the word "virus".
-  const rej = await run(mail({ text: 'hi', attachments: [{ name: 'x.zip', data: enc }] }), config(), archives({ encrypted: 'reject' }));
-  assert.equal(rej.demand?.kind, 'reject');
-  assert.equal(formatReply(rej.demand!.reply), '554 5.7.1 Error: encrypted archive cannot be scanned: x.zip\r\n');
+  assert.match(r.symbols!.find((s) => s.name === 'ARCHIVE_ENCRYPTED')!.reason, /part: score/);
+  // ARCHIVE_ENCRYPTED: reject (was archives.encrypted: reject) → refused, without the word "virus".
+  const rej = await run(mail({ text: 'hi', attachments: [{ name: 'x.zip', data: enc }] }), config(), archives());
+  assert.equal(refusal(rej, { actions: { ARCHIVE_ENCRYPTED: 'reject' } })?.kind, 'reject');
+  assert.equal(formatReply(refusal(rej, { actions: { ARCHIVE_ENCRYPTED: 'reject' } })!.reply), '554 5.7.1 Error: encrypted archive cannot be scanned: x.zip\r\n');
 });
 
-test('an executable in an archive: symbol with the policy; executable_inside: reject refuses', async (t) => {
+test('an executable in an archive: symbol with the part action; ARCHIVE_EXE: reject refuses', async (t) => {
   if (skip(t)) return;
   const raw = mail({ text: 'tool attached', attachments: [{ name: 'tool.zip', data: zipOf([{ name: 'setup.exe', data: FAKE_EXE }]) }] });
   const scored = await run(raw);
-  assert.equal(scored.demand, undefined);
+  assert.equal(refusal(scored), undefined);
   assert.deepEqual(names(scored), ['ARCHIVE_EXE']);
-  assert.match(scored.symbols![0]!.reason, /tool\.zip\/setup\.exe: Windows executable \(MZ\) inside an archive \(policy: strip\)/);
-  const rejected = await run(raw, config(), archives({ executable_inside: 'reject' }));
-  assert.equal(formatReply(rejected.demand!.reply), '554 5.7.1 Error: archive contains an executable: tool.zip/setup.exe\r\n');
+  assert.match(scored.symbols![0]!.reason, /tool\.zip\/setup\.exe: Windows executable \(MZ\) inside an archive \(part: strip\)/);
+  assert.equal(formatReply(refusal(scored, { actions: { ARCHIVE_EXE: 'reject' } })!.reply), '554 5.7.1 Error: archive contains an executable: tool.zip/setup.exe\r\n');
   // With the attachment check in charge of archives: no ARCHIVE_* from here.
   assert.deepEqual(names(await run(raw, config(), archives(), { archiveSymbols: false })), []);
 });
 
-test('clamd down (socket missing): on_failure tempfail → 451 4.7.1, loud log, callback', async () => {
+test('clamd down (socket missing): AV_UNAVAILABLE, tempfail by default → 451 4.7.1, loud log, callback', async () => {
   const lines: string[] = [];
   const sink = new Writable({ write(chunk, _enc, cb) { lines.push(String(chunk)); cb(); } });
   const { cb, counts } = counting();
@@ -189,8 +189,8 @@ test('clamd down (socket missing): on_failure tempfail → 451 4.7.1, loud log, 
   const t0 = Date.now();
   const r = await check.run({ conn, envelope, message: facts(mail({ text: 'hello' })) });
   assert.ok(Date.now() - t0 < 2000);
-  assert.equal(r.demand?.kind, 'tempfail');
-  assert.equal(formatReply(r.demand!.reply), '451 4.7.1 Error: virus scanner unavailable, try again later\r\n');
+  assert.equal(refusal(r)?.kind, 'tempfail');
+  assert.equal(formatReply(refusal(r)!.reply), '451 4.7.1 Error: virus scanner unavailable, try again later\r\n');
   assert.equal(counts.unavailable.length, 1);
   assert.match(counts.unavailable[0]!, /ENOENT/);
   await new Promise((res) => setImmediate(res));
@@ -199,9 +199,9 @@ test('clamd down (socket missing): on_failure tempfail → 451 4.7.1, loud log, 
   assert.match(logged!.msg, /VIRUS SCANNER UNAVAILABLE/);
 });
 
-test('clamd down: on_failure tag → accepted with AV_UNAVAILABLE', async () => {
-  const r = await run(mail({ text: 'hello' }), config({ clamd: path.join(tmp, 'no-such.sock'), on_failure: 'tag' }));
-  assert.equal(r.demand, undefined);
+test('clamd down: AV_UNAVAILABLE: tag (was on_failure: tag) → accepted with AV_UNAVAILABLE', async () => {
+  const r = await run(mail({ text: 'hello' }), config({ clamd: path.join(tmp, 'no-such.sock') }));
+  assert.equal(refusal(r, { actions: { AV_UNAVAILABLE: 'tag' } }), undefined);
   assert.deepEqual(names(r), ['AV_UNAVAILABLE']);
   assert.match(r.symbols![0]!.reason, /ENOENT/);
 });
@@ -215,15 +215,18 @@ test('clamd that accepts and never answers: the timeout gives the configured fai
     const t0 = Date.now();
     const r = await run(mail({ text: 'hello' }), config({ clamd: sock, timeout: 400 }));
     const ms = Date.now() - t0;
-    assert.equal(r.demand?.kind, 'tempfail');
+    assert.equal(refusal(r)?.kind, 'tempfail');
     assert.ok(ms >= 350 && ms < 3000, `${ms} ms`);
-    const tagged = await run(mail({ text: 'hello' }), config({ clamd: sock, timeout: 300, on_failure: 'tag' }));
+    const tagged = await run(mail({ text: 'hello' }), config({ clamd: sock, timeout: 300 }));
     assert.deepEqual(names(tagged), ['AV_UNAVAILABLE']);
+    assert.equal(refusal(tagged, { actions: { AV_UNAVAILABLE: 'tag' } }), undefined);
     assert.match(tagged.symbols![0]!.reason, /timed out/);
     // The runner's own budget is larger than the check's deadlines, and its failure mode is the same.
     const check = avCheck({ config: config({ clamd: sock, timeout: 400 }), archives: archives() });
     assert.ok(check.timeoutMs! > 400 + 10_000);
-    assert.equal(check.onFailure, 'tempfail');
+    // A check that throws is AV_UNAVAILABLE too, so its action (tempfail by default) applies.
+    assert.equal(typeof check.onFailure, 'function');
+    assert.equal((check.onFailure as (e: string) => { name: string })('boom').name, 'AV_UNAVAILABLE');
   } finally {
     for (const s of held) s.destroy();
     await new Promise<void>((res) => server.close(() => res()));
@@ -261,7 +264,7 @@ test('too large to scan: over max_stream (not sent), or over clamd StreamMaxLeng
   if (skip(t)) return;
   const big = mail({ text: 'big', attachments: [{ name: 'eicar.com', data: EICAR }, { name: 'data.bin', data: Buffer.alloc(1_500_000, 0x41) }] });
   const ours = await run(big, config({ max_stream: 1_000_000 }));
-  assert.equal(ours.demand, undefined);
+  assert.equal(refusal(ours), undefined);
   assert.deepEqual(names(ours), ['AV_SKIPPED']);
   assert.match(ours.symbols![0]!.reason, /antivirus\.max_stream/);
   const theirs = await run(big, config({ max_stream: 25 * 1024 * 1024 }));
@@ -271,9 +274,10 @@ test('too large to scan: over max_stream (not sent), or over clamd StreamMaxLeng
 
 test('through the runner: the reject demand and its reply reach the session', async (t) => {
   if (skip(t)) return;
-  const runner = new CheckRunner(avChecks({ config: config(), archives: archives() }), new Map([['AV_VIRUS', 100]]), silentLogger());
+  const runner = new CheckRunner(avChecks({ config: config(), archives: archives() }), testPolicy({ symbols: { AV_VIRUS: 100 } }), silentLogger());
   const out = await runner.run('data', { conn, envelope, message: facts(mail({ text: 'x', attachments: [{ name: 'e.com', data: EICAR }] })) });
   assert.equal(out.demand?.kind, 'reject');
+  assert.match(out.demand!.reply.text, /^Error: message contains a virus: /);
   assert.equal(out.symbols[0]!.score, 100);
   assert.deepEqual(avChecks({ config: config({ enabled: false }) }), []);
 });
@@ -287,6 +291,6 @@ test('a shared client: scans from several messages at once stay within max_concu
   const results = await Promise.all(Array.from({ length: 8 }, (_, i) =>
     check.run({ conn, envelope, message: facts(mail({ text: `m${i}`, attachments: i % 2 ? [{ name: 'e.com', data: EICAR }] : [] })) })));
   clearInterval(timer);
-  assert.deepEqual(results.map((r) => r.demand?.kind ?? 'none'), ['none', 'reject', 'none', 'reject', 'none', 'reject', 'none', 'reject']);
+  assert.deepEqual(results.map((r) => refusal(r)?.kind ?? 'none'), ['none', 'reject', 'none', 'reject', 'none', 'reject', 'none', 'reject']);
   assert.ok(peak <= 2, `peak ${peak}`);
 });

@@ -4,17 +4,18 @@
 // passwords from the message's text, and their decrypted entries scanned with clamd one by one.
 //
 // Outcomes (detection apart from policy, failure as a result):
-// - a virus: refused at end of DATA, 554 5.7.1 "Error: message contains a virus: <signature>",
-//   symbol AV_VIRUS; logged, counted (callbacks.onVirus), optionally copied to the quarantine
-//   folder. Never bounced: the refusal is the SMTP reply.
-// - clamd unreachable, failing or too slow: antivirus.on_failure = "tempfail" (451 4.7.1, the
-//   default) or "tag" (symbol AV_UNAVAILABLE); either way an error-level log line and
-//   callbacks.onUnavailable.
+// - a virus: symbol AV_VIRUS carrying 554 5.7.1 "Error: message contains a virus: <signature>"
+//   (refused at end of DATA under its default action, reject); logged, counted
+//   (callbacks.onVirus), optionally copied to the quarantine folder. Never bounced: the refusal
+//   is the SMTP reply.
+// - clamd unreachable, failing or too slow: symbol AV_UNAVAILABLE carrying 451 4.7.1 (action
+//   tempfail by default; "tag" accepts the message unscanned); either way an error-level log
+//   line and callbacks.onUnavailable.
 // - too large to scan (antivirus.max_stream, or clamd's StreamMaxLength): symbol AV_SKIPPED.
-// - archive findings (src/mime/archive.ts) as ARCHIVE_* symbols, one per kind and message; an
-//   executable inside or an unopenable encrypted archive is refused when archives.* says "reject"
-//   ("strip" is the attachment rewriter's job: the symbol says what to strip).
-import type { Check, CheckResult, Demand, SymbolHit } from '../../pipeline/types.js';
+// - archive findings (src/mime/archive.ts) as ARCHIVE_* symbols, one per kind and message;
+//   ARCHIVE_EXE and ARCHIVE_ENCRYPTED carry the refusal policy.actions may ask for ("strip" is the
+//   attachment rewriter's job: the symbol says what to strip).
+import type { Check, CheckResult, SymbolHit } from '../../pipeline/types.js';
 import type { Logger } from '../../log.js';
 import { R } from '../../protocol/reply.js';
 import { headerValue } from '../../smtp/headers.js';
@@ -84,7 +85,7 @@ export function avCheck(deps: AvCheckDeps): Check<'data'> {
     // Our own deadlines end first (one message scan, the archive walk, one entry scan in it);
     // the runner's budget is the backstop, with the same failure mode.
     timeoutMs: 2 * config.timeout + archives.time_limit + 5_000,
-    onFailure: config.on_failure === 'tempfail' ? 'tempfail' : 'symbol',
+    onFailure: (err) => ({ name: 'AV_UNAVAILABLE', reason: clean(`check failed: ${err}`, 300), reply: scannerUnavailableReply }),
     async run({ conn, envelope, message }): Promise<CheckResult> {
       const symbols: SymbolHit[] = [];
       let virus: { signature: string; where: string } | undefined;
@@ -171,57 +172,57 @@ export function avCheck(deps: AvCheckDeps): Check<'data'> {
             log?.error({ event: 'quarantine_failed', session: conn.sessionId, dir: config.quarantine, err: (err as Error).message }, 'could not write the quarantine copy');
           }
         }
-        symbols.push({ name: 'AV_VIRUS', reason: v.where === 'message' ? v.signature : `${v.signature} in ${v.where}` });
-        return { symbols, demand: { kind: 'reject', reply: virusReply(v.signature) } };
+        symbols.push({ name: 'AV_VIRUS', reason: v.where === 'message' ? v.signature : `${v.signature} in ${v.where}`, reply: virusReply(v.signature) });
+        return { symbols };
       }
 
-      let demand: Demand | undefined;
       if (failure) {
         cb.onUnavailable?.(failure);
         log?.error({
-          event: 'av_unavailable', session: conn.sessionId, clamd: where, reason: failure, action: config.on_failure,
-        }, `VIRUS SCANNER UNAVAILABLE (${where}): ${failure}; message ${config.on_failure === 'tempfail' ? 'refused with 451 4.7.1' : 'accepted unscanned, tagged AV_UNAVAILABLE'}`);
-        if (config.on_failure === 'tempfail') demand = { kind: 'tempfail', reply: scannerUnavailableReply };
-        else symbols.push({ name: 'AV_UNAVAILABLE', reason: clean(failure, 300) });
+          event: 'av_unavailable', session: conn.sessionId, clamd: where, reason: failure,
+        }, `VIRUS SCANNER UNAVAILABLE (${where}): ${failure}; AV_UNAVAILABLE (451 4.7.1 unless policy.actions says otherwise)`);
+        symbols.push({ name: 'AV_UNAVAILABLE', reason: clean(failure, 300), reply: scannerUnavailableReply });
       }
       if (skipped) symbols.push({ name: 'AV_SKIPPED', reason: skipped });
 
       for (const f of findings) cb.onArchiveFinding?.(f.symbol);
-      if (emitArchive) symbols.push(...archiveSymbols(findings, archives));
-      const policy = emitArchive ? archiveDemand(findings, archives) : undefined;
-      if (policy) demand = policy; // a reject wins over a tempfail
-      return demand ? { symbols, demand } : { symbols };
+      if (emitArchive) symbols.push(...archiveSymbols(findings, archives, 'av'));
+      return { symbols };
     },
   };
 }
 
 const ACTION_NOTE: Partial<Record<ArchiveSymbol, (a: ArchiveConfig) => string>> = {
-  ARCHIVE_EXE: (a) => ` (policy: ${a.executable_inside})`,
-  ARCHIVE_ENCRYPTED: (a) => ` (policy: ${a.encrypted})`,
+  ARCHIVE_EXE: (a) => ` (part: ${a.executable_inside})`,
+  ARCHIVE_ENCRYPTED: (a) => ` (part: ${a.encrypted})`,
 };
 
+/**
+ * The refusal an archive finding would justify (sent when policy.actions makes ARCHIVE_EXE or
+ * ARCHIVE_ENCRYPTED reject). The attachment walk words it as its other part refusals ("message
+ * refused: …"); the AV check alone (attachments off) as it always did.
+ */
+function archiveReply(f: ArchiveFinding, wording: 'walk' | 'av') {
+  const path = clean(f.path, 120);
+  if (f.symbol === 'ARCHIVE_EXE') {
+    return R.policyReject(wording === 'walk' ? `Error: message refused: archive holds an executable: ${path}` : `Error: archive contains an executable: ${path}`);
+  }
+  if (f.symbol === 'ARCHIVE_ENCRYPTED') {
+    return R.policyReject(wording === 'walk' ? `Error: message refused: encrypted archive that cannot be scanned: ${path}` : `Error: encrypted archive cannot be scanned: ${path}`);
+  }
+  return undefined;
+}
+
 /** One symbol per kind of finding: the first finding's path and reason, and how many more. */
-export function archiveSymbols(findings: readonly ArchiveFinding[], archives: ArchiveConfig): SymbolHit[] {
+export function archiveSymbols(findings: readonly ArchiveFinding[], archives: ArchiveConfig, wording: 'walk' | 'av' = 'walk'): SymbolHit[] {
   const byKind = new Map<ArchiveSymbol, ArchiveFinding[]>();
   for (const f of findings) byKind.set(f.symbol, [...(byKind.get(f.symbol) ?? []), f]);
   const out: SymbolHit[] = [];
   for (const [symbol, list] of byKind) {
     const first = list[0]!;
     const more = list.length > 1 ? ` (+${list.length - 1} more)` : '';
-    out.push({ name: symbol, reason: clean(`${first.path}: ${first.reason}${more}${ACTION_NOTE[symbol]?.(archives) ?? ''}`, 300) });
+    const reply = archiveReply(first, wording);
+    out.push({ name: symbol, reason: clean(`${first.path}: ${first.reason}${more}${ACTION_NOTE[symbol]?.(archives) ?? ''}`, 300), ...(reply ? { reply } : {}) });
   }
   return out;
-}
-
-/** A refusal the archive policy asks for, if any. */
-export function archiveDemand(findings: readonly ArchiveFinding[], archives: ArchiveConfig): Demand | undefined {
-  const exe = findings.find((f) => f.symbol === 'ARCHIVE_EXE');
-  if (exe && archives.executable_inside === 'reject') {
-    return { kind: 'reject', reply: R.policyReject(`Error: archive contains an executable: ${clean(exe.path, 120)}`) };
-  }
-  const enc = findings.find((f) => f.symbol === 'ARCHIVE_ENCRYPTED');
-  if (enc && archives.encrypted === 'reject') {
-    return { kind: 'reject', reply: R.policyReject(`Error: encrypted archive cannot be scanned: ${clean(enc.path, 120)}`) };
-  }
-  return undefined;
 }

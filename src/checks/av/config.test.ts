@@ -4,12 +4,12 @@ import { archiveConfigSchema, archiveLimits, avConfigSchema } from './config.js'
 
 test('antivirus: defaults, units, and errors that name the key', () => {
   const d = avConfigSchema.parse(undefined);
-  assert.deepEqual(d, { enabled: false, clamd: '/run/clamav/clamd.ctl', timeout: 30_000, max_stream: 25 * 1024 * 1024, max_concurrency: 8, on_failure: 'tempfail' });
-  const c = avConfigSchema.parse({ enabled: true, clamd: '127.0.0.1:3310', timeout: '5s', max_stream: '10MiB', on_failure: 'tag', quarantine: '/var/q' });
+  assert.deepEqual(d, { enabled: false, clamd: '/run/clamav/clamd.ctl', timeout: 30_000, max_stream: 25 * 1024 * 1024, max_concurrency: 8 });
+  const c = avConfigSchema.parse({ enabled: true, clamd: '127.0.0.1:3310', timeout: '5s', max_stream: '10MiB', quarantine: '/var/q' });
   assert.equal(c.timeout, 5000);
   assert.equal(c.max_stream, 10 * 1024 * 1024);
   assert.equal(c.quarantine, '/var/q');
-  for (const bad of [{ clamd: 'localhost' }, { on_failure: 'accept' }, { timeout: 'soon' }, { colour: 'blue' }]) {
+  for (const bad of [{ clamd: 'localhost' }, { max_concurrency: 0 }, { timeout: 'soon' }, { colour: 'blue' }]) {
     const r = avConfigSchema.safeParse(bad);
     assert.equal(r.success, false, JSON.stringify(bad));
     assert.ok(r.error!.issues[0]!.path.length > 0 || /colour/.test(r.error!.message), r.error!.message);
@@ -25,4 +25,6 @@ test('archives: defaults and the limits they give the inspector', () => {
   });
   assert.equal(archiveConfigSchema.safeParse({ max_depth: 0 }).success, false);
   assert.equal(archiveConfigSchema.safeParse({ executable_inside: 'defang' }).success, false);
+  // Refusing moved to policy.actions (ARCHIVE_EXE: reject); the config loader maps the old value.
+  assert.equal(archiveConfigSchema.safeParse({ executable_inside: 'reject' }).success, false);
 });

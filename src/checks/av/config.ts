@@ -24,8 +24,6 @@ export const avConfigSchema = z.strictObject({
   max_stream: size('25MiB'),
   /** Scans in flight at once (clamd's MaxThreads defaults to 10). */
   max_concurrency: z.number().int().min(1).max(256).default(8),
-  /** clamd down, failing or too slow: refuse with 451 4.7.1 (tempfail) or accept with AV_UNAVAILABLE (tag). */
-  on_failure: z.enum(['tempfail', 'tag']).default('tempfail'),
   /** Folder for a copy of each refused infected message (+ a .json sidecar), mode 0600; unset = no copy. */
   quarantine: z.string().min(1).optional(),
 }).prefault({});
@@ -46,10 +44,10 @@ export const archiveConfigSchema = z.strictObject({
   max_passwords: z.number().int().min(0).max(1000).default(20),
   /** Wall-clock budget for inspecting the archives of one message. */
   time_limit: duration('10s'),
-  /** An encrypted archive that no password from the message opens. */
-  encrypted: z.enum(['score', 'strip', 'reject']).default('score'),
-  /** An executable inside an archive (at any depth). */
-  executable_inside: z.enum(['strip', 'reject', 'score']).default('strip'),
+  /** What happens to an encrypted archive that no password from the message opens (refusing it: policy.actions ARCHIVE_ENCRYPTED: reject). */
+  encrypted: z.enum(['score', 'strip']).default('score'),
+  /** What happens to an archive holding an executable, at any depth (refusing it: policy.actions ARCHIVE_EXE: reject). */
+  executable_inside: z.enum(['strip', 'score']).default('strip'),
   /** bsdtar (libarchive-tools) for 7z, rar, cab, iso, cpio, tar.xz, tar.bz2; "" = do not open those. */
   bsdtar: z.string().default('/usr/bin/bsdtar'),
 }).prefault({});

@@ -193,7 +193,7 @@ export function bayesCheck(bayes: Bayes): Check<'data'> {
       const msg = await parsedMessage(message);
       const r = await bayes.classify(msg, clientFacts(conn));
       if (r.probability === undefined) return {};
-      return { symbols: r.symbols.map((name) => ({ name, reason: r.reason })) };
+      return { symbols: r.symbols.map((name) => ({ name, reason: r.reason })), facts: { bayes: { probability: r.probability } } };
     },
   };
 }

@@ -4,9 +4,9 @@ import crypto from 'node:crypto';
 import { Readable } from 'node:stream';
 import { dkimSign } from 'mailauth/lib/dkim/sign.js';
 import { sealMessage } from 'mailauth/lib/arc/index.js';
-import { FakeResolver, conn, type FakeZone } from '../test-support.js';
+import { FakeResolver, conn, refusal, type FakeZone } from '../test-support.js';
 import { parseHeaderBlock } from '../../smtp/headers.js';
-import type { CheckResult, EnvelopeFacts, MessageFacts } from '../../pipeline/types.js';
+import type { CheckResult, Facts, MessageFacts } from '../../pipeline/types.js';
 import { authenticationCheck, authenticationChecks, type AuthenticationDeps } from './authentication-check.js';
 import { dkimConfigSchema } from './config.js';
 import { parseDmarcRecord, sample } from './dmarc.js';
@@ -30,14 +30,16 @@ function facts(raw: Buffer): MessageFacts {
   return { size: raw.length, headers: parseHeaderBlock(raw.subarray(0, end + 2)), bareNewlines: 0, stream: () => Readable.from([raw]) };
 }
 
-async function run(raw: Buffer, zone: FakeZone, over: { config?: object; spf?: EnvelopeFacts['spf']; deps?: Partial<AuthenticationDeps>; authUser?: string } = {}): Promise<CheckResult> {
+async function run(raw: Buffer, zone: FakeZone, over: { config?: object; spf?: Facts['spf']; deps?: Partial<AuthenticationDeps>; authUser?: string } = {}): Promise<CheckResult> {
   const check = authenticationCheck({
-    resolver: new FakeResolver(zone), config: dkimConfigSchema.parse(over.config ?? {}), hostname: 'mx.test', junkScore: 8, ...over.deps,
+    resolver: new FakeResolver(zone), config: dkimConfigSchema.parse(over.config ?? {}), hostname: 'mx.test', ...over.deps,
   });
   return check.run({
     conn: conn(over.authUser ? { authUser: over.authUser } : {}),
-    envelope: { sender: 'bounce@example.org', recipients: ['rcpt@example.test'], ...(over.spf ? { spf: over.spf } : {}) },
+    envelope: { sender: 'bounce@example.org', recipients: ['rcpt@example.test'] },
     message: facts(raw),
+    // The SPF result comes as a fact from the MAIL-stage check (declared with `after`).
+    facts: over.spf ? { spf: over.spf } : {},
   });
 }
 
@@ -132,27 +134,26 @@ describe('DMARC', () => {
 
   test('p=reject: 550 5.7.1 naming the domain and the policy; dmarc=fail (p=reject dis=reject)', async () => {
     const r = await run(forged(), zoneWith('v=DMARC1; p=reject'), { spf: { result: 'fail', domain: 'example.org' } });
-    assert.equal(r.demand?.kind, 'reject');
-    assert.equal(r.demand!.reply.code, 550);
-    assert.equal(r.demand!.reply.enhanced, '5.7.1');
-    assert.match(r.demand!.reply.text, /DMARC policy of example\.org \(p=reject\)/);
+    assert.equal(refusal(r)?.kind, 'reject');
+    assert.equal(refusal(r)!.reply.code, 550);
+    assert.equal(refusal(r)!.reply.enhanced, '5.7.1');
+    assert.match(refusal(r)!.reply.text, /DMARC policy of example\.org \(p=reject\)/);
     assert.equal(ar(r, 'dmarc')[0], 'dmarc=fail (p=reject dis=reject) header.from=example.org');
     assert.ok(names(r).includes('DMARC_REJECT'));
   });
 
-  test('enforce junk / score: no reject; junk carries the junk score, score leaves the weight to the configuration', async () => {
-    const junk = await run(forged(), zoneWith('v=DMARC1; p=reject'), { config: { dmarc: { enforce: 'junk' } } });
-    assert.equal(junk.demand, undefined);
-    assert.equal(junk.symbols!.find((s) => s.name === 'DMARC_REJECT')!.score, 8);
-    assert.match(ar(junk, 'dmarc')[0]!, /dis=quarantine/);
-    const score = await run(forged(), zoneWith('v=DMARC1; p=reject'), { config: { dmarc: { enforce: 'score' } } });
-    assert.equal(score.demand, undefined);
-    assert.equal(score.symbols!.find((s) => s.name === 'DMARC_REJECT')!.score, undefined);
+  test('DMARC_REJECT: junk / score (was dmarc.enforce): no reject; the weight is the configuration\'s, never the check\'s', async () => {
+    const r = await run(forged(), zoneWith('v=DMARC1; p=reject'));
+    assert.equal(refusal(r, { actions: { DMARC_REJECT: 'junk' } }), undefined);
+    assert.equal(refusal(r, { actions: { DMARC_REJECT: 'score' } }), undefined);
+    assert.equal(r.symbols!.find((s) => s.name === 'DMARC_REJECT')!.score, undefined);
   });
 
-  test('p=quarantine: DMARC_QUARANTINE at the junk score; p=none: DMARC_NONE_POLICY; no record: DMARC_NA', async () => {
+  test('p=quarantine: DMARC_QUARANTINE (action junk, no score of its own); p=none: DMARC_NONE_POLICY; no record: DMARC_NA', async () => {
     const q = await run(forged(), zoneWith('v=DMARC1; p=quarantine'));
-    assert.equal(q.symbols!.find((s) => s.name === 'DMARC_QUARANTINE')!.score, 8);
+    assert.equal(q.symbols!.find((s) => s.name === 'DMARC_QUARANTINE')!.score, undefined);
+    assert.equal(refusal(q), undefined);
+    assert.deepEqual(q.facts?.dmarc, { result: 'fail', domain: 'example.org', aligned: false, policy: 'quarantine' });
     assert.ok(names(await run(forged(), zoneWith('v=DMARC1; p=none'))).includes('DMARC_NONE_POLICY'));
     assert.ok(names(await run(forged(), zoneWith())).includes('DMARC_NA'));
   });
@@ -160,7 +161,7 @@ describe('DMARC', () => {
   test('DNS failure on the record: DMARC_TEMPERROR, never a reject', async () => {
     const r = await run(forged(), { 'TXT _dmarc.example.org': 'error' });
     assert.ok(names(r).includes('DMARC_TEMPERROR'));
-    assert.equal(r.demand, undefined);
+    assert.equal(refusal(r), undefined);
   });
 
   test('sp= for subdomains, np= for non-existent subdomains (RFC 9091)', async () => {
@@ -179,15 +180,15 @@ describe('DMARC', () => {
     const inSample = sample(id) < 50;
     const r1 = await run(raw, zoneWith('v=DMARC1; p=reject; pct=50'));
     const r2 = await run(raw, zoneWith('v=DMARC1; p=reject; pct=50'));
-    assert.equal(r1.demand?.kind, r2.demand?.kind);
-    assert.equal(r1.demand?.kind, inSample ? 'reject' : undefined);
+    assert.equal(refusal(r1)?.kind, refusal(r2)?.kind);
+    assert.equal(refusal(r1)?.kind, inSample ? 'reject' : undefined);
     if (!inSample) assert.ok(names(r1).includes('DMARC_QUARANTINE'));
-    assert.equal((await run(raw, zoneWith('v=DMARC1; p=reject; pct=0'))).demand, undefined);
+    assert.equal(refusal(await run(raw, zoneWith('v=DMARC1; p=reject; pct=0'))), undefined);
   });
 
   test('reject_exempt_domains: scored only, never rejected, logged as exempt', async () => {
     const r = await run(forged(), zoneWith('v=DMARC1; p=reject'), { config: { dmarc: { reject_exempt_domains: ['example.org'] } } });
-    assert.equal(r.demand, undefined);
+    assert.equal(refusal(r), undefined);
     assert.match(ar(r, 'dmarc')[0]!, /local exemption/);
     assert.equal(r.symbols!.find((s) => s.name === 'DMARC_REJECT')!.score, undefined);
   });
@@ -195,7 +196,7 @@ describe('DMARC', () => {
   test('several From domains: each is evaluated, the worst decides', async () => {
     const raw = Buffer.from(message('a@example.org').toString().replace('From: <a@example.org>', 'From: <a@example.org>, <b@other.example>'));
     const r = await run(raw, zoneWith('v=DMARC1; p=none', { 'TXT _dmarc.other.example': [['v=DMARC1; p=reject']] }));
-    assert.equal(r.demand?.kind, 'reject');
+    assert.equal(refusal(r)?.kind, 'reject');
     assert.equal(ar(r, 'dmarc').length, 2);
   });
 
@@ -222,7 +223,7 @@ describe('ARC override of a DMARC failure (RFC 7489 s7, RFC 8617 s7.2)', () => {
   test('trusted sealer that saw dmarc=pass: not rejected, DMARC_ARC_OVERRIDE names the sealer', async () => {
     const raw = await viaList('dkim=pass header.d=example.org; spf=fail smtp.mailfrom=example.org; dmarc=pass header.from=example.org');
     const r = await run(raw, zone, { config: { arc: { trusted_sealers: ['example.net'] } } });
-    assert.equal(r.demand, undefined);
+    assert.equal(refusal(r), undefined);
     assert.ok(names(r).includes('ARC_PASS') && names(r).includes('DMARC_ARC_OVERRIDE'), names(r).join());
     assert.match(r.symbols!.find((s) => s.name === 'DMARC_ARC_OVERRIDE')!.reason, /lists\.example\.net \(i=1\) saw dmarc=pass/);
     assert.match(ar(r, 'dmarc')[0]!, /^dmarc=fail \(p=reject dis=none arc override: lists\.example\.net\)/);
@@ -231,9 +232,9 @@ describe('ARC override of a DMARC failure (RFC 7489 s7, RFC 8617 s7.2)', () => {
 
   test('the same chain from an untrusted sealer, or a trusted one that saw a failure, is rejected', async () => {
     const good = await viaList('dkim=pass header.d=example.org; dmarc=pass header.from=example.org');
-    assert.equal((await run(good, zone)).demand?.kind, 'reject');
+    assert.equal(refusal(await run(good, zone))?.kind, 'reject');
     const bad = await viaList('dkim=fail header.d=example.org; dmarc=fail header.from=example.org');
-    assert.equal((await run(bad, zone, { config: { arc: { trusted_sealers: ['lists.example.net'] } } })).demand?.kind, 'reject');
+    assert.equal(refusal(await run(bad, zone, { config: { arc: { trusted_sealers: ['lists.example.net'] } } }))?.kind, 'reject');
   });
 
   test('a broken chain (the sealed message changed afterwards) is ARC_FAIL and never overrides', async () => {
@@ -241,6 +242,6 @@ describe('ARC override of a DMARC failure (RFC 7489 s7, RFC 8617 s7.2)', () => {
     const tampered = Buffer.from(raw.toString('latin1').replace('-- list footer', '-- evil footer'), 'latin1');
     const r = await run(tampered, zone, { config: { arc: { trusted_sealers: ['lists.example.net'] } } });
     assert.ok(names(r).includes('ARC_FAIL'), names(r).join());
-    assert.equal(r.demand?.kind, 'reject');
+    assert.equal(refusal(r)?.kind, 'reject');
   });
 });

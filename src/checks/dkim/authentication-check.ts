@@ -1,7 +1,10 @@
 // DKIM, ARC and DMARC as one data-stage check ("dkim_dmarc_arc"): the message streams once through
 // mailauth's DKIM verifier (which also gathers the ARC chain and the From addresses), then the
 // ARC chain is validated, then DMARC is evaluated with the DKIM results and the SPF result the
-// MAIL stage already found (EnvelopeFacts.spf: SPF is never evaluated twice).
+// MAIL stage already found (facts.spf from the "spf" check, declared with `after`: SPF is never
+// evaluated twice). The outcomes go on as facts (facts.dkim, facts.dmarc) for the allow lists.
+// DMARC_REJECT carries its refusal (550 5.7.1); what DMARC_REJECT and DMARC_QUARANTINE do is the
+// actions layer's (reject and junk by default).
 //
 // One check rather than three, because DMARC needs DKIM's per-signature results and ARC's hops,
 // and handing them between checks would need shared per-message state. Each phase ends in a
@@ -10,7 +13,7 @@
 //
 // Not run for authenticated submission or trusted networks: DMARC protects recipients from mail
 // that claims a domain it cannot prove; our own users' mail is proven by their login.
-import type { AnyCheck, Check, CheckResult, Demand, SymbolHit } from '../../pipeline/types.js';
+import type { AnyCheck, Check, CheckResult, Facts, SymbolHit } from '../../pipeline/types.js';
 import type { Resolver } from '../../dns/types.js';
 import type { Logger } from '../../log.js';
 import { reply } from '../../protocol/reply.js';
@@ -30,12 +33,6 @@ export interface AuthenticationDeps {
   readonly logger?: Logger;
   /** Overrides config.timeout (the DNS budget of one message). */
   readonly timeoutMs?: number;
-  /**
-   * The score that puts a message in Junk (policy.thresholds.junk). With dmarc.enforce "reject"
-   * or "junk", a p=quarantine (or unenforced p=reject) failure carries this score, so the domain's
-   * policy is honoured whatever the other symbols say. Without it, the symbols' weights decide.
-   */
-  readonly junkScore?: number;
   readonly now?: () => number;
 }
 
@@ -55,9 +52,11 @@ export function authenticationCheck(deps: AuthenticationDeps): Check<'data'> {
   return {
     name: 'dkim_dmarc_arc',
     stage: 'data',
+    // Reads facts.spf, written by the MAIL-stage SPF check.
+    after: ['spf'],
     // Our own budget turns late DNS into temperrors first; the runner's is the backstop.
     timeoutMs: budget + 5_000,
-    async run({ conn, envelope, message }) {
+    async run({ conn, message, facts }) {
       if (conn.authUser || conn.trustedNetwork) return {};
       const now = deps.now ?? Date.now;
       const c = deps.config;
@@ -71,8 +70,11 @@ export function authenticationCheck(deps: AuthenticationDeps): Check<'data'> {
 
       const symbols: SymbolHit[] = [];
       const authResults: string[] = [];
+      const found: { dkim?: Facts['dkim']; dmarc?: Facts['dmarc'] } = {};
       if (c.dkim.enabled) {
         const fromDomains = domainsOf(dkim.fromAddresses);
+        const valid = dkim.signatures.filter((s) => s.kind === 'valid');
+        found.dkim = { valid: valid.map((s) => s.domain), aligned: valid.some((s) => fromDomains.some((f) => aligned(s.domain, f, false))) };
         symbols.push(...dkimSymbols(dkim.signatures, fromDomains));
         authResults.push(...(dkim.signatures.length ? dkim.signatures.map(dkimEntry) : ['dkim=none']));
       }
@@ -80,17 +82,15 @@ export function authenticationCheck(deps: AuthenticationDeps): Check<'data'> {
         symbols.push(arcSymbol(arc));
         authResults.push(arcEntry(arc));
       }
-      let demand: Demand | undefined;
       if (c.dmarc.enabled) {
         const header = (k: string) => message.headers.find((h) => h.key === k)?.value;
         const key = sampleKey({ messageId: header('message-id'), from: header('from'), date: header('date'), subject: header('subject') });
-        const d = await dmarcPhase({ deps, dkim: dkim.signatures, fromAddresses: dkim.fromAddresses, spf: envelope.spf, arc, resolve, sampleKey: key, conn: conn.sessionId });
+        const d = await dmarcPhase({ deps, dkim: dkim.signatures, fromAddresses: dkim.fromAddresses, spf: facts?.spf, arc, resolve, sampleKey: key, conn: conn.sessionId });
         symbols.push(...d.symbols);
         authResults.push(...d.authResults);
-        demand = d.demand;
+        found.dmarc = d.fact;
       }
-      const result: CheckResult = { symbols, authResults };
-      if (demand) result.demand = demand;
+      const result: CheckResult = { symbols, authResults, facts: found };
       return result;
     },
   };
@@ -134,7 +134,7 @@ function arcSymbol(a: ArcOutcome): SymbolHit {
 interface DmarcPhase {
   readonly symbols: SymbolHit[];
   readonly authResults: string[];
-  readonly demand?: Demand;
+  readonly fact: NonNullable<Facts['dmarc']>;
 }
 
 /** Higher is worse: the From domain whose outcome decides when a message has several. */
@@ -151,7 +151,7 @@ async function dmarcPhase(p: {
   const c = p.deps.config;
   const domains = domainsOf(p.fromAddresses);
   if (!domains.length) {
-    return { symbols: [{ name: 'DMARC_PERMERROR', reason: 'no usable From address: DMARC cannot be evaluated' }], authResults: ['dmarc=permerror (no From address)'] };
+    return { symbols: [{ name: 'DMARC_PERMERROR', reason: 'no usable From address: DMARC cannot be evaluated' }], authResults: ['dmarc=permerror (no From address)'], fact: { result: 'permerror', aligned: false } };
   }
   const dkimPass = p.dkim.filter((s) => s.kind === 'valid').map((s) => s.domain);
   // RFC 7489 s6.6.1: a From with several domains is evaluated for each of them; the worst decides.
@@ -162,7 +162,6 @@ async function dmarcPhase(p: {
   const worst = outcomes.reduce((a, b) => (rank(b) > rank(a) ? b : a));
   const authResults: string[] = [];
   const symbols: SymbolHit[] = [];
-  let demand: Demand | undefined;
   for (const o of outcomes) {
     if (o.result !== 'fail') {
       authResults.push(o.result === 'pass' ? dmarcEntry(o, 'none') : dmarcEntry(o));
@@ -172,11 +171,10 @@ async function dmarcPhase(p: {
     authResults.push(dmarcEntry(o, decision.disposition, decision.note));
     if (o !== worst) continue;
     symbols.push(decision.symbol);
-    demand = decision.demand;
     if (o.applied !== 'none' || decision.override) {
       p.deps.logger?.info({
         event: 'dmarc', session: p.conn, from_domain: o.fromDomain, policy: o.policy, source: o.source, applied: o.applied,
-        sampled_out: o.sampledOut, disposition: decision.disposition, enforce: c.dmarc.enforce,
+        sampled_out: o.sampledOut, disposition: decision.disposition,
         ...(decision.override ? { arc_override: decision.override.why } : {}),
         ...(decision.exempt ? { exempt: true } : {}), reason: o.reason,
       }, decision.override ? 'DMARC failure not enforced: trusted ARC sealer vouches' : 'DMARC failure');
@@ -187,20 +185,28 @@ async function dmarcPhase(p: {
     else if (worst.result === 'none') symbols.push({ name: 'DMARC_NA', reason: clean(worst.reason) });
     else symbols.push({ name: 'DMARC_TEMPERROR', reason: clean(worst.reason) });
   }
-  return { symbols, authResults, ...(demand ? { demand } : {}) };
+  const fact: NonNullable<Facts['dmarc']> = {
+    result: worst.result, domain: worst.fromDomain, aligned: worst.result === 'pass',
+    ...(worst.applied ? { policy: worst.applied } : {}),
+  };
+  return { symbols, authResults, fact };
 }
 
 interface Decision {
   readonly symbol: SymbolHit;
+  /** What the domain's policy asks for, as Authentication-Results reports it (the actions layer may do less). */
   readonly disposition: 'none' | 'quarantine' | 'reject';
-  readonly demand?: Demand;
   readonly note?: string;
   readonly override?: ArcOverride;
   readonly exempt?: boolean;
 }
 
-/** What a DMARC failure does here: detection (the symbol) apart from the site's policy (demand, junk score). */
-export function enforce(o: DmarcOutcome, deps: Pick<AuthenticationDeps, 'config' | 'junkScore'>, arc: ArcOutcome): Decision {
+/**
+ * What a DMARC failure is here: the symbol (DMARC_REJECT carrying its refusal), and whether the
+ * domain's policy is set aside (ARC override, a local exemption: scored only). What the symbol
+ * then does is the actions layer's.
+ */
+export function enforce(o: DmarcOutcome, deps: Pick<AuthenticationDeps, 'config'>, arc: ArcOutcome): Decision {
   const c = deps.config;
   const applied: Policy = o.applied ?? 'none';
   const reason = clean(o.reason, 400);
@@ -216,15 +222,11 @@ export function enforce(o: DmarcOutcome, deps: Pick<AuthenticationDeps, 'config'
   }
   const name = applied === 'reject' ? 'DMARC_REJECT' : 'DMARC_QUARANTINE';
   const exempt = c.dmarc.reject_exempt_domains.some((d) => underDomain(o.fromDomain, d));
-  if (exempt || c.dmarc.enforce === 'score') {
-    return { symbol: { name, reason: exempt ? clean(`${reason}; ${o.fromDomain} is in dmarc.reject_exempt_domains: scored only`, 500) : reason }, disposition: 'none', ...(exempt ? { note: 'local exemption', exempt } : {}) };
+  if (exempt) {
+    return { symbol: { name, reason: clean(`${reason}; ${o.fromDomain} is in dmarc.reject_exempt_domains: scored only`, 500), scoreOnly: true }, disposition: 'none', note: 'local exemption', exempt };
   }
-  if (applied === 'reject' && c.dmarc.enforce === 'reject') {
-    return { symbol: { name, reason }, disposition: 'reject', demand: { kind: 'reject', reply: dmarcReject(o) } };
-  }
-  // p=quarantine, or p=reject under enforce "junk": Junk, whatever else the message scored.
-  const junk = deps.junkScore !== undefined ? { score: deps.junkScore } : {};
-  return { symbol: { name, reason, ...junk }, disposition: 'quarantine' };
+  if (applied === 'reject') return { symbol: { name, reason, reply: dmarcReject(o) }, disposition: 'reject' };
+  return { symbol: { name, reason }, disposition: 'quarantine' };
 }
 
 /** 550 5.7.1 at the end of DATA, naming the From domain and its policy (never a bounce). */

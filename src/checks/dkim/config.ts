@@ -20,14 +20,9 @@ export const dkimConfigSchema = z.strictObject({
   dmarc: z.strictObject({
     enabled: z.boolean().default(true),
     /**
-     * What a failing message gets when its domain publishes p=reject: refused at the end of
-     * DATA (550 5.7.1), put in Junk, or only scored (DMARC_REJECT at its weight). p=quarantine
-     * always means Junk, except with "score".
-     */
-    enforce: z.enum(['reject', 'junk', 'score']).default('reject'),
-    /**
      * From domains (and their subdomains) whose p=reject/quarantine is never enforced here, only
      * scored: a partner whose mail reaches us through a forwarder that breaks DKIM and SPF.
+     * (What DMARC_REJECT / DMARC_QUARANTINE do otherwise is policy.actions'.)
      */
     reject_exempt_domains: z.array(domainName).default([]),
   }).prefault({}),

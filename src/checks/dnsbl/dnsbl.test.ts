@@ -2,18 +2,18 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { blockedReply, compileLists, dnsbl, listName, sanitizeTxt, type DnsblConfig } from './dnsbl.js';
 import type { ConnectionFacts, CheckResult } from '../../pipeline/types.js';
-import { FakeResolver, conn, type FakeZone } from '../test-support.js';
+import { FakeResolver, conn, refusal, testPolicy, type FakeZone } from '../test-support.js';
 import { CheckRunner } from '../../pipeline/runner.js';
 import { silentLogger } from '../../log.js';
 import { formatReply } from '../../protocol/reply.js';
 
 type ListIn = { zone: string; weight?: number; codes?: string[]; name?: string };
 function config(lists: ListIn[], more: Partial<Omit<DnsblConfig, 'lists'>> = {}): DnsblConfig {
-  return { threshold: 1, action: 'reject', ...more, lists: lists.map((l) => ({ weight: 1, codes: [], ...l })) };
+  return { threshold: 1, ...more, lists: lists.map((l) => ({ weight: 1, codes: [], ...l })) };
 }
 
-/** symbol name → score, for comparing against a fixture. */
-const scores = (r: CheckResult) => Object.fromEntries((r.symbols ?? []).map((s) => [s.name, s.score]));
+/** symbol name → score, for comparing against a fixture (DNSBL_LISTED, the threshold's symbol, apart). */
+const scores = (r: CheckResult) => Object.fromEntries((r.symbols ?? []).filter((s) => s.name !== 'DNSBL_LISTED').map((s) => [s.name, s.score]));
 
 const ZEN = { zone: 'zen.spamhaus.org' };
 const SPAMCOP = { zone: 'bl.spamcop.net' };
@@ -24,6 +24,8 @@ interface Case {
   ip?: string;
   lists: ListIn[];
   more?: Partial<Omit<DnsblConfig, 'lists'>>;
+  /** DNSBL_LISTED's action (was dnsbl.action). */
+  action?: 'score';
   zone: FakeZone;
   symbols: Record<string, number | undefined>;
   reply?: string;
@@ -97,8 +99,8 @@ const cases: Case[] = [
     reply: '554 5.7.1 Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org',
   },
   {
-    title: 'action "score": symbols only, even far over the threshold',
-    lists: [{ ...ZEN, weight: 10 }], more: { action: 'score' },
+    title: 'DNSBL_LISTED: score (was dnsbl.action: score): symbols only, even far over the threshold',
+    lists: [{ ...ZEN, weight: 10 }], action: 'score',
     zone: { 'A 1.2.0.192.zen.spamhaus.org': ['127.0.0.2'] },
     symbols: { DNSBL_ZEN_SPAMHAUS_ORG: 10 },
   },
@@ -163,10 +165,12 @@ for (const c of cases) {
     const check = dnsbl(new FakeResolver(c.zone), config(c.lists, c.more));
     const r = await check.run({ conn: conn({ remoteAddress: c.ip ?? '192.0.2.1' }) });
     assert.deepEqual(scores(r), c.symbols);
-    if (c.reply === undefined) assert.equal(r.demand, undefined);
+    const refused = refusal(r, { stage: 'connect', actions: c.action ? { DNSBL_LISTED: c.action } : {} });
+    if (c.reply === undefined) assert.equal(refused, undefined);
     else {
-      assert.equal(r.demand?.kind, 'reject');
-      assert.equal(formatReply(r.demand!.reply), `${c.reply}\r\n`);
+      assert.equal(refused?.kind, 'reject');
+      assert.equal(refused?.symbol, 'DNSBL_LISTED');
+      assert.equal(formatReply(refused!.reply), `${c.reply}\r\n`);
     }
   });
 }
@@ -177,7 +181,7 @@ test('dnsbl: every list is asked once per zone, at the same time; TXT only for a
     { zone: 'zen.spamhaus.org', name: 'A1', codes: ['127.0.0.2'] },
     { zone: 'zen.spamhaus.org', name: 'A2', codes: ['127.0.0.4'] },
     SPAMCOP, DNSWL,
-  ], { action: 'score' }));
+  ]));
   const started = Date.now();
   await check.run({ conn: conn() });
   const took = Date.now() - started;
@@ -198,8 +202,12 @@ test('dnsbl: reasons name the zone, the codes and the TXT; the tempfail reason n
   assert.deepEqual(r.symbols, [
     { name: 'DNSBL_ZEN_SPAMHAUS_ORG', score: 1, reason: 'zen.spamhaus.org returned 127.0.0.2, 127.0.0.4: Listed in SBL / Listed in XBL' },
     { name: 'DNSBL_TEMPFAIL', reason: 'bl.spamcop.net: timed out after 2 attempts' },
+    {
+      name: 'DNSBL_LISTED', reason: 'listed by zen.spamhaus.org: weight 1 >= dnsbl.threshold 1',
+      reply: { code: 554, enhanced: '5.7.1', text: 'Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org; Listed in SBL / Listed in XBL' },
+    },
   ]);
-  assert.equal(r.demand?.reply.text, 'Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org; Listed in SBL / Listed in XBL');
+  assert.equal(refusal(r)?.reply.text, 'Service unavailable; Client host [192.0.2.1] blocked using zen.spamhaus.org; Listed in SBL / Listed in XBL');
 });
 
 test('dnsbl: a hostile TXT cannot break the reply (no CR/LF, printable ASCII, at most 200 characters)', async () => {
@@ -209,14 +217,14 @@ test('dnsbl: a hostile TXT cannot break the reply (no CR/LF, printable ASCII, at
     'TXT 1.2.0.192.zen.spamhaus.org': [[evil]],
   }), config([ZEN]));
   const r = await check.run({ conn: conn() });
-  const text = r.demand!.reply.text;
+  const text = refusal(r)!.reply.text;
   assert.doesNotMatch(text, /[\r\n\x00-\x1f\x7f-\uffff]/);
   const txt = text.split('; ').slice(2).join('; ');
   assert.ok(txt.startsWith('bad 250 OK fake [31m ? xxx'), txt);
   assert.equal(txt.length, 200);
   assert.ok(txt.endsWith('...'));
   // One reply line on the wire.
-  assert.equal(formatReply(r.demand!.reply).split('\r\n').length, 2);
+  assert.equal(formatReply(refusal(r)!.reply).split('\r\n').length, 2);
   assert.doesNotMatch(r.symbols![0]!.reason, /[\r\n]/);
 });
 
@@ -259,7 +267,7 @@ test('configuration errors are found at start-up, naming the list', () => {
 });
 
 test('dnsbl under the runner: a DNS error is a 0-weight symbol, and a silent resolver cannot hang the session', async () => {
-  const weights = new Map([['DNSBL_TEMPFAIL', 0], ['CHECK_FAILED', 0]]);
+  const weights = testPolicy();
   // The resolver's own timeout answers "error": DNSBL_TEMPFAIL, scored 0.
   const failing = new CheckRunner([dnsbl(new FakeResolver({ 'A 1.2.0.192.zen.spamhaus.org': 'error' }, 30), config([ZEN]))], weights, silentLogger());
   const a = await failing.run('connect', { conn: conn() });

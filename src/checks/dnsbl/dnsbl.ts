@@ -1,13 +1,15 @@
 // DNS blocklists and allowlists at connect, weighed as postscreen weighs them
 // (postscreen_dnsbl_sites, postscreen_dnsbl_threshold): every list is asked at once, each
 // answer that passes the list's return-code filter adds the list's weight (an allowlist has a
-// negative weight), and a sum at or above the threshold refuses the client. The check only
-// *demands* the refusal; the session applies a connect-stage reject at each RCPT, so the
-// envelope is logged and an authenticated client is not refused (DESIGN.md, postscreen).
+// negative weight), and a sum at or above the threshold makes DNSBL_LISTED, which carries the
+// refusal (Postfix's 554 5.7.1 naming the lists). The check never refuses: the actions layer
+// does (DNSBL_LISTED: reject by default), and the session applies a connect-stage reject at each
+// RCPT, so the envelope is logged and an authenticated client is not refused (DESIGN.md, postscreen).
 //
-// Symbols: DNSBL_<NAME> (weight > 0) and DNSWL_<NAME> (weight < 0), scored with the list's
-// weight; DNSBL_TEMPFAIL (0 by default) when a list could not be asked. A DNS error never
-// refuses and never hangs: the resolver answers "error" after its own timeout.
+// Symbols (symbols.ts): DNSBL_<NAME> (weight > 0) and DNSWL_<NAME> (weight < 0), scored with the
+// list's weight; DNSBL_LISTED (weight 0) at the threshold; DNSBL_TEMPFAIL (0 by default) when a
+// list could not be asked. A DNS error never refuses and never hangs: the resolver answers
+// "error" after its own timeout.
 import type { Check, SymbolHit } from '../../pipeline/types.js';
 import type { Config } from '../../config/schema.js';
 import type { Lookup, Resolver, RRType } from '../../dns/types.js';
@@ -126,9 +128,13 @@ export function dnsbl(resolver: Resolver, config: DnsblConfig, options: DnsblOpt
       }
 
       const total = listed.reduce((sum, h) => sum + h.list.weight, 0);
-      if (config.action !== 'reject' || total < config.threshold || !blockZones.length) return { symbols };
+      if (total < config.threshold || !blockZones.length) return { symbols };
       const reason = blockZones.map((z) => txt.get(z)).find((t) => t !== undefined);
-      return { symbols, demand: { kind: 'reject', reply: blockedReply(client, blockZones, reason) } };
+      symbols.push({
+        name: 'DNSBL_LISTED', reason: `listed by ${blockZones.join(', ')}: weight ${total} >= dnsbl.threshold ${config.threshold}`,
+        reply: blockedReply(client, blockZones, reason),
+      });
+      return { symbols };
     },
   };
 }

@@ -1,9 +1,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { FakeResolver, conn, refusal, type FakeZone } from '../test-support.js';
 import { rdns, resolveClientName } from './rdns.js';
 import type { RdnsConfig } from './config.js';
 import type { ConnectionFacts, CheckResult } from '../../pipeline/types.js';
-import { FakeResolver, conn, type FakeZone } from '../test-support.js';
 
 const CONFIG: RdnsConfig = { enabled: true, dynamic_patterns: [] };
 const PTR4 = 'PTR 1.2.0.192.in-addr.arpa';
@@ -116,7 +116,7 @@ for (const c of cases) {
   test(`rdns: ${c.title}`, async () => {
     const r = await rdns(new FakeResolver(c.zone), c.config ?? CONFIG).run({ conn: conn({ remoteAddress: c.ip ?? '192.0.2.1' }) });
     assert.deepEqual(symbols(r), c.expect);
-    assert.equal(r.demand, undefined);
+    assert.equal(refusal(r, { stage: 'connect' }), undefined);
   });
 }
 

@@ -80,7 +80,8 @@ export class RuleEngine {
   private closed = false;
   private readonly statsData: RuleEngineStats = { scans: 0, timeouts: 0, slow: {} };
 
-  constructor(private readonly ruleset: CompiledRuleset, private readonly options: RuleEngineOptions) {
+  /** `ruleset` is public so the gateway can declare each rule's symbol (src/checks/rules/symbols.ts). */
+  constructor(readonly ruleset: CompiledRuleset, private readonly options: RuleEngineOptions) {
     if (!(options.timeBudgetMs > 0)) throw new Error('rules: timeBudgetMs must be positive');
     if (!(options.maxBytes > 0)) throw new Error('rules: maxBytes must be positive');
     this.slowRuleMs = options.slowRuleMs ?? Math.max(5, options.timeBudgetMs / 20);

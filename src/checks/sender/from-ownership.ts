@@ -1,6 +1,7 @@
 // A logged-in user may put only its own addresses (and aliases that deliver to it) in From:,
 // as in MAIL FROM (checked by the session): a stolen or shared password must not let one user
-// write as another. Mail without a login (MX) is judged by SPF/DMARC instead.
+// write as another. Mail without a login (MX) is judged by SPF/DMARC instead. FROM_NOT_OWNED is
+// declared protocol safety (symbols.ts): refused in observe mode too, like MAIL FROM ownership.
 import addressparser from 'nodemailer/lib/addressparser/index.js';
 import type { Check } from '../../pipeline/types.js';
 import { reply } from '../../protocol/reply.js';
@@ -23,13 +24,15 @@ export function fromOwnership(owns: (user: string, address: string) => boolean):
       for (const field of message.headers.filter((h) => h.key === 'from')) {
         const list = addressesOf(field.value);
         if (!list.length) {
-          return { demand: { kind: 'reject', reply: reply(553, '5.7.1', 'Error: From: header has no address') } };
+          return { symbols: [{ name: 'FROM_NOT_OWNED', reason: 'From: header has no address', reply: reply(553, '5.7.1', 'Error: From: header has no address') }] };
         }
         const foreign = list.find((a) => !owns(user, a));
         if (foreign) {
           return {
-            symbols: [{ name: 'FROM_NOT_OWNED', reason: `From: <${foreign}> is not an address of ${user}` }],
-            demand: { kind: 'reject', reply: reply(553, '5.7.1', `<${foreign}>: From: header address not owned by user ${user}`) },
+            symbols: [{
+              name: 'FROM_NOT_OWNED', reason: `From: <${foreign}> is not an address of ${user}`,
+              reply: reply(553, '5.7.1', `<${foreign}>: From: header address not owned by user ${user}`),
+            }],
           };
         }
       }

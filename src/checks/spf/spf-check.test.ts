@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { refusal } from '../test-support.js';
 import type { ConnectionFacts } from '../../pipeline/types.js';
 import { formatReply } from '../../protocol/reply.js';
 import { spfCheck, spfChecks, spfHeloCheck, type SpfConfig } from './spf-check.js';
@@ -17,8 +18,9 @@ const ZONE: MemoryZone = {
   'v6.example.org': { TXT: [['v=spf1 ip6:2001:db8::/32 -all']] },
 };
 
-const REJECT: SpfConfig = { enabled: true, helo: true, fail_action: 'reject' };
-const SCORE: SpfConfig = { enabled: true, helo: true, fail_action: 'score' };
+// What a fail does is policy.actions' (SPF_FAIL: reject by default), not the check's configuration.
+const REJECT: SpfConfig = { enabled: true, helo: true };
+const SCORE = REJECT;
 
 function conn(over: Partial<ConnectionFacts> = {}): ConnectionFacts {
   return {
@@ -40,38 +42,39 @@ test('pass: symbol, Authentication-Results, Received-SPF, no demand', async () =
     'client-ip=192.0.2.7; envelope-from="alice@example.org"; helo=mail.example.net; receiver=mx.gateway.test; ' +
     'identity=mailfrom; mechanism="ip4:192.0.2.0/24";',
   ]);
-  assert.equal(out.demand, undefined);
+  assert.equal(refusal(out), undefined);
 });
 
-test('fail under fail_action reject: 550 5.7.23 with the domain\'s explanation', async () => {
+test('fail: SPF_FAIL carries 550 5.7.23 with the domain\'s explanation, sent under the default action; the result is a fact', async () => {
   const check = spfCheck({ resolver: memoryResolver(ZONE), hostname: 'mx.gateway.test', config: REJECT });
   const out = await check.run({ conn: conn({ remoteAddress: '203.0.113.9' }), sender: 'alice@example.org' });
   assert.equal(out.symbols![0]!.name, 'SPF_FAIL');
   assert.match(out.symbols![0]!.reason, /"-all" in the record of example\.org; explanation: 203\.0\.113\.9 is not a mail server of example\.org/);
-  assert.equal(out.demand?.kind, 'reject');
-  assert.equal(formatReply(out.demand!.reply),
+  assert.equal(refusal(out)?.kind, 'reject');
+  assert.equal(formatReply(refusal(out)!.reply),
     '550 5.7.23 Error: SPF check failed for <alice@example.org> from 203.0.113.9: 203.0.113.9 is not a mail server of example.org\r\n');
+  assert.deepEqual(out.facts, { spf: { result: 'fail', domain: 'example.org' } });
   assert.deepEqual(out.authResults, ['spf=fail smtp.mailfrom=example.org']);
   assert.match(out.trace![0]!, /^Received-SPF: fail \(mx\.gateway\.test: domain of alice@example\.org does not designate 203\.0\.113\.9 as permitted sender\) .* mechanism=-all;$/);
 });
 
-test('fail under fail_action score, softfail, none, permerror: symbols only', async () => {
+test('fail under SPF_FAIL: score (was fail_action: score), softfail, none, permerror: symbols only', async () => {
   const resolver = memoryResolver(ZONE);
   const check = spfCheck({ resolver, hostname: 'mx.gateway.test', config: SCORE });
   const c = conn({ remoteAddress: '203.0.113.9' });
   const fail = await check.run({ conn: c, sender: 'alice@example.org' });
   assert.equal(fail.symbols![0]!.name, 'SPF_FAIL');
-  assert.equal(fail.demand, undefined);
+  assert.equal(refusal(fail, { stage: 'mail', actions: { SPF_FAIL: 'score' } }), undefined);
   const soft = await check.run({ conn: c, sender: 'bob@soft.example.org' });
   assert.equal(soft.symbols![0]!.name, 'SPF_SOFTFAIL');
-  assert.equal(soft.demand, undefined);
+  assert.equal(refusal(soft), undefined);
   const none = await check.run({ conn: c, sender: 'carol@nothing.example' });
   assert.equal(none.symbols![0]!.name, 'SPF_NONE');
   assert.deepEqual(none.authResults, ['spf=none smtp.mailfrom=nothing.example']);
   const perm = await spfCheck({ resolver, hostname: 'mx.gateway.test', config: REJECT }).run({ conn: c, sender: 'dan@broken.example.org' });
   assert.equal(perm.symbols![0]!.name, 'SPF_PERMERROR');
   assert.match(perm.symbols![0]!.reason, /syntax error in the SPF record of broken\.example\.org: unknown mechanism "moo"/);
-  assert.equal(perm.demand, undefined, 'only "fail" is refused');
+  assert.equal(refusal(perm), undefined, 'only "fail" is refused');
   assert.match(perm.trace![0]!, /problem="syntax error in the SPF record of broken\.example\.org: unknown mechanism \\"moo\\"";$/);
 });
 
@@ -80,7 +83,7 @@ test('a DNS failure inside an include is a temperror that names the lookup', asy
     .run({ conn: conn(), sender: 'x@include.example.org' });
   assert.equal(out.symbols![0]!.name, 'SPF_TEMPERROR');
   assert.match(out.symbols![0]!.reason, /DNS error \(ESERVFAIL\) looking up TXT down\.example\.net/);
-  assert.equal(out.demand, undefined);
+  assert.equal(refusal(out), undefined);
 });
 
 test('the time budget ends a hanging evaluation in temperror', async () => {
@@ -102,15 +105,15 @@ test('the null sender checks the HELO identity, and its fail is refused too', as
   assert.match(pass.trace![0]!, /envelope-from="postmaster@mail\.example\.net"; helo=mail\.example\.net; .* identity=helo; mechanism=a;$/);
   const fail = await check.run({ conn: conn(), sender: '' });
   assert.equal(fail.symbols![0]!.name, 'SPF_FAIL');
-  assert.equal(fail.demand?.kind, 'reject');
-  assert.match(fail.demand!.reply.text, /^Error: SPF check failed for <> \(HELO mail\.example\.net\) from 192\.0\.2\.7: /);
+  assert.equal(refusal(fail)?.kind, 'reject');
+  assert.match(refusal(fail)!.reply.text, /^Error: SPF check failed for <> \(HELO mail\.example\.net\) from 192\.0\.2\.7: /);
 });
 
 test('spf_helo: its own symbols, scored only, not for the null sender', async () => {
   const check = spfHeloCheck({ resolver: memoryResolver(ZONE), hostname: 'mx.gateway.test', config: REJECT });
   const fail = await check.run({ conn: conn(), sender: 'alice@example.org' });
   assert.equal(fail.symbols![0]!.name, 'SPF_HELO_FAIL');
-  assert.equal(fail.demand, undefined, 'a HELO fail is never refused on its own');
+  assert.equal(refusal(fail), undefined, 'a HELO fail is never refused on its own');
   assert.deepEqual(fail.authResults, ['spf=fail smtp.helo=mail.example.net']);
   const pass = await check.run({ conn: conn({ remoteAddress: '198.51.100.25' }), sender: 'alice@example.org' });
   assert.equal(pass.symbols![0]!.name, 'SPF_HELO_PASS');
@@ -145,8 +148,8 @@ test('header and reply text stay clean whatever the client or DNS send', async (
   const check = spfCheck({ resolver: memoryResolver(zone), hostname: 'mx.gateway.test', config: REJECT });
   const out = await check.run({ conn: conn({ helo: 'bad"helo\\(x)' }), sender: 'x@evil.example.org' });
   assert.equal(out.symbols![0]!.name, 'SPF_FAIL');
-  assert.doesNotMatch(out.demand!.reply.text, /[\r\n]/);
-  assert.match(out.demand!.reply.text, /evil\.example\.org does not designate 192\.0\.2\.7 as a permitted sender$/, 'a non-ASCII/CRLF explanation is ignored');
+  assert.doesNotMatch(refusal(out)!.reply.text, /[\r\n]/);
+  assert.match(refusal(out)!.reply.text, /evil\.example\.org does not designate 192\.0\.2\.7 as a permitted sender$/, 'a non-ASCII/CRLF explanation is ignored');
   assert.doesNotMatch(out.trace![0]!, /[\r\n]/);
   assert.match(out.trace![0]!, / helo="bad\\"helo\\\\\(x\)";/);
   const v6 = await check.run({ conn: conn({ remoteAddress: '2001:db8::25' }), sender: 'x@v6.example.org' });

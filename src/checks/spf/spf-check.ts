@@ -1,13 +1,15 @@
 // SPF (RFC 7208) as pipeline checks, at the MAIL stage:
 // - "spf": the MAIL FROM identity; for the null sender, the HELO identity (postmaster@<helo>,
-//   RFC 7208 s2.4). Emits SPF_<RESULT>; a "fail" is refused (550 5.7.23, RFC 7372) when
-//   spf.fail_action is "reject" (the session applies MAIL-stage rejects at RCPT), else scored.
+//   RFC 7208 s2.4). Emits SPF_<RESULT>; SPF_FAIL carries its refusal (550 5.7.23, RFC 7372, with
+//   the domain's explanation), which the actions layer sends (SPF_FAIL: reject by default; the
+//   session applies MAIL-stage rejects at RCPT). The result is also a fact (facts.spf) for DMARC
+//   and the allow lists.
 // - "spf_helo" (spf.helo): the HELO identity on its own (RFC 7208 s2.3), SPF_HELO_<RESULT>,
-//   scored only. Not run for the null sender, where "spf" already checked that identity.
+//   scored only (facts.spfHelo). Not run for the null sender, where "spf" already checked that identity.
 // Both add an Authentication-Results method (RFC 8601) and a Received-SPF trace field (RFC 7208
 // s9.1). Neither runs for authenticated clients or trusted networks: SPF judges the path of
 // inbound mail, and our own users' mail does not come by that path.
-import type { Check, CheckResult, ConnectionFacts, SymbolHit } from '../../pipeline/types.js';
+import type { Check, CheckResult, ConnectionFacts, SpfResult, SymbolHit } from '../../pipeline/types.js';
 import type { Config } from '../../config/schema.js';
 import type { Resolver } from '../../dns/types.js';
 import { reply, type Reply } from '../../protocol/reply.js';
@@ -46,7 +48,7 @@ export function spfCheck(deps: SpfDeps): Check<'mail'> {
       const outcome = await evaluateSpf(deps.resolver, {
         ip: conn.remoteAddress, sender, helo: conn.helo ?? '', hostname: deps.hostname,
       }, { ...deps.options, budgetMs: budget });
-      return spfCheckResult(outcome, deps.config);
+      return spfCheckResult(outcome);
     },
   };
 }
@@ -63,23 +65,30 @@ export function spfHeloCheck(deps: SpfDeps): Check<'mail'> {
         ip: conn.remoteAddress, sender, helo: conn.helo, hostname: deps.hostname, identity: 'helo',
       }, { ...deps.options, budgetMs: budget });
       // The HELO identity is scored, never refused on its own (see the file comment).
-      return spfCheckResult(outcome, { ...deps.config, fail_action: 'score' }, 'SPF_HELO');
+      return spfCheckResult(outcome, 'SPF_HELO');
     },
   };
 }
 
 /**
- * What a check reports for an outcome: the symbol, the Authentication-Results method, the
- * Received-SPF field, and for a "fail" under fail_action "reject" the refusal.
+ * What a check reports for an outcome: the symbol (SPF_FAIL of the MAIL identity carrying its
+ * refusal), the fact, the Authentication-Results method and the Received-SPF field.
  */
-export function spfCheckResult(o: SpfOutcome, config: Pick<SpfConfig, 'fail_action'>, prefix = 'SPF'): CheckResult {
-  const result: CheckResult = {
-    symbols: [spfSymbol(o, prefix)],
+export function spfCheckResult(o: SpfOutcome, prefix = 'SPF'): CheckResult {
+  const symbol = spfSymbol(o, prefix);
+  const helo = prefix === 'SPF_HELO';
+  const fact = { result: o.result as SpfResult, domain: spfDomain(o) };
+  return {
+    symbols: [o.result === 'fail' && !helo ? { ...symbol, reply: spfReject(o) } : symbol],
+    facts: helo ? { spfHelo: fact } : { spf: fact },
     authResults: [authResult(o)],
     trace: [receivedSpf(o)],
   };
-  if (o.result === 'fail' && config.fail_action === 'reject') result.demand = { kind: 'reject', reply: spfReject(o) };
-  return result;
+}
+
+/** The identity's domain, as DMARC aligns it: MAIL FROM's, or the HELO name checked in its place. */
+function spfDomain(o: SpfOutcome): string {
+  return o.domain.replace(/^\[.*\]$/, '').toLowerCase();
 }
 
 /** e.g. { name: 'SPF_FAIL', reason: 'example.org does not permit 192.0.2.9: "-all" in the record of example.org' }. */

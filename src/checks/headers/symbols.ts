@@ -1,0 +1,10 @@
+// The symbols of the required-headers check (required-headers.ts).
+import { declare } from '../../pipeline/symbols.js';
+
+export const HEADER_SYMBOLS = declare('headers', {
+  MISSING_DATE: 'no Date header (RFC 5322 s3.6.1)',
+  MISSING_FROM: 'no From header (RFC 5322 s3.6.2)',
+  MULTIPLE_FROM: 'more than one From header',
+  MISSING_MESSAGE_ID: 'no Message-ID header',
+  BARE_NEWLINE: 'bare LF/CR in DATA (normalised); common in scripts, and in smuggling attempts',
+});
