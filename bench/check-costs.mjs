@@ -73,10 +73,10 @@ if (opt['bayes-trained']) {
 }
 
 const { loadConfig } = await imp('src/config/load.js');
-const { builtinChecks, dnsBudgetMs } = await imp('src/checks/index.js');
-const { createSpamEngine } = await imp('src/spam/engine.js');
+const { builtinChecks, dnsBudgetMs } = await imp('src/gateway/checks.js');
+const { createSpamEngine } = await imp('src/checks/spam-engine.js');
 const { createResolver, resolverOptions } = await imp('src/dns/resolver.js');
-const { parseHeaderBlock } = await imp('src/smtp/headers.js');
+const { parseHeaderBlock } = await imp('src/protocol/headers.js');
 const { silentLogger } = await imp('src/log.js');
 let parsedMessage;
 try {

@@ -22,7 +22,7 @@ const { zipOf } = await import(dist('test/helpers/archive-fixtures.js'));
 const { avCheck } = await import(dist('src/checks/av/av-check.js'));
 const { avConfigSchema, archiveConfigSchema } = await import(dist('src/checks/av/config.js'));
 const { ClamdClient } = await import(dist('src/checks/av/clamd.js'));
-const { parseHeaderBlock } = await import(dist('src/smtp/headers.js'));
+const { parseHeaderBlock } = await import(dist('src/protocol/headers.js'));
 
 function arg(name, fallback) {
   const i = process.argv.indexOf(`--${name}`);

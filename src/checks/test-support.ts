@@ -1,8 +1,8 @@
 // Shared by the checks' unit tests: an in-memory resolver, connection facts, and the actions
 // layer as the gateway builds it (what a check's hits come to). (Integration
 // tests use the real resolver against real DNS servers on loopback instead.)
-import type { CheckResult, ConnectionFacts, Demand, Stage } from '../pipeline/types.js';
-import { SymbolRegistry } from '../pipeline/symbols.js';
+import type { CheckResult, ConnectionFacts, Demand, Stage } from './types.js';
+import { SymbolRegistry } from './registry.js';
 import { ActionTable, validatePolicy, type SymbolAction } from '../pipeline/actions.js';
 import { Weigher, shippedWeights } from '../pipeline/weights.js';
 import { PIPELINE_SYMBOLS, type RunnerPolicy } from '../pipeline/runner.js';

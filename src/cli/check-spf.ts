@@ -4,7 +4,7 @@ import type { Config } from '../config/schema.js';
 import type { Resolver } from '../dns/types.js';
 import { NetworkSet } from '../net/cidr.js';
 import { shippedWeights } from '../pipeline/weights.js';
-import { SymbolRegistry } from '../pipeline/symbols.js';
+import { SymbolRegistry } from '../checks/registry.js';
 import { ActionTable, type SymbolAction } from '../pipeline/actions.js';
 import { SPF_SYMBOLS } from '../checks/spf/symbols.js';
 import { formatReply } from '../protocol/reply.js';

@@ -3,7 +3,7 @@
 import './threadpool.js';
 import { parseArgs } from 'node:util';
 import { loadConfig, ConfigError } from '../config/load.js';
-import { buildPolicy } from '../pipeline/policy-config.js';
+import { buildPolicy } from '../gateway/policy.js';
 import { builtinSymbols } from '../gateway/checks.js';
 import { spamSymbols } from '../checks/spam-engine.js';
 import type { Config } from '../config/schema.js';

@@ -2,14 +2,15 @@
 // unknown keys are errors (strict objects), so a typo never silently does nothing.
 import os from 'node:os';
 import { z } from 'zod';
-import { cidr, domainName, duration, port, size } from './fields.js';
-import { SYMBOL_ACTIONS } from '../protocol/symbol-actions.js';
+import { domainName, duration, port, size } from './fields.js';
 import { attachmentsConfigSchema } from '../checks/attachments/config.js';
 import { selfCheckConfigSchema } from '../audit/config.js';
 import { archiveConfigSchema, avConfigSchema } from '../checks/av/config.js';
 import { dkimConfigSchema } from '../checks/dkim/config.js';
-import { isValidCodeFilter } from '../net/ip-names.js';
-import { listenerSchema, defaultListeners, smtpConfigSchema, tarpitConfigSchema, limitsConfigSchema } from '../smtp/config.js';
+import { listenerSchema, defaultListeners, smtpConfigSchema, tarpitConfigSchema, limitsConfigSchema, greetingConfigSchema } from '../smtp/config.js';
+import { policyConfigSchema } from '../pipeline/config.js';
+import { dnsblConfigSchema } from '../checks/dnsbl/config.js';
+import { spfConfigSchema } from '../checks/spf/config.js';
 import { authConfigSchema } from '../auth/config.js';
 import { relayConfigSchema } from '../delivery/config.js';
 import { queueConfigSchema } from '../queue/config.js';
@@ -22,16 +23,6 @@ import { bayesConfigSchema } from '../checks/bayes/config.js';
 import { uriConfigSchema } from '../checks/uri/config.js';
 import { pop3ConfigSchema } from '../mailbox/pop3/config.js';
 import { imapConfigSchema } from '../mailbox/imap/config.js';
-
-/** A DNS list as postscreen's postscreen_dnsbl_sites: weight (negative = allowlist), optional return codes. */
-const dnsList = z.strictObject({
-  zone: domainName,
-  /** Shown in the symbol (DNSBL_<NAME>) and the 554 text; defaults from the zone. */
-  name: z.string().regex(/^[A-Za-z0-9_]+$/, 'letters, digits and _ only').optional(),
-  weight: z.number().refine((w) => w !== 0, 'must not be 0 (negative weights make an allowlist)').default(1),
-  /** Return codes that count, e.g. ["127.0.0.2", "127.0.0.4-7", "127.0.[0..255].[1..3]"]; empty = any 127.0.0.0/8 answer. */
-  codes: z.array(z.string().refine(isValidCodeFilter, 'must be a return code such as 127.0.0.2, 127.0.0.4-7 or 127.0.[0..255].[1..3]')).default([]),
-});
 
 export const configSchema = z.strictObject({
   hostname: domainName.default(() => os.hostname().toLowerCase()),
@@ -47,36 +38,12 @@ export const configSchema = z.strictObject({
     mailbox: z.string().optional(),
   }).prefault({}),
   queue: queueConfigSchema,
-  policy: z.strictObject({
-    observe: z.boolean().default(false),
-    thresholds: z.strictObject({
-      tag: z.number().default(5),
-      junk: z.number().default(6),
-      reject: z.number().default(15),
-    }).prefault({}),
-    subject_tag: z.string().default(''),
-    /** Weights that win over every other (docs/pipeline.md); each name must be a known symbol. */
-    symbols: z.record(z.string().regex(/^[A-Za-z0-9_]+$/, 'symbol names are letters, digits and _'), z.number()).default({}),
-    /** What a symbol does beyond its weight: NAME, a glob (DNSBL_*) or group:NAME → an action (docs/pipeline.md). */
-    actions: z.record(z.string().regex(/^(?:group:[a-z0-9_-]+|[A-Za-z0-9_*]+)$/, 'a symbol name, a glob such as DNSBL_*, or group:NAME'), z.enum(SYMBOL_ACTIONS)).default({}),
-  }).prefault({}),
+  policy: policyConfigSchema,
   dns: dnsConfigSchema,
-  dnsbl: z.strictObject({
-    lists: z.array(dnsList).default([]),
-    /** Sum of weights at which the client is refused at RCPT (554 5.7.1), as postscreen_dnsbl_threshold. */
-    threshold: z.number().positive().default(1),
-  }).prefault({}),
+  dnsbl: dnsblConfigSchema,
   rdns: rdnsConfigSchema,
-  spf: z.strictObject({
-    enabled: z.boolean().default(true),
-    helo: z.boolean().default(true),
-  }).prefault({}),
-  greeting: z.strictObject({
-    /** Wait this long before the banner on mx listeners; a client that talks first is an early talker. */
-    delay: duration('2s'),
-    /** A client that waited once is not delayed again for this long. */
-    pass_ttl: duration('1d'),
-  }).prefault({}),
+  spf: spfConfigSchema,
+  greeting: greetingConfigSchema,
   tarpit: tarpitConfigSchema,
   limits: limitsConfigSchema,
   attachments: attachmentsConfigSchema.prefault({}),

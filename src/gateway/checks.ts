@@ -1,5 +1,5 @@
 // The built-in checks, in one list. Later defences add themselves here.
-import type { AnyCheck } from '../pipeline/types.js';
+import type { AnyCheck } from '../checks/types.js';
 import type { Config } from '../config/schema.js';
 import type { Resolver } from '../dns/types.js';
 import type { Logger } from '../log.js';
@@ -17,7 +17,7 @@ import { attachments } from '../checks/attachments/attachments.js';
 import { avChecks, type AvCallbacks } from '../checks/av/av-check.js';
 import { archiveInspector } from '../checks/archives/archive-inspector.js';
 import { ClamdClient, parseClamdAddress } from '../checks/av/clamd.js';
-import type { SymbolDecl } from '../pipeline/symbols.js';
+import type { SymbolDecl } from '../checks/registry.js';
 import { HELO_SYMBOLS } from '../checks/helo/symbols.js';
 import { HEADER_SYMBOLS } from '../checks/headers/symbols.js';
 import { SENDER_SYMBOLS } from '../checks/sender/symbols.js';

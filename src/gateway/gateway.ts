@@ -19,7 +19,7 @@ import { DeliveryRouter } from '../delivery/router.js';
 import { RecipientResolver } from '../smtp/recipients.js';
 import { SmtpListeners } from '../smtp/server.js';
 import { CheckRunner } from '../pipeline/runner.js';
-import { buildPolicy } from '../pipeline/policy-config.js';
+import { buildPolicy } from './policy.js';
 import { builtinChecks, builtinSymbols, dnsBudgetMs } from './checks.js';
 import { createSpamEngine } from '../checks/spam-engine.js';
 import { UserPolicies } from '../pipeline/user-policies.js';

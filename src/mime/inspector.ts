@@ -7,7 +7,7 @@
 // the message (reject, tempfail), which the attachment check folds into its verdict and its one
 // rewrite. docs/attachments.md shows an example.
 import type { Readable } from 'node:stream';
-import type { SymbolHit } from '../pipeline/types.js';
+import type { SymbolHit } from '../protocol/symbols.js';
 import type { FileType } from './filetype.js';
 
 /** What the walker knows about a part before its content is read. */

@@ -9,8 +9,8 @@
 // An operator writes rules in policy.actions: a symbol name, a glob (`DNSBL_*`) or a group
 // (`group:av`). The most specific rule wins: a name, then the longest glob, then a group, then
 // the symbol's declared default, then "score".
-import type { Demand, ScoredSymbol, Stage } from './types.js';
-import { globPattern, isGlob, type SymbolRegistry } from './symbols.js';
+import type { Demand, ScoredSymbol, Stage } from '../checks/types.js';
+import { globPattern, isGlob, type SymbolRegistry } from '../checks/registry.js';
 import { reply, R, type Reply } from '../protocol/reply.js';
 
 import { SYMBOL_ACTIONS, type SymbolAction } from '../protocol/symbol-actions.js';

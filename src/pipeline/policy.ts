@@ -1,6 +1,6 @@
 // Symbols → one action per recipient (DESIGN.md). Detection lives in checks; this is the only
 // place that turns a score into reject / junk / tag / deliver.
-import type { ScoredSymbol } from './types.js';
+import type { ScoredSymbol } from '../checks/types.js';
 
 export type Action = 'deliver' | 'tag' | 'junk' | 'reject';
 

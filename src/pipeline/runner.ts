@@ -4,13 +4,13 @@
 // The facts checks hand on are merged level by level and passed, read-only, to the next level.
 // The stage's symbols are weighed (src/pipeline/weights.ts) and go through the actions layer
 // (src/pipeline/actions.ts), which alone turns a finding into a refusal.
-import type { AnyCheck, Check, CheckResult, Demand, Facts, ScoredSymbol, Stage, StageInput, SymbolHit } from './types.js';
+import type { AnyCheck, Check, CheckResult, Demand, Facts, ScoredSymbol, Stage, StageInput, SymbolHit } from '../checks/types.js';
 import type { Logger } from '../log.js';
 import { R } from '../protocol/reply.js';
 import { mergePlans, type RewritePlan } from '../mime/rewrite.js';
 import type { ActionTable, Floor, WouldRefuse } from './actions.js';
 import type { Weigher } from './weights.js';
-import { declare } from './symbols.js';
+import { declare } from '../checks/registry.js';
 
 /** The runner's own symbols: a check that failed or ran late. */
 export const PIPELINE_SYMBOLS = declare('pipeline', {

@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { shippedWeights, Weigher } from './weights.js';
 import { ActionTable, validatePolicy } from './actions.js';
-import { SymbolRegistry } from './symbols.js';
+import { SymbolRegistry } from '../checks/registry.js';
 import { testRegistry } from '../checks/test-support.js';
 import { buildConfig, ConfigError } from '../config/load.js';
 import { reply } from '../protocol/reply.js';

@@ -8,8 +8,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import YAML from 'yaml';
-import type { SymbolHit } from './types.js';
-import type { SymbolRegistry } from './symbols.js';
+import type { SymbolHit } from '../checks/types.js';
+import type { SymbolRegistry } from '../checks/registry.js';
 
 export const SHIPPED_SCORES = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../conf/scores.yaml');
 

@@ -56,7 +56,16 @@ export const limitsConfigSchema = z.strictObject({
   ipv6_prefix: z.number().int().min(16).max(128).default(64),
 }).prefault({}).prefault({});
 
+/** The greeting delay of mx listeners (early-talker detection, as postscreen's greet action). */
+export const greetingConfigSchema = z.strictObject({
+  /** Wait this long before the banner on mx listeners; a client that talks first is an early talker. */
+  delay: duration('2s'),
+  /** A client that waited once is not delayed again for this long. */
+  pass_ttl: duration('1d'),
+}).prefault({});
+
 export type ListenerConfig = z.output<typeof listenerSchema>;
 export type SmtpConfig = z.output<typeof smtpConfigSchema>;
 export type TarpitConfig = z.output<typeof tarpitConfigSchema>;
 export type LimitsConfig = z.output<typeof limitsConfigSchema>;
+export type GreetingConfig = z.output<typeof greetingConfigSchema>;

@@ -10,18 +10,21 @@ import tls from 'node:tls';
 import { parsePathArgument, AddressError, formatAddress, type Address } from './address.js';
 import { DataReader } from './data-reader.js';
 import { MessageSpool } from './spool.js';
-import { parseHeaderBlock, type HeaderField } from './headers.js';
+import { parseHeaderBlock, type HeaderField } from '../protocol/headers.js';
 import { R, formatReply, reply, type Reply } from '../protocol/reply.js';
 import { buildPrefix, rewriteHeaders } from './trace-headers.js';
 import { writeRewritten } from '../mime/rewrite.js';
 import fs from 'node:fs';
 import type { RecipientResolver, Resolution } from './recipients.js';
-import type { Config, ListenerConfig } from '../config/schema.js';
+import type { GreetingConfig, ListenerConfig, SmtpConfig, TarpitConfig } from './config.js';
+import type { AuthConfig } from '../auth/config.js';
+import type { QueueConfig } from '../queue/config.js';
+import type { PolicyConfig } from '../pipeline/config.js';
 import type { AccountStore } from '../auth/accounts.js';
 import type { BruteForce } from '../auth/brute-force.js';
 import type { CheckRunner } from '../pipeline/runner.js';
 import { decide, type Action, type RecipientPolicy } from '../pipeline/policy.js';
-import type { ConnectionFacts, Demand, Facts, MessageFacts, ScoredSymbol, Stage, StageInput } from '../pipeline/types.js';
+import type { ConnectionFacts, Demand, Facts, MessageFacts, ScoredSymbol, Stage, StageInput } from '../checks/types.js';
 import type { StageOutcome } from '../pipeline/runner.js';
 import type { Floor } from '../pipeline/actions.js';
 import { listMatches, recipientPolicy, type SenderFacts } from '../pipeline/user-settings.js';
@@ -35,8 +38,19 @@ import { clientAddress } from '../net/cidr.js';
 import type { StateStore } from '../store/store.js';
 import type { ClientLimits } from './client-limits.js';
 
+/** The sections of the configuration a session reads (the whole Config fits). */
+export interface SessionConfig {
+  readonly hostname: string;
+  readonly smtp: SmtpConfig;
+  readonly greeting: GreetingConfig;
+  readonly tarpit: TarpitConfig;
+  readonly auth: AuthConfig;
+  readonly queue: QueueConfig;
+  readonly policy: PolicyConfig;
+}
+
 export interface SessionDeps {
-  readonly config: Config;
+  readonly config: SessionConfig;
   readonly listener: ListenerConfig;
   /** TLS options for STARTTLS; undefined when no certificate is available. */
   readonly tlsOptions: () => tls.TlsOptions | undefined;

@@ -1,8 +1,8 @@
 // The headers the gateway adds (Received, Authentication-Results, X-Spam-*) and the ones it
 // removes from incoming mail because they would otherwise speak in our name: forged
 // Authentication-Results for our authserv-id (RFC 8601 s5) and X-Spam-* verdict headers.
-import type { HeaderField } from './headers.js';
-import type { ConnectionFacts, ScoredSymbol } from '../pipeline/types.js';
+import type { HeaderField } from '../protocol/headers.js';
+import type { ConnectionFacts, ScoredSymbol } from '../checks/types.js';
 import type { Thresholds } from '../pipeline/policy.js';
 import { rfc5322Date } from '../protocol/date.js';
 

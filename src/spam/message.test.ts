@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { parseMessage, parsedMessage } from './message.js';
-import type { MessageFacts } from '../pipeline/types.js';
+import type { MessageFacts } from '../checks/types.js';
 
 const crlf = (s: string) => Buffer.from(s.replace(/\r?\n/g, '\r\n'), 'latin1');
 

@@ -9,7 +9,7 @@
 // (src/mime) for what the malware walk already handles.
 import { decodeHeaderWords, fileNames, headerText, splitParams } from '../mime/filenames.js';
 import { QuotedPrintableDecoder } from '../mime/decoders.js';
-import type { MessageFacts } from '../pipeline/types.js';
+import type { MessageFacts } from '../checks/types.js';
 import { collapse, renderHtml, type Link } from './html-text.js';
 
 export type { Link } from './html-text.js';

@@ -30,11 +30,17 @@ function rankOf(rel: string): number {
   return best.rank;
 }
 
+/**
+ * Test code is outside the layers: a unit test (and its shared helpers, test-support.ts) may
+ * assemble the whole policy to see what a check's findings lead to.
+ */
+const isTestCode = (name: string) => name.endsWith('.test.ts') || name === 'test-support.ts';
+
 function sources(dir: string): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((e) => {
     const p = path.join(dir, e.name);
     if (e.isDirectory()) return sources(p);
-    return e.name.endsWith('.ts') && !e.name.endsWith('.test.ts') && !e.name.endsWith('.d.ts') ? [p] : [];
+    return e.name.endsWith('.ts') && !isTestCode(e.name) && !e.name.endsWith('.d.ts') ? [p] : [];
   });
 }
 

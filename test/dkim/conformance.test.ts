@@ -23,7 +23,7 @@ import { startDnsServer, type DnsServer, type ZoneData } from '../helpers/dns-se
 import { createResolver } from '../../src/dns/resolver.js';
 import { authenticationCheck } from '../../src/checks/dkim/authentication-check.js';
 import { dkimConfigSchema } from '../../src/checks/dkim/config.js';
-import type { CheckResult, EnvelopeFacts, Facts, SpfResult } from '../../src/pipeline/types.js';
+import type { CheckResult, EnvelopeFacts, Facts, SpfResult } from '../../src/checks/types.js';
 import { connFacts, crlf, ed25519FromSeed, envelope, messageFacts, sign } from './support.js';
 
 const CONF = path.join(sharedDir, 'conformance');

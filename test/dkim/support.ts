@@ -2,8 +2,8 @@
 import crypto from 'node:crypto';
 import { Readable } from 'node:stream';
 import { dkimSign } from 'mailauth/lib/dkim/sign.js';
-import { parseHeaderBlock } from '../../src/smtp/headers.js';
-import type { ConnectionFacts, EnvelopeFacts, MessageFacts } from '../../src/pipeline/types.js';
+import { parseHeaderBlock } from '../../src/protocol/headers.js';
+import type { ConnectionFacts, EnvelopeFacts, MessageFacts } from '../../src/checks/types.js';
 
 /** LF or mixed line ends → CRLF, as the SMTP path delivers a message. */
 export function crlf(text: string | Buffer): Buffer {

@@ -7,7 +7,7 @@ import dgram from 'node:dgram';
 import fs from 'node:fs';
 import { createResolver } from '../../src/dns/resolver.js';
 import { dnsbl, type DnsblConfig } from '../../src/checks/dnsbl/dnsbl.js';
-import type { ConnectionFacts, CheckResult } from '../../src/pipeline/types.js';
+import type { ConnectionFacts, CheckResult } from '../../src/checks/types.js';
 import type { Resolver } from '../../src/dns/types.js';
 import { formatReply } from '../../src/protocol/reply.js';
 import { refusal } from '../../src/checks/test-support.js';

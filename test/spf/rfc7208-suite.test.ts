@@ -22,7 +22,7 @@ import { startDnsServer, type DnsServer, type ZoneData, type ZoneRecord } from '
 import { createResolver } from '../../src/dns/resolver.js';
 import { spfCheck } from '../../src/checks/spf/spf-check.js';
 import { defaultExplanation } from '../../src/checks/spf/evaluate.js';
-import type { ConnectionFacts } from '../../src/pipeline/types.js';
+import type { ConnectionFacts } from '../../src/checks/types.js';
 import { refusal } from '../../src/checks/test-support.js';
 
 const SUITE = path.join(sharedDir, 'conformance', 'spf', 'rfc7208-tests.yml');

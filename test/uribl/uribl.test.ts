@@ -9,7 +9,7 @@ import path from 'node:path';
 import { Readable } from 'node:stream';
 import { createResolver } from '../../src/dns/resolver.js';
 import { conn } from '../../src/checks/test-support.js';
-import type { MessageFacts } from '../../src/pipeline/types.js';
+import type { MessageFacts } from '../../src/checks/types.js';
 import { uriConfigSchema } from '../../src/checks/uri/config.js';
 import { uriCheck } from '../../src/checks/uri/uri-check.js';
 import { checkUriCommand } from '../../src/cli/check-uri.js';

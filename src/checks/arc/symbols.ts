@@ -1,5 +1,5 @@
 // The symbols of ARC chain validation (src/checks/dkim/arc.ts).
-import { declare } from '../../pipeline/symbols.js';
+import { declare } from '../registry.js';
 
 export const ARC_SYMBOLS = declare('arc', {
   ARC_PASS: 'the ARC chain validates',

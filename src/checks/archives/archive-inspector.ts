@@ -7,7 +7,7 @@
 // entries go to clamd, since clamd cannot open them itself. With this inspector in the attachment
 // check, give the AV check `archiveSymbols: false`.
 import type { Readable } from 'node:stream';
-import type { SymbolHit } from '../../pipeline/types.js';
+import type { SymbolHit } from '../types.js';
 import type { FileType } from '../../mime/filetype.js';
 import { readBounded, type Inspector, type InspectorFinding, type MessageInspection, type PartInfo } from '../../mime/inspector.js';
 import { inspectArchive, type ArchiveReport } from '../../mime/archive.js';

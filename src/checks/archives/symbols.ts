@@ -1,5 +1,5 @@
 // The symbols of archive inspection (src/checks/av/archive-inspector.ts, src/mime/archive.ts).
-import { declare } from '../../pipeline/symbols.js';
+import { declare } from '../registry.js';
 
 export const ARCHIVE_SYMBOLS = declare('archives', {
   ARCHIVE_EXE: 'an executable inside an archive (stripped by default: archives.executable_inside)',

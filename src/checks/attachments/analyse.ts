@@ -5,7 +5,7 @@
 // message carries its reply (ATTACH_REJECTED, MIME_UNSCANNABLE…); whether it is refused is the
 // actions layer's decision (src/pipeline/actions.ts), not this analysis'.
 import type { Readable } from 'node:stream';
-import type { SymbolHit } from '../../pipeline/types.js';
+import type { SymbolHit } from '../types.js';
 import { reply, type Reply } from '../../protocol/reply.js';
 import { compilePolicy, decidePart, strongerAction, type CompiledPolicy, type PartAction } from './policy.js';
 import type { AttachmentsConfig } from './config.js';

@@ -8,9 +8,9 @@ import { readBounded, type Inspector } from '../../mime/inspector.js';
 import { CheckRunner } from '../../pipeline/runner.js';
 import { shippedWeights } from '../../pipeline/weights.js';
 import { refusal, testPolicy } from '../test-support.js';
-import { parseHeaderBlock } from '../../smtp/headers.js';
+import { parseHeaderBlock } from '../../protocol/headers.js';
 import { silentLogger } from '../../log.js';
-import type { StageInput } from '../../pipeline/types.js';
+import type { StageInput } from '../types.js';
 import { b64part, chunked, compose, fakePe, multipart, tinyPdf, tinyPng } from '../../../test/mime/fixtures.js';
 
 function input(msg: Buffer): StageInput['data'] {

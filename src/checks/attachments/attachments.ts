@@ -10,12 +10,12 @@
 // ATTACH_UNREMOVABLE, MIME_* (malformed or unscannable structure), INSPECTOR_FAILED, and whatever
 // inspectors emit (declared in symbols.ts beside this file).
 import type { Readable } from 'node:stream';
-import type { Check, CheckResult } from '../../pipeline/types.js';
+import type { Check, CheckResult } from '../types.js';
 import { analyseAttachments, type AttachmentsAnalysis } from './analyse.js';
 import { compilePolicy } from './policy.js';
 import type { AttachmentsConfig } from './config.js';
 import { sniff } from '../../mime/filetype.js';
-import { headerValue, type HeaderField } from '../../smtp/headers.js';
+import { headerValue, type HeaderField } from '../../protocol/headers.js';
 import type { Inspector } from '../../mime/inspector.js';
 import type { RewritePlan } from '../../mime/rewrite.js';
 

@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { SymbolHit } from '../../pipeline/types.js';
+import type { SymbolHit } from '../types.js';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';

@@ -3,7 +3,7 @@
 // line per part, and the summary of the rewrite the gateway would apply. The CLI wires it.
 import fs from 'node:fs';
 import { Readable } from 'node:stream';
-import type { Demand, ScoredSymbol, SymbolHit } from '../../pipeline/types.js';
+import type { Demand, ScoredSymbol, SymbolHit } from '../types.js';
 import { analyseAttachments, type PartVerdict } from './analyse.js';
 import type { AttachmentsConfig } from './config.js';
 import type { Inspector } from '../../mime/inspector.js';

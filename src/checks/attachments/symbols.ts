@@ -1,6 +1,6 @@
 // The symbols of the attachment walk (attachments.ts, src/mime/analyse.ts): attachment findings
 // (group attachments) and MIME structure findings (group mime).
-import { declare } from '../../pipeline/symbols.js';
+import { declare } from '../registry.js';
 
 export const ATTACHMENT_SYMBOLS = declare('attachments', {
   ATTACH_EXE_STRIPPED: 'a part was replaced by a notice (.pif, .scr, .lnk…, or a disguised program)',

@@ -1,6 +1,6 @@
 // A client that is guessing passwords is a bad sender too: the brute-force defence's view of
 // the IP becomes a symbol for the other defences (DESIGN.md: one verdict pipeline).
-import type { Check } from '../../pipeline/types.js';
+import type { Check } from '../types.js';
 import type { BruteForce } from '../../auth/brute-force.js';
 
 export function bruteForceSource(bf: BruteForce): Check<'connect'> {

@@ -1,5 +1,5 @@
 // The symbols of the brute-force source check (brute-force-source.ts).
-import { declare } from '../../pipeline/symbols.js';
+import { declare } from '../registry.js';
 
 export const AUTH_SYMBOLS = declare('auth', {
   AUTH_BRUTE_FORCE_SOURCE: "the client's IP is blocked for password guessing",

@@ -15,10 +15,10 @@
 // - archive findings (src/mime/archive.ts) as ARCHIVE_* symbols, one per kind and message;
 //   ARCHIVE_EXE and ARCHIVE_ENCRYPTED carry the refusal policy.actions may ask for ("strip" is the
 //   attachment rewriter's job: the symbol says what to strip).
-import type { Check, CheckResult, SymbolHit } from '../../pipeline/types.js';
+import type { Check, CheckResult, SymbolHit } from '../types.js';
 import type { Logger } from '../../log.js';
 import { R } from '../../protocol/reply.js';
-import { headerValue } from '../../smtp/headers.js';
+import { headerValue } from '../../protocol/headers.js';
 import { ClamdClient, formatClamdAddress, parseClamdAddress, type ScanResult } from './clamd.js';
 import { archiveConfigSchema, archiveLimits, type ArchiveConfig, type AvConfig } from './config.js';
 import { quarantineMessage } from './quarantine.js';

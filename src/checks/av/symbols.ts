@@ -1,5 +1,5 @@
 // The symbols of the antivirus check (av-check.ts) and of clamd scans of decrypted archive entries.
-import { declare } from '../../pipeline/symbols.js';
+import { declare } from '../registry.js';
 
 export const AV_SYMBOLS = declare('av', {
   AV_VIRUS: ['clamd found a virus: refused, 554 5.7.1 naming it', 'reject'],

@@ -7,7 +7,7 @@ import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { parseMessage } from '../../spam/message.js';
 import { readMessages } from '../../cli/corpus/read.js';
-import type { MessageFacts } from '../../pipeline/types.js';
+import type { MessageFacts } from '../types.js';
 import { conn } from '../test-support.js';
 import { Bayes, bayesCheck, autolearnClass, bayesConfigSchema, messageSignature } from './index.js';
 import { trainCommand } from '../../cli/train.js';

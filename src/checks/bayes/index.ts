@@ -2,7 +2,7 @@
 // moving mail into or out of Junk) and gives every message a spam probability, reported as one
 // of SpamAssassin's BAYES_xx symbols. How it works and how well: docs/bayes.md.
 import crypto from 'node:crypto';
-import type { Check, ConnectionFacts } from '../../pipeline/types.js';
+import type { Check, ConnectionFacts } from '../types.js';
 import { parsedMessage, type ParsedMessage } from '../../spam/message.js';
 import { tokenize, type TokenizeOptions } from './tokenize.js';
 import { bayesSymbols, combineTokens, DEFAULT_PARAMS, type ClassifierParams } from './classifier.js';

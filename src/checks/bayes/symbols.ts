@@ -1,6 +1,6 @@
 // The symbols of the Bayes check (src/spam/bayes/index.ts): one band of the spam probability
 // (two at 99.9 % and above). Weights in conf/scores.yaml.
-import { declare } from '../../pipeline/symbols.js';
+import { declare } from '../registry.js';
 
 export const BAYES_SYMBOLS = declare('bayes', {
   BAYES_00: 'spam probability under 1 %',

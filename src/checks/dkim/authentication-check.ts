@@ -13,7 +13,7 @@
 //
 // Not run for authenticated submission or trusted networks: DMARC protects recipients from mail
 // that claims a domain it cannot prove; our own users' mail is proven by their login.
-import type { AnyCheck, Check, CheckResult, Facts, SymbolHit } from '../../pipeline/types.js';
+import type { AnyCheck, Check, CheckResult, Facts, SymbolHit } from '../types.js';
 import type { Resolver } from '../../dns/types.js';
 import type { Logger } from '../../log.js';
 import { reply } from '../../protocol/reply.js';

@@ -1,5 +1,5 @@
 // The symbols of DKIM verification (authentication-check.ts, verify-dkim.ts).
-import { declare } from '../../pipeline/symbols.js';
+import { declare } from '../registry.js';
 
 export const DKIM_SYMBOLS = declare('dkim', {
   DKIM_VALID: 'a valid signature (any domain: proves integrity, not intent)',

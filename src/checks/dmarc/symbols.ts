@@ -1,5 +1,5 @@
 // The symbols of DMARC evaluation (src/checks/dkim/authentication-check.ts, dmarc.ts).
-import { declare } from '../../pipeline/symbols.js';
+import { declare } from '../registry.js';
 
 export const DMARC_SYMBOLS = declare('dmarc', {
   DMARC_PASS: 'the From: domain is authenticated by aligned DKIM or SPF',

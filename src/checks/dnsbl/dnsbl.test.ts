@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { blockedReply, compileLists, dnsbl, listName, sanitizeTxt, type DnsblConfig } from './dnsbl.js';
-import type { ConnectionFacts, CheckResult } from '../../pipeline/types.js';
+import type { ConnectionFacts, CheckResult } from '../types.js';
 import { FakeResolver, conn, refusal, testPolicy, type FakeZone } from '../test-support.js';
 import { CheckRunner } from '../../pipeline/runner.js';
 import { silentLogger } from '../../log.js';

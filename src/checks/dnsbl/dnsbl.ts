@@ -10,14 +10,14 @@
 // list's weight; DNSBL_LISTED (weight 0) at the threshold; DNSBL_TEMPFAIL (0 by default) when a
 // list could not be asked. A DNS error never refuses and never hangs: the resolver answers
 // "error" after its own timeout.
-import type { Check, SymbolHit } from '../../pipeline/types.js';
-import type { Config } from '../../config/schema.js';
+import type { Check, SymbolHit } from '../types.js';
+import type { DnsblConfig } from './config.js';
 import type { Lookup, Resolver, RRType } from '../../dns/types.js';
 import type { Logger } from '../../log.js';
 import { R, type Reply } from '../../protocol/reply.js';
 import { compileCodeMatcher, formatIp, isRefusalCode, parseIp, reverseName, type CodeMatcher } from '../../net/ip-names.js';
 
-export type DnsblConfig = Config['dnsbl'];
+export type { DnsblConfig };
 
 export interface DnsblOptions {
   /** DNS failures are logged here (event "dnsbl_tempfail"). */

@@ -1,6 +1,6 @@
 // The symbols of the DNS list check (dnsbl.ts): two fixed ones, and one per configured list,
 // DNSBL_<NAME> (weight > 0) or DNSWL_<NAME> (weight < 0), weighted with the list's weight.
-import { declare, type SymbolDecl } from '../../pipeline/symbols.js';
+import { declare, type SymbolDecl } from '../registry.js';
 import { compileLists, type DnsblConfig } from './dnsbl.js';
 
 export const DNSBL_SYMBOLS = declare('dnsbl', {

@@ -1,7 +1,7 @@
 // RFC 5322 s3.6 requires Date and From; Message-ID SHOULD be there. Real mail clients always
 // write them, bulk senders and scripts often don't. Submission clients get them added by the
 // MUA, so on authenticated mail these are only hints.
-import type { Check } from '../../pipeline/types.js';
+import type { Check } from '../types.js';
 
 export const requiredHeaders: Check<'data'> = {
   name: 'required_headers',

@@ -1,5 +1,5 @@
 // The symbols of the required-headers check (required-headers.ts).
-import { declare } from '../../pipeline/symbols.js';
+import { declare } from '../registry.js';
 
 export const HEADER_SYMBOLS = declare('headers', {
   MISSING_DATE: 'no Date header (RFC 5322 s3.6.1)',

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { heloClaimsOurs, heloNoResolve } from './helo-dns.js';
-import type { ConnectionFacts, CheckResult } from '../../pipeline/types.js';
+import type { ConnectionFacts, CheckResult } from '../types.js';
 import { FakeResolver, type FakeZone } from '../test-support.js';
 
 function conn(helo: string, over: Partial<ConnectionFacts> = {}): ConnectionFacts {

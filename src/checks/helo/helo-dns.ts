@@ -6,7 +6,7 @@
 //    reject_unknown_helo_hostname, scored here); a DNS error is HELO_DNS_TEMPFAIL (0).
 // Trusted networks and authenticated clients are never judged by their greeting.
 import net from 'node:net';
-import type { Check, ConnectionFacts } from '../../pipeline/types.js';
+import type { Check, ConnectionFacts } from '../types.js';
 import type { Resolver } from '../../dns/types.js';
 import type { Logger } from '../../log.js';
 import { parseIp, sameIp } from '../../net/ip-names.js';

@@ -1,7 +1,7 @@
 // HELO/EHLO name hints: cheap, scored, never rejecting on their own (legitimate servers get
 // their names wrong often enough that Postfix's reject_invalid_helo_hostname is opt-in).
 import net from 'node:net';
-import type { Check } from '../../pipeline/types.js';
+import type { Check } from '../types.js';
 
 const HOSTNAME = /^(?=.{1,253}$)([a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z0-9-]{2,63}$/i;
 

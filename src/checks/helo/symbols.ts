@@ -1,5 +1,5 @@
 // The symbols of the HELO checks (helo-syntax.ts, helo-dns.ts); weights in conf/scores.yaml.
-import { declare } from '../../pipeline/symbols.js';
+import { declare } from '../registry.js';
 
 export const HELO_SYMBOLS = declare('helo', {
   HELO_BARE_IP: 'HELO 192.0.2.1 instead of [192.0.2.1]',

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { FakeResolver, conn, refusal, type FakeZone } from '../test-support.js';
 import { rdns, resolveClientName } from './rdns.js';
 import type { RdnsConfig } from './config.js';
-import type { ConnectionFacts, CheckResult } from '../../pipeline/types.js';
+import type { ConnectionFacts, CheckResult } from '../types.js';
 
 const CONFIG: RdnsConfig = { enabled: true, dynamic_patterns: [] };
 const PTR4 = 'PTR 1.2.0.192.in-addr.arpa';

@@ -7,7 +7,7 @@
 // Symbols: RDNS_NONE (no PTR), RDNS_NOT_FCRDNS (no PTR name resolves back), RDNS_DYNAMIC
 // (generic/dynamic name), RDNS_VERIFIED (0: carries the forward-confirmed name),
 // RDNS_TEMPFAIL (0: a DNS error; the resolver's own timeout bounds it).
-import type { Check, SymbolHit } from '../../pipeline/types.js';
+import type { Check, SymbolHit } from '../types.js';
 import type { Resolver } from '../../dns/types.js';
 import type { Logger } from '../../log.js';
 import { formatIp, parseIp, ptrName, sameIp } from '../../net/ip-names.js';

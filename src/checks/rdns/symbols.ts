@@ -1,5 +1,5 @@
 // The symbols of the reverse-DNS check (rdns.ts).
-import { declare } from '../../pipeline/symbols.js';
+import { declare } from '../registry.js';
 
 export const RDNS_SYMBOLS = declare('rdns', {
   RDNS_NONE: "the client's address has no PTR record",

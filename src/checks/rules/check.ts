@@ -1,6 +1,6 @@
 // The content-rules check (data stage): the parsed message through the rule engine; each rule
 // that hits is a symbol named after the rule, carrying the rule's own score and description.
-import type { Check, SymbolHit } from '../../pipeline/types.js';
+import type { Check, SymbolHit } from '../types.js';
 import { parsedMessage, type ParsedMessage } from '../../spam/message.js';
 import { extractUris, uriStrings, type ExtractOptions } from '../uri/extract.js';
 import type { RuleEngine, RuleScanResult } from './engine.js';

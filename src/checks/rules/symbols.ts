@@ -1,6 +1,6 @@
 // The symbols of the content rules (src/spam/rules/): RULES_TIMEOUT, and one per loaded .cf rule,
 // weighted with its score line and described with its describe line.
-import { declare, type SymbolDecl } from '../../pipeline/symbols.js';
+import { declare, type SymbolDecl } from '../registry.js';
 
 export const RULES_SYMBOLS = declare('rules', {
   RULES_TIMEOUT: 'the content rules ran out of time; the log names the rule that ran long',

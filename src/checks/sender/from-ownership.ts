@@ -3,7 +3,7 @@
 // write as another. Mail without a login (MX) is judged by SPF/DMARC instead. FROM_NOT_OWNED is
 // declared protocol safety (symbols.ts): refused in observe mode too, like MAIL FROM ownership.
 import addressparser from 'nodemailer/lib/addressparser/index.js';
-import type { Check } from '../../pipeline/types.js';
+import type { Check } from '../types.js';
 import { reply } from '../../protocol/reply.js';
 
 type Parsed = { address?: string; group?: Parsed[] };

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { refusal } from '../test-support.js';
-import type { ConnectionFacts } from '../../pipeline/types.js';
+import type { ConnectionFacts } from '../types.js';
 import { formatReply } from '../../protocol/reply.js';
 import { spfCheck, spfChecks, spfHeloCheck, type SpfConfig } from './spf-check.js';
 import { memoryResolver, type MemoryZone } from './memory-resolver.js';

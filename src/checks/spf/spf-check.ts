@@ -9,13 +9,13 @@
 // Both add an Authentication-Results method (RFC 8601) and a Received-SPF trace field (RFC 7208
 // s9.1). Neither runs for authenticated clients or trusted networks: SPF judges the path of
 // inbound mail, and our own users' mail does not come by that path.
-import type { Check, CheckResult, ConnectionFacts, SpfResult, SymbolHit } from '../../pipeline/types.js';
-import type { Config } from '../../config/schema.js';
+import type { Check, CheckResult, ConnectionFacts, SpfResult, SymbolHit } from '../types.js';
+import type { SpfConfig } from './config.js';
 import type { Resolver } from '../../dns/types.js';
 import { reply, type Reply } from '../../protocol/reply.js';
 import { evaluateSpf, type SpfIdentity, type SpfOptions, type SpfOutcome } from './evaluate.js';
 
-export type SpfConfig = Config['spf'];
+export type { SpfConfig };
 
 export interface SpfDeps {
   readonly resolver: Resolver;

@@ -1,6 +1,6 @@
 // The symbols of the SPF checks (spf-check.ts): SPF_<RESULT> for the MAIL FROM identity,
 // SPF_HELO_<RESULT> for the HELO identity (scored only).
-import { declare } from '../../pipeline/symbols.js';
+import { declare } from '../registry.js';
 
 export const SPF_SYMBOLS = declare('spf', {
   SPF_PASS: 'the domain permits the client: proves the path, not the intent',

@@ -2,7 +2,7 @@
 // weights are in conf/scores.yaml. Every symbol fires at most once per message, its reason
 // naming the first few offending hosts.
 import type { ParsedMessage } from '../../spam/message.js';
-import type { SymbolHit } from '../../pipeline/types.js';
+import type { SymbolHit } from '../types.js';
 import type { ExtractedUri } from './extract.js';
 import { scanText } from './extract.js';
 import { hostInfo, isAtOrUnder, lookalikeReason, type HostInfo } from './host.js';

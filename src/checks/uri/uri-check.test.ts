@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
 import { FakeResolver, conn } from '../test-support.js';
-import type { MessageFacts } from '../../pipeline/types.js';
+import type { MessageFacts } from '../types.js';
 import { uriConfigSchema, type UriConfig } from './config.js';
 import { DomainLists } from './domain-list.js';
 import { uriCheck } from './uri-check.js';

@@ -9,7 +9,7 @@
 // most max_domains names looked up (links before text, in message order: the links a reader
 // clicks are the ones that matter), at most max_queries DNS questions, and an internal
 // deadline below the runner's budget so that the answers in hand are still reported.
-import type { Check, SymbolHit } from '../../pipeline/types.js';
+import type { Check, SymbolHit } from '../types.js';
 import type { Resolver } from '../../dns/types.js';
 import type { Logger } from '../../log.js';
 import { parsedMessage, type ParsedMessage } from '../../spam/message.js';

@@ -3,10 +3,10 @@
 // where a policy.symbols or policy.actions key that names nothing is refused, at start.
 import type { Config } from '../config/schema.js';
 import { ConfigError } from '../config/load.js';
-import { SymbolRegistry, type SymbolDecl } from './symbols.js';
-import { ActionTable, validatePolicy } from './actions.js';
-import { Weigher, shippedWeights } from './weights.js';
-import { PIPELINE_SYMBOLS, type RunnerPolicy } from './runner.js';
+import { SymbolRegistry, type SymbolDecl } from '../checks/registry.js';
+import { ActionTable, validatePolicy } from '../pipeline/actions.js';
+import { Weigher, shippedWeights } from '../pipeline/weights.js';
+import { PIPELINE_SYMBOLS, type RunnerPolicy } from '../pipeline/runner.js';
 
 export interface BuiltPolicy {
   readonly registry: SymbolRegistry;

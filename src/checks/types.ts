@@ -1,39 +1,13 @@
 // The check interface (DESIGN.md): a check looks at one SMTP stage and emits symbols.
 // Weights live in configuration (conf/scores.yaml, overlaid by policy.symbols), not in checks.
 import type { Reply } from '../protocol/reply.js';
-import type { HeaderField } from '../smtp/headers.js';
+import type { SymbolHit } from '../protocol/symbols.js';
+import type { HeaderField } from '../protocol/headers.js';
 import type { RewritePlan } from '../mime/rewrite.js';
 
 export type Stage = 'connect' | 'helo' | 'mail' | 'rcpt' | 'data';
 
-/** What a check found: a name (UPPER_CASE, declared in the symbol registry), a short human reason. */
-export interface SymbolHit {
-  readonly name: string;
-  readonly reason: string;
-  /**
-   * The weight the check's own configuration gives this finding (a DNS list's weight, a .cf
-   * score line). The operator's policy.symbols still wins over it (src/pipeline/weights.ts).
-   */
-  readonly score?: number;
-  /**
-   * The refusal this finding would justify, exactly as it goes on the wire (DNSBL's 554 5.7.1
-   * naming the list, SPF's 550 5.7.23 with the explanation…). Whether it is sent is not the
-   * check's call: the actions layer (src/pipeline/actions.ts) decides, and observe mode only logs it.
-   */
-  readonly reply?: Reply;
-  /** The same refusal as a temporary one, when an operator turns the symbol's action into tempfail. */
-  readonly retryReply?: Reply;
-  /**
-   * The check's own configuration exempts this finding from any action beyond its weight
-   * (authentication.dmarc.reject_exempt_domains): it is scored, never refused or junked.
-   */
-  readonly scoreOnly?: boolean;
-}
-
-/** A symbol with its weight applied: what the log line and `scan --json` show. */
-export interface ScoredSymbol extends SymbolHit {
-  readonly score: number;
-}
+export type { SymbolHit, ScoredSymbol } from '../protocol/symbols.js';
 
 /** A refusal decided by the actions layer (never by a check): the reply and the symbol behind it. */
 export type Demand = { kind: 'reject' | 'tempfail'; reply: Reply; symbol?: string };
