@@ -834,10 +834,11 @@ export class SmtpSession {
     const spool = this.spool!;
     const reader = this.reader!;
     await spool.finish();
-    const refuse = (r: Reply, outcome: string) => {
+    // The log line of a refusal after the checks ran carries their symbols and the score (why).
+    const refuse = (r: Reply, outcome: string, why?: { symbols: ScoredSymbol[]; score: number }) => {
       spool.discard();
       this.deps.metrics.messages.inc({ outcome });
-      this.logMessage(tx, outcome, r, [], spool.size);
+      this.logMessage(tx, outcome, r, why?.symbols ?? [], spool.size, why?.score);
       this.reply(r);
     };
     if (reader.overflow) return refuse(R.messageTooBig, 'too_big');
@@ -877,9 +878,9 @@ export class SmtpSession {
       return R.policyReject(`Error: message refused by content policy (score ${verdict.score}: ${top})`);
     };
     if (verdict.rejectAll && policies.every((r) => r.list === 'block')) {
-      return refuse(reply(550, '5.7.1', 'Error: message refused: the recipient does not accept mail from this sender'), 'reject');
+      return refuse(reply(550, '5.7.1', 'Error: message refused: the recipient does not accept mail from this sender'), 'reject', { symbols, score: verdict.score });
     }
-    if (verdict.rejectAll) return refuse(contentReply(), 'reject');
+    if (verdict.rejectAll) return refuse(contentReply(), 'reject', { symbols, score: verdict.score });
     if (verdict.wouldReject && p.observe) {
       tx.wouldRefuse.push(...this.observed('data', { wouldRefuse: [{ kind: 'reject', reply: contentReply(), symbol: 'SCORE' }] }));
     }
