@@ -76,17 +76,19 @@ fi
 # ---- component benchmarks ----
 # Each bench/<name>.mjs prints one JSON object; bench.mjs puts them in the report. A failure is
 # recorded (and shown in the report), never fatal. BENCH_COMPONENTS picks a subset ("" = none).
-COMPONENTS=${BENCH_COMPONENTS-edge zones mime clamd}
+COMPONENTS=${BENCH_COMPONENTS-edge zones mime clamd checks}
 mkdir -p "$BENCH/results/components"
 for c in $COMPONENTS; do
   out="$BENCH/results/components/$c.json"
   rm -f "$out"
-  [ -f "bench/$c.mjs" ] || continue
+  script=bench/$c.mjs
+  [ "$c" = checks ] && script=bench/check-costs.mjs # what each check costs per message
+  [ -f "$script" ] || continue
   case "$BUILD_STATUS" in *failed*)
     printf '{"error":"not run: %s"}\n' "$BUILD_STATUS" >"$out"; continue ;;
   esac
   say "component benchmark: $c"
-  if node "bench/$c.mjs" --cli "$BENCH_CLI" >"$out.tmp" 2>"$BENCH/$c.log" && tail -1 "$out.tmp" | node -e 'JSON.parse(require("fs").readFileSync(0,"utf8"))' 2>/dev/null; then
+  if node "$script" --cli "$BENCH_CLI" >"$out.tmp" 2>"$BENCH/$c.log" && tail -1 "$out.tmp" | node -e 'JSON.parse(require("fs").readFileSync(0,"utf8"))' 2>/dev/null; then
     tail -1 "$out.tmp" >"$out"
   else
     err=$(tail -3 "$BENCH/$c.log" | tr '\n"' '  ' | cut -c1-300)

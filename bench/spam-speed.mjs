@@ -9,8 +9,11 @@
 //                         (rules.paths); skipped with the reason when the rules do not load
 //   spamd                 spamd (8 children) through the native client spamc, 8 in flight
 //   rspamd                rspamd (2 workers) through HTTP /checkv2, 8 in flight
-// Every engine's Bayes is present but untrained (a fresh database): the rows measure rules and
-// parsing, not a trained classifier. Network tests are off everywhere (as in bench/spam-eval.mjs).
+// Every engine's Bayes is trained on the same messages before it is measured (--bayes trained,
+// the default: up to --train-per-class spam and as many ham of the corpus that are NOT in the
+// scanned set; portcullis train, sa-learn, rspamd's /learnspam and /learnham), so that the rows
+// measure a classifier that judges; --bayes untrained gives every engine a fresh, empty
+// database instead. Network tests are off everywhere (as in bench/spam-eval.mjs).
 // CPU per message: the daemon's process tree from /proc (for rspamd, plus its Redis), the
 // client's own; for Portcullis, process.cpuUsage of this process (all its threads).
 // Prints one JSON line (bench/run.sh stores it as .bench/results/components/spam.json and
@@ -18,15 +21,17 @@
 //
 //   node bench/spam-speed.mjs [--cli dist/src/cli/main.js] [--corpus TARBALL|DIR] [--inflight 8]
 //                             [--rows portcullis,portcullis-sa-rules,spamd,rspamd] [--out FILE]
+//                             [--bayes trained|untrained] [--train-per-class 400] [--warmup all|N]
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { spawnSync } from 'node:child_process';
 import YAML from 'yaml';
 import {
-  say, ensurePeers, versionOf, loadCorpus, stripFromLine, mapPool, startNxDns, writeSaSite, startSpamd, spamcCheck,
-  startRedis, startRspamd, rspamdCheck,
+  say, ensurePeers, versionOf, loadCorpus, stripFromLine, mapPool, startNxDns, writeSaSite, saLearn, startSpamd, spamcCheck,
+  startRedis, startRspamd, rspamdCheck, rspamdLearn,
 } from './spam-peers.mjs';
 import { treeTicks, ticksToMs, CLK_TCK } from './procs.mjs';
 
@@ -38,7 +43,11 @@ const { values: opt } = parseArgs({
     inflight: { type: 'string', default: '8' },
     'spamd-children': { type: 'string', default: '8' },
     'rspamd-workers': { type: 'string', default: '2' },
-    warmup: { type: 'string', default: '24' },
+    // A gateway runs for days: rows are measured in steady state, after one pass over the set
+    // (the same warm-up for every engine; JIT compilation of the JavaScript engines is done by then).
+    warmup: { type: 'string', default: 'all' },
+    bayes: { type: 'string', default: 'trained' },
+    'train-per-class': { type: 'string', default: '400' },
     rows: { type: 'string', default: 'portcullis,portcullis-sa-rules,spamd,rspamd' },
     'sa-rules': { type: 'string', default: '/usr/share/spamassassin' },
     out: { type: 'string' },
@@ -71,9 +80,33 @@ for (const [label, step] of [['spam', 5], ['ham', 7]]) {
 }
 if (!set.length) throw new Error(`corpus ${opt.corpus}: no messages`);
 const N = set.length;
+// ---- the training set: messages of the corpus outside the scanned set, the same for every engine
+const TRAINED = opt.bayes !== 'untrained';
+const inSet = new Set(set.map((m) => m.name));
+const train = { spam: [], ham: [] };
+if (TRAINED) {
+  for (const label of ['spam', 'ham']) {
+    const rest = corpus.messages.filter((m) => m.label === label && !inSet.has(m.name));
+    const want = Math.min(rest.length, Number(opt['train-per-class']));
+    // Spread over the corpus (every k-th), not its first files.
+    for (let i = 0; i < want; i++) {
+      const m = rest[Math.floor((i * rest.length) / want)];
+      const raw = stripFromLine(fs.readFileSync(m.file));
+      const file = path.join(work, 'train', label, path.basename(m.name));
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      fs.writeFileSync(file, raw);
+      train[label].push({ name: m.name, label, raw, file });
+    }
+  }
+  spawnSync('chmod', ['-R', 'a+rX', path.join(work, 'train')]);
+  say(`training set: ${train.spam.length} spam, ${train.ham.length} ham (not in the scanned set)`);
+}
+const BAYES_NOTE = TRAINED
+  ? `trained for every engine on the same ${train.spam.length} spam and ${train.ham.length} ham of the corpus, none of them in the scanned set`
+  : 'untrained (a fresh, empty database) for every engine';
 const bytes = set.reduce((n, m) => n + m.raw.length, 0);
 say(`speed: ${N} messages (${set.filter((m) => m.label === 'spam').length} spam, ${set.filter((m) => m.label === 'ham').length} ham), mean ${(bytes / N / 1024).toFixed(1)} KB`);
-const warm = set.slice(0, Math.min(WARMUP, N));
+const warm = opt.warmup === 'all' ? set : set.slice(0, Math.min(WARMUP, N));
 
 const selfChildTicks = () => {
   const s = fs.readFileSync('/proc/self/stat', 'utf8');
@@ -140,6 +173,14 @@ async function portcullisRow(id, label, extra) {
   } catch (e) {
     return row(id, label, { skipped: `configuration refused: ${String(e.message).replace(/\s*\n\s*/g, ' ').slice(0, 300)}` });
   }
+  let trainSeconds;
+  if (TRAINED) {
+    const t0 = performance.now();
+    const r = spawnSync(process.execPath, [opt.cli, 'train', '--spam', path.join(work, 'train', 'spam'), '--ham', path.join(work, 'train', 'ham'), '--config', file],
+      { encoding: 'utf8', timeout: 900_000 });
+    if (r.status !== 0) return row(id, label, { skipped: `portcullis train failed: ${(r.stderr || r.stdout || String(r.error)).trim().split('\n').slice(-2).join(' ').slice(0, 300)}` });
+    trainSeconds = round((performance.now() - t0) / 1000, 1);
+  }
   const verdictIsSpam = (v) => v.spam === true || v.action === 'junk' || v.action === 'reject' || (v.action === undefined && v.verdict === 'reject');
   // Each call sets the engine up (rules compiled, Bayes opened) before its first message, as a
   // starting gateway does once: a call with one message measures that set-up, and is taken off
@@ -168,6 +209,7 @@ async function portcullisRow(id, label, extra) {
       msgs_per_s_with_setup: round(N / (all.ms / 1000), 1),
       flagged_spam: all.res.filter(verdictIsSpam).length, errors: 0,
       output_shape: all.res[0] && 'action' in all.res[0] ? 'action' : 'verdict',
+      ...(trainSeconds !== undefined ? { train_seconds: trainSeconds } : {}),
     });
   } catch (e) {
     return row(id, label, { skipped: `scan failed: ${String(e.message).replace(/\s*\n\s*/g, ' ').slice(0, 300)}` });
@@ -198,9 +240,17 @@ if (ROWS.includes('spamd')) {
     fs.chmodSync(dir, 0o755);
     let spamd;
     try {
+      let trainSeconds;
+      if (TRAINED) {
+        const t0 = performance.now();
+        await saLearn(site, { spamDir: path.join(work, 'train', 'spam'), hamDir: path.join(work, 'train', 'ham') });
+        // spamd runs as nobody: its Bayes files must be readable (and the journal writable) by it.
+        spawnSync('chmod', ['-R', 'a+rwX', path.join(dir, 'bayes')]);
+        trainSeconds = round((performance.now() - t0) / 1000, 1);
+      }
       spamd = await startSpamd({ siteDir: site, dir: path.join(dir, 'home'), children: Number(opt['spamd-children']), log: path.join(work, 'spamd.log') });
       row('spamd', `spamd ${versions.spamassassin} (${opt['spamd-children']} children) via spamc, ${INFLIGHT} in flight`,
-        await measurePeer((m) => spamcCheck(spamd.port, m.raw), INFLIGHT, [spamd.pid]));
+        { ...await measurePeer((m) => spamcCheck(spamd.port, m.raw), INFLIGHT, [spamd.pid]), ...(trainSeconds !== undefined ? { train_seconds: trainSeconds } : {}) });
     } catch (e) {
       row('spamd', 'spamd via spamc', { skipped: `failed: ${e.message.split('\n')[0]}` });
     } finally {
@@ -222,11 +272,19 @@ if (ROWS.includes('rspamd')) {
       redis = await startRedis({ dir: path.join(dir, 'redis'), log: path.join(work, 'redis.log') });
       rs = await startRspamd({ dir: path.join(dir, 'rspamd'), redisPort: redis.port, dnsPort: dns.port, workers: Number(opt['rspamd-workers']),
         log: path.join(work, 'rspamd.log'), hsCacheDir: path.join(os.tmpdir(), 'portcullis-bench-rspamd-hs') });
+      let trainSeconds;
+      if (TRAINED) {
+        const t0 = performance.now();
+        const learned = await mapPool([...train.spam, ...train.ham], INFLIGHT, (m) => rspamdLearn(rs, m.raw, m.label).catch((e) => ({ ok: false, error: e.message })));
+        const bad = learned.filter((l) => !l.ok);
+        if (bad.length > learned.length / 10) throw new Error(`rspamd learned ${learned.length - bad.length} of ${learned.length}: ${bad[0].error}`);
+        trainSeconds = round((performance.now() - t0) / 1000, 1);
+      }
       row('rspamd', `rspamd ${versions.rspamd} (${opt['rspamd-workers']} workers, Redis) via HTTP /checkv2, ${INFLIGHT} in flight`,
-        await measurePeer(async (m) => {
+        { ...await measurePeer(async (m) => {
           const r = await rspamdCheck(rs, m.raw);
           return { spam: ['reject', 'add header', 'rewrite subject'].includes(r.action) };
-        }, INFLIGHT, [rs.pid, redis.pid]));
+        }, INFLIGHT, [rs.pid, redis.pid]), ...(trainSeconds !== undefined ? { train_seconds: trainSeconds } : {}) });
     } catch (e) {
       row('rspamd', 'rspamd via HTTP', { skipped: `failed: ${e.message.split('\n')[0]}` });
     } finally {
@@ -252,7 +310,7 @@ const result = {
   messages: N, spam: set.filter((m) => m.label === 'spam').length, ham: set.filter((m) => m.label === 'ham').length,
   mean_kb: round(bytes / N / 1024, 1),
   set: `${path.basename(opt.corpus)}: every 5th spam, every 7th ham, mbox "From " line stripped`,
-  bayes: 'untrained (a fresh, empty database) for every engine',
+  bayes: BAYES_NOTE,
   rows, ratios, versions,
   cpus: os.cpus().length, loadavg_start: LOAD_START, loadavg_end: loadavg(), clk_tck: CLK_TCK, node: process.version, wall_seconds: Math.round((Date.now() - started) / 1000),
 };

@@ -90,7 +90,7 @@ export class Bayes {
     const hashes = tokens.map(tokenHash);
     const counts = this.store.lookup(hashes);
     const r = combineTokens(counts, totals, this.params);
-    this.store.touch(hashes.filter((_, i) => counts[i]));
+    this.store.touch(this.store.staleOf(hashes, counts));
     const symbols = bayesSymbols(r.probability);
     const clues = r.clues.slice(0, 10).map((c) => ({ token: tokens[c.index]!, probability: c.probability }));
     const shown = clues.slice(0, 5).map((c) => `${JSON.stringify(c.token.slice(0, 40))} ${c.probability.toFixed(3)}`).join(', ');

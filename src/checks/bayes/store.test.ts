@@ -12,6 +12,9 @@ const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'bayes-store-'));
 const sig = (s: string) => Buffer.from(s.padEnd(20, '.'));
 const H = (...tokens: string[]) => tokens.map(tokenHash);
 
+/** The counts of a lookup, without the last-seen times. */
+const counts = (xs: readonly ({ spam: number; ham: number } | undefined)[]) => xs.map((c) => c && { spam: c.spam, ham: c.ham });
+
 test('64-bit hashes round-trip exactly (negative and beyond 2^53) through one lookup statement', () => {
   const dir = tmp();
   const store = BayesStore.open(path.join(dir, 'b.sqlite'));
@@ -42,20 +45,60 @@ test('persists across reopen; learning twice is "already"; relearn moves the cou
   try {
     assert.equal(store.learn(sig('a'), a, 'spam'), 'already');
     assert.deepEqual({ ...store.totals(), lastExpire: 0 }, { spam: 1, ham: 1, lastExpire: 0 });
-    assert.deepEqual(store.lookup(H('alpha', 'shared', 'beta')), [{ spam: 1, ham: 0 }, { spam: 1, ham: 1 }, { spam: 0, ham: 1 }]);
+    assert.deepEqual(counts(store.lookup(H('alpha', 'shared', 'beta'))), [{ spam: 1, ham: 0 }, { spam: 1, ham: 1 }, { spam: 0, ham: 1 }]);
     // The user moves "a" out of Junk: its counts move from spam to ham.
     assert.equal(store.learn(sig('a'), a, 'ham'), 'relearned');
     assert.equal(store.learnedAs(sig('a')), 'ham');
     assert.equal(store.totals().spam, 0);
     assert.equal(store.totals().ham, 2);
-    assert.deepEqual(store.lookup(H('alpha', 'shared')), [{ spam: 0, ham: 1 }, { spam: 0, ham: 2 }]);
+    assert.deepEqual(counts(store.lookup(H('alpha', 'shared'))), [{ spam: 0, ham: 1 }, { spam: 0, ham: 2 }]);
     assert.equal(store.forget(sig('a'), a), true);
     assert.equal(store.forget(sig('a'), a), false);
-    assert.deepEqual(store.lookup(H('alpha', 'shared')), [undefined, { spam: 0, ham: 1 }], 'a token at zero is deleted');
+    assert.deepEqual(counts(store.lookup(H('alpha', 'shared'))), [undefined, { spam: 0, ham: 1 }], 'a token at zero is deleted');
     assert.equal(store.totals().ham, 1);
     assert.equal(store.tokenCount(), 2);
   } finally {
     store.close();
+  }
+});
+
+test('a classification touches only tokens seen longer ago than a day (no write at all for fresh ones)', () => {
+  const dir = tmp();
+  let now = Date.UTC(2026, 0, 1);
+  const store = BayesStore.open(path.join(dir, 'b.sqlite'), { now: () => now });
+  try {
+    store.learn(sig('a'), H('old', 'both'), 'spam');
+    now += 2 * 86_400_000;
+    store.learn(sig('b'), H('fresh', 'both'), 'ham');
+    now += 3_600_000;
+    const hashes = H('old', 'fresh', 'both', 'never');
+    const found = store.lookup(hashes);
+    assert.equal(found[0]!.atime, Math.floor(Date.UTC(2026, 0, 1) / 1000));
+    assert.deepEqual(store.staleOf(hashes, found), H('old'), 'only the token not seen for two days');
+    store.touch(store.staleOf(hashes, found));
+    assert.deepEqual(store.staleOf(hashes, store.lookup(hashes)), [], 'touched: fresh now');
+  } finally {
+    store.close();
+  }
+});
+
+test('counts cached between lookups stay exact: our writes and another process\'s writes are seen at once', () => {
+  const dir = tmp();
+  const file = path.join(dir, 'b.sqlite');
+  const a = BayesStore.open(file);
+  const b = BayesStore.open(file); // another process (a second connection to the same file)
+  try {
+    a.learn(sig('one'), H('tok', 'other'), 'spam');
+    assert.deepEqual(counts(a.lookup(H('tok', 'never'))), [{ spam: 1, ham: 0 }, undefined]);
+    a.learn(sig('two'), H('tok'), 'ham'); // our own write
+    assert.deepEqual(counts(a.lookup(H('tok', 'never'))), [{ spam: 1, ham: 1 }, undefined]);
+    b.learn(sig('three'), H('tok', 'never'), 'spam'); // the other connection's write
+    assert.deepEqual(counts(a.lookup(H('tok', 'never', 'other'))), [{ spam: 2, ham: 1 }, { spam: 1, ham: 0 }, { spam: 1, ham: 0 }]);
+    a.forget(sig('one'), H('tok', 'other'));
+    assert.deepEqual(counts(a.lookup(H('tok', 'other'))), [{ spam: 1, ham: 1 }, undefined]);
+  } finally {
+    a.close();
+    b.close();
   }
 });
 
@@ -75,7 +118,7 @@ test('expiry deletes what was not seen for N days, in bounded batches; classifyi
     assert.equal(store.totals().lastExpire, 0, 'the run is not finished');
     const second = store.expire(60, 3000);
     assert.deepEqual(second, { tokens: 2000, signatures: 0, done: true });
-    assert.deepEqual(store.lookup(H('used', 'fresh', 'old1')), [{ spam: 1, ham: 0 }, { spam: 0, ham: 1 }, undefined]);
+    assert.deepEqual(counts(store.lookup(H('used', 'fresh', 'old1'))), [{ spam: 1, ham: 0 }, { spam: 0, ham: 1 }, undefined]);
     assert.equal(store.totals().lastExpire, Math.floor(now / 1000));
   } finally {
     store.close();
@@ -115,7 +158,7 @@ test('two processes learning at once: WAL and the busy timeout, no lost update, 
       if (i % 50 === 0) await new Promise((r) => setImmediate(r));
     }
     assert.equal(await exited, 0, stderr);
-    assert.deepEqual(store.lookup(H('common')), [{ spam: 300, ham: 300 }]);
+    assert.deepEqual(counts(store.lookup(H('common'))), [{ spam: 300, ham: 300 }]);
     assert.deepEqual({ spam: store.totals().spam, ham: store.totals().ham }, { spam: 300, ham: 300 });
     assert.equal((new Database(file, { readonly: true }).pragma('journal_mode', { simple: true })), 'wal');
   } finally {
@@ -135,7 +178,7 @@ test('while another process holds the write lock: reads go on, touch skips at on
     now += 3 * 86_400_000;
     other.exec('BEGIN IMMEDIATE');
     let t0 = performance.now();
-    assert.deepEqual(store.lookup(H('x')), [{ spam: 1, ham: 0 }]);
+    assert.deepEqual(counts(store.lookup(H('x'))), [{ spam: 1, ham: 0 }]);
     store.touch(H('x'));
     assert.ok(performance.now() - t0 < 100, `touch waited ${performance.now() - t0} ms`);
     t0 = performance.now();

@@ -11,7 +11,8 @@
 // twice does nothing and learning it as the other class moves its counts (a user moving mail
 // into or out of Junk).
 //
-// Every message costs one lookup statement (the hashes go in as one JSON array) and its writes
+// Every message costs at most one lookup statement (the hashes not in the in-memory cache go in
+// as one JSON array; see CACHE_MAX) and its writes
 // are one transaction.
 import crypto from 'node:crypto';
 import type Database from 'better-sqlite3';
@@ -26,6 +27,8 @@ export type BayesClass = 'spam' | 'ham';
 export interface StoredCount {
   readonly spam: number;
   readonly ham: number;
+  /** Epoch seconds the token was last learned or classified (for touch: only stale ones are written). */
+  readonly atime?: number;
 }
 
 export interface BayesStoreOptions {
@@ -63,6 +66,14 @@ const MIGRATIONS: Record<number, string> = {
 
 /** Rows deleted per expiry statement: keeps each write lock short for the other process. */
 const EXPIRE_BATCH = 2000;
+/**
+ * Token counts kept in memory between messages (positive and negative answers). SQLite answers a
+ * token in ≈1 µs, and a message has hundreds to thousands of them: the lookup was most of Bayes'
+ * cost. The cache is exact, not approximate: it is dropped when another connection commits
+ * (PRAGMA data_version changes: `portcullis train`, another gateway process) and our own writes
+ * drop or update the entries they change. Bounded: at this many entries it starts over.
+ */
+const CACHE_MAX = 400_000;
 /** Classifying refreshes a token's last-seen time only when it is older than this. */
 const TOUCH_AFTER_S = 86_400;
 
@@ -94,13 +105,18 @@ export class BayesStore {
   private readonly delSigs: Database.Statement;
   /** Where the expiry run in progress stopped (its next step starts after this key). */
   private expireAfter: bigint | undefined;
+  private readonly versionStmt: Database.Statement;
+  /** Counts by hash (null: not in the store), valid for `cacheVersion` (see CACHE_MAX). */
+  private readonly cache = new Map<bigint, StoredCount | null>();
+  private cacheVersion: unknown;
 
   private constructor(db: Database.Database, now: () => number, private readonly busyTimeoutMs: number) {
     this.db = db;
     this.now = now;
     // The hashes travel as one JSON array: one statement per message, whatever its token count.
     // SQLite's JSON reads integers as exact 64-bit values.
-    this.lookupStmt = db.prepare('SELECT CAST(h AS TEXT) AS k, spam, ham FROM tokens WHERE h IN (SELECT value FROM json_each(?))');
+    this.lookupStmt = db.prepare('SELECT h, spam, ham, atime FROM tokens WHERE h IN (SELECT value FROM json_each(?))').safeIntegers(true);
+    this.versionStmt = db.prepare('PRAGMA data_version').pluck();
     this.addStmt = db.prepare(`
       INSERT INTO tokens (h, spam, ham, atime) SELECT value, @spam, @ham, @now FROM json_each(@hashes) WHERE true
       ON CONFLICT (h) DO UPDATE SET spam = spam + excluded.spam, ham = ham + excluded.ham, atime = max(atime, excluded.atime)`);
@@ -133,11 +149,24 @@ export class BayesStore {
   /** Counts for each hash, in the order given (undefined: never seen). */
   lookup(hashes: readonly bigint[]): (StoredCount | undefined)[] {
     if (!hashes.length) return [];
-    const found = new Map<string, StoredCount>();
-    for (const r of this.lookupStmt.all(jsonArray(hashes)) as { k: string; spam: number; ham: number }[]) {
-      found.set(r.k, { spam: r.spam, ham: r.ham });
+    const version = this.versionStmt.get();
+    if (version !== this.cacheVersion || this.cache.size > CACHE_MAX) {
+      this.cache.clear();
+      this.cacheVersion = version;
     }
-    return hashes.map((h) => found.get(h.toString()));
+    const missing = [...new Set(hashes.filter((h) => !this.cache.has(h)))];
+    if (missing.length) {
+      for (const h of missing) this.cache.set(h, null);
+      for (const r of this.lookupStmt.all(jsonArray(missing)) as { h: bigint; spam: bigint; ham: bigint; atime: bigint }[]) {
+        this.cache.set(r.h, { spam: Number(r.spam), ham: Number(r.ham), atime: Number(r.atime) });
+      }
+    }
+    return hashes.map((h) => this.cache.get(h) ?? undefined);
+  }
+
+  /** Our own writes change these tokens: their cached counts go (other connections' writes change data_version). */
+  private forgetCached(hashes: readonly bigint[]): void {
+    for (const h of hashes) this.cache.delete(h);
   }
 
   totals(): { spam: number; ham: number; lastExpire: number } {
@@ -175,7 +204,9 @@ export class BayesStore {
     const one = (sig: Buffer, hashes: Hashes, cls: BayesClass): 'learned' | 'relearned' | 'already' => {
       const prev = this.learnedAs(sig);
       if (prev === cls) return 'already';
-      const json = jsonArray(typeof hashes === 'function' ? hashes() : hashes);
+      const list = typeof hashes === 'function' ? hashes() : hashes;
+      this.forgetCached(list);
+      const json = jsonArray(list);
       const t = this.seconds();
       if (prev) this.unlearnTokens(json, prev);
       this.addStmt.run({ hashes: json, spam: cls === 'spam' ? 1 : 0, ham: cls === 'ham' ? 1 : 0, now: t });
@@ -196,6 +227,7 @@ export class BayesStore {
     const run = this.db.transaction((): boolean => {
       const prev = this.learnedAs(sig);
       if (!prev) return false;
+      this.forgetCached(hashes);
       this.unlearnTokens(jsonArray(hashes), prev);
       this.db.prepare(`UPDATE totals SET ${prev} = max(0, ${prev} - 1) WHERE id = 1`).run();
       this.db.prepare('DELETE FROM learned WHERE sig = ?').run(sig);
@@ -207,6 +239,20 @@ export class BayesStore {
   private unlearnTokens(json: string, cls: BayesClass): void {
     this.subStmt.run({ hashes: json, spam: cls === 'spam' ? 1 : 0, ham: cls === 'ham' ? 1 : 0 });
     this.pruneStmt.run(json);
+  }
+
+  /**
+   * The hashes among `hashes` whose lookup (`counts`, in the same order) shows them seen longer
+   * ago than a day: the only ones a classification needs to touch. Most messages have none, and
+   * then no write happens at all (measured: the UPDATE over every token of a message cost as
+   * much as the lookup itself).
+   */
+  staleOf(hashes: readonly bigint[], counts: readonly (StoredCount | undefined)[]): bigint[] {
+    const before = this.seconds() - TOUCH_AFTER_S;
+    return hashes.filter((_, i) => {
+      const c = counts[i];
+      return c !== undefined && (c.atime === undefined || c.atime < before);
+    });
   }
 
   /**
@@ -222,6 +268,10 @@ export class BayesStore {
     this.db.pragma('busy_timeout = 0');
     try {
       this.touchStmt.run({ hashes: jsonArray(hashes), now: t, stale: t - TOUCH_AFTER_S });
+      for (const h of hashes) {
+        const c = this.cache.get(h);
+        if (c) this.cache.set(h, { ...c, atime: t });
+      }
     } catch (err) {
       if ((err as { code?: string }).code !== 'SQLITE_BUSY') throw err;
     } finally {
@@ -236,6 +286,7 @@ export class BayesStore {
    * statement). `done` once the walk reached the end: the run's time is then recorded.
    */
   expire(days: number, maxRows = 100_000): { tokens: number; signatures: number; done: boolean } {
+    this.cache.clear();
     const cutoff = this.seconds() - Math.round(days * 86_400);
     let tokens = 0;
     let signatures = 0;
