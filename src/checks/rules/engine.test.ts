@@ -96,7 +96,9 @@ test('catastrophic backtracking is stopped at the budget, the rule is named, the
     const r = await e.scan(evil, []);
     const took = Date.now() - t0;
     assert.equal(r.timedOut, true);
-    assert.ok(took < 1500, `stopped in ${took} ms`);
+    // Unstopped, (a+)+$ on 45 a's runs for days; any bound far below that proves the stop. A loose
+    // one: a loaded CI machine is slow to end and respawn a worker (speed is for the benchmarks).
+    assert.ok(took < 10_000, `stopped in ${took} ms`);
     assert.equal(r.slowRules.at(-1)?.name, 'EVIL');
     assert.deepEqual(r.hits.map((h) => h.name), ['EARLY'], 'hits before the runaway rule are kept');
     assert.match(ruleSymbols(r).at(-1)!.reason, /while running EVIL/);
@@ -105,7 +107,7 @@ test('catastrophic backtracking is stopped at the budget, the rule is named, the
     const ok = await e.scan(msg('Subject: x\n\nzzz\n'), []);
     assert.equal(ok.timedOut, false);
     assert.deepEqual(ok.hits.map((h) => h.name).sort(), ['EARLY', 'LATE']);
-    assert.ok(Date.now() - t1 < 1500);
+    assert.ok(Date.now() - t1 < 10_000, 'the fresh worker answers');
     assert.equal(e.stats().timeouts, 1);
     assert.equal(e.stats().slow.EVIL?.timeouts, 1);
   } finally {
