@@ -123,3 +123,23 @@ test('a name that no check emits is refused with its key, as config check and se
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /exclude each other/);
 });
+
+test('the whole-configuration example of docs/migration.md means the same before and after', () => {
+  const doc = fs.readFileSync(path.resolve(here, '../../../docs/migration.md'), 'utf8');
+  const block = (label: string) => {
+    const m = doc.match(new RegExp('```yaml\\n# ' + label + '\\n([\\s\\S]*?)```'));
+    assert.ok(m, `a yaml block starting "# ${label}"`);
+    return m[1]!;
+  };
+  withConfigFile(block('before'), (before) => withConfigFile(block('after'), (after) => {
+    const old = portcullis('--config', before, '--json');
+    const now = portcullis('--config', after, '--json');
+    assert.equal(old.status, 0, old.stderr);
+    assert.equal(now.status, 0, now.stderr);
+    assert.equal(old.stderr.match(/is deprecated/g)?.length, 6, old.stderr);
+    assert.equal(now.stderr, '', 'the new form has nothing deprecated');
+    assert.deepEqual(JSON.parse(now.stdout), JSON.parse(old.stdout));
+    const rows = new Map((JSON.parse(now.stdout) as SymbolRow[]).map((s) => [s.name, s.action]));
+    assert.deepEqual(['DNSBL_LISTED', 'SPF_FAIL', 'AV_UNAVAILABLE', 'DMARC_REJECT', 'ARCHIVE_EXE', 'MIME_UNSCANNABLE'].map((n) => rows.get(n)), ['score', 'score', 'tag', 'junk', 'reject', 'tempfail']);
+  }));
+});
