@@ -28,6 +28,7 @@ import { UserPolicies } from '../pipeline/user-policies.js';
 import { trainCommand } from './train.js';
 import { rulesCommand } from './rules.js';
 import { checkUriCommand } from './check-uri.js';
+import { symbolsCommand } from './symbols.js';
 import net from 'node:net';
 import path from 'node:path';
 import fs from 'node:fs';
@@ -53,6 +54,7 @@ const USAGE = `usage: portcullis <command> [options]
                                         teach Bayes (directories, mbox files, tarballs; docs/bayes.md)
   rules check [--json] [PATH...]        load content rules (SpamAssassin .cf) and list what cannot be used
   check-uri URL|DOMAIN... [--json]      URI lists and local domain lists: what the URI check would say
+  symbols [--json] [--markdown]         every symbol of the configuration: group, weight, action, description
   check-ip IP [--json]                  what the gateway would decide about a client at connect
   check-spf IP SENDER HELO [--json]     the SPF results for a client, and what the gateway would do
   auth status USER|IP                   failed logins, blocks and known networks
@@ -78,6 +80,7 @@ async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'train') return withConfig(argv.slice(1), (args, cfg) => trainCommand(args, cfg));
   if (argv[0] === 'rules') return withConfig(argv.slice(1), (args, cfg) => rulesCommand(args, cfg));
   if (argv[0] === 'check-uri') return withConfig(argv.slice(1), (args, cfg) => checkUriCommand(args, cfg));
+  if (argv[0] === 'symbols') return withConfig(argv.slice(1), (args, cfg, file) => symbolsCommand(args, cfg, file));
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -133,7 +136,7 @@ async function main(argv: string[]): Promise<number> {
 }
 
 /** Takes `--config FILE` / `-c FILE` / `--config=FILE` out of `argv` and loads the configuration. */
-async function withConfig(argv: string[], run: (args: string[], cfg: Config) => Promise<number>): Promise<number> {
+async function withConfig(argv: string[], run: (args: string[], cfg: Config, file?: string) => Promise<number>): Promise<number> {
   const rest: string[] = [];
   let file: string | undefined;
   for (let i = 0; i < argv.length; i++) {
@@ -144,7 +147,7 @@ async function withConfig(argv: string[], run: (args: string[], cfg: Config) => 
     } else if (a.startsWith('--config=')) file = a.slice('--config='.length);
     else rest.push(a);
   }
-  return run(rest, config(file));
+  return run(rest, config(file), file ?? process.env.PORTCULLIS_CONFIG);
 }
 
 /** Exit status 0: the client would be accepted; 1: refused (at RCPT) or tempfailed. */
