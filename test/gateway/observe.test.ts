@@ -17,6 +17,7 @@ import { dataBlock, SmtpClient } from '../helpers/smtp-client.js';
 import { freePorts, waitFor } from '../helpers/wait.js';
 import { startDnsServer, type DnsServer } from '../helpers/dns-server.js';
 import { EICAR, needClamd, startClamd, type Clamd } from '../helpers/clamd.js';
+import { FAKE_EXE, zipOf } from '../helpers/archive-fixtures.js';
 
 const GREETING_DELAY_MS = 600;
 const LISTED = '127.0.0.2';
@@ -44,6 +45,8 @@ interface Dialogue {
   sender: string;
   /** Talk before the banner. */
   early?: boolean;
+  /** The EHLO name (default client.pass.test). */
+  helo?: string;
   message: (subject: string) => string;
 }
 
@@ -83,6 +86,10 @@ const CASES: Record<string, { dialogue: Dialogue; symbol: string; stage: 'rcpt' 
     dialogue: { client: LISTED, sender: EXT_SENDER, message: plain(EXT_SENDER) },
     symbol: 'DNSBL_LISTED', stage: 'rcpt', code: 554, text: /blocked using bl\.test/,
   },
+  'a HELO the operator refuses (policy.actions HELO_BARE_IP: reject)': {
+    dialogue: { client: '127.0.0.32', sender: EXT_SENDER, helo: '127.0.0.32', message: plain(EXT_SENDER) },
+    symbol: 'HELO_BARE_IP', stage: 'rcpt', code: 554, text: /refused by local policy \(HELO_BARE_IP\)/,
+  },
   'an SPF fail': {
     dialogue: { client: '127.0.0.33', sender: 'someone@fail.test', message: plain('someone@fail.test') },
     symbol: 'SPF_FAIL', stage: 'rcpt', code: 550, text: /5\.7\.23 .*SPF/,
@@ -94,6 +101,10 @@ const CASES: Record<string, { dialogue: Dialogue; symbol: string; stage: 'rcpt' 
   'a message the MIME walk cannot see whole (nested past attachments.max_depth)': {
     dialogue: { client: '127.0.0.35', sender: 'bounce@pass.test', message: (s) => multipart(s, 'bounce@pass.test', 5, 'deep inside') },
     symbol: 'MIME_UNSCANNABLE', stage: 'data', code: 554, text: /5\.6\.0/,
+  },
+  'an executable inside an archive, refused by policy.actions (ARCHIVE_EXE: reject)': {
+    dialogue: { client: '127.0.0.39', sender: 'bounce@pass.test', message: (s) => withAttachment(s, 'bounce@pass.test', 'invoice.zip', zipOf([{ name: 'setup.exe', data: FAKE_EXE }])) },
+    symbol: 'ARCHIVE_EXE', stage: 'data', code: 554, text: /executable/,
   },
   'a virus': {
     dialogue: { client: '127.0.0.36', sender: 'bounce@pass.test', message: (s) => withAttachment(s, 'bounce@pass.test', 'eicar.com', EICAR) },
@@ -111,11 +122,11 @@ async function run(gw: Gateway, d: Dialogue, name: string): Promise<Outcome> {
   const c = await SmtpClient.connect(gw.ports.mx, { localAddress: d.client, readGreeting: !d.early });
   try {
     if (d.early) {
-      c.send('EHLO client.pass.test');
+      c.send(`EHLO ${d.helo ?? 'client.pass.test'}`);
       assertReply(await c.readReply(), 220, undefined, c.describe());
       assertReply(await c.readReply(), 250, undefined, c.describe());
     } else {
-      await c.ehlo('client.pass.test');
+      await c.ehlo(d.helo ?? 'client.pass.test');
     }
     assertReply(await c.cmd(`MAIL FROM:<${d.sender}>`), 250, undefined, c.describe());
     const rcpt = await c.cmd(`RCPT TO:<${ALICE}>`);
@@ -151,7 +162,7 @@ describe('policy.observe: every policy refusal is sent without it, logged as "wo
       dnsbl: { lists: [{ zone: 'bl.test', weight: 1 }] },
       attachments: { max_depth: 3 },
       ...(clamd ? { antivirus: { enabled: true, clamd: clamd.socket } } : {}),
-      policy: { observe, symbols: { MISSING_DATE: 20 } },
+      policy: { observe, symbols: { MISSING_DATE: 20 }, actions: { HELO_BARE_IP: 'reject', ARCHIVE_EXE: 'reject' } },
     });
     [strict, observing] = await Promise.all([
       startGateway({ users: userMap('alice'), config: common(false) }),
