@@ -11,7 +11,8 @@ import type { Config } from '../config/schema.js';
 import { scanBuffer, formatScan, type ScanResult } from '../checks/attachments/scan.js';
 import { archiveInspector } from '../checks/archives/archive-inspector.js';
 import { avChecks } from '../checks/av/av-check.js';
-import { builtinSymbols, clamdClient, dnsBudgetMs } from '../gateway/checks.js';
+import { builtinSymbols, clamdClient, dnsBudgetMs, messageModelOptions } from '../gateway/checks.js';
+import { bufferModel } from '../mime/model.js';
 import { CheckRunner } from '../pipeline/runner.js';
 import { buildPolicy } from '../gateway/policy.js';
 import { decide, type Action } from '../pipeline/policy.js';
@@ -22,7 +23,6 @@ import { readMessages, type CorpusNotice } from './corpus/read.js';
 import { createResolver, resolverOptions } from '../dns/resolver.js';
 import { ZoneSet } from '../dns/zones/zone-mirror.js';
 import { silentLogger } from '../log.js';
-import { Readable } from 'node:stream';
 
 export interface MessageVerdict extends ScanResult {
   readonly file: string;
@@ -77,6 +77,7 @@ export async function scanPaths(cfg: Config, paths: readonly string[], rewriteDi
   const policy = { ...built, observe: false };
   const runner = new CheckRunner(checks, policy, silentLogger());
   const judgeHits = (hits: readonly SymbolHit[]) => runner.judge('data', hits);
+  const modelOptions = messageModelOptions(cfg);
   const results: MessageVerdict[] = [];
   const skipped: CorpusNotice[] = [];
   const judge = async (name: string, original: Buffer): Promise<MessageVerdict> => {
@@ -86,7 +87,7 @@ export async function scanPaths(cfg: Config, paths: readonly string[], rewriteDi
     const outcome = await runner.run('data', {
       conn: FACTS,
       envelope: { sender: '', recipients: [] },
-      message: { size: raw.length, headers: parseHeaderBlock(headerBlock(raw)), bareNewlines: 0, stream: () => Readable.from([raw]) },
+      message: { ...bufferModel(raw, modelOptions), headers: parseHeaderBlock(headerBlock(raw)), bareNewlines: 0 },
     });
     const symbols: ScoredSymbol[] = [...r.symbols, ...outcome.symbols];
     let demand: Demand | undefined = r.demand;

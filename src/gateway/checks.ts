@@ -18,6 +18,7 @@ import { avChecks, type AvCallbacks } from '../checks/av/av-check.js';
 import { archiveInspector } from '../checks/archives/archive-inspector.js';
 import { ClamdClient, parseClamdAddress } from '../checks/av/clamd.js';
 import type { SymbolDecl } from '../checks/registry.js';
+import type { MessageModelOptions } from '../mime/model.js';
 import { HELO_SYMBOLS } from '../checks/helo/symbols.js';
 import { HEADER_SYMBOLS } from '../checks/headers/symbols.js';
 import { SENDER_SYMBOLS } from '../checks/sender/symbols.js';
@@ -60,6 +61,14 @@ export interface CheckDeps {
   readonly avCallbacks?: AvCallbacks;
   /** The content spam checks (rules, Bayes, URI lists), built once by the gateway (src/checks/spam-engine.ts). */
   readonly spamChecks?: readonly AnyCheck[];
+}
+
+/**
+ * How the data stage builds each message's model (src/mime/model.ts), the same for the SMTP
+ * path and `portcullis scan`: the content checks' scan cap.
+ */
+export function messageModelOptions(c: Pick<Config, 'spam'>): MessageModelOptions {
+  return { maxScanBytes: c.spam.max_scan_bytes };
 }
 
 /** One clamd client for the whole gateway, so antivirus.max_concurrency holds across checks. */

@@ -20,7 +20,7 @@ import { RecipientResolver } from '../smtp/recipients.js';
 import { SmtpListeners } from '../smtp/server.js';
 import { CheckRunner } from '../pipeline/runner.js';
 import { buildPolicy } from './policy.js';
-import { builtinChecks, builtinSymbols, dnsBudgetMs } from './checks.js';
+import { builtinChecks, builtinSymbols, dnsBudgetMs, messageModelOptions } from './checks.js';
 import { createSpamEngine } from '../checks/spam-engine.js';
 import { UserPolicies } from '../pipeline/user-policies.js';
 import { startPop3 } from '../mailbox/pop3/server.js';
@@ -219,6 +219,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       store,
       limits: new ClientLimits(config.limits, store, config.hostname),
       spam: { users: userPolicies, autolearn: spam.autolearn },
+      messageModel: messageModelOptions(config),
     });
     await listeners.start(config.listeners);
     // Mailbox access, TLS only: IMAP and POP3 on the same Maildirs (docs/imap.md, docs/pop3.md).

@@ -12,6 +12,7 @@ import { parseHeaderBlock } from '../../protocol/headers.js';
 import { silentLogger } from '../../log.js';
 import type { StageInput } from '../types.js';
 import { b64part, chunked, compose, fakePe, multipart, tinyPdf, tinyPng } from '../../../test/mime/fixtures.js';
+import { messageModel } from '../../mime/model.js';
 
 function input(msg: Buffer): StageInput['data'] {
   const end = msg.indexOf('\r\n\r\n');
@@ -21,7 +22,7 @@ function input(msg: Buffer): StageInput['data'] {
       localAddress: '192.0.2.2', localPort: 25, trustedNetwork: false, esmtp: true, helo: 'client.example.org',
     },
     envelope: { sender: 'alice@example.org', recipients: ['bob@example.net'] },
-    message: { size: msg.length, headers: parseHeaderBlock(msg.subarray(0, end + 2)), bareNewlines: 0, stream: () => chunked(msg, 4096) },
+    message: { ...messageModel({ size: msg.length, stream: () => chunked(msg, 4096) }), headers: parseHeaderBlock(msg.subarray(0, end + 2)), bareNewlines: 0 },
   };
 }
 

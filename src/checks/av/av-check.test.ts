@@ -19,6 +19,7 @@ import { formatReply } from '../../protocol/reply.js';
 import { createLogger, silentLogger } from '../../log.js';
 import { CLAMD, EICAR, EICAR_SIGNATURE, HASH_PAYLOAD, HASH_SIGNATURE, needClamd, needTool, startClamd, type Clamd } from '../../../test/helpers/clamd.js';
 import { encryptedZip, infoZip, zipOf, FAKE_EXE } from '../../../test/helpers/archive-fixtures.js';
+import { messageModel } from '../../mime/model.js';
 
 const available = fs.existsSync(CLAMD);
 let clamd: Clamd | undefined;
@@ -42,10 +43,9 @@ const envelope: EnvelopeFacts = { sender: 'sender@example.org', recipients: ['vi
 function facts(raw: Buffer): MessageFacts {
   const end = raw.indexOf('\r\n\r\n');
   return {
-    size: raw.length,
+    ...messageModel({ size: raw.length, stream: () => Readable.from([raw.subarray(0, 1000), raw.subarray(1000)].filter((b) => b.length)) }),
     headers: parseHeaderBlock(raw.subarray(0, end < 0 ? raw.length : end + 2)),
     bareNewlines: 0,
-    stream: () => Readable.from([raw.subarray(0, 1000), raw.subarray(1000)].filter((b) => b.length)),
   };
 }
 

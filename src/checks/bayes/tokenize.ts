@@ -11,7 +11,7 @@
 // filter when a corpus was collected, not what spam is; the recipient's own address (every
 // message in a mailbox has it).
 import { getDomain } from 'tldts';
-import type { ParsedMessage } from '../../spam/message.js';
+import type { ParsedMessage } from '../../mime/text.js';
 
 export interface TokenizeOptions {
   /** Distinct tokens per message at most (header tokens come first). Default 3000. */

@@ -8,7 +8,7 @@
 // - full: the message as received; uri: each URI of the message.
 // Texts are "binary" strings (one char per byte of UTF-8), as SpamAssassin matches bytes, and
 // each is capped at maxBytes so that no rule sees more than that.
-import type { ParsedMessage } from '../../spam/message.js';
+import type { ParsedMessage } from '../../mime/text.js';
 import type { HeaderSpec } from './ruleset.js';
 import { getDomain } from 'tldts';
 import { decodeHeaderWords } from '../../mime/filenames.js';

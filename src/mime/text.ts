@@ -1,15 +1,15 @@
-// One parse of a message for the content checks (rules, Bayes, URI lists): the decoded
-// header, the text parts decoded and rendered, the links, within a size cap. Every content
-// check reads the same ParsedMessage (memoised per message), so a message is parsed once.
+// The text facet of the message model (model.ts) for the content checks (rules, Bayes, URI
+// lists): the decoded header, the text parts decoded and rendered, the links, within a size cap
+// (spam.max_scan_bytes, passed in by whoever builds the model). Every content check reads the
+// same ParsedMessage, kept on the message's model, so a message is parsed once.
 //
 // Why not a library: mailsplit streams line by line through the event loop (too slow to run
 // on every message before "250"), postal-mime and mailparser are asynchronous, keep every
 // attachment's bytes and give no per-part charset/raw text. Here the parse is synchronous
 // over one capped buffer, skips attachment content and reuses the project's own decoders
 // (src/mime) for what the malware walk already handles.
-import { decodeHeaderWords, fileNames, headerText, splitParams } from '../mime/filenames.js';
-import { QuotedPrintableDecoder } from '../mime/decoders.js';
-import type { MessageFacts } from '../checks/types.js';
+import { decodeHeaderWords, fileNames, headerText, splitParams } from './filenames.js';
+import { QuotedPrintableDecoder } from './decoders.js';
 import { collapse, renderHtml, type Link } from './html-text.js';
 
 export type { Link } from './html-text.js';
@@ -315,35 +315,13 @@ export function parseMessage(raw: Buffer, options: { maxBytes?: number } = {}): 
   };
 }
 
-const memo = new WeakMap<MessageFacts, Promise<ParsedMessage>>();
-let scanLimit = DEFAULT_SCAN_BYTES;
-
-/** The gateway's cap for parsedMessage (config spam.max_scan_bytes), set once at start. */
-export function setScanLimit(bytes: number): void {
-  scanLimit = bytes;
-}
-
 /**
- * The parsed form of a message in the data stage, parsed once however many checks ask. Reads
- * at most `maxBytes` (the first caller's cap wins) from the message's stream.
+ * Reads at most `maxBytes` (+1 chunk) of a message stream: the text facets never hold more of a
+ * large message than the scan cap.
  */
-export function parsedMessage(message: MessageFacts, maxBytes = scanLimit): Promise<ParsedMessage> {
-  let p = memo.get(message);
-  if (!p) {
-    p = readCapped(message, maxBytes).then((buf) => {
-      const parsed = parseMessage(buf, { maxBytes });
-      // The stream was capped: record the real size and the truncation.
-      return message.size > buf.length ? { ...parsed, size: message.size, truncated: true } : parsed;
-    });
-    memo.set(message, p);
-  }
-  return p;
-}
-
-async function readCapped(message: MessageFacts, maxBytes: number): Promise<Buffer> {
+export async function readCapped(stream: NodeJS.ReadableStream, maxBytes: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let have = 0;
-  const stream = message.stream();
   for await (const chunk of stream as AsyncIterable<Buffer | string>) {
     const b = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk;
     chunks.push(b);
@@ -352,4 +330,14 @@ async function readCapped(message: MessageFacts, maxBytes: number): Promise<Buff
   }
   (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
   return Buffer.concat(chunks);
+}
+
+/**
+ * The text facet of a message that is `size` bytes long, of which `head` holds the first
+ * bytes (at least maxBytes of them when it is longer): parsed within the cap, with the real
+ * size and the truncation recorded.
+ */
+export function parseHead(head: Buffer, size: number, maxBytes: number): ParsedMessage {
+  const parsed = parseMessage(head, { maxBytes });
+  return size > head.length ? { ...parsed, size, truncated: true } : parsed;
 }
