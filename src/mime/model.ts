@@ -61,11 +61,12 @@ export function messageModel(source: MessageSource, options: MessageModelOptions
     stream: () => source.stream(),
     content: () => (content ??= (source.buffer ? Promise.resolve(source.buffer) : readCapped(source.stream(), max))
       .then((head) => parseHead(head, source.size, max))),
-    mime: () => (mime ??= walkOnce(source.stream() as Readable, options.walk)),
+    mime: () => (mime ??= walkParts(source.stream() as Readable, options.walk)),
   };
 }
 
-async function walkOnce(input: Readable, walk: MessageModelOptions['walk'] = {}): Promise<MimeWalk> {
+/** One walk of a message stream, keeping every leaf part with its raw header (what mime() holds). */
+export async function walkParts(input: Readable, walk: MessageModelOptions['walk'] = {}): Promise<MimeWalk> {
   const parts: WalkedPart[] = [];
   const result = await walkMessage(input, { limits: walk.limits, inspectors: walk.inspectors, onPart: (p) => void parts.push(p) });
   return { ...result, parts };
