@@ -11,18 +11,11 @@
 import { decodeHeaderWords, fileNames, headerText, splitParams } from './filenames.js';
 import { QuotedPrintableDecoder } from './decoders.js';
 import { collapse, renderHtml, type Link } from './html-text.js';
+import type { DecodedHeaderField as HeaderField } from '../protocol/headers.js';
 
 export type { Link } from './html-text.js';
 
-export interface HeaderField {
-  readonly name: string;
-  /** Lower case. */
-  readonly lname: string;
-  /** Value as received, unfolded (CRLF+WSP → WSP), not decoded. */
-  readonly raw: string;
-  /** `raw` with RFC 2047 encoded-words decoded (and 8-bit UTF-8 read as such). */
-  readonly value: string;
-}
+export type { DecodedHeaderField } from '../protocol/headers.js';
 
 export interface TextPart {
   /** e.g. text/plain, text/html */
@@ -91,7 +84,7 @@ function parseHeaders(block: string): HeaderField[] {
       if (/^[\x21-\x39\x3b-\x7e]+$/.test(name)) {
         const raw = current.slice(colon + 1).trim();
         const text = headerText(raw);
-        out.push({ name, lname: name.toLowerCase(), raw: text, value: text.includes('=?') ? decodeHeaderWords(text) : text });
+        out.push({ name, key: name.toLowerCase(), value: text, decoded: text.includes('=?') ? decodeHeaderWords(text) : text });
       }
     }
     current = undefined;
@@ -123,7 +116,7 @@ function splitPart(s: string): Node {
 }
 
 function first(headers: readonly HeaderField[], lname: string): string | undefined {
-  return headers.find((h) => h.lname === lname)?.raw;
+  return headers.find((h) => h.key === lname)?.value;
 }
 
 // Windows-1252's 0x80–0x9F (curly quotes, dashes, €): Node 20's TextDecoder reads them as C1
@@ -239,8 +232,8 @@ function walk(node: Node, c: Collect, depth: number): void {
     walk(splitPart(node.body), c, depth + 1);
     return;
   }
-  const disposition = node.headers.filter((h) => h.lname === 'content-disposition').map((h) => h.raw);
-  const names = fileNames(disposition, node.headers.filter((h) => h.lname === 'content-type').map((h) => h.raw));
+  const disposition = node.headers.filter((h) => h.key === 'content-disposition').map((h) => h.value);
+  const names = fileNames(disposition, node.headers.filter((h) => h.key === 'content-type').map((h) => h.value));
   const isText = type === 'text/plain' || type === 'text/html' || type === 'text' || (type === 'text/enriched');
   if (!isText || names.length) {
     const approx = encoding === 'base64' ? Math.floor((node.body.replace(/\s+/g, '').length * 3) / 4) : node.body.length;
@@ -294,15 +287,15 @@ export function parseMessage(raw: Buffer, options: { maxBytes?: number } = {}): 
   const headers = top.headers;
   const byName = (name: string, pick: (h: HeaderField) => string) => {
     const l = name.toLowerCase();
-    return headers.filter((h) => h.lname === l).map(pick);
+    return headers.filter((h) => h.key === l).map(pick);
   };
-  const subject = byName('subject', (h) => h.value)[0] ?? '';
+  const subject = byName('subject', (h) => h.decoded)[0] ?? '';
   return {
     size: raw.length,
     truncated,
     headers,
-    header: (name) => byName(name, (h) => h.value),
-    rawHeader: (name) => byName(name, (h) => h.raw),
+    header: (name) => byName(name, (h) => h.decoded),
+    rawHeader: (name) => byName(name, (h) => h.value),
     headerText: headerText(headerBlock),
     subject,
     parts: c.parts,

@@ -177,9 +177,9 @@ function headerTokens(msg: ParsedMessage, client: TokenizeOptions['client'], add
   const seen = new Set<string>();
   for (const f of msg.headers) {
     if (seen.size >= 60) break;
-    if (seen.has(f.lname) || OUR_FIELDS.test(f.lname)) continue;
-    seen.add(f.lname);
-    add(`header:${f.lname.slice(0, 40)}`);
+    if (seen.has(f.key) || OUR_FIELDS.test(f.key)) continue;
+    seen.add(f.key);
+    add(`header:${f.key.slice(0, 40)}`);
   }
   if (!h('date').length) add('date:none');
   else {

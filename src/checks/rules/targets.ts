@@ -29,7 +29,7 @@ export interface ScanInput {
 
 export function scanInput(msg: ParsedMessage, uris: readonly string[], envelopeFrom?: string): ScanInput {
   return {
-    headers: msg.headers.map((h) => [h.name, h.raw, h.value] as const),
+    headers: msg.headers.map((h) => [h.name, h.value, h.decoded] as const),
     headerText: msg.headerText,
     envelopeFrom,
     subject: msg.subject,
