@@ -8,7 +8,7 @@ import type { Resolver } from '../dns/types.js';
 import type { Logger } from '../log.js';
 import type { AnyCheck, MessageFacts, ScoredSymbol } from './types.js';
 import type { SymbolDecl } from './registry.js';
-import { parseMessage, parsedMessage, setScanLimit } from '../spam/message.js';
+import { bufferModel } from '../mime/model.js';
 import { loadRules, rulePaths, rulesCheck, rulesEngineFromConfig, type CompiledRuleset } from './rules/index.js';
 import { RULES_SYMBOLS, ruleSymbols } from './rules/symbols.js';
 import { BAYES_SYMBOLS } from './bayes/symbols.js';
@@ -61,7 +61,6 @@ export function spamSymbols(c: SpamEngineConfig, ruleset?: CompiledRuleset): Sym
 const BAYES_NAMES = new Set(BAYES_SYMBOLS.map((s) => s.name));
 
 export function createSpamEngine(c: SpamEngineConfig, deps: SpamEngineDeps): SpamEngine {
-  setScanLimit(c.spam.max_scan_bytes);
   const log = deps.logger;
   const closers: (() => unknown)[] = [];
   const checks: AnyCheck[] = [];
@@ -101,14 +100,14 @@ export function createSpamEngine(c: SpamEngineConfig, deps: SpamEngineDeps): Spa
       const cls = autolearnClass(score, names, c.bayes.autolearn);
       if (!cls) return;
       const b = bayes;
-      void parsedMessage(message)
+      void message.content()
         .then((msg) => b.learn(msg, cls, client))
         .then((outcome) => log?.info({ event: 'bayes_autolearn', id, class: cls, outcome, score: Math.round(score * 100) / 100 }, `autolearned as ${cls}`))
         .catch((err) => log?.warn({ event: 'bayes_autolearn_failed', id, err: (err as Error).message }, 'autolearn failed'));
     },
     async learnFromUser(raw, cls, user) {
       if (!bayes) return;
-      const outcome = await bayes.learn(parseMessage(raw, { maxBytes: c.spam.max_scan_bytes }), cls);
+      const outcome = await bayes.learn(await bufferModel(raw, { maxScanBytes: c.spam.max_scan_bytes }).content(), cls);
       log?.info({ event: 'bayes_user_learn', user, class: cls, outcome }, `learned as ${cls} from ${user}'s Junk move`);
     },
     async close() {

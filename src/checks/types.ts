@@ -4,6 +4,7 @@ import type { Reply } from '../protocol/reply.js';
 import type { SymbolHit } from '../protocol/symbols.js';
 import type { HeaderField } from '../protocol/headers.js';
 import type { RewritePlan } from '../mime/rewrite.js';
+import type { MessageModel } from '../mime/model.js';
 
 export type Stage = 'connect' | 'helo' | 'mail' | 'rcpt' | 'data';
 
@@ -64,13 +65,15 @@ export interface EnvelopeFacts {
   readonly recipients: readonly string[];
 }
 
-/** What a data-stage check sees: headers parsed, body through a reader (never all in memory). */
-export interface MessageFacts {
-  readonly size: number;
+/**
+ * What a data-stage check sees: the header fields as the session parsed them, and the message
+ * model (src/mime/model.ts) built by the caller — size, the message as received through a
+ * reader (never all in memory), and its lazily computed facets: content() for the text checks,
+ * mime() for the attachment policy and the AV check.
+ */
+export interface MessageFacts extends MessageModel {
   readonly headers: readonly HeaderField[];
   readonly bareNewlines: number;
-  /** Streams the message as received (headers and body, CRLF). */
-  stream(): NodeJS.ReadableStream;
 }
 
 /** What each stage's checks see; `facts` holds what earlier stages and levels found (read-only). */

@@ -7,7 +7,7 @@
 // Folds are deterministic: message i (in the reader's sorted order) goes to fold i mod k, so
 // each class is spread evenly and a rerun gives the same table. --odd-even trains on the odd
 // file numbers and tests on the even ones (SpamAssassin's published split), then the reverse.
-import { parseMessage } from '../spam/message.js';
+import { parseMessage } from '../mime/text.js';
 import { readMessages } from './corpus/read.js';
 import { tokenize, type TokenizeOptions } from '../checks/bayes/tokenize.js';
 import { combineTokens, bayesSymbols, BANDS, DEFAULT_PARAMS, type ClassifierParams, type TokenCount } from '../checks/bayes/classifier.js';

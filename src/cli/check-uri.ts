@@ -10,7 +10,7 @@ import { ZoneSet, type ZoneConfig } from '../dns/zones/zone-mirror.js';
 import { silentLogger } from '../log.js';
 import type { UriConfig } from '../checks/uri/config.js';
 import { extractUris, type ExtractedUri } from '../checks/uri/extract.js';
-import { parseMessage } from '../spam/message.js';
+import { parseMessage } from '../mime/text.js';
 import { uriCheck } from '../checks/uri/uri-check.js';
 import { hostInfo } from '../checks/uri/host.js';
 

@@ -1,17 +1,18 @@
 // `portcullis scan [--json] [--rewrite DIR] PATH...`: what the gateway's content checks decide
 // for messages on disk — files, directories, mbox files, tarballs (src/cli/corpus/read.ts) —
 // with the same configuration, code and weights as the SMTP path: the attachment walk (archives
-// opened), clamd when enabled, and the content spam checks (rules, Bayes, URI lists). Checks
+// opened), clamd when enabled, and the content spam checks (rules, Bayes, URI lists), all reading
+// one message model per message (one parse, one MIME walk), built as the SMTP path builds it. Checks
 // that need the SMTP conversation (DNS lists, SPF, DKIM/DMARC, which depends on SPF) are not
 // run: there is no client to judge.
 // Exit status: 0 no message is spam or refused, 1 one is, 75 (EX_TEMPFAIL) one could not be
 // judged (a scanner down).
 import path from 'node:path';
 import type { Config } from '../config/schema.js';
-import { scanBuffer, formatScan, type ScanResult } from '../checks/attachments/scan.js';
-import { archiveInspector } from '../checks/archives/archive-inspector.js';
+import { scanModel, formatScan, type ScanResult } from '../checks/attachments/scan.js';
 import { avChecks } from '../checks/av/av-check.js';
-import { builtinSymbols, clamdClient, dnsBudgetMs } from '../gateway/checks.js';
+import { builtinSymbols, clamdClient, dnsBudgetMs, messageModelOptions } from '../gateway/checks.js';
+import { bufferModel } from '../mime/model.js';
 import { CheckRunner } from '../pipeline/runner.js';
 import { buildPolicy } from '../gateway/policy.js';
 import { decide, type Action } from '../pipeline/policy.js';
@@ -22,7 +23,6 @@ import { readMessages, type CorpusNotice } from './corpus/read.js';
 import { createResolver, resolverOptions } from '../dns/resolver.js';
 import { ZoneSet } from '../dns/zones/zone-mirror.js';
 import { silentLogger } from '../log.js';
-import { Readable } from 'node:stream';
 
 export interface MessageVerdict extends ScanResult {
   readonly file: string;
@@ -66,29 +66,33 @@ function headerBlock(raw: Buffer): Buffer {
 
 export async function scanPaths(cfg: Config, paths: readonly string[], rewriteDir?: string, concurrency = 4): Promise<ScanOutput> {
   const clamd = cfg.antivirus.enabled ? clamdClient(cfg) : undefined;
-  const inspectors = cfg.archives.enabled ? [archiveInspector({ config: cfg.archives, clamd })] : [];
   const zones = ZoneSet.fromConfig(cfg.dns.zones.map((z) => ({ ...z })), { logger: silentLogger(), watch: false });
   await zones.load();
   const dns = createResolver(resolverOptions(cfg.dns, cfg.dns.zones.length ? [zones] : undefined));
   const spam = createSpamEngine(cfg, { resolver: dns, dnsTimeoutMs: dnsBudgetMs(cfg, dns.servers.length) });
-  const checks = [...avChecks({ config: cfg.antivirus, archives: cfg.archives, clamd, archiveSymbols: false }), ...spam.checks];
+  const checks = [...avChecks({ config: cfg.antivirus, archives: cfg.archives, clamd }), ...spam.checks];
   // The weights and actions of the SMTP path; `scan` shows what the gateway would do outside observe mode.
   const { policy: built } = buildPolicy(cfg, [...builtinSymbols(cfg), ...spam.symbols]);
   const policy = { ...built, observe: false };
   const runner = new CheckRunner(checks, policy, silentLogger());
   const judgeHits = (hits: readonly SymbolHit[]) => runner.judge('data', hits);
+  const modelOptions = messageModelOptions(cfg, clamd);
   const results: MessageVerdict[] = [];
   const skipped: CorpusNotice[] = [];
   const judge = async (name: string, original: Buffer): Promise<MessageVerdict> => {
     const raw = asReceived(original);
     const rewriteTo = rewriteDir ? path.join(rewriteDir, path.basename(name).replace(/[^\w.@+-]/g, '_')) : undefined;
-    const r = await scanBuffer(raw, cfg.attachments, { inspectors, judge: judgeHits, rewriteTo });
+    const model = bufferModel(raw, modelOptions);
+    const r = await scanModel(model, cfg.attachments, { judge: judgeHits, rewriteTo });
     const outcome = await runner.run('data', {
       conn: FACTS,
       envelope: { sender: '', recipients: [] },
-      message: { size: raw.length, headers: parseHeaderBlock(headerBlock(raw)), bareNewlines: 0, stream: () => Readable.from([raw]) },
+      message: { ...model, headers: parseHeaderBlock(headerBlock(raw)), bareNewlines: 0 },
     });
-    const symbols: ScoredSymbol[] = [...r.symbols, ...outcome.symbols];
+    // A symbol counts once, as in the runner: the attachment analysis and the AV check read the
+    // same walk, and both report an archive finding (or a virus only a password revealed).
+    const seen = new Set(r.symbols.map((s) => s.name));
+    const symbols: ScoredSymbol[] = [...r.symbols, ...outcome.symbols.filter((s) => !seen.has(s.name))];
     let demand: Demand | undefined = r.demand;
     if (outcome.demand && (!demand || outcome.demand.kind === 'reject')) demand = outcome.demand;
     const floor = policy.actions.apply('data', symbols, false).floor;

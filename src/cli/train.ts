@@ -4,7 +4,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { parseMessage } from '../spam/message.js';
+import { bufferModel, DEFAULT_SCAN_BYTES, type ParsedMessage } from '../mime/model.js';
 import { readMessages } from './corpus/read.js';
 import { Bayes } from '../checks/bayes/index.js';
 import { bayesConfigSchema, bayesFile, type BayesConfig } from '../checks/bayes/config.js';
@@ -22,6 +22,8 @@ export const TRAIN_USAGE = `usage: portcullis train [--config FILE] --spam PATH.
 export interface TrainConfig {
   readonly data_dir: string;
   readonly bayes?: Partial<BayesConfig>;
+  /** The content checks' scan cap: training reads a message as the gateway's Bayes check does. */
+  readonly spam?: { readonly max_scan_bytes: number };
 }
 
 export interface ClassCounts {
@@ -86,12 +88,13 @@ export async function trainCommand(argv: string[], config: TrainConfig): Promise
     console.error(`train: cannot open ${file}: ${(err as Error).message}`);
     return 1;
   }
+  const maxScanBytes = config.spam?.max_scan_bytes ?? DEFAULT_SCAN_BYTES;
   const counts: Record<BayesClass, ClassCounts> = { spam: zero(), ham: zero() };
   const progress = process.stderr.isTTY && !values.json;
   let done = 0;
   // Learning goes in batches (one transaction each, see BayesStore.learnMany), bounded in
   // messages and bytes so memory stays small and the gateway never waits long for the lock.
-  let batch: { msg: ReturnType<typeof parseMessage>; cls: BayesClass }[] = [];
+  let batch: { msg: ParsedMessage; cls: BayesClass }[] = [];
   let batchBytes = 0;
   const flush = async () => {
     if (!batch.length) return;
@@ -108,7 +111,7 @@ export async function trainCommand(argv: string[], config: TrainConfig): Promise
         if (!values.json) console.error(`train: skipped ${n.name}: ${n.reason}`);
       };
       for await (const m of readMessages(p, { onSkip })) {
-        const msg = parseMessage(m.raw);
+        const msg = await bufferModel(m.raw, { maxScanBytes }).content();
         if (values.forget) {
           if (await bayes.forget(msg)) c.forgotten++;
           else c.notLearned++;

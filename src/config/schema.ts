@@ -51,7 +51,7 @@ export const configSchema = z.strictObject({
   authentication: dkimConfigSchema,
   self_check: selfCheckConfigSchema,
   archives: archiveConfigSchema,
-  /** Content spam checks share one parse of the message (src/spam/message.ts). */
+  /** Content spam checks share one parse of the message (the text facet of the message model, src/mime/text.ts). */
   spam: z.strictObject({
     /** Bytes of a message the content checks read; the rest is not examined (docs/spam.md). */
     max_scan_bytes: size('1MiB'),

@@ -14,10 +14,12 @@ import { spfChecks } from '../checks/spf/spf-check.js';
 import { authenticationChecks } from '../checks/dkim/authentication-check.js';
 import type { BruteForce } from '../auth/brute-force.js';
 import { attachments } from '../checks/attachments/attachments.js';
-import { avChecks, type AvCallbacks } from '../checks/av/av-check.js';
+import { avChecks, clamdFor, type AvCallbacks } from '../checks/av/av-check.js';
 import { archiveInspector } from '../checks/archives/archive-inspector.js';
-import { ClamdClient, parseClamdAddress } from '../checks/av/clamd.js';
+import type { ClamdClient } from '../checks/av/clamd.js';
+import { attachmentsWalk } from '../checks/attachments/analyse.js';
 import type { SymbolDecl } from '../checks/registry.js';
+import type { MessageModelOptions } from '../mime/model.js';
 import { HELO_SYMBOLS } from '../checks/helo/symbols.js';
 import { HEADER_SYMBOLS } from '../checks/headers/symbols.js';
 import { SENDER_SYMBOLS } from '../checks/sender/symbols.js';
@@ -58,14 +60,26 @@ export interface CheckDeps {
   readonly logger?: Logger;
   /** Counters for the antivirus and archive findings (metrics). */
   readonly avCallbacks?: AvCallbacks;
+  /** The gateway's one clamd client (clamdClient), shared with the message model's archive inspector; made here when absent. */
+  readonly clamd?: ClamdClient;
   /** The content spam checks (rules, Bayes, URI lists), built once by the gateway (src/checks/spam-engine.ts). */
   readonly spamChecks?: readonly AnyCheck[];
 }
 
+/**
+ * How the data stage builds each message's model (src/mime/model.ts), the same for the SMTP
+ * path and `portcullis scan`: the content checks' scan cap, and the one MIME walk with the
+ * attachment limits and the archive inspector (decrypted entries scanned with `clamd`, the
+ * client the AV check uses), read by the attachment check and the AV check alike.
+ */
+export function messageModelOptions(c: Pick<Config, 'spam' | 'attachments' | 'archives'>, clamd?: ClamdClient): MessageModelOptions {
+  const inspectors = c.archives.enabled ? [archiveInspector({ config: c.archives, clamd })] : [];
+  return { maxScanBytes: c.spam.max_scan_bytes, walk: attachmentsWalk(c.attachments, inspectors) };
+}
+
 /** One clamd client for the whole gateway, so antivirus.max_concurrency holds across checks. */
-export function clamdClient(config: Config): ClamdClient {
-  const av = config.antivirus;
-  return new ClamdClient({ address: parseClamdAddress(av.clamd), timeoutMs: av.timeout, maxStreamBytes: av.max_stream, maxConcurrency: av.max_concurrency });
+export function clamdClient(config: Pick<Config, 'antivirus'>): ClamdClient {
+  return clamdFor(config.antivirus);
 }
 
 /** A check's DNS budget: two lookups in sequence, each bounded by the resolver's own retries. */
@@ -88,21 +102,20 @@ export function builtinChecks(deps: CheckDeps, dnsServers = 1): AnyCheck[] {
   if (c.rdns.enabled) checks.push(rdns(deps.resolver, c.rdns, dnsOptions));
   checks.push(...spfChecks({ resolver: deps.resolver, hostname: c.hostname, config: c.spf }));
   checks.push(...authenticationChecks({ resolver: deps.resolver, config: c.authentication, hostname: c.hostname, logger: deps.logger }));
-  checks.push(...contentChecks(c, deps.logger, deps.avCallbacks));
+  checks.push(...contentChecks(c, { logger: deps.logger, callbacks: deps.avCallbacks, clamd: deps.clamd }));
   checks.push(...(deps.spamChecks ?? []));
   return checks;
 }
 
 /**
- * The malware checks of the data stage: the attachment walk (with archive inspection plugged in)
- * and clamd. Shared by the SMTP path and `portcullis scan`, so both judge alike.
+ * The malware checks of the data stage: the attachment policy and clamd, both reading the
+ * message model's one walk (archives opened there: messageModelOptions). The attachment check
+ * comes first: an ARCHIVE_* symbol both report counts once, as the attachment check words it.
  */
-export function contentChecks(c: Config, logger?: Logger, callbacks?: AvCallbacks): AnyCheck[] {
-  const clamd = c.antivirus.enabled ? clamdClient(c) : undefined;
-  const inspectors = c.archives.enabled ? [archiveInspector({ config: c.archives, clamd })] : [];
+export function contentChecks(c: Config, deps: { logger?: Logger; callbacks?: AvCallbacks; clamd?: ClamdClient } = {}): AnyCheck[] {
+  const clamd = deps.clamd ?? (c.antivirus.enabled ? clamdClient(c) : undefined);
   const checks: AnyCheck[] = [];
-  if (c.attachments.enabled) checks.push(attachments(c.attachments, { inspectors }));
-  // With the walk inspecting archives, the AV check only scans (archive symbols are not counted twice).
-  checks.push(...avChecks({ config: c.antivirus, archives: c.archives, clamd, logger, callbacks, archiveSymbols: !c.attachments.enabled }));
+  if (c.attachments.enabled) checks.push(attachments(c.attachments));
+  checks.push(...avChecks({ config: c.antivirus, archives: c.archives, clamd, logger: deps.logger, callbacks: deps.callbacks }));
   return checks;
 }

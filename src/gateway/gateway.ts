@@ -20,7 +20,7 @@ import { RecipientResolver } from '../smtp/recipients.js';
 import { SmtpListeners } from '../smtp/server.js';
 import { CheckRunner } from '../pipeline/runner.js';
 import { buildPolicy } from './policy.js';
-import { builtinChecks, builtinSymbols, dnsBudgetMs } from './checks.js';
+import { builtinChecks, builtinSymbols, clamdClient, dnsBudgetMs, messageModelOptions } from './checks.js';
 import { createSpamEngine } from '../checks/spam-engine.js';
 import { UserPolicies } from '../pipeline/user-policies.js';
 import { startPop3 } from '../mailbox/pop3/server.js';
@@ -181,8 +181,11 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     const userPolicies = new UserPolicies(accounts, config.users.optout_files, logger.child({ component: 'users' }));
     userPolicies.start();
     cleanups.unshift(() => userPolicies.stop());
+    // One clamd client for the AV check and the message model's archive inspector, so
+    // antivirus.max_concurrency holds across both.
+    const clamd = config.antivirus.enabled ? clamdClient(config) : undefined;
     const checks = builtinChecks({
-      config, owns: (user, address) => resolver.owns(user, address), bruteForce, resolver: dns, ownAddresses, logger: checkLog, spamChecks: spam.checks,
+      config, owns: (user, address) => resolver.owns(user, address), bruteForce, resolver: dns, ownAddresses, logger: checkLog, spamChecks: spam.checks, clamd,
       avCallbacks: {
         onScan: (result, seconds) => {
           metrics.avScans.inc({ result });
@@ -219,6 +222,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       store,
       limits: new ClientLimits(config.limits, store, config.hostname),
       spam: { users: userPolicies, autolearn: spam.autolearn },
+      messageModel: messageModelOptions(config, clamd),
     });
     await listeners.start(config.listeners);
     // Mailbox access, TLS only: IMAP and POP3 on the same Maildirs (docs/imap.md, docs/pop3.md).

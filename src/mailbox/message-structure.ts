@@ -9,6 +9,7 @@
 // cap the rest is treated as one opaque leaf part, never an error.
 import { createRequire } from 'node:module';
 import libmime from 'libmime';
+import type { HeaderField } from '../protocol/headers.js';
 
 const require = createRequire(import.meta.url);
 const addressparser = require('nodemailer/lib/addressparser') as (s: string) => ParsedAddress[];
@@ -19,12 +20,11 @@ export const MAX_DEPTH = 24;
 export const MAX_PARTS = 500;
 export const MAX_FIELDS = 1000;
 
-export interface HeaderField {
-  /** Lower case. */
-  readonly lname: string;
-  /** Unfolded value as stored, not decoded. */
-  readonly value: string;
-}
+/**
+ * A stored part's header field: the one HeaderField type (src/protocol/headers.ts) without the
+ * raw bytes (the offsets above address those); `value` unfolded as stored, not decoded.
+ */
+export type MimeHeaderField = Pick<HeaderField, 'name' | 'key' | 'value'>;
 
 export interface MimePart {
   readonly headerStart: number;
@@ -32,7 +32,7 @@ export interface MimePart {
   readonly headerEnd: number;
   readonly bodyStart: number;
   readonly bodyEnd: number;
-  readonly fields: readonly HeaderField[];
+  readonly fields: readonly MimeHeaderField[];
   /** Lower case, e.g. "text", "plain". */
   readonly type: string;
   readonly subtype: string;
@@ -75,16 +75,16 @@ function countLines(buf: Buffer, start: number, end: number): number {
 }
 
 /** The header fields of buf[start, end): unfolded, at most MAX_FIELDS. */
-export function parseFields(buf: Buffer, start: number, end: number): HeaderField[] {
+export function parseFields(buf: Buffer, start: number, end: number): MimeHeaderField[] {
   const text = buf.toString('latin1', start, end);
-  const out: HeaderField[] = [];
+  const out: MimeHeaderField[] = [];
   let cur: string | undefined;
   const push = () => {
     if (cur === undefined || out.length >= MAX_FIELDS) return;
     const colon = cur.indexOf(':');
     if (colon > 0) {
       const name = cur.slice(0, colon).trim();
-      if (/^[\x21-\x39\x3b-\x7e]+$/.test(name)) out.push({ lname: name.toLowerCase(), value: cur.slice(colon + 1).trim() });
+      if (/^[\x21-\x39\x3b-\x7e]+$/.test(name)) out.push({ name, key: name.toLowerCase(), value: cur.slice(colon + 1).trim() });
     }
   };
   for (const line of text.split('\r\n')) {
@@ -99,8 +99,8 @@ export function parseFields(buf: Buffer, start: number, end: number): HeaderFiel
   return out;
 }
 
-export function fieldValue(fields: readonly HeaderField[], lname: string): string | undefined {
-  return fields.find((f) => f.lname === lname)?.value;
+export function fieldValue(fields: readonly MimeHeaderField[], lname: string): string | undefined {
+  return fields.find((f) => f.key === lname)?.value;
 }
 
 /** Parses the message (CRLF line ends) into its MIME tree. */
@@ -285,7 +285,7 @@ export function parseAddresses(value: string | undefined): EnvelopeAddress[] | n
   return out.length ? out : null;
 }
 
-export function envelopeOf(fields: readonly HeaderField[]): Envelope {
+export function envelopeOf(fields: readonly MimeHeaderField[]): Envelope {
   const v = (n: string) => fieldValue(fields, n) ?? null;
   const from = parseAddresses(fieldValue(fields, 'from'));
   return {

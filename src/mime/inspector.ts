@@ -9,6 +9,7 @@
 import type { Readable } from 'node:stream';
 import type { SymbolHit } from '../protocol/symbols.js';
 import type { FileType } from './filetype.js';
+import type { ArchiveFinding } from './archive.js';
 
 /** What the walker knows about a part before its content is read. */
 export interface PartInfo {
@@ -63,6 +64,19 @@ export interface InspectorFinding {
    * a finish() finding concerns the message (symbols, tempfail, reject).
    */
   readonly path?: string;
+  /**
+   * What the archive inspection found, as data (the attachment policy reads the symbols above;
+   * the AV check words its own from these when it reports archives alone).
+   */
+  readonly archive?: readonly ArchiveFinding[];
+  /**
+   * Content only this inspector could reach (entries of an archive opened with a password from
+   * the message), scanned by the virus scanner it was given: each scan's result and duration,
+   * the first virus, the first scanner failure. The AV check reads these from the walk.
+   */
+  readonly scans?: readonly { readonly result: 'clean' | 'virus' | 'unavailable' | 'error' | 'too-large'; readonly seconds: number }[];
+  readonly virus?: { readonly signature: string; readonly where: string };
+  readonly scanFailure?: { readonly reason: string; readonly where: string };
 }
 
 /** What an inspector learns when a message starts (before its first part). */

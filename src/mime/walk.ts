@@ -484,7 +484,7 @@ class Walk {
       range: this.container ? undefined : { start: this.orig(leaf.start), bodyStart: this.orig(leaf.bodyStart), end: this.orig(end) },
       decoded: leaf.known,
       findings: leaf.feeds.map((f) => f.result ?? { inspector: f.inspector.name, symbols: [{ name: 'INSPECTOR_FAILED', reason: `${f.inspector.name}: no answer in time` }] })
-        .filter((r) => r.symbols?.length || r.action || r.tempfail),
+        .filter((r) => r.symbols?.length || r.action || r.tempfail || r.archive?.length || r.scans?.length || r.virus || r.scanFailure),
     };
     // A walk that was stopped has returned already: what is still finishing is not reported.
     if (this.over) return;

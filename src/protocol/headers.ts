@@ -12,6 +12,16 @@ export interface HeaderField {
   readonly raw: Buffer;
 }
 
+/**
+ * The same field as the text facet of the message model reads it (src/mime/text.ts, for rules,
+ * Bayes and URIs): `value` unfolded with each fold as one space and 8-bit UTF-8 read as such,
+ * `decoded` with RFC 2047 encoded-words decoded too. No raw bytes: that facet works on a capped
+ * text copy of the message.
+ */
+export interface DecodedHeaderField extends Omit<HeaderField, 'raw'> {
+  readonly decoded: string;
+}
+
 /** Parses a header block (everything before the empty line, CRLF line endings). */
 export function parseHeaderBlock(block: Buffer): HeaderField[] {
   const fields: HeaderField[] = [];

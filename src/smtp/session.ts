@@ -14,6 +14,7 @@ import { parseHeaderBlock, type HeaderField } from '../protocol/headers.js';
 import { R, formatReply, reply, type Reply } from '../protocol/reply.js';
 import { buildPrefix, rewriteHeaders } from './trace-headers.js';
 import { writeRewritten } from '../mime/rewrite.js';
+import { messageModel, type MessageModelOptions } from '../mime/model.js';
 import fs from 'node:fs';
 import type { RecipientResolver, Resolution } from './recipients.js';
 import type { GreetingConfig, ListenerConfig, SmtpConfig, TarpitConfig } from './config.js';
@@ -67,6 +68,11 @@ export interface SessionDeps {
   readonly limits: ClientLimits;
   /** Content spam: per-user settings and Bayes autolearning (absent in tests that do not need them). */
   readonly spam?: SessionSpam;
+  /**
+   * How each message's model is built (src/gateway/checks.ts messageModelOptions: the scan cap,
+   * the MIME walk's limits and inspectors). Absent in tests that need no content checks: defaults.
+   */
+  readonly messageModel?: MessageModelOptions;
 }
 
 export interface SessionSpam {
@@ -853,7 +859,10 @@ export class SmtpSession {
     const hops = headers.filter((h) => h.key === 'received').length;
     if (hops > 50) return refuse(reply(554, '5.4.6', 'Error: too many hops (mail loop?)'), 'loop');
     const conn = this.facts();
-    const message = { size: spool.size, headers, bareNewlines: reader.bareNewlines, stream: () => spool.stream() };
+    // The one message model, over the spool (a large message stays on disk): every content check
+    // reads its facets, each computed once.
+    const model = messageModel({ size: spool.size, stream: () => spool.stream() }, this.deps.messageModel);
+    const message = { ...model, headers, bareNewlines: reader.bareNewlines };
     const facts: Facts = { ...this.connFacts, ...this.heloFacts, ...tx.facts };
     const outcome = await this.runStage('data', {
       conn,

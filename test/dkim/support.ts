@@ -4,6 +4,7 @@ import { Readable } from 'node:stream';
 import { dkimSign } from 'mailauth/lib/dkim/sign.js';
 import { parseHeaderBlock } from '../../src/protocol/headers.js';
 import type { ConnectionFacts, EnvelopeFacts, MessageFacts } from '../../src/checks/types.js';
+import { messageModel } from '../../src/mime/model.js';
 
 /** LF or mixed line ends → CRLF, as the SMTP path delivers a message. */
 export function crlf(text: string | Buffer): Buffer {
@@ -16,12 +17,14 @@ export function messageFacts(raw: Buffer): MessageFacts {
   const end = raw.indexOf('\r\n\r\n');
   const block = end >= 0 ? raw.subarray(0, end + 2) : raw;
   return {
-    size: raw.length,
+    ...messageModel({
+      size: raw.length,
+      stream: () => Readable.from((function* () {
+        for (let i = 0; i < raw.length; i += 16_384) yield raw.subarray(i, i + 16_384);
+      })()),
+    }),
     headers: parseHeaderBlock(block),
     bareNewlines: 0,
-    stream: () => Readable.from((function* () {
-      for (let i = 0; i < raw.length; i += 16_384) yield raw.subarray(i, i + 16_384);
-    })()),
   };
 }
 

@@ -5,7 +5,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
-import { parseMessage } from '../../src/spam/message.js';
+import { parseMessage } from '../../src/mime/text.js';
 import { loadRules, RuleEngine, messageUris } from '../../src/checks/rules/index.js';
 import { extractCorpus, sample } from './corpus.js';
 import { diffMessages, findSpamassassin, runSpamassassin } from './spamassassin.js';
@@ -14,7 +14,7 @@ const STOCK = '/usr/share/spamassassin';
 
 /**
  * Known differences (docs/rules.md): text the HTML hides from the reader (tiny or white fonts,
- * display:none) is not in our "body" (src/spam/message.ts renders what a reader sees), while
+ * display:none) is not in our "body" (src/mime/text.ts renders what a reader sees), while
  * SpamAssassin's "body" keeps it. Rule → message ids (found over a wider 100-message run;
  * they stay listed in case the sample changes).
  */

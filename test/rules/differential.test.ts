@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseMessage } from '../../src/spam/message.js';
+import { parseMessage } from '../../src/mime/text.js';
 import { loadRulesText, RuleEngine, messageUris } from '../../src/checks/rules/index.js';
 import { extractCorpus, sample } from './corpus.js';
 import { diffMessages, findSpamassassin, runSpamassassin } from './spamassassin.js';
@@ -64,7 +64,7 @@ meta   D_META_4        !D_HAS_XMAILER && !D_LIST_ID
 /**
  * Known differences, each understood and documented in docs/rules.md: rule → message ids.
  * Text the HTML hides from the reader (white or tiny fonts) is left out of our "body"
- * (src/spam/message.ts renders what a reader sees); SpamAssassin's "body" keeps it.
+ * (src/mime/text.ts renders what a reader sees); SpamAssassin's "body" keeps it.
  */
 const KNOWN: Record<string, string[]> = {
   D_CLICK: ['spam/0201.eml', 'spam/0376.eml'], // "Click here" in white-on-white links

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { parseMessage } from '../../src/spam/message.js';
+import { parseMessage } from '../../src/mime/text.js';
 import { loadRules, RuleEngine, messageUris, SHIPPED_RULES, type RuleScanResult } from '../../src/checks/rules/index.js';
 import { rulesCommand } from '../../src/cli/rules.js';
 import { extractCorpus, sample } from './corpus.js';

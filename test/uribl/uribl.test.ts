@@ -14,6 +14,7 @@ import { uriConfigSchema } from '../../src/checks/uri/config.js';
 import { uriCheck } from '../../src/checks/uri/uri-check.js';
 import { checkUriCommand } from '../../src/cli/check-uri.js';
 import { needRbldnsd, startRbldnsd } from '../helpers/rbldnsd.js';
+import { messageModel } from '../../src/mime/model.js';
 
 const ZONES = {
   'dbl.zone': [
@@ -33,7 +34,7 @@ const SPECS = ['dbl.test:dnset:dbl.zone', 'multi.test:dnset:multi.zone', 'sbl.te
 
 function message(html: string): MessageFacts {
   const buf = Buffer.from(`From: x@sender.example.org\r\nSubject: offer\r\nContent-Type: text/html\r\n\r\n${html}\r\n`);
-  return { size: buf.length, headers: [], bareNewlines: 0, stream: () => Readable.from([buf]) };
+  return { ...messageModel({ size: buf.length, stream: () => Readable.from([buf]) }), headers: [], bareNewlines: 0 };
 }
 
 test('URI lists served by rbldnsd', async (t) => {

@@ -1,11 +1,12 @@
-// Archive inspection as an inspector of the shared MIME walker (src/mime/inspector.ts): the
-// attachment check hands it every archive part (decoded, bounded) and every text part; it
-// answers with ARCHIVE_* symbols and the archive policy's action on the part (strip an archive
-// holding an executable, or an encrypted one nobody can open; refusing the message is
-// policy.actions' call on ARCHIVE_EXE / ARCHIVE_ENCRYPTED, whose hits carry the reply). Encrypted zips wait for
-// finish(), when every text part (where the password usually is) has been seen; their decrypted
-// entries go to clamd, since clamd cannot open them itself. With this inspector in the attachment
-// check, give the AV check `archiveSymbols: false`.
+// Archive inspection as an inspector of the one MIME walk (src/mime/inspector.ts, run by the
+// message model's mime() facet): the walk hands it every archive part (decoded, bounded) and
+// every text part; it opens each archive once and answers with ARCHIVE_* symbols and the archive
+// policy's action on the part (strip an archive holding an executable, or an encrypted one nobody
+// can open; refusing the message is policy.actions' call on ARCHIVE_EXE / ARCHIVE_ENCRYPTED,
+// whose hits carry the reply), plus the findings as data. Encrypted zips wait for finish(), when
+// every text part (where the password usually is) has been seen; their decrypted entries go to
+// clamd, since clamd cannot open them itself. The attachment check and the AV check both read
+// what it found from the same walk (the AV check: the scans, the virus, the scanner failure).
 import type { Readable } from 'node:stream';
 import type { SymbolHit } from '../types.js';
 import type { FileType } from '../../mime/filetype.js';
@@ -15,7 +16,7 @@ import { archiveFormatFromName } from '../../mime/archive-types.js';
 import { htmlToText, passwordCandidates } from './passwords.js';
 import { archiveLimits, type ArchiveConfig } from '../av/config.js';
 import { archiveSymbols } from '../av/av-check.js';
-import type { ClamdClient } from '../av/clamd.js';
+import type { ClamdClient, ScanResult } from '../av/clamd.js';
 import { R, reply } from '../../protocol/reply.js';
 
 export interface ArchiveInspectorOptions {
@@ -40,15 +41,20 @@ export function archiveInspector(options: ArchiveInspectorOptions): Inspector {
       const deferred: { part: PartInfo; name: string; data: Buffer }[] = [];
       let candidates: string[] | undefined;
       const passwords = () => (candidates ??= passwordCandidates(texts, { limit: config.max_passwords }));
-      const run = (data: Buffer, name: string, signal: AbortSignal, scan: boolean) => {
-        const found: { virus?: string; where?: string; failure?: string } = {};
+      // Opens an archive; with a scanner, the entries only our passwords decrypted are scanned as
+      // they come out (clamd sees the rest in the message itself).
+      const run = (data: Buffer, name: string, signal: AbortSignal) => {
+        const found: Scanned = { scans: [] };
+        const clamd = options.clamd;
         return inspectArchive(data, name, {
           limits: archiveLimits(config), passwords: passwords(), bsdtar: config.bsdtar || false, signal,
-          onEntry: scan && options.clamd ? async (entry, content) => {
+          onEntry: clamd ? async (entry, content) => {
             if (!entry.decrypted || found.virus || found.failure) return;
-            const r = await options.clamd!.scanBuffer(content);
-            if (r.kind === 'virus') Object.assign(found, { virus: r.signature, where: entry.path });
-            else if (r.kind === 'unavailable' || r.kind === 'error') found.failure = r.reason;
+            const t0 = performance.now();
+            const r = await clamd.scanBuffer(content.subarray(0, clamd.maxStreamBytes));
+            found.scans.push({ result: r.kind, seconds: (performance.now() - t0) / 1000 });
+            if (r.kind === 'virus') found.virus = { signature: r.signature, where: entry.path };
+            else if (r.kind === 'unavailable' || r.kind === 'error') found.failure = { reason: r.reason, where: entry.path };
           } : undefined,
         }).then((report) => ({ report, ...found }));
       };
@@ -70,24 +76,21 @@ export function archiveInspector(options: ArchiveInspectorOptions): Inspector {
             return {};
           }
           const name = part.filename ?? 'attachment';
-          const first = await run(buffer, name, ctx.signal, false);
+          const first = await run(buffer, name, ctx.signal);
           // An encrypted zip nothing opened yet: try again at the end, with every text part's passwords.
           if (first.report.findings.some((f) => f.symbol === 'ARCHIVE_ENCRYPTED') && first.report.format === 'zip' &&
               deferred.length < (options.maxDeferred ?? 10)) {
             deferred.push({ part, name, data: buffer });
             return {};
           }
-          if (first.report.findings.some((f) => f.symbol === 'ARCHIVE_ENCRYPTED_OPENED') && options.clamd) {
-            return toFinding(await run(buffer, name, ctx.signal, true), config, options);
-          }
-          return toFinding(first, config, options);
+          return toFinding(first, config);
         },
 
         async finish(signal: AbortSignal): Promise<readonly InspectorFinding[]> {
           const out: InspectorFinding[] = [];
           for (const d of deferred) {
             if (signal.aborted) break;
-            out.push({ ...toFinding(await run(d.data, d.name, signal, true), config, options), path: d.part.path });
+            out.push({ ...toFinding(await run(d.data, d.name, signal), config), path: d.part.path });
           }
           return out;
         },
@@ -96,26 +99,38 @@ export function archiveInspector(options: ArchiveInspectorOptions): Inspector {
   };
 }
 
-function toFinding(
-  r: { report: ArchiveReport; virus?: string; where?: string; failure?: string },
-  config: ArchiveConfig, options: ArchiveInspectorOptions,
-): InspectorFinding {
+/** What the scanner made of the entries only our passwords opened. */
+interface Scanned {
+  scans: { result: ScanResult['kind']; seconds: number }[];
+  virus?: { signature: string; where: string };
+  failure?: { reason: string; where: string };
+}
+
+function toFinding(r: { report: ArchiveReport } & Scanned, config: ArchiveConfig): InspectorFinding {
   const symbols: SymbolHit[] = archiveSymbols(r.report.findings, config);
+  // The findings and scans as data, for the AV check reading the same walk.
+  const data: InspectorFinding = {
+    ...(r.report.findings.length ? { archive: r.report.findings } : {}),
+    ...(r.scans.length ? { scans: r.scans } : {}),
+    ...(r.virus ? { virus: r.virus } : {}),
+    ...(r.failure ? { scanFailure: r.failure } : {}),
+  };
   if (r.virus) {
-    symbols.push({ name: 'AV_VIRUS', reason: `${r.virus} in ${r.where} (decrypted)`, reply: R.policyReject(`Error: message refused: virus ${r.virus} in ${r.where}`.replace(/[^\x20-\x7e]/g, '?').slice(0, 300)) });
-    return { symbols, action: 'reject', reason: `virus ${r.virus} in ${r.where}` };
+    const { signature, where } = r.virus;
+    symbols.push({ name: 'AV_VIRUS', reason: `${signature} in ${where} (decrypted)`, reply: R.policyReject(`Error: message refused: virus ${signature} in ${where}`.replace(/[^\x20-\x7e]/g, '?').slice(0, 300)) });
+    return { ...data, symbols, action: 'reject', reason: `virus ${signature} in ${where}` };
   }
   // clamd down while scanning a decrypted entry: AV_UNAVAILABLE, whose action (tempfail by default) decides.
-  if (r.failure) symbols.push({ name: 'AV_UNAVAILABLE', reason: r.failure, reply: reply(451, '4.3.0', 'Error: attachment scanning unavailable, try again later') });
+  if (r.failure) symbols.push({ name: 'AV_UNAVAILABLE', reason: r.failure.reason, reply: reply(451, '4.3.0', 'Error: attachment scanning unavailable, try again later') });
   const exe = r.report.findings.find((f) => f.symbol === 'ARCHIVE_EXE');
   if (exe && config.executable_inside === 'strip') {
-    return { symbols, action: 'strip', reason: `archive holds an executable: ${exe.path}` };
+    return { ...data, symbols, action: 'strip', reason: `archive holds an executable: ${exe.path}` };
   }
   const enc = r.report.findings.find((f) => f.symbol === 'ARCHIVE_ENCRYPTED');
   if (enc && config.encrypted === 'strip') {
-    return { symbols, action: 'strip', reason: `encrypted archive that cannot be scanned: ${enc.path}` };
+    return { ...data, symbols, action: 'strip', reason: `encrypted archive that cannot be scanned: ${enc.path}` };
   }
-  return symbols.length ? { symbols } : {};
+  return symbols.length ? { ...data, symbols } : data;
 }
 
 function decodeUtf8OrLatin1(b: Buffer): string {

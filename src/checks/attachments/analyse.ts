@@ -1,6 +1,7 @@
 // The data-stage analysis of attachments, shared by the pipeline check
-// (checks/attachments/attachments.ts) and `portcullis scan` (scan.ts): one walk of the message,
-// the policy applied to every leaf part, inspectors' findings folded in, and the result as
+// (checks/attachments/attachments.ts) and `portcullis scan` (scan.ts): the message model's one
+// walk (src/mime/model.ts mime(), where the inspectors read the decoded parts), the policy
+// applied to every leaf part, inspectors' findings folded in, and the result as
 // symbols and a rewrite plan for the one rewriter. A finding that would justify refusing the
 // message carries its reply (ATTACH_REJECTED, MIME_UNSCANNABLE…); whether it is refused is the
 // actions layer's decision (src/pipeline/actions.ts), not this analysis'.
@@ -11,7 +12,8 @@ import { compilePolicy, decidePart, strongerAction, type CompiledPolicy, type Pa
 import type { AttachmentsConfig } from './config.js';
 import type { Inspector, InspectorFinding } from '../../mime/inspector.js';
 import { defangEdit, makePlan, noticeText, stripEdit, type AttachmentChange, type RewriteEdit, type RewritePlan } from '../../mime/rewrite.js';
-import { walkMessage, type MimeIssue, type PartReport, type WalkedPart, type WalkLimits } from '../../mime/walk.js';
+import type { MimeIssue, PartReport, WalkLimits } from '../../mime/walk.js';
+import { walkParts, type MessageModelOptions, type MimeWalk } from '../../mime/model.js';
 
 /** One leaf part and what is done with it (what `scan` prints, one line per part). */
 export interface PartVerdict {
@@ -41,12 +43,20 @@ export interface AttachmentsAnalysis {
   readonly bytes: number;
 }
 
-export interface AnalyseOptions {
-  readonly inspectors?: readonly Inspector[];
+export interface DecideOptions {
   /** Compiled once by the check; compiled here when absent. */
   readonly policy?: CompiledPolicy;
   /** The message's size when known: a plan is made for it even if the walk stopped early. */
   readonly sourceSize?: number;
+}
+
+export interface AnalyseOptions extends DecideOptions {
+  readonly inspectors?: readonly Inspector[];
+}
+
+/** The walk the attachment policy expects of a message model: its limits, and the inspectors (archives). */
+export function attachmentsWalk(config: AttachmentsConfig, inspectors: readonly Inspector[] = []): NonNullable<MessageModelOptions['walk']> {
+  return { limits: walkLimits(config), inspectors };
 }
 
 export function walkLimits(config: AttachmentsConfig): WalkLimits {
@@ -99,8 +109,13 @@ interface PartState {
   readonly symbols: Set<string>;
 }
 
-/** Walks the message once and decides every attachment. Never throws on bad MIME (read errors do throw). */
+/** Walks a message stream once and decides every attachment. Never throws on bad MIME (read errors do throw). */
 export async function analyseAttachments(message: Readable, config: AttachmentsConfig, options: AnalyseOptions = {}): Promise<AttachmentsAnalysis> {
+  return decideAttachments(await walkParts(message, attachmentsWalk(config, options.inspectors)), config, options);
+}
+
+/** Decides every attachment of a walked message (the model's mime() facet). */
+export function decideAttachments(walk: MimeWalk, config: AttachmentsConfig, options: DecideOptions = {}): AttachmentsAnalysis {
   const policy = options.policy ?? compilePolicy(config);
   const hits = new Hits();
   const states: PartState[] = [];
@@ -119,7 +134,7 @@ export async function analyseAttachments(message: Readable, config: AttachmentsC
     }
   };
 
-  const onPart = (part: WalkedPart) => {
+  for (const part of walk.parts) {
     const decision = decidePart(part, part.fileType, policy);
     const { rawHeader, ...report } = part;
     const st: PartState = {
@@ -136,9 +151,7 @@ export async function analyseAttachments(message: Readable, config: AttachmentsC
     }
     states.push(st);
     byPath.set(part.path, st);
-  };
-
-  const walk = await walkMessage(message, { limits: walkLimits(config), inspectors: options.inspectors, onPart });
+  }
   for (const i of walk.issues) hits.add(i.symbol, i.reason);
   for (const f of walk.late) {
     if (f.tempfail) tempfail ??= `${f.inspector}: ${f.tempfail}`;

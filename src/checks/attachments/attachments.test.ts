@@ -12,8 +12,11 @@ import { parseHeaderBlock } from '../../protocol/headers.js';
 import { silentLogger } from '../../log.js';
 import type { StageInput } from '../types.js';
 import { b64part, chunked, compose, fakePe, multipart, tinyPdf, tinyPng } from '../../../test/mime/fixtures.js';
+import { messageModel } from '../../mime/model.js';
+import { attachmentsWalk } from './analyse.js';
 
-function input(msg: Buffer): StageInput['data'] {
+/** The data-stage input, its message model walking as the gateway's does (attachmentsWalk: limits and inspectors). */
+function input(msg: Buffer, walk = attachmentsWalk(defaultAttachmentsConfig())): StageInput['data'] {
   const end = msg.indexOf('\r\n\r\n');
   return {
     conn: {
@@ -21,7 +24,7 @@ function input(msg: Buffer): StageInput['data'] {
       localAddress: '192.0.2.2', localPort: 25, trustedNetwork: false, esmtp: true, helo: 'client.example.org',
     },
     envelope: { sender: 'alice@example.org', recipients: ['bob@example.net'] },
-    message: { size: msg.length, headers: parseHeaderBlock(msg.subarray(0, end + 2)), bareNewlines: 0, stream: () => chunked(msg, 4096) },
+    message: { ...messageModel({ size: msg.length, stream: () => chunked(msg, 4096) }, { maxScanBytes: 1 << 20, walk }), headers: parseHeaderBlock(msg.subarray(0, end + 2)), bareNewlines: 0 },
   };
 }
 
@@ -143,11 +146,11 @@ test('inspectors plug in: their symbols, their part actions, their tempfail', as
       },
     }),
   };
-  const r = (await attachments(defaultAttachmentsConfig(), { inspectors: [archive] }).run(input(msg))) as AttachmentsCheckResult;
+  const r = (await attachments(defaultAttachmentsConfig()).run(input(msg, attachmentsWalk(defaultAttachmentsConfig(), [archive])))) as AttachmentsCheckResult;
   assert.deepEqual(r.rewrite!.changes.map((c) => [c.name, c.action, c.reason]), [['docs.zip', 'strip', 'archive holds run.exe']]);
   assert.ok(r.symbols!.some((s) => s.name === 'ARCHIVE_EXE'));
   const down: Inspector = { name: 'clamav', begin: () => ({ wants: () => true, inspect: async () => ({ tempfail: 'clamd unreachable' }) }) };
-  const t = await attachments(defaultAttachmentsConfig(), { inspectors: [down] }).run(input(msg));
+  const t = await attachments(defaultAttachmentsConfig()).run(input(msg, attachmentsWalk(defaultAttachmentsConfig(), [down])));
   assert.equal(refusal(t)?.kind, 'tempfail');
 });
 

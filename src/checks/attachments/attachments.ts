@@ -1,6 +1,7 @@
-// The attachment check (data stage): walks the message once (src/mime/walk.ts), applies the
-// attachment policy to every part (src/checks/attachments/policy.ts), lets inspectors (archives,
-// AV) read the decoded parts, and returns symbols (those that would justify a refusal carry its
+// The attachment check (data stage): reads the message model's one MIME walk (message.mime(),
+// src/mime/model.ts: built by the caller with attachmentsWalk(config, inspectors) — the limits
+// below and the inspectors, such as archives, that read the decoded parts in that walk), applies
+// the attachment policy to every part (src/checks/attachments/policy.ts), and returns symbols (those that would justify a refusal carry its
 // reply; the actions layer decides) and a rewrite plan. The check never changes the message: the session applies the plan once,
 // after the verdict of every check (so DKIM and the rest judge the message as received), and
 // only then commits the queue entry (docs/attachments.md).
@@ -11,7 +12,7 @@
 // inspectors emit (declared in symbols.ts beside this file).
 import type { Readable } from 'node:stream';
 import type { Check, CheckResult } from '../types.js';
-import { analyseAttachments, type AttachmentsAnalysis } from './analyse.js';
+import { analyseAttachments, decideAttachments, type AttachmentsAnalysis } from './analyse.js';
 import { compilePolicy } from './policy.js';
 import type { AttachmentsConfig } from './config.js';
 import { sniff } from '../../mime/filetype.js';
@@ -20,7 +21,7 @@ import type { Inspector } from '../../mime/inspector.js';
 import type { RewritePlan } from '../../mime/rewrite.js';
 
 export interface AttachmentsOptions {
-  /** Content inspectors (archive listing, clamd…), run on every part they want. */
+  /** Content inspectors for analyse() on a bare stream; the data stage reads the walk of the message model, with the model's inspectors. */
   readonly inspectors?: readonly Inspector[];
 }
 
@@ -50,7 +51,7 @@ export function attachments(config: AttachmentsConfig, options: AttachmentsOptio
     async run({ message }) {
       if (!config.enabled) return {};
       if (plainTextOnly(message.headers) && harmlessStart(await bodyStart(message.stream() as Readable, 512))) return {};
-      const a = await analyse(message.stream() as Readable, message.size);
+      const a = decideAttachments(await message.mime(), config, { policy, sourceSize: message.size });
       const result: AttachmentsCheckResult = { symbols: a.symbols };
       if (a.plan) result.rewrite = a.plan;
       return result;
@@ -60,8 +61,7 @@ export function attachments(config: AttachmentsConfig, options: AttachmentsOptio
 
 // The fast path. Most mail is a single text part sent as literal text: it has no attachment to
 // strip or defang, no encoding to get wrong and no structure to hide anything in, and the MIME
-// walk (mailsplit hands on one line per event-loop turn) would cost more than the rest of the
-// message's path. Such a message is passed unwalked when its first bytes are text too; anything
+// walk would cost more than the rest of the message's path. Such a message is passed unwalked when its first bytes are text too; anything
 // with a name, an attachment disposition, an encoding, several parts, or executable or archive
 // bytes at the start of its body gets the full walk. clamd still scans it whole.
 const TEXT_TYPE = /^\s*text\/(?:plain|html)\s*(?:;|$)/i;

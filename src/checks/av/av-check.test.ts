@@ -8,7 +8,10 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
-import { avCheck, avChecks, type AvCallbacks } from './av-check.js';
+import { avCheck, avChecks, clamdFor, type AvCallbacks } from './av-check.js';
+import { archiveInspector } from '../archives/archive-inspector.js';
+import { attachments } from '../attachments/attachments.js';
+import { attachmentsConfigSchema } from '../attachments/config.js';
 import { archiveConfigSchema, avConfigSchema, type ArchiveConfig, type AvConfig } from './config.js';
 import { ClamdClient } from './clamd.js';
 import type { CheckResult, ConnectionFacts, EnvelopeFacts, MessageFacts } from '../types.js';
@@ -19,6 +22,7 @@ import { formatReply } from '../../protocol/reply.js';
 import { createLogger, silentLogger } from '../../log.js';
 import { CLAMD, EICAR, EICAR_SIGNATURE, HASH_PAYLOAD, HASH_SIGNATURE, needClamd, needTool, startClamd, type Clamd } from '../../../test/helpers/clamd.js';
 import { encryptedZip, infoZip, zipOf, FAKE_EXE } from '../../../test/helpers/archive-fixtures.js';
+import { messageModel } from '../../mime/model.js';
 
 const available = fs.existsSync(CLAMD);
 let clamd: Clamd | undefined;
@@ -39,13 +43,17 @@ const conn: ConnectionFacts = {
 };
 const envelope: EnvelopeFacts = { sender: 'sender@example.org', recipients: ['victim@example.net'] };
 
-function facts(raw: Buffer): MessageFacts {
+/**
+ * The message's model as the gateway builds it (messageModelOptions): the one MIME walk with the
+ * archive inspector, which scans decrypted entries with the AV check's clamd client.
+ */
+function facts(raw: Buffer, walk: { archives?: ArchiveConfig; clamd?: ClamdClient } = {}): MessageFacts {
   const end = raw.indexOf('\r\n\r\n');
+  const inspectors = [archiveInspector({ config: walk.archives ?? archives(), clamd: walk.clamd })];
   return {
-    size: raw.length,
+    ...messageModel({ size: raw.length, stream: () => Readable.from([raw.subarray(0, 1000), raw.subarray(1000)].filter((b) => b.length)) }, { maxScanBytes: 1 << 20, walk: { inspectors } }),
     headers: parseHeaderBlock(raw.subarray(0, end < 0 ? raw.length : end + 2)),
     bareNewlines: 0,
-    stream: () => Readable.from([raw.subarray(0, 1000), raw.subarray(1000)].filter((b) => b.length)),
   };
 }
 
@@ -84,8 +92,9 @@ function counting(): { cb: AvCallbacks; counts: Counted } {
 }
 
 async function run(raw: Buffer, cfg: AvConfig = config(), arch: ArchiveConfig = archives(), extra: Partial<Parameters<typeof avCheck>[0]> = {}): Promise<CheckResult> {
-  const check = avCheck({ config: cfg, archives: arch, logger: silentLogger(), ...extra });
-  return check.run({ conn, envelope, message: facts(raw) });
+  const client = extra.clamd ?? clamdFor(cfg);
+  const check = avCheck({ config: cfg, archives: arch, logger: silentLogger(), clamd: client, ...extra });
+  return check.run({ conn, envelope, message: facts(raw, { archives: arch, clamd: client }) });
 }
 
 const names = (r: CheckResult) => (r.symbols ?? []).map((s) => s.name).sort();
@@ -176,8 +185,11 @@ test('an executable in an archive: symbol with the part action; ARCHIVE_EXE: rej
   assert.deepEqual(names(scored), ['ARCHIVE_EXE']);
   assert.match(scored.symbols![0]!.reason, /tool\.zip\/setup\.exe: Windows executable \(MZ\) inside an archive \(part: strip\)/);
   assert.equal(formatReply(refusal(scored, { actions: { ARCHIVE_EXE: 'reject' } })!.reply), '554 5.7.1 Error: archive contains an executable: tool.zip/setup.exe\r\n');
-  // With the attachment check in charge of archives: no ARCHIVE_* from here.
-  assert.deepEqual(names(await run(raw, config(), archives(), { archiveSymbols: false })), []);
+  // With the attachment check reading the same walk, ARCHIVE_EXE counts once, worded as the
+  // attachment check words it (the runner keeps one hit per symbol and stage).
+  const runner = new CheckRunner([attachments(attachmentsConfigSchema.parse({})), avCheck({ config: config(), archives: archives() })], testPolicy(), silentLogger());
+  const both = await runner.run('data', { conn, envelope, message: facts(raw) });
+  assert.deepEqual(both.symbols.filter((s) => s.name === 'ARCHIVE_EXE').map((s) => s.reply?.text), ['Error: message refused: archive holds an executable: tool.zip/setup.exe']);
 });
 
 test('clamd down (socket missing): AV_UNAVAILABLE, tempfail by default → 451 4.7.1, loud log, callback', async () => {
@@ -289,7 +301,7 @@ test('a shared client: scans from several messages at once stay within max_concu
   let peak = 0;
   const timer = setInterval(() => (peak = Math.max(peak, client.inFlight)), 1);
   const results = await Promise.all(Array.from({ length: 8 }, (_, i) =>
-    check.run({ conn, envelope, message: facts(mail({ text: `m${i}`, attachments: i % 2 ? [{ name: 'e.com', data: EICAR }] : [] })) })));
+    check.run({ conn, envelope, message: facts(mail({ text: `m${i}`, attachments: i % 2 ? [{ name: 'e.com', data: EICAR }] : [] }), { clamd: client }) })));
   clearInterval(timer);
   assert.deepEqual(results.map((r) => refusal(r)?.kind ?? 'none'), ['none', 'reject', 'none', 'reject', 'none', 'reject', 'none', 'reject']);
   assert.ok(peak <= 2, `peak ${peak}`);

@@ -1,7 +1,11 @@
 // The antivirus check (data stage): the whole message, as received, goes to clamd through
 // zINSTREAM (clamd decodes MIME and opens archives itself: a plain or zipped EICAR is found
-// there). Archives clamd cannot open — password-protected zips — are opened here with candidate
-// passwords from the message's text, and their decrypted entries scanned with clamd one by one.
+// there). Archives clamd cannot open — password-protected zips — are opened once, by the archive
+// inspector in the message model's MIME walk (src/checks/archives/archive-inspector.ts, put in
+// the model by its builder: src/gateway/checks.ts messageModelOptions), with candidate passwords
+// from the message's text, and their decrypted entries scanned with clamd there, one by one:
+// this check reads those scans, the virus and the scanner failure from the walk (message.mime()),
+// the same walk the attachment check reads.
 //
 // Outcomes (detection apart from policy, failure as a result):
 // - a virus: symbol AV_VIRUS carrying 554 5.7.1 "Error: message contains a virus: <signature>"
@@ -12,19 +16,21 @@
 //   tempfail by default; "tag" accepts the message unscanned); either way an error-level log
 //   line and callbacks.onUnavailable.
 // - too large to scan (antivirus.max_stream, or clamd's StreamMaxLength): symbol AV_SKIPPED.
-// - archive findings (src/mime/archive.ts) as ARCHIVE_* symbols, one per kind and message;
-//   ARCHIVE_EXE and ARCHIVE_ENCRYPTED carry the refusal policy.actions may ask for ("strip" is the
-//   attachment rewriter's job: the symbol says what to strip).
+// - archive findings (src/mime/archive.ts, from the walk) as ARCHIVE_* symbols, one per kind and
+//   message; ARCHIVE_EXE and ARCHIVE_ENCRYPTED carry the refusal policy.actions may ask for
+//   ("strip" is the attachment rewriter's job: the symbol says what to strip). With the
+//   attachment check on, it reports the same findings first; the runner counts a symbol once per
+//   stage (the first, heaviest hit), so nothing is counted twice.
 import type { Check, CheckResult, SymbolHit } from '../types.js';
 import type { Logger } from '../../log.js';
 import { R } from '../../protocol/reply.js';
 import { headerValue } from '../../protocol/headers.js';
 import { ClamdClient, formatClamdAddress, parseClamdAddress, type ScanResult } from './clamd.js';
-import { archiveConfigSchema, archiveLimits, type ArchiveConfig, type AvConfig } from './config.js';
+import { archiveConfigSchema, type ArchiveConfig, type AvConfig } from './config.js';
 import { quarantineMessage } from './quarantine.js';
-import { readMessageParts, type MessageParts } from './message-parts.js';
-import { inspectArchive, type ArchiveFinding, type ArchiveSymbol } from '../../mime/archive.js';
-import { htmlToText, passwordCandidates } from '../archives/passwords.js';
+import type { ArchiveFinding, ArchiveSymbol } from '../../mime/archive.js';
+import type { InspectorFinding } from '../../mime/inspector.js';
+import type { MimeWalk } from '../../mime/model.js';
 
 /** Counting hooks until src/metrics.ts has AV metrics (see docs/antivirus.md for the proposal). */
 export interface AvCallbacks {
@@ -43,11 +49,6 @@ export interface AvCheckDeps {
   readonly clamd?: ClamdClient;
   readonly logger?: Logger;
   readonly callbacks?: AvCallbacks;
-  /**
-   * Emit ARCHIVE_* symbols (default true). Set false once the attachment check inspects archives
-   * itself, so they are not counted twice; this check then only opens encrypted archives to scan them.
-   */
-  readonly archiveSymbols?: boolean;
   readonly now?: () => Date;
 }
 
@@ -64,13 +65,10 @@ export const scannerUnavailableReply = R.policyTempfail('Error: virus scanner un
 export function avCheck(deps: AvCheckDeps): Check<'data'> {
   const config = deps.config;
   const archives = deps.archives ?? archiveConfigSchema.parse({});
-  const clamd = deps.clamd ?? new ClamdClient({
-    address: parseClamdAddress(config.clamd), timeoutMs: config.timeout, maxStreamBytes: config.max_stream, maxConcurrency: config.max_concurrency,
-  });
+  const clamd = deps.clamd ?? clamdFor(config);
   const where = formatClamdAddress(clamd.address);
   const log = deps.logger;
   const cb = deps.callbacks ?? {};
-  const emitArchive = deps.archiveSymbols ?? true;
 
   const scan = async (what: () => Promise<ScanResult>): Promise<ScanResult> => {
     const t0 = performance.now();
@@ -113,45 +111,28 @@ export function avCheck(deps: AvCheckDeps): Check<'data'> {
         }
       };
 
-      // The raw message and (for encrypted archives) its parts, read at the same time.
+      // The raw message to clamd and the MIME walk (archives opened, their decrypted entries
+      // scanned) at the same time; the walk is the model's, shared with the attachment check.
       const whole = scan(async () => (message.size > config.max_stream
         ? { kind: 'too-large', limit: 'client', bytes: message.size }
         : clamd.scanStream(message.stream())));
-      // A text/* message (no MIME structure) carries no attachment: nothing to read.
+      // A text/* message (no MIME structure) carries no attachment: nothing to walk for.
       const topType = (headerValue(message.headers, 'content-type') ?? 'text/plain').trim().toLowerCase();
-      const partsRead: Promise<MessageParts | undefined> = archives.enabled && !topType.startsWith('text/')
-        ? readMessageParts(message.stream(), { maxArchiveSize: archives.max_total_size }).catch((err: Error) => {
+      const walked: Promise<MimeWalk | undefined> = archives.enabled && !topType.startsWith('text/')
+        ? message.mime().catch((err: Error) => {
           log?.warn({ event: 'av_parts_failed', session: conn.sessionId, err: err.message }, 'could not read the message parts for archive inspection');
           return undefined;
         })
         : Promise.resolve(undefined);
-      const [wholeResult, parts] = await Promise.all([whole, partsRead]);
+      const [wholeResult, walk] = await Promise.all([whole, walked]);
       take(wholeResult, 'message');
 
       const findings: ArchiveFinding[] = [];
-      if (!virus && parts && parts.archives.length) {
-        let candidates: string[] | undefined;
-        const passwords = () => (candidates ??= passwordCandidates(
-          [parts.subject, ...parts.texts.map((t) => (t.type === 'text/html' ? htmlToText(t.text) : t.text))],
-          { limit: archives.max_passwords },
-        ));
-        const deadline = Date.now() + archives.time_limit;
-        for (const part of parts.archives) {
-          const left = deadline - Date.now();
-          if (left <= 0 || virus) break;
-          const report = await inspectArchive(part.data, part.name, {
-            limits: { ...archiveLimits(archives), timeLimitMs: left },
-            passwords: passwords(),
-            bsdtar: archives.bsdtar || false,
-            // Content clamd has not seen: what only our passwords opened.
-            onEntry: async (entry, data) => {
-              if (!entry.decrypted || virus || failure) return;
-              take(await scan(() => clamd.scanBuffer(data.subarray(0, config.max_stream))), `${entry.path} (decrypted)`);
-            },
-          });
-          findings.push(...report.findings);
-          if (report.notes.length) log?.debug({ event: 'archive_notes', session: conn.sessionId, archive: part.name, notes: report.notes }, 'archive inspection notes');
-        }
+      for (const f of archiveFindings(walk)) {
+        for (const s of f.scans ?? []) cb.onScan?.(s.result, s.seconds);
+        if (f.virus) virus ??= { signature: f.virus.signature, where: `${f.virus.where} (decrypted)` };
+        if (f.scanFailure) failure ??= `${f.scanFailure.where} (decrypted): ${f.scanFailure.reason}`;
+        findings.push(...(f.archive ?? []));
       }
 
       if (virus) {
@@ -186,10 +167,33 @@ export function avCheck(deps: AvCheckDeps): Check<'data'> {
       if (skipped) symbols.push({ name: 'AV_SKIPPED', reason: skipped });
 
       for (const f of findings) cb.onArchiveFinding?.(f.symbol);
-      if (emitArchive) symbols.push(...archiveSymbols(findings, archives, 'av'));
+      symbols.push(...archiveSymbols(findings, archives, 'av'));
       return { symbols };
     },
   };
+}
+
+/** A clamd client from the antivirus section (the gateway shares one: src/gateway/checks.ts clamdClient). */
+export function clamdFor(config: AvConfig): ClamdClient {
+  return new ClamdClient({
+    address: parseClamdAddress(config.clamd), timeoutMs: config.timeout, maxStreamBytes: config.max_stream, maxConcurrency: config.max_concurrency,
+  });
+}
+
+/**
+ * The archive inspector's findings in a walk, in message order: on each part as it was read, and
+ * (encrypted zips tried again with every password of the message) after the last part, placed at
+ * their part.
+ */
+function archiveFindings(walk: MimeWalk | undefined): InspectorFinding[] {
+  if (!walk) return [];
+  const order = new Map(walk.parts.map((p, i) => [p.path, i]));
+  const placed: { at: number; f: InspectorFinding }[] = [];
+  walk.parts.forEach((p, i) => {
+    for (const f of p.findings) if (f.inspector === 'archive') placed.push({ at: i, f });
+  });
+  for (const f of walk.late) if (f.inspector === 'archive') placed.push({ at: order.get(f.path ?? '') ?? walk.parts.length, f });
+  return placed.sort((a, b) => a.at - b.at).map((x) => x.f);
 }
 
 const ACTION_NOTE: Partial<Record<ArchiveSymbol, (a: ArchiveConfig) => string>> = {

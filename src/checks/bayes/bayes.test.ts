@@ -5,12 +5,13 @@ import os from 'node:os';
 import path from 'node:path';
 import { Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { parseMessage } from '../../spam/message.js';
+import { parseMessage } from '../../mime/text.js';
 import { readMessages } from '../../cli/corpus/read.js';
 import type { MessageFacts } from '../types.js';
 import { conn } from '../test-support.js';
 import { Bayes, bayesCheck, autolearnClass, bayesConfigSchema, messageSignature } from './index.js';
 import { trainCommand } from '../../cli/train.js';
+import { messageModel } from '../../mime/model.js';
 
 const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'bayes-'));
 
@@ -28,7 +29,7 @@ function message(kind: 'spam' | 'ham', i: number, extra = ''): string {
 const parsed = (s: string) => parseMessage(Buffer.from(s));
 function facts(raw: string): MessageFacts {
   const buf = Buffer.from(raw);
-  return { size: buf.length, headers: [], bareNewlines: 0, stream: () => Readable.from([buf]) };
+  return { ...messageModel({ size: buf.length, stream: () => Readable.from([buf]) }), headers: [], bareNewlines: 0 };
 }
 
 test('learn, classify, learn again, relearn, forget, stats — across reopen', async () => {

@@ -3,7 +3,7 @@
 // of SpamAssassin's BAYES_xx symbols. How it works and how well: docs/bayes.md.
 import crypto from 'node:crypto';
 import type { Check, ConnectionFacts } from '../types.js';
-import { parsedMessage, type ParsedMessage } from '../../spam/message.js';
+import type { ParsedMessage } from '../../mime/text.js';
 import { tokenize, type TokenizeOptions } from './tokenize.js';
 import { bayesSymbols, combineTokens, DEFAULT_PARAMS, type ClassifierParams } from './classifier.js';
 import { BayesStore, tokenHash, type BayesClass } from './store.js';
@@ -208,7 +208,7 @@ export function bayesCheck(bayes: Bayes): Check<'data'> {
     stage: 'data',
     timeoutMs: 10_000,
     async run({ conn, message }) {
-      const msg = await parsedMessage(message);
+      const msg = await message.content();
       const r = await bayes.classify(msg, clientFacts(conn));
       if (r.probability === undefined) return {};
       return { symbols: r.symbols.map((name) => ({ name, reason: r.reason })), facts: { bayes: { probability: r.probability } } };

@@ -1,4 +1,4 @@
-// The symbols of the Bayes check (src/spam/bayes/index.ts): one band of the spam probability
+// The symbols of the Bayes check (src/checks/bayes/index.ts): one band of the spam probability
 // (two at 99.9 % and above). Weights in conf/scores.yaml.
 import { declare } from '../registry.js';
 

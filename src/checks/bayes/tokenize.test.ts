@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseMessage } from '../../spam/message.js';
+import { parseMessage } from '../../mime/text.js';
 import { tokenize } from './tokenize.js';
 
 const msg = (text: string) => parseMessage(Buffer.from(text.replace(/\n/g, '\r\n'), 'utf8'));

@@ -11,7 +11,7 @@
 // filter when a corpus was collected, not what spam is; the recipient's own address (every
 // message in a mailbox has it).
 import { getDomain } from 'tldts';
-import type { ParsedMessage } from '../../spam/message.js';
+import type { ParsedMessage } from '../../mime/text.js';
 
 export interface TokenizeOptions {
   /** Distinct tokens per message at most (header tokens come first). Default 3000. */
@@ -177,9 +177,9 @@ function headerTokens(msg: ParsedMessage, client: TokenizeOptions['client'], add
   const seen = new Set<string>();
   for (const f of msg.headers) {
     if (seen.size >= 60) break;
-    if (seen.has(f.lname) || OUR_FIELDS.test(f.lname)) continue;
-    seen.add(f.lname);
-    add(`header:${f.lname.slice(0, 40)}`);
+    if (seen.has(f.key) || OUR_FIELDS.test(f.key)) continue;
+    seen.add(f.key);
+    add(`header:${f.key.slice(0, 40)}`);
   }
   if (!h('date').length) add('date:none');
   else {

@@ -11,6 +11,7 @@ import { authenticationCheck, authenticationChecks, type AuthenticationDeps } fr
 import { dkimConfigSchema } from './config.js';
 import { parseDmarcRecord, sample } from './dmarc.js';
 import { tagListProblem, REQUIRED } from './tag-list.js';
+import { messageModel } from '../../mime/model.js';
 
 const { privateKey } = crypto.generateKeyPairSync('rsa', { modulusLength: 1024 });
 const PEM = privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
@@ -27,7 +28,7 @@ async function signed(raw: Buffer, domain: string, selector = 'sel'): Promise<Bu
 
 function facts(raw: Buffer): MessageFacts {
   const end = raw.indexOf('\r\n\r\n');
-  return { size: raw.length, headers: parseHeaderBlock(raw.subarray(0, end + 2)), bareNewlines: 0, stream: () => Readable.from([raw]) };
+  return { ...messageModel({ size: raw.length, stream: () => Readable.from([raw]) }), headers: parseHeaderBlock(raw.subarray(0, end + 2)), bareNewlines: 0 };
 }
 
 async function run(raw: Buffer, zone: FakeZone, over: { config?: object; spf?: Facts['spf']; deps?: Partial<AuthenticationDeps>; authUser?: string } = {}): Promise<CheckResult> {

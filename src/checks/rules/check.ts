@@ -1,7 +1,7 @@
 // The content-rules check (data stage): the parsed message through the rule engine; each rule
 // that hits is a symbol named after the rule, carrying the rule's own score and description.
 import type { Check, SymbolHit } from '../types.js';
-import { parsedMessage, type ParsedMessage } from '../../spam/message.js';
+import type { ParsedMessage } from '../../mime/text.js';
 import { extractUris, uriStrings, type ExtractOptions } from '../uri/extract.js';
 import type { RuleEngine, RuleScanResult } from './engine.js';
 
@@ -48,7 +48,7 @@ export function rulesCheck(engine: RuleEngine, options: RulesCheckOptions = {}):
     stage: 'data',
     timeoutMs: options.timeoutMs ?? 15_000,
     async run({ envelope, message }) {
-      const msg = await parsedMessage(message);
+      const msg = await message.content();
       const result = await engine.scan(msg, messageUris(msg, options.extract), envelope.sender);
       return { symbols: ruleSymbols(result) };
     },

@@ -1,9 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseMessage } from '../../spam/message.js';
+import { parseMessage } from '../../mime/text.js';
 import { loadRulesText } from './ruleset.js';
 import { RuleEngine } from './engine.js';
 import { ruleSymbols } from './check.js';
+import { messageModel } from '../../mime/model.js';
 
 const msg = (s: string) => parseMessage(Buffer.from(s.replace(/\r?\n/g, '\r\n'), 'utf8'));
 
@@ -156,7 +157,7 @@ test('rulesCheck: the data-stage check parses the message, feeds URIs and the en
   const engine = rulesEngineFromConfig(config)!;
   try {
     const raw = Buffer.from('Subject: hi\r\nContent-Type: text/html\r\n\r\n<a href="http://192.0.2.9/offer">offer</a>\r\n');
-    const message = { size: raw.length, headers: [], bareNewlines: 0, stream: () => Readable.from([raw]) };
+    const message = { ...messageModel({ size: raw.length, stream: () => Readable.from([raw]) }), headers: [], bareNewlines: 0 };
     const check = rulesCheck(engine);
     assert.equal(check.stage, 'data');
     const result = await check.run({

@@ -5,7 +5,7 @@
 // worker takes its place. Metas are evaluated here from the regex rules' hit counts.
 import { Worker } from 'node:worker_threads';
 import type { Logger } from '../../log.js';
-import type { ParsedMessage } from '../../spam/message.js';
+import type { ParsedMessage } from '../../mime/text.js';
 import type { Expr } from './expression.js';
 import { COUNTS_AT, PROGRESS_DONE, PROGRESS_RULE, progressBuffer, timeSlot } from './matcher.js';
 import type { CompiledRuleset } from './ruleset.js';

@@ -1,4 +1,4 @@
-// The symbols of the content rules (src/spam/rules/): RULES_TIMEOUT, and one per loaded .cf rule,
+// The symbols of the content rules (src/checks/rules/): RULES_TIMEOUT, and one per loaded .cf rule,
 // weighted with its score line and described with its describe line.
 import { declare, type SymbolDecl } from '../registry.js';
 

@@ -8,7 +8,7 @@
 // - full: the message as received; uri: each URI of the message.
 // Texts are "binary" strings (one char per byte of UTF-8), as SpamAssassin matches bytes, and
 // each is capped at maxBytes so that no rule sees more than that.
-import type { ParsedMessage } from '../../spam/message.js';
+import type { ParsedMessage } from '../../mime/text.js';
 import type { HeaderSpec } from './ruleset.js';
 import { getDomain } from 'tldts';
 import { decodeHeaderWords } from '../../mime/filenames.js';
@@ -29,7 +29,7 @@ export interface ScanInput {
 
 export function scanInput(msg: ParsedMessage, uris: readonly string[], envelopeFrom?: string): ScanInput {
   return {
-    headers: msg.headers.map((h) => [h.name, h.raw, h.value] as const),
+    headers: msg.headers.map((h) => [h.name, h.value, h.decoded] as const),
     headerText: msg.headerText,
     envelopeFrom,
     subject: msg.subject,

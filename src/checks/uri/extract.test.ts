@@ -1,6 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseMessage } from '../../spam/message.js';
+import { parseMessage } from '../../mime/text.js';
 import { emailDomains, extractUris, uriStrings, type ExtractedUri } from './extract.js';
 
 function textMsg(body: string) {

@@ -9,7 +9,7 @@
 // backslashes are slashes, user-info is split off. What the parser undid is recorded in
 // `flags` for the heuristics. The text scanner is ours: no library finds schemeless hosts the
 // way SpamAssassin does (known TLD, ThunderBird's delimiters and trailing punctuation).
-import type { ParsedMessage } from '../../spam/message.js';
+import type { ParsedMessage } from '../../mime/text.js';
 import { hostInfo, type HostInfo } from './host.js';
 import { BUILTIN_REDIRECTORS, redirectTargets, type Redirector } from './redirectors.js';
 

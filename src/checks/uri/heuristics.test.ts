@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { parseMessage } from '../../spam/message.js';
+import { parseMessage } from '../../mime/text.js';
 import { readMessages } from '../../cli/corpus/read.js';
 import { extractUris } from './extract.js';
 import { uriHeuristics } from './heuristics.js';

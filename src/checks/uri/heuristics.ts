@@ -1,7 +1,7 @@
 // Phishing and obfuscation heuristics over the links of a message. Each finding is a symbol;
 // weights are in conf/scores.yaml. Every symbol fires at most once per message, its reason
 // naming the first few offending hosts.
-import type { ParsedMessage } from '../../spam/message.js';
+import type { ParsedMessage } from '../../mime/text.js';
 import type { SymbolHit } from '../types.js';
 import type { ExtractedUri } from './extract.js';
 import { scanText } from './extract.js';

@@ -1,4 +1,4 @@
-// The symbols of the URI check (src/spam/uri/): the fixed heuristics and local lists, and one per
+// The symbols of the URI check (src/checks/uri/): the fixed heuristics and local lists, and one per
 // result of each configured URI list, URIBL_<LIST>[_<RESULT>], weighted with the list's weight.
 import { declare, type SymbolDecl } from '../registry.js';
 import type { UriConfig } from './config.js';

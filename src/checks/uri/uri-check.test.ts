@@ -9,10 +9,11 @@ import { uriConfigSchema, type UriConfig } from './config.js';
 import { DomainLists } from './domain-list.js';
 import { uriCheck } from './uri-check.js';
 import { compileUriLists } from './uribl.js';
+import { messageModel } from '../../mime/model.js';
 
 export function facts(raw: string): MessageFacts {
   const buf = Buffer.from(raw);
-  return { size: buf.length, headers: [], bareNewlines: 0, stream: () => Readable.from([buf]) };
+  return { ...messageModel({ size: buf.length, stream: () => Readable.from([buf]) }), headers: [], bareNewlines: 0 };
 }
 function html(body: string): MessageFacts {
   return facts(`From: x@sender.refdom.org\r\nSubject: t\r\nContent-Type: text/html\r\n\r\n${body}\r\n`);

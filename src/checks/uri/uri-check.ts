@@ -12,7 +12,7 @@
 import type { Check, SymbolHit } from '../types.js';
 import type { Resolver } from '../../dns/types.js';
 import type { Logger } from '../../log.js';
-import { parsedMessage, type ParsedMessage } from '../../spam/message.js';
+import type { ParsedMessage } from '../../mime/text.js';
 import type { UriConfig } from './config.js';
 import { DomainLists } from './domain-list.js';
 import { extractUris, type ExtractedUri } from './extract.js';
@@ -193,7 +193,7 @@ export function uriCheck(deps: UriCheckDeps): UriCheck {
       if (!config.enabled) return {};
       // The deadline counts from the start: parsing a large message spends the same budget.
       const deadline = Date.now() + timeoutMs * 0.8;
-      const msg = await parsedMessage(message);
+      const msg = await message.content();
       const uris = extractUris(msg, { maxUris: config.max_uris, redirectors: config.redirectors });
       const found = await inspect(msg, uris, deadline);
       return { symbols: found.symbols };

@@ -178,7 +178,7 @@ export async function matches(key: SearchKey, m: SearchSubject): Promise<boolean
       if (!c) return false;
       const want = fold(key.value);
       // HEADER name "" matches every message that has the field.
-      return c.root.fields.some((f) => f.lname === key.name && (want === '' || fold(decodeHeaderValue(Buffer.from(f.value, 'latin1').toString('utf8'))).includes(want)));
+      return c.root.fields.some((f) => f.key === key.name && (want === '' || fold(decodeHeaderValue(Buffer.from(f.value, 'latin1').toString('utf8'))).includes(want)));
     }
     case 'body': case 'text': {
       const c = await m.content();

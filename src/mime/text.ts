@@ -1,28 +1,21 @@
-// One parse of a message for the content checks (rules, Bayes, URI lists): the decoded
-// header, the text parts decoded and rendered, the links, within a size cap. Every content
-// check reads the same ParsedMessage (memoised per message), so a message is parsed once.
+// The text facet of the message model (model.ts) for the content checks (rules, Bayes, URI
+// lists): the decoded header, the text parts decoded and rendered, the links, within a size cap
+// (spam.max_scan_bytes, passed in by whoever builds the model). Every content check reads the
+// same ParsedMessage, kept on the message's model, so a message is parsed once.
 //
 // Why not a library: mailsplit streams line by line through the event loop (too slow to run
 // on every message before "250"), postal-mime and mailparser are asynchronous, keep every
 // attachment's bytes and give no per-part charset/raw text. Here the parse is synchronous
 // over one capped buffer, skips attachment content and reuses the project's own decoders
 // (src/mime) for what the malware walk already handles.
-import { decodeHeaderWords, fileNames, headerText, splitParams } from '../mime/filenames.js';
-import { QuotedPrintableDecoder } from '../mime/decoders.js';
-import type { MessageFacts } from '../checks/types.js';
+import { decodeHeaderWords, fileNames, headerText, splitParams } from './filenames.js';
+import { QuotedPrintableDecoder } from './decoders.js';
 import { collapse, renderHtml, type Link } from './html-text.js';
+import type { DecodedHeaderField as HeaderField } from '../protocol/headers.js';
 
 export type { Link } from './html-text.js';
 
-export interface HeaderField {
-  readonly name: string;
-  /** Lower case. */
-  readonly lname: string;
-  /** Value as received, unfolded (CRLF+WSP → WSP), not decoded. */
-  readonly raw: string;
-  /** `raw` with RFC 2047 encoded-words decoded (and 8-bit UTF-8 read as such). */
-  readonly value: string;
-}
+export type { DecodedHeaderField } from '../protocol/headers.js';
 
 export interface TextPart {
   /** e.g. text/plain, text/html */
@@ -91,7 +84,7 @@ function parseHeaders(block: string): HeaderField[] {
       if (/^[\x21-\x39\x3b-\x7e]+$/.test(name)) {
         const raw = current.slice(colon + 1).trim();
         const text = headerText(raw);
-        out.push({ name, lname: name.toLowerCase(), raw: text, value: text.includes('=?') ? decodeHeaderWords(text) : text });
+        out.push({ name, key: name.toLowerCase(), value: text, decoded: text.includes('=?') ? decodeHeaderWords(text) : text });
       }
     }
     current = undefined;
@@ -123,7 +116,7 @@ function splitPart(s: string): Node {
 }
 
 function first(headers: readonly HeaderField[], lname: string): string | undefined {
-  return headers.find((h) => h.lname === lname)?.raw;
+  return headers.find((h) => h.key === lname)?.value;
 }
 
 // Windows-1252's 0x80–0x9F (curly quotes, dashes, €): Node 20's TextDecoder reads them as C1
@@ -239,8 +232,8 @@ function walk(node: Node, c: Collect, depth: number): void {
     walk(splitPart(node.body), c, depth + 1);
     return;
   }
-  const disposition = node.headers.filter((h) => h.lname === 'content-disposition').map((h) => h.raw);
-  const names = fileNames(disposition, node.headers.filter((h) => h.lname === 'content-type').map((h) => h.raw));
+  const disposition = node.headers.filter((h) => h.key === 'content-disposition').map((h) => h.value);
+  const names = fileNames(disposition, node.headers.filter((h) => h.key === 'content-type').map((h) => h.value));
   const isText = type === 'text/plain' || type === 'text/html' || type === 'text' || (type === 'text/enriched');
   if (!isText || names.length) {
     const approx = encoding === 'base64' ? Math.floor((node.body.replace(/\s+/g, '').length * 3) / 4) : node.body.length;
@@ -294,15 +287,15 @@ export function parseMessage(raw: Buffer, options: { maxBytes?: number } = {}): 
   const headers = top.headers;
   const byName = (name: string, pick: (h: HeaderField) => string) => {
     const l = name.toLowerCase();
-    return headers.filter((h) => h.lname === l).map(pick);
+    return headers.filter((h) => h.key === l).map(pick);
   };
-  const subject = byName('subject', (h) => h.value)[0] ?? '';
+  const subject = byName('subject', (h) => h.decoded)[0] ?? '';
   return {
     size: raw.length,
     truncated,
     headers,
-    header: (name) => byName(name, (h) => h.value),
-    rawHeader: (name) => byName(name, (h) => h.raw),
+    header: (name) => byName(name, (h) => h.decoded),
+    rawHeader: (name) => byName(name, (h) => h.value),
     headerText: headerText(headerBlock),
     subject,
     parts: c.parts,
@@ -315,35 +308,13 @@ export function parseMessage(raw: Buffer, options: { maxBytes?: number } = {}): 
   };
 }
 
-const memo = new WeakMap<MessageFacts, Promise<ParsedMessage>>();
-let scanLimit = DEFAULT_SCAN_BYTES;
-
-/** The gateway's cap for parsedMessage (config spam.max_scan_bytes), set once at start. */
-export function setScanLimit(bytes: number): void {
-  scanLimit = bytes;
-}
-
 /**
- * The parsed form of a message in the data stage, parsed once however many checks ask. Reads
- * at most `maxBytes` (the first caller's cap wins) from the message's stream.
+ * Reads at most `maxBytes` (+1 chunk) of a message stream: the text facets never hold more of a
+ * large message than the scan cap.
  */
-export function parsedMessage(message: MessageFacts, maxBytes = scanLimit): Promise<ParsedMessage> {
-  let p = memo.get(message);
-  if (!p) {
-    p = readCapped(message, maxBytes).then((buf) => {
-      const parsed = parseMessage(buf, { maxBytes });
-      // The stream was capped: record the real size and the truncation.
-      return message.size > buf.length ? { ...parsed, size: message.size, truncated: true } : parsed;
-    });
-    memo.set(message, p);
-  }
-  return p;
-}
-
-async function readCapped(message: MessageFacts, maxBytes: number): Promise<Buffer> {
+export async function readCapped(stream: NodeJS.ReadableStream, maxBytes: number): Promise<Buffer> {
   const chunks: Buffer[] = [];
   let have = 0;
-  const stream = message.stream();
   for await (const chunk of stream as AsyncIterable<Buffer | string>) {
     const b = typeof chunk === 'string' ? Buffer.from(chunk, 'latin1') : chunk;
     chunks.push(b);
@@ -352,4 +323,14 @@ async function readCapped(message: MessageFacts, maxBytes: number): Promise<Buff
   }
   (stream as NodeJS.ReadableStream & { destroy?: () => void }).destroy?.();
   return Buffer.concat(chunks);
+}
+
+/**
+ * The text facet of a message that is `size` bytes long, of which `head` holds the first
+ * bytes (at least maxBytes of them when it is longer): parsed within the cap, with the real
+ * size and the truncation recorded.
+ */
+export function parseHead(head: Buffer, size: number, maxBytes: number): ParsedMessage {
+  const parsed = parseMessage(head, { maxBytes });
+  return size > head.length ? { ...parsed, size, truncated: true } : parsed;
 }

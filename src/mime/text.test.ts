@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Readable } from 'node:stream';
-import { parseMessage, parsedMessage } from './message.js';
-import type { MessageFacts } from '../checks/types.js';
+import { parseMessage } from './text.js';
+import { messageModel } from './model.js';
 
 const crlf = (s: string) => Buffer.from(s.replace(/\r?\n/g, '\r\n'), 'latin1');
 
@@ -68,12 +68,19 @@ test('the scan cap truncates and says so; garbage never throws', () => {
   }
 });
 
-test('parsedMessage parses once per message for every check that asks', async () => {
+test('the model parses once for every check that asks, within the cap its caller gave', async () => {
   let streams = 0;
   const raw = crlf('Subject: once\n\nbody\n');
-  const facts: MessageFacts = { size: raw.length, headers: [], bareNewlines: 0, stream: () => (streams++, Readable.from([raw])) };
-  const [a, b] = await Promise.all([parsedMessage(facts), parsedMessage(facts)]);
+  const model = messageModel({ size: raw.length, stream: () => (streams++, Readable.from([raw])) }, { maxScanBytes: 1 << 20 });
+  const [a, b] = await Promise.all([model.content(), model.content()]);
   assert.equal(a, b);
   assert.equal(streams, 1);
   assert.equal(a.subject, 'once');
+  // Another message's model with a small cap: no state shared with the first.
+  const big = crlf(`Subject: big\n\n${'word '.repeat(2000)}TAIL\n`);
+  const capped = await messageModel({ size: big.length, stream: () => Readable.from([big.subarray(0, 4000), big.subarray(4000)]) }, { maxScanBytes: 3000 }).content();
+  assert.equal(capped.truncated, true);
+  assert.equal(capped.size, big.length);
+  assert.ok(!capped.bodyText.includes('TAIL'));
+  assert.ok((await model.content()).bodyText.includes('body'));
 });
