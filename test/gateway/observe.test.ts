@@ -202,14 +202,15 @@ describe('policy.observe: every policy refusal is sent without it, logged as "wo
   }
 
   it('one precedence of weights: policy.symbols > the weight in the check\'s own configuration > the registry', async () => {
-    const weightOf = (gw: Gateway, name: string) => {
-      const line = gw.logs.find((l) => (l.event === 'rcpt_reject' || l.event === 'message') && l.client === LISTED && Array.isArray(l.symbols));
-      return (line?.symbols as Array<{ name: string; score: number }> | undefined)?.find((x) => x.name === name)?.score;
+    // Log lines may trail the replies: wait for them.
+    const weightOf = async (gw: Gateway, name: string) => {
+      const line = await waitFor(`a log line of ${LISTED} with symbols`, () => gw.logs.find((l) => (l.event === 'rcpt_reject' || l.event === 'message') && l.client === LISTED && Array.isArray(l.symbols)));
+      return (line.symbols as Array<{ name: string; score: number }>).find((x) => x.name === name)?.score;
     };
-    assert.equal(weightOf(strict, 'DNSBL_BL_TEST'), 1, 'the list\'s weight (dnsbl.lists[].weight) when the operator names nothing');
-    assert.equal(weightOf(observing, 'DNSBL_BL_TEST'), 2.5, 'policy.symbols wins over the list\'s weight');
+    assert.equal(await weightOf(strict, 'DNSBL_BL_TEST'), 1, 'the list\'s weight (dnsbl.lists[].weight) when the operator names nothing');
+    assert.equal(await weightOf(observing, 'DNSBL_BL_TEST'), 2.5, 'policy.symbols wins over the list\'s weight');
     // MISSING_DATE has its weight from conf/scores.yaml; policy.symbols (20) won in both (the content-score case).
-    const missing = strict.logs.find((l) => l.event === 'message' && l.client === '127.0.0.37');
+    const missing = await waitFor('the refused message\'s log line', () => strict.logs.find((l) => l.event === 'message' && l.client === '127.0.0.37'));
     assert.ok(missing, JSON.stringify(strict.logs.filter((l) => l.client === '127.0.0.37')));
     assert.equal((missing?.symbols as Array<{ name: string; score: number }>).find((x) => x.name === 'MISSING_DATE')?.score, 20, JSON.stringify(missing));
   });
