@@ -6,6 +6,8 @@ import type { Config } from '../config/schema.js';
 import { builtinChecks, builtinSymbols } from '../gateway/checks.js';
 import { CheckRunner } from '../pipeline/runner.js';
 import { buildPolicy } from '../gateway/policy.js';
+import type { SymbolAction } from '../pipeline/actions.js';
+import { replyLine } from '../protocol/reply.js';
 import { spamSymbols } from '../checks/spam-engine.js';
 import type { ConnectionFacts, ScoredSymbol } from '../checks/types.js';
 import type { Resolver } from '../dns/types.js';
@@ -20,6 +22,8 @@ export interface IpVerdict {
   dnsblSum: number;
   refused?: { reply: string; when: 'rcpt' | 'connect' };
   tarpitMs: number;
+  /** What the connect-time refusals do under this configuration's policy.actions. */
+  actions: { DNSBL_LISTED: SymbolAction; EARLY_TALKER: SymbolAction };
 }
 
 export async function checkIp(config: Config, resolver: Resolver, dnsServers: number, ip: string): Promise<IpVerdict> {
@@ -27,7 +31,8 @@ export async function checkIp(config: Config, resolver: Resolver, dnsServers: nu
   const trusted = new NetworkSet(config.relay.trusted_networks).has(ip);
   // Without bruteForce: that state lives in the running gateway's store (`auth status IP`).
   const checks = builtinChecks({ config, resolver, ownAddresses: [], owns: () => false }, dnsServers).filter((c) => c.stage === 'connect');
-  const { policy } = buildPolicy(config, [...builtinSymbols(config), ...spamSymbols(config)]);
+  const builtin = builtinSymbols(config);
+  const { policy } = buildPolicy(config, [...builtin, ...spamSymbols(config)]);
   // The decision as the gateway takes it outside observe mode: what would be refused is shown as refused.
   const runner = new CheckRunner(checks, { ...policy, observe: false }, silentLogger());
   const facts: ConnectionFacts = {
@@ -37,16 +42,17 @@ export async function checkIp(config: Config, resolver: Resolver, dnsServers: nu
   const outcome = await runner.run('connect', { conn: facts });
   const score = Math.round(outcome.symbols.reduce((n, s) => n + s.score, 0) * 100) / 100;
   // The lists' own weights: the symbols of the dnsbl group that carry one (DNSBL_<NAME>, DNSWL_<NAME>).
-  const lists = new Set(config.dnsbl.lists.length ? builtinSymbols(config).filter((d) => d.group === 'dnsbl' && d.weight !== undefined).map((d) => d.name) : []);
+  const lists = new Set(config.dnsbl.lists.length ? builtin.filter((d) => d.group === 'dnsbl' && d.weight !== undefined).map((d) => d.name) : []);
   const dnsblSum = outcome.symbols.filter((s) => lists.has(s.name)).reduce((n, s) => n + s.score, 0);
   const t = config.tarpit;
   const verdict: IpVerdict = {
     ip, trusted, symbols: outcome.symbols, score, dnsblSum,
     tarpitMs: !trusted && t.delay && score >= t.score ? t.delay : 0,
+    actions: { DNSBL_LISTED: policy.actions.of('DNSBL_LISTED'), EARLY_TALKER: policy.actions.of('EARLY_TALKER') },
   };
   if (outcome.demand) {
     const r = outcome.demand.reply;
-    verdict.refused = { reply: `${r.code} ${r.enhanced ?? ''} ${r.text}`.replace(/\s+/g, ' ').trim(), when: outcome.demand.kind === 'tempfail' ? 'connect' : 'rcpt' };
+    verdict.refused = { reply: replyLine(r), when: outcome.demand.kind === 'tempfail' ? 'connect' : 'rcpt' };
   }
   return verdict;
 }
@@ -57,7 +63,7 @@ export function describeIpVerdict(v: IpVerdict, config: Config): string {
   for (const s of v.symbols) lines.push(`  ${s.name.padEnd(22)} ${String(s.score).padStart(6)}  ${s.reason}`);
   lines.push(`connection score ${v.score}`);
   if (config.dnsbl.lists.length) {
-    lines.push(`DNS list sum ${v.dnsblSum} (threshold ${config.dnsbl.threshold}: DNSBL_LISTED, action ${actionOf(config, 'DNSBL_LISTED')})`);
+    lines.push(`DNS list sum ${v.dnsblSum} (threshold ${config.dnsbl.threshold}: DNSBL_LISTED, action ${v.actions.DNSBL_LISTED})`);
   }
   if (v.refused) {
     lines.push(v.refused.when === 'rcpt'
@@ -65,11 +71,7 @@ export function describeIpVerdict(v: IpVerdict, config: Config): string {
       : `decision: TEMPFAIL at connect — ${v.refused.reply}`);
   } else lines.push('decision: ACCEPT (content checks decide the message)');
   if (v.tarpitMs) lines.push(`tarpit: every reply waits ${v.tarpitMs} ms (score ≥ tarpit.score ${config.tarpit.score})`);
-  if (config.greeting.delay && !v.trusted) lines.push(`greeting delay: ${config.greeting.delay} ms on first contact (early talkers: EARLY_TALKER, action ${actionOf(config, 'EARLY_TALKER')})`);
+  if (config.greeting.delay && !v.trusted) lines.push(`greeting delay: ${config.greeting.delay} ms on first contact (early talkers: EARLY_TALKER, action ${v.actions.EARLY_TALKER})`);
   return lines.join('\n');
 }
 
-/** A symbol's action as the gateway resolves it from policy.actions. */
-function actionOf(config: Config, name: string): string {
-  return buildPolicy(config, builtinSymbols(config).concat(spamSymbols({ ...config, rules: { ...config.rules, enabled: false } }))).policy.actions.of(name);
-}

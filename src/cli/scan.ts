@@ -96,7 +96,7 @@ export async function scanPaths(cfg: Config, paths: readonly string[], rewriteDi
     let demand: Demand | undefined = r.demand;
     if (outcome.demand && (!demand || outcome.demand.kind === 'reject')) demand = outcome.demand;
     const floor = policy.actions.apply('data', symbols, false).floor;
-    const verdict = decide(symbols, [{ exempt: false }], cfg.policy.thresholds, false, floor === 'quarantine' ? 'junk' : floor);
+    const verdict = decide(symbols, [{ exempt: false }], cfg.policy.thresholds, false, floor);
     const action: Action = demand?.kind === 'reject' ? 'reject' : verdict.actions[0]!;
     return {
       ...r, file: name, symbols, demand, verdict: demand ? demand.kind : r.verdict, score: verdict.score, action,

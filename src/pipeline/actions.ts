@@ -38,6 +38,13 @@ export interface ActionOutcome {
 
 const FLOOR_RANK: Record<Floor, number> = { tag: 1, junk: 2, quarantine: 3 };
 
+/** The stronger of two folder floors (tag < junk < quarantine). */
+export function strongerFloor(a: Floor | undefined, b: Floor | undefined): Floor | undefined {
+  if (!a) return b;
+  if (!b) return a;
+  return FLOOR_RANK[b] > FLOOR_RANK[a] ? b : a;
+}
+
 export class ActionTable {
   private readonly names = new Map<string, SymbolAction>();
   private readonly globs: { re: RegExp; length: number; action: SymbolAction }[] = [];
@@ -93,7 +100,7 @@ export class ActionTable {
       kept.push(s);
       if (s.scoreOnly || action === 'score') continue;
       if (action === 'tag' || action === 'junk' || action === 'quarantine') {
-        if (!floor || FLOOR_RANK[action] > FLOOR_RANK[floor]) floor = action;
+        floor = strongerFloor(floor, action);
         continue;
       }
       const refusal: WouldRefuse = { kind: action, reply: refusalReply(stage, s, action), symbol: s.name };

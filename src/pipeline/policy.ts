@@ -1,6 +1,7 @@
 // Symbols → one action per recipient (DESIGN.md). Detection lives in checks; this is the only
 // place that turns a score into reject / junk / tag / deliver.
 import type { ScoredSymbol } from '../checks/types.js';
+import type { Floor } from './actions.js';
 
 export type Action = 'deliver' | 'tag' | 'junk' | 'reject';
 
@@ -49,7 +50,9 @@ const RANK: Record<Action, number> = { deliver: 0, tag: 1, junk: 2, reject: 3 };
  * symbol whose action is tag or junk): the message gets at least that, for every recipient whose
  * own policy (role address, opt-out, allow list) does not say otherwise.
  */
-export function decide(symbols: readonly ScoredSymbol[], recipients: readonly RecipientPolicy[], defaults: Thresholds, observe: boolean, floor?: 'tag' | 'junk'): Verdict {
+export function decide(symbols: readonly ScoredSymbol[], recipients: readonly RecipientPolicy[], defaults: Thresholds, observe: boolean, asked?: Floor): Verdict {
+  // "quarantine" delivers to Junk until the quarantine store exists (docs/pipeline.md).
+  const floor = asked === 'quarantine' ? 'junk' : asked;
   const score = totalScore(symbols);
   const actions = recipients.map((r): Action => {
     if (r.optOut || r.list === 'allow') return 'deliver';

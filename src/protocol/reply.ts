@@ -33,6 +33,11 @@ export function formatReply(r: Reply, enhancedCodes = true): string {
   return out;
 }
 
+/** A reply on one line, for logs and reports: "554 5.7.1 text" (a multi-line text joined by spaces). */
+export function replyLine(r: Reply): string {
+  return `${r.code} ${r.enhanced ?? ''} ${r.text}`.replace(/\s+/g, ' ').trim();
+}
+
 export const isPermanent = (r: Reply): boolean => r.code >= 500;
 export const isTemporary = (r: Reply): boolean => r.code >= 400 && r.code < 500;
 

@@ -11,7 +11,7 @@ import { parsePathArgument, AddressError, formatAddress, type Address } from './
 import { DataReader } from './data-reader.js';
 import { MessageSpool } from './spool.js';
 import { parseHeaderBlock, type HeaderField } from '../protocol/headers.js';
-import { R, formatReply, reply, type Reply } from '../protocol/reply.js';
+import { R, formatReply, reply, replyLine, type Reply } from '../protocol/reply.js';
 import { buildPrefix, rewriteHeaders } from './trace-headers.js';
 import { writeRewritten } from '../mime/rewrite.js';
 import { messageModel, type MessageModelOptions } from '../mime/model.js';
@@ -27,7 +27,7 @@ import type { CheckRunner } from '../pipeline/runner.js';
 import { decide, type Action, type RecipientPolicy } from '../pipeline/policy.js';
 import type { ConnectionFacts, Demand, Facts, MessageFacts, ScoredSymbol, Stage, StageInput } from '../checks/types.js';
 import type { StageOutcome } from '../pipeline/runner.js';
-import type { Floor } from '../pipeline/actions.js';
+import { strongerFloor, type Floor } from '../pipeline/actions.js';
 import { listMatches, recipientPolicy, type SenderFacts } from '../pipeline/user-settings.js';
 import { addressesOf } from '../checks/sender/from-ownership.js';
 import type { UserPolicies } from '../pipeline/user-policies.js';
@@ -260,7 +260,7 @@ export class SmtpSession {
   /** Observe mode: logs and counts each refusal that was held back; returns their replies. */
   private observed(stage: Stage, outcome: Pick<StageOutcome, 'wouldRefuse'>): string[] {
     return outcome.wouldRefuse.map((w) => {
-      const text = `${w.reply.code} ${w.reply.enhanced ?? ''} ${w.reply.text}`.replace(/\s+/g, ' ').trim();
+      const text = replyLine(w.reply);
       this.log.info({ event: 'would_reject', stage, symbol: w.symbol, kind: w.kind, would_reply: text }, `observe: would ${w.kind === 'reject' ? 'reject' : 'tempfail'}`);
       this.deps.metrics.wouldReject.inc({ stage, symbol: w.symbol });
       return text;
@@ -881,7 +881,7 @@ export class SmtpSession {
     const p = this.deps.config.policy;
     const floor = strongerFloor(strongerFloor(this.connFloor, tx.floor), outcome.floor);
     const policies = this.recipientPolicies(tx, headers, outcome.facts);
-    const verdict = decide(symbols, policies, p.thresholds, p.observe, floor === 'quarantine' ? 'junk' : floor);
+    const verdict = decide(symbols, policies, p.thresholds, p.observe, floor);
     const contentReply = () => {
       const top = [...symbols].sort((a, b) => b.score - a.score).slice(0, 3).map((s) => s.name).join(', ');
       return R.policyReject(`Error: message refused by content policy (score ${verdict.score}: ${top})`);
@@ -1018,13 +1018,6 @@ export class SmtpSession {
   }
 }
 
-const FLOOR_RANK: Record<Floor, number> = { tag: 1, junk: 2, quarantine: 3 };
-
-function strongerFloor(a: Floor | undefined, b: Floor | undefined): Floor | undefined {
-  if (!a) return b;
-  if (!b) return a;
-  return FLOOR_RANK[b] > FLOOR_RANK[a] ? b : a;
-}
 
 function describeTls(s: tls.TLSSocket): ConnectionFacts['tls'] {
   const cipher = s.getCipher();

@@ -295,6 +295,14 @@ describe('policy keys checked at start; deprecated per-check keys mapped with a 
     });
   }
 
+  it('`check-ip` takes a configuration whose policy.actions names a content rule, and shows the resolved actions', async () => {
+    const file = path.join(dir, 'rule-action.yaml');
+    await fs.writeFile(file, YAML.stringify(mergeConfig(good(), { policy: { actions: { FROM_NO_ADDRESS: 'junk', DNSBL_LISTED: 'score' } } })));
+    const r = await runCli(['check-ip', '127.0.0.2', '--config', file, '--json']);
+    assert.equal(r.code, 0, showCli(['check-ip'], r));
+    assert.deepEqual(JSON.parse(r.stdout).actions, { DNSBL_LISTED: 'score', EARLY_TALKER: 'reject' });
+  });
+
   it('a deprecated key with a value it never took is refused with the new forms', async () => {
     const { r, show, out } = await check('bad-legacy', { spf: { fail_action: 'junk' } } as ConfigObject);
     assert.notEqual(r.code, 0, show);
