@@ -23,6 +23,10 @@ import { bayesConfigSchema } from '../checks/bayes/config.js';
 import { uriConfigSchema } from '../checks/uri/config.js';
 import { pop3ConfigSchema } from '../mailbox/pop3/config.js';
 import { imapConfigSchema } from '../mailbox/imap/config.js';
+import { mxDeliveryConfigSchema } from '../delivery/mx-config.js';
+import { outboundTlsConfigSchema } from '../delivery/tls-policy/config.js';
+import { dkimSigningConfigSchema } from '../delivery/dkim/config.js';
+import { outboundLimitsConfigSchema, outboundContentConfigSchema } from '../pipeline/outbound/config.js';
 
 export const configSchema = z.strictObject({
   hostname: domainName.default(() => os.hostname().toLowerCase()),
@@ -33,6 +37,14 @@ export const configSchema = z.strictObject({
   smtp: smtpConfigSchema,
   auth: authConfigSchema,
   relay: relayConfigSchema,
+  // Mail to the world: direct MX delivery, TLS policy, DKIM signing, limits on senders (docs/outbound.md).
+  outbound: z.strictObject({
+    delivery: mxDeliveryConfigSchema,
+    tls: outboundTlsConfigSchema,
+    dkim: dkimSigningConfigSchema,
+    limits: outboundLimitsConfigSchema,
+    content: outboundContentConfigSchema,
+  }).prefault({}),
   roles: z.strictObject({
     addresses: z.array(z.string().regex(/^[a-z0-9._+-]+$/i)).default(['postmaster', 'abuse']),
     mailbox: z.string().optional(),
