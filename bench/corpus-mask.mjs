@@ -6,9 +6,12 @@
 //
 // 'verdicts' drops upstream filter verdicts only (X-Spam-*, X-Virus-*, CRM114, …): a receiving
 // gateway never trusts them, and a model must not learn "X-Spam-Flag: YES ⇒ ham" from a
-// collector's false positives. 'modern' also removes what the list archives and the selection
-// added: list headers, the mail.lfdr.de archive hop, the list's subject tag and footer, reply
-// and Cc headers (list ham was selected as replies, list spam as non-replies), and at either level CRLF becomes LF.
+// collector's false positives. 'modern' also removes, from messages that came through the list
+// archive (a Received/Delivered-To naming lfdr.de), what the lists and the selection added: list
+// headers, the archive hop, the list's subject tag and footer, reply prefixes and In-Reply-To/
+// References/Cc (list ham was selected as replies, list spam as non-replies). Mail of the foff
+// collection keeps its own List-Unsubscribe and reply fields: the senders wrote them. At either
+// level CRLF becomes LF.
 
 /** Header fields an upstream filter or the archive added (lower-case name tests). */
 const VERDICT = /^(x-spam(-[a-z0-9-]+)?|x-virus-[a-z0-9-]+|x-crm114-[a-z0-9-]+|x-amavis-[a-z0-9-]+|x-bogosity|x-ham-report|x-barracuda-[a-z0-9-]+|x-proofpoint-[a-z0-9-]+|x-mimecast-[a-z0-9-]+|x-forefront-antispam-report|x-microsoft-antispam(-[a-z0-9-]+)?|x-ms-exchange-organization-scl|x-portcullis-[a-z0-9-]+)$/;
@@ -70,7 +73,9 @@ export function maskMessage(buf, level = 'modern') {
   const head = nl < 0 ? text : text.slice(0, nl);
   let body = nl < 0 ? '' : text.slice(nl);
   const fields = splitFields(head);
-  const modern = level === 'modern';
+  // List and selection masks apply to what came through the list archive (its mail.lfdr.de hop):
+  // a newsletter's own List-Unsubscribe, or a reply in the foff collection, is the sender's and stays.
+  const modern = level === 'modern' && fields.some((f) => ['received', 'delivered-to', 'x-original-to'].includes(f.name) && ARCHIVE_HOST.test(f.value));
   const names = modern ? listNames(fields) : new Set();
   const kept = fields.filter((f) => {
     if (!f.name) return true;

@@ -629,6 +629,8 @@ function maskingSection() {
     'artefacts that separate the labels for the wrong reason; each goes:', '',
     '- **Upstream verdicts** (both sets): `X-Spam-*`, `X-Virus-*`, `X-CRM114-*`, `X-Amavis-*`, Barracuda/Proofpoint/Mimecast/Microsoft anti-spam fields, our own `X-Portcullis-*`. ' +
       '166 of the 197 foff ham carry the collector\'s `X-Spam-Flag: YES`.',
+    '- The list and selection masks below apply to messages that came through the list archive (a `Received`, `Delivered-To` or `X-Original-To` naming `lfdr.de`): ' +
+      'the foff collection\'s newsletters keep their own `List-Unsubscribe`, and its replies their `In-Reply-To` — the senders wrote those, and they are what real commercial mail looks like.',
     '- **List headers**: `List-*`, `Precedence`, `X-Mailman-*`, `X-BeenThere`, `Errors-To`, `Delivered-To`/`X-Original-To` (`lists+…@lfdr.de`), Google Groups\' ' +
       '`X-Original-Sender`/`X-Original-Authentication-Results`/`X-Google-Group-Id`, Mailman 3\'s `Message-ID-Hash`/`X-MailFrom`, groups.io and SourceForge fields; ' +
       'a `Return-Path`/`Sender` that is a list bounce address.',
@@ -637,7 +639,7 @@ function maskingSection() {
       'Other tags (`[PATCH v2]`) stay: they are the sender\'s.',
     '- **Selection artefacts**: `In-Reply-To`, `References`, `Cc`, `Thread-Index`/`Thread-Topic` (list ham was selected as replies, list spam as unanswered non-replies).',
     '- **List footers** appended in plain text (Mailman 2/3, Google Groups, groups.io). Footers inside base64 or quoted-printable parts stay (re-encoding would change more than the footer).',
-    '- **Line endings**: CRLF → LF (only foff files had CRLF).',
+    '- **Line endings** (both sets, all messages): CRLF → LF (only foff files had CRLF).',
     '', 'Left as they are, and why: From rewriting by the lists (`X via List`: in both labels), the list server\'s own inner Received hops (both labels), ' +
       'quoted text in replies (`> ` lines, "On … wrote:" — a real trait of ham, but a selection artefact here; this makes the modern figures optimistic for any engine that learns it), ' +
       'DKIM signatures (no engine checks them: network tests off). Figures on the modern set remain development figures.', ''];

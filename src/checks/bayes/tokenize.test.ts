@@ -147,7 +147,7 @@ test('what the receiving side adds gives no token: upstream verdicts, other host
   const added = [
     'X-Spam-Status: Yes, score=9.1 required=5.0', 'X-Spam-Flag: YES', 'X-Virus-Scanned: amavisd-new', 'X-CRM114-Status: GOOD',
     'Authentication-Results: mx.collector.example; spf=pass', 'ARC-Seal: i=1; a=rsa-sha256; cv=none; d=collector.example',
-    'List-Id: Some list <some.lists.example>', 'List-Unsubscribe: <mailto:leave@lists.example>', 'Precedence: list',
+    'List-Id: Some list <some.lists.example>', 'List-Unsubscribe: <mailto:leave@lists.example>', 'List-Post: <mailto:some@lists.example>', 'Precedence: list',
     'X-Mailman-Version: 2.1.29', 'X-BeenThere: some@lists.example', 'Delivered-To: lists+some@collector.example',
     'X-Microsoft-Antispam: BCL:0;', 'X-Portcullis-Score: 3.2',
   ].join('\n');
@@ -155,7 +155,11 @@ test('what the receiving side adds gives no token: upstream verdicts, other host
   const a = tokenize(msg(plain)).sort();
   const b = tokenize(msg(withAdded)).sort();
   assert.deepEqual(b, a, `tokens that only the added fields gave: ${b.filter((t) => !a.includes(t)).join(' ')}`);
-  // The sender's own bulk marker still counts.
+  // The sender's own bulk markers still count: Precedence: bulk, an unsubscribe link without a
+  // discussion list's List-Post.
+  const bulk = tokenize(msg(plain.replace(/^Subject:/m, 'List-Unsubscribe: <https://news.shop.example/u?x=1>\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\nSubject:')));
+  assert.ok(bulk.includes('bulk:unsubscribe') && bulk.includes('bulk:one-click'), bulk.filter((x) => x.startsWith('bulk')).join(' '));
+  assert.ok(!tokenize(msg(withAdded.replace(/^Subject:/m, 'List-Post: <mailto:some@lists.example>\nSubject:'))).includes('bulk:unsubscribe'));
   assert.ok(tokenize(msg(plain.replace(/^Subject:/m, 'Precedence: bulk\nSubject:'))).includes('precedence:bulk'));
 });
 

@@ -194,6 +194,12 @@ function headerTokens(msg: ParsedMessage, client: TokenizeOptions['client'], add
   if (h('mime-version').length === 0) add('mime-version:none');
   for (const v of h('x-priority').slice(0, 1)) add(`x-priority:${v.trim().slice(0, 1)}`);
   for (const v of h('importance').slice(0, 1)) add(`importance:${v.trim().toLowerCase().slice(0, 10)}`);
+  // A bulk sender's own unsubscribe link (no List-Post: not a discussion list's fields), and the
+  // RFC 8058 one-click form that big senders must now carry: the sender's, not the list server's.
+  if (h('list-unsubscribe').length && !h('list-post').length) {
+    add('bulk:unsubscribe');
+    if (h('list-unsubscribe-post').length) add('bulk:one-click');
+  }
   // Precedence: bulk / junk is the sender's; "list" is what a list server sets.
   for (const v of h('precedence').slice(0, 1)) if (!/^\s*list\b/i.test(v)) add(`precedence:${v.trim().toLowerCase().slice(0, 10)}`);
 }
