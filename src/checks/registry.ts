@@ -103,8 +103,7 @@ export class SymbolRegistry {
     return [...this.byName.values()];
   }
 
-  /** Every symbol a glob matches (`*` = any run of name characters). */
-  /** The symbols a glob in policy.actions applies to (failure symbols are matched by name only). */
+  /** The symbols a glob in policy.actions applies to (`*` = any run of name characters; failure symbols are matched by name only). */
   matching(glob: string): RegisteredSymbol[] {
     const re = globPattern(glob);
     return this.all().filter((s) => re.test(s.name) && !isFailureSymbol(s.name));

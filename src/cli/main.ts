@@ -117,7 +117,7 @@ async function main(argv: string[]): Promise<number> {
       const paths = [sub, ...rest].filter((f): f is string => !!f);
       if (!paths.length) throw new UsageError('usage: portcullis scan [--json] [--rewrite DIR] PATH...');
       for (const f of paths) if (!fs.existsSync(f)) throw new UsageError(`scan: ${f}: no such file or directory`);
-      const out = await scanPaths(config(values.config), paths, values.rewrite);
+      const out = await scanPaths(config(values.config), paths, { rewriteDir: values.rewrite });
       if (values.json) console.log(JSON.stringify(out.results, null, 2));
       else if (out.results.length) console.log(describeScan(out));
       for (const line of scanProblems(out)) console.error(line);

@@ -76,11 +76,9 @@ function headerBlock(raw: Buffer): Buffer {
   return raw.subarray(0, end >= 0 ? end + 4 : raw.length);
 }
 
-export async function scanPaths(cfg: Config, paths: readonly string[], rewriteOrOptions?: string | ScanOptions, concurrencyArg = 4): Promise<ScanOutput> {
-  const o: ScanOptions = typeof rewriteOrOptions === 'object' ? rewriteOrOptions : { rewriteDir: rewriteOrOptions, concurrency: concurrencyArg };
-  const rewriteDir = o.rewriteDir;
-  const concurrency = o.concurrency ?? 4;
-  const stream = o.progress ?? process.stderr;
+export async function scanPaths(cfg: Config, paths: readonly string[], options: ScanOptions = {}): Promise<ScanOutput> {
+  const { rewriteDir, concurrency = 4 } = options;
+  const stream = options.progress ?? process.stderr;
   const progress = new Progress('scan', stream.isTTY ? await corpusBytes(paths) : undefined, stream);
   const clamd = cfg.antivirus.enabled ? clamdClient(cfg) : undefined;
   const zones = ZoneSet.fromConfig(cfg.dns.zones.map((z) => ({ ...z })), { logger: silentLogger(), watch: false });

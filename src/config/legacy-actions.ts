@@ -49,6 +49,8 @@ export interface LegacyMigration {
 
 const isDoc = (v: unknown): v is Doc => !!v && typeof v === 'object' && !Array.isArray(v);
 const yamlActions = (a: Actions) => `policy: { actions: { ${Object.entries(a).map(([k, v]) => `${k}: ${v}`).join(', ')} } }`;
+/** Each old value of a key with the policy.actions form that means the same. */
+const newForms = (key: LegacyKey) => Object.entries(key.values).map(([v, a]) => `${v} → ${yamlActions(a)}`).join('; ');
 
 export function migrateLegacyActions(raw: unknown): LegacyMigration {
   const warnings: string[] = [];
@@ -70,13 +72,11 @@ export function migrateLegacyActions(raw: unknown): LegacyMigration {
       // A value the key still takes (archives: strip, score) stays; any other gets the choices and
       // the new form of the one that moved, not only the schema's list.
       if (typeof value === 'string' && key.current?.includes(value)) continue;
-      const forms = Object.entries(key.values).map(([v, a]) => `${v} → ${yamlActions(a)}`).join('; ');
-      problems.push(`${name}: ${JSON.stringify(value)} is not one of ${key.current?.join(', ')}; refusing moved to policy.actions (${forms})`);
+      problems.push(`${name}: ${JSON.stringify(value)} is not one of ${key.current?.join(', ')}; refusing moved to policy.actions (${newForms(key)})`);
       continue;
     }
     if (!mapped) {
-      const forms = Object.entries(key.values).map(([v, a]) => `${v} → ${yamlActions(a)}`).join('; ');
-      problems.push(`${name}: this key moved to policy.actions, and ${JSON.stringify(value)} was never one of its values (${forms})`);
+      problems.push(`${name}: this key moved to policy.actions, and ${JSON.stringify(value)} was never one of its values (${newForms(key)})`);
       continue;
     }
     if (kept) section[leaf] = kept;

@@ -236,12 +236,6 @@ export function dmarcReject(o: DmarcOutcome) {
 }
 
 /**
- * What the verifier must read: the whole message when a DKIM or ARC field asks for a body hash;
- * otherwise the header section alone (with its empty line), since nothing in the body can change
- * the outcome — no signature to verify, no chain — and the From addresses are in the headers.
- * Most unsigned mail then costs a header parse instead of a pass over every body line.
- */
-/**
  * Whether mailauth's verifier has anything to verify: a DKIM signature or an ARC set. Most mail
  * without either (and the verifier's byte-by-byte header scan costs ≈0.3 ms a message) is answered
  * from the session's own header parse by unsignedMessage().
