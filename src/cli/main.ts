@@ -191,7 +191,15 @@ async function serve(file: string | undefined): Promise<number> {
   if (!file && !process.env.PORTCULLIS_CONFIG) {
     logger.info({ event: 'defaults' }, 'no --config given: running on the embedded defaults (loopback listeners)');
   }
-  const gateway = await startGateway(cfg, logger);
+  let gateway: Awaited<ReturnType<typeof startGateway>>;
+  try {
+    gateway = await startGateway(cfg, logger);
+  } catch (err) {
+    // startGateway has closed what it opened; should anything still hold the event loop,
+    // a gateway that failed to start must not linger half-open.
+    setTimeout(() => process.exit(1), 2000).unref();
+    throw err;
+  }
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
