@@ -48,7 +48,8 @@ export interface SpamEngineDeps {
 export interface SpamEngineConfig {
   readonly data_dir: string;
   readonly domains: readonly string[];
-  readonly relay: { readonly domains: readonly { readonly domain: string }[] };
+  /** relay.trusted_networks are SpamAssassin's trusted_networks for the rules' Received trust path. */
+  readonly relay: { readonly domains: readonly { readonly domain: string }[]; readonly trusted_networks: readonly string[] };
   readonly spam: { readonly max_scan_bytes: number };
   readonly rules: RulesConfig;
   readonly bayes: BayesConfig;
@@ -77,7 +78,7 @@ export function createSpamEngine(c: SpamEngineConfig, deps: SpamEngineDeps): Spa
     checks.push(impersonationCheck({ ownDomains, brands: c.phishing.brands, builtinBrands: c.phishing.builtin_brands }));
   }
   try {
-    const engine = rulesEngineFromConfig(c.rules, log);
+    const engine = rulesEngineFromConfig(c.rules, log, { trusted: c.relay.trusted_networks });
     if (engine) {
       ruleset = engine.ruleset;
       closers.push(() => engine.close());
