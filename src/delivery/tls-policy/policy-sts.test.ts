@@ -123,7 +123,7 @@ test('enforce: a listed MX (exact or one-label wildcard) must pass WebPKI; an un
   assert.equal(cached.policy.mode, 'enforce');
 });
 
-test('the WebPKI check of an enforce policy: wrong name and untrusted fail, a good certificate passes', async () => {
+test('the WebPKI check of an enforce policy: wrong name, expired and untrusted fail, a good certificate passes', async () => {
   const { policy } = setup();
   const p = await policy.forHost('good.test', 'mx.good.test');
   const good = pki.issue('mx.good.test');
@@ -150,6 +150,11 @@ test('the WebPKI check of an enforce policy: wrong name and untrusted fail, a go
   const r = p.check(bad.peer, bad.authorized, bad.err);
   assert.equal(r.ok, false);
   assert.equal(!r.ok && r.result, 'certificate-host-mismatch');
+  const old = pki.issue('mx.good.test', { expired: true });
+  const late = await peerOf(old.chain, old.key);
+  assert.equal(late.authorized, false);
+  const e = p.check(late.peer, late.authorized, late.err);
+  assert.equal(!e.ok && e.result, 'certificate-expired');
   // Without our test CA in the store the same good certificate is not trusted.
   const untrusted = p.check(ok.peer, false, 'UNABLE_TO_GET_ISSUER_CERT_LOCALLY');
   assert.equal(!untrusted.ok && untrusted.result, 'certificate-not-trusted');
