@@ -37,6 +37,7 @@ import { ZoneSet } from '../dns/zones/zone-mirror.js';
 import { SelfWatch, reportMessage } from '../audit/self-watch.js';
 import { startZoneServer } from '../dns/zone-server.js';
 import { ClientLimits } from '../smtp/client-limits.js';
+import { createOutboundTlsPolicy } from '../delivery/tls-policy/outbound-tls-policy.js';
 
 export interface Gateway {
   readonly config: Config;
@@ -256,6 +257,20 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     });
     selfWatch.start();
     cleanups.unshift(() => selfWatch.stop());
+    // TLS on the way out (docs/outbound-tls.md): the policy the MX client asks, and the daily
+    // TLS-RPT reports, handed to the queue like any mail of ours (never authenticated: no DSN).
+    const outboundTls = createOutboundTlsPolicy({
+      config: config.outbound.tls, resolver: dns, dnssecValidating: config.dns.dnssec_validating, dataDir,
+      logger, hostname: config.hostname,
+    });
+    cleanups.unshift(() => outboundTls.close());
+    const newReportId = queueIdGenerator();
+    outboundTls.startReportTimer(async (envelope, message) => {
+      await queue.commit({
+        id: newReportId(), sender: envelope.from, meta: { origin: 'tls-rpt' }, inline: [message], size: message.length, authenticated: false,
+        recipients: envelope.to.map((address) => ({ address, destination: { kind: 'relay', domain: address.slice(address.lastIndexOf('@') + 1).toLowerCase() } })),
+      });
+    });
     const expiryTimer = setInterval(() => tlsManager.checkExpiry(), 86_400_000).unref();
     cleanups.unshift(() => clearInterval(expiryTimer));
 
