@@ -37,7 +37,7 @@ import { ZoneSet } from '../dns/zones/zone-mirror.js';
 import { SelfWatch, reportMessage } from '../audit/self-watch.js';
 import { startZoneServer } from '../dns/zone-server.js';
 import { ClientLimits } from '../smtp/client-limits.js';
-import { createOutboundTlsPolicy } from '../delivery/tls-policy/outbound-tls-policy.js';
+import { createOutboundTlsPolicy, type Submit } from '../delivery/tls-policy/outbound-tls-policy.js';
 
 export interface Gateway {
   readonly config: Config;
@@ -265,12 +265,13 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     });
     cleanups.unshift(() => outboundTls.close());
     const newReportId = queueIdGenerator();
-    outboundTls.startReportTimer(async (envelope, message) => {
+    const submitReport: Submit = async (envelope, message) => {
       await queue.commit({
         id: newReportId(), sender: envelope.from, meta: { origin: 'tls-rpt' }, inline: [message], size: message.length, authenticated: false,
         recipients: envelope.to.map((address) => ({ address, destination: { kind: 'relay', domain: address.slice(address.lastIndexOf('@') + 1).toLowerCase() } })),
       });
-    });
+    };
+    outboundTls.startReportTimer(submitReport);
     const expiryTimer = setInterval(() => tlsManager.checkExpiry(), 86_400_000).unref();
     cleanups.unshift(() => clearInterval(expiryTimer));
 
@@ -293,6 +294,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
           relay.forgetDownHosts();
           return { scheduled: queue.flush() };
         case 'queue.delete': return { result: await queue.delete(id) };
+        case 'tls-rpt.send': return outboundTls.sendReports(submitReport, typeof req.args?.date === 'string' ? req.args.date : undefined);
         case 'status': return { pid: process.pid, queue: queue.size, sessions: listeners.sessionCount, listeners: allAddresses() };
         default: throw new Error(`unknown command ${req.cmd}`);
       }

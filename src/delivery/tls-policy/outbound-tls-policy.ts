@@ -50,6 +50,8 @@ export function createOutboundTlsPolicy(opts: OutboundTlsPolicyOptions): Outboun
 
   async function send(submit: Submit, date = utcDay(now() - 86_400_000)): Promise<SendOutcome[]> {
     if (!store) return [];
+    // The date names a file: only a real calendar date (it may come from the control socket).
+    if (!/^\d{4}-\d{2}-\d{2}$/.test(date) || Number.isNaN(Date.parse(`${date}T00:00:00Z`))) throw new Error(`"${date}" is not a date of the form YYYY-MM-DD`);
     store.flush();
     const outcomes = await sendReports(date, {
       store, resolver: opts.resolver, logger: log, submit, postTimeoutMs: rpt.post_timeout, ca: opts.ca,
