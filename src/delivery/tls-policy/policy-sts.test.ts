@@ -231,6 +231,11 @@ test('the cache survives a restart, keeps an enforce policy while a refresh fail
   const stale = await second.policy.forHost('cache.test', 'rogue.example');
   assert.ok(stale.skip, 'cached enforce policy still applies');
   assert.equal(second.failures.at(-1)?.result, 'sts-policy-invalid');
+  // ... and the broken host is not asked again for every message (retry_after).
+  const tried = hits.get('mta-sts.cache.test');
+  assert.ok((await second.policy.forHost('cache.test', 'rogue.example')).skip);
+  assert.equal(hits.get('mta-sts.cache.test'), tried);
+  assert.equal(second.failures.length, 1);
 
   // The host is repaired with a new policy: the next question under the new id fetches it.
   answers.set('mta-sts.cache.test', text('version: STSv1\nmode: enforce\nmx: rogue.example\nmax_age: 3600\n'));

@@ -87,8 +87,10 @@ export function createStsSource(opts: StsSourceOptions): StsSource {
     const failure = (reason: string, result: TlsResultType): StsLookup => {
       opts.onFetchFailure?.(domain, result, reason);
       opts.logger.warn({ event: 'mta_sts.fetch_failed', domain, id, reason, result, cached: cached !== undefined }, 'MTA-STS policy fetch failed');
-      if (cached) return { kind: 'policy', cached, stale: reason };
+      // Not tried again under this id for a while, cached policy or not (a down policy host
+      // must not cost every message a fetch).
       failures.set(domain, { id, until: now() + opts.retryAfterMs, reason, result });
+      if (cached) return { kind: 'policy', cached, stale: reason };
       return { kind: 'failed', reason, result };
     };
     const fetched = await fetchStsPolicy(domain, { resolver: opts.resolver, timeoutMs: opts.fetchTimeoutMs, ca: opts.ca, port: opts.port });
@@ -118,7 +120,9 @@ export function createStsSource(opts: StsSourceOptions): StsSource {
     const id = record.value.id;
     if (cached && cached.id === id) return { kind: 'policy', cached };
     const failed = failures.get(domain);
-    if (!cached && failed && failed.id === id && failed.until > now()) return { kind: 'failed', reason: failed.reason, result: failed.result };
+    if (failed && failed.id === id && failed.until > now()) {
+      return cached ? { kind: 'policy', cached, stale: failed.reason } : { kind: 'failed', reason: failed.reason, result: failed.result };
+    }
     // One fetch per domain at a time; the others wait for its answer.
     let pending = inflight.get(domain);
     if (!pending) {
