@@ -165,6 +165,22 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     }
     metrics.sources.dns = () => ({ ...dns.stats() });
     logger.info({ event: 'dns', servers: dns.servers.map((s) => `${s.host}:${s.port}`) }, 'resolver ready');
+    // TLS on the way out (docs/outbound-tls.md): the policy the MX client asks (MxDelivery's
+    // `tls` option), and the daily TLS-RPT reports, handed to the queue like any mail of ours
+    // (never authenticated: no DSN).
+    const outboundTls = createOutboundTlsPolicy({
+      config: config.outbound.tls, resolver: dns, dnssecValidating: config.dns.dnssec_validating, dataDir,
+      logger, hostname: config.hostname,
+    });
+    cleanups.unshift(() => outboundTls.close());
+    const newReportId = queueIdGenerator();
+    const submitReport: Submit = async (envelope, message) => {
+      await queue.commit({
+        id: newReportId(), sender: envelope.from, meta: { origin: 'tls-rpt' }, inline: [message], size: message.length, authenticated: false,
+        recipients: envelope.to.map((address) => ({ address, destination: { kind: 'relay', domain: address.slice(address.lastIndexOf('@') + 1).toLowerCase() } })),
+      });
+    };
+    outboundTls.startReportTimer(submitReport);
     const resolver = new RecipientResolver(config, accounts);
     const relay = new RelayDelivery({ hostname: config.hostname, logger: logger.child({ component: 'relay' }) });
     cleanups.unshift(() => relay.close());
@@ -257,21 +273,6 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     });
     selfWatch.start();
     cleanups.unshift(() => selfWatch.stop());
-    // TLS on the way out (docs/outbound-tls.md): the policy the MX client asks, and the daily
-    // TLS-RPT reports, handed to the queue like any mail of ours (never authenticated: no DSN).
-    const outboundTls = createOutboundTlsPolicy({
-      config: config.outbound.tls, resolver: dns, dnssecValidating: config.dns.dnssec_validating, dataDir,
-      logger, hostname: config.hostname,
-    });
-    cleanups.unshift(() => outboundTls.close());
-    const newReportId = queueIdGenerator();
-    const submitReport: Submit = async (envelope, message) => {
-      await queue.commit({
-        id: newReportId(), sender: envelope.from, meta: { origin: 'tls-rpt' }, inline: [message], size: message.length, authenticated: false,
-        recipients: envelope.to.map((address) => ({ address, destination: { kind: 'relay', domain: address.slice(address.lastIndexOf('@') + 1).toLowerCase() } })),
-      });
-    };
-    outboundTls.startReportTimer(submitReport);
     const expiryTimer = setInterval(() => tlsManager.checkExpiry(), 86_400_000).unref();
     cleanups.unshift(() => clearInterval(expiryTimer));
 
