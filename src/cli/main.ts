@@ -29,8 +29,8 @@ import { trainCommand } from './train.js';
 import { rulesCommand } from './rules.js';
 import { checkUriCommand } from './check-uri.js';
 import { symbolsCommand } from './symbols.js';
-import { tlsRptCommand } from './tls-rpt.js';
 import net from 'node:net';
+import { tlsRptCommand } from './tls-rpt.js';
 import path from 'node:path';
 import fs from 'node:fs';
 
@@ -80,11 +80,11 @@ async function main(argv: string[]): Promise<number> {
   // The audit has options of its own (--host, --port, --dkim…): it parses its arguments itself.
   if (argv[0] === 'audit') return auditCli(argv.slice(1));
   // So do these: each command's module owns its options; --config is taken out here.
+  if (argv[0] === 'tls-rpt') return withConfig(argv.slice(1), (args, cfg) => tlsRptCommand(args, cfg));
   if (argv[0] === 'train') return withConfig(argv.slice(1), (args, cfg) => trainCommand(args, cfg));
   if (argv[0] === 'rules') return withConfig(argv.slice(1), (args, cfg) => rulesCommand(args, cfg));
   if (argv[0] === 'check-uri') return withConfig(argv.slice(1), (args, cfg) => checkUriCommand(args, cfg));
   if (argv[0] === 'symbols') return withConfig(argv.slice(1), (args, cfg, file) => symbolsCommand(args, cfg, file));
-  if (argv[0] === 'tls-rpt') return withConfig(argv.slice(1), (args, cfg) => tlsRptCommand(args, cfg));
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
