@@ -49,6 +49,9 @@ export interface StsSource {
   lookup(domain: string): Promise<StsLookup>;
 }
 
+/** Domains whose policy (or its absence) is remembered in memory. */
+const MAX_MEMORY_ENTRIES = 10_000;
+
 export function createStsSource(opts: StsSourceOptions): StsSource {
   const now = opts.now ?? Date.now;
   const dir = path.join(opts.dataDir, 'mta-sts');
@@ -64,6 +67,8 @@ export function createStsSource(opts: StsSourceOptions): StsSource {
     let entry = memory.get(domain);
     if (entry === undefined) {
       entry = readCache(fileOf(domain), domain, opts.logger);
+      // Bounded: the oldest entries go first (they are on disk, read again when needed).
+      if (memory.size >= MAX_MEMORY_ENTRIES) memory.delete(memory.keys().next().value!);
       memory.set(domain, entry);
     }
     if (entry && entry.expiresAt <= now()) return undefined;
@@ -71,6 +76,8 @@ export function createStsSource(opts: StsSourceOptions): StsSource {
   }
 
   function store(entry: CachedPolicy): void {
+    memory.delete(entry.domain);
+    if (memory.size >= MAX_MEMORY_ENTRIES) memory.delete(memory.keys().next().value!);
     memory.set(entry.domain, entry);
     try {
       fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
@@ -89,6 +96,7 @@ export function createStsSource(opts: StsSourceOptions): StsSource {
       opts.logger.warn({ event: 'mta_sts.fetch_failed', domain, id, reason, result, cached: cached !== undefined }, 'MTA-STS policy fetch failed');
       // Not tried again under this id for a while, cached policy or not (a down policy host
       // must not cost every message a fetch).
+      if (failures.size >= MAX_MEMORY_ENTRIES) failures.delete(failures.keys().next().value!);
       failures.set(domain, { id, until: now() + opts.retryAfterMs, reason, result });
       if (cached) return { kind: 'policy', cached, stale: reason };
       return { kind: 'failed', reason, result };
