@@ -37,6 +37,7 @@ import { ZoneSet } from '../dns/zones/zone-mirror.js';
 import { SelfWatch, reportMessage } from '../audit/self-watch.js';
 import { startZoneServer } from '../dns/zone-server.js';
 import { ClientLimits } from '../smtp/client-limits.js';
+import { createOutboundTlsPolicy, type Submit } from '../delivery/tls-policy/outbound-tls-policy.js';
 
 export interface Gateway {
   readonly config: Config;
@@ -164,6 +165,22 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     }
     metrics.sources.dns = () => ({ ...dns.stats() });
     logger.info({ event: 'dns', servers: dns.servers.map((s) => `${s.host}:${s.port}`) }, 'resolver ready');
+    // TLS on the way out (docs/outbound-tls.md): the policy the MX client asks (MxDelivery's
+    // `tls` option), and the daily TLS-RPT reports, handed to the queue like any mail of ours
+    // (never authenticated: no DSN).
+    const outboundTls = createOutboundTlsPolicy({
+      config: config.outbound.tls, resolver: dns, dnssecValidating: config.dns.dnssec_validating, dataDir,
+      logger, hostname: config.hostname,
+    });
+    cleanups.unshift(() => outboundTls.close());
+    const newReportId = queueIdGenerator();
+    const submitReport: Submit = async (envelope, message) => {
+      await queue.commit({
+        id: newReportId(), sender: envelope.from, meta: { origin: 'tls-rpt' }, inline: [message], size: message.length, authenticated: false,
+        recipients: envelope.to.map((address) => ({ address, destination: { kind: 'relay', domain: address.slice(address.lastIndexOf('@') + 1).toLowerCase() } })),
+      });
+    };
+    outboundTls.startReportTimer(submitReport);
     const resolver = new RecipientResolver(config, accounts);
     const relay = new RelayDelivery({ hostname: config.hostname, logger: logger.child({ component: 'relay' }) });
     cleanups.unshift(() => relay.close());
@@ -278,6 +295,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
           relay.forgetDownHosts();
           return { scheduled: queue.flush() };
         case 'queue.delete': return { result: await queue.delete(id) };
+        case 'tls-rpt.send': return outboundTls.sendReports(submitReport, typeof req.args?.date === 'string' ? req.args.date : undefined);
         case 'status': return { pid: process.pid, queue: queue.size, sessions: listeners.sessionCount, listeners: allAddresses() };
         default: throw new Error(`unknown command ${req.cmd}`);
       }
