@@ -13,6 +13,7 @@
 // an address whose connection failed is marked down for host_down_delay so the other messages
 // for it defer at once (Postfix's dead-host cache), instead of each waiting for its own timeout.
 import net from 'node:net';
+import os from 'node:os';
 import type { Resolver } from '../dns/types.js';
 import type { Logger } from '../log.js';
 import { opportunisticTls, type HostTlsPolicy, type OutboundTlsPolicy } from './outbound-tls.js';
@@ -36,6 +37,18 @@ export interface MxEnvelope {
   readonly from: string;
   readonly to: readonly string[];
   readonly body?: '7BIT' | '8BITMIME';
+}
+
+/**
+ * The addresses that are us, from the listeners' bind addresses: a wildcard (0.0.0.0, ::)
+ * stands for every address of every interface, as Postfix's inet_interfaces = all does.
+ */
+export function ownAddresses(bound: readonly string[]): string[] {
+  const own = new Set(bound);
+  if (bound.some((a) => a === '0.0.0.0' || a === '::')) {
+    for (const list of Object.values(os.networkInterfaces())) for (const i of list ?? []) own.add(i.address);
+  }
+  return [...own];
 }
 
 /** A pooled session probed with RSET when it sat idle longer than this (it may be stale). */
