@@ -8,8 +8,8 @@ import assert from 'node:assert/strict';
 import path from 'node:path';
 import { startGateway, type Gateway } from '../helpers/gateway.js';
 import { startDnsServer, type DnsServer } from '../helpers/dns-server.js';
-import { mailer } from '../helpers/clients.js';
-import { freePorts, waitFor } from '../helpers/wait.js';
+import { mailer, sendRaw } from '../helpers/clients.js';
+import { freePorts, sleep, waitFor } from '../helpers/wait.js';
 import { makeMessage, marker } from '../helpers/messages.js';
 import { MxReceiver, scriptedMx } from './mx-receivers.js';
 import { missingTools, removeDir, startPostfix, tempDir, type Daemon } from '../audit/daemons.js';
@@ -91,6 +91,7 @@ describe('direct delivery to MX hosts', () => {
     stops.push(() => dns.close());
     gw = await startGateway({
       users: { [ALICE.address]: ALICE.password },
+      aliases: { 'fwd@example.test': ['zed@nomail.test'] },
       config: {
         dns: { servers: [dns.server] },
         outbound: { delivery: { port, allow_loopback_mx: true, greeting_timeout: '1s', command_timeout: '2s', connect_timeout: '2s', host_down_delay: '30s' } },
@@ -113,7 +114,7 @@ describe('direct delivery to MX hosts', () => {
     }
   }
 
-  it('an authenticated submission to user@remote.test arrives at the best MX, pipelined, EHLO with our name', async () => {
+  it('an authenticated submission to user@remote.test arrives at the best MX, EHLO with our name, over STARTTLS', async () => {
     const m = marker('mx-best');
     await submit(['bob@remote.test'], m);
     const got = await waitFor('mx1 to receive the message', () => mx1.find(m)[0], { timeoutMs: 15_000, details: () => gw.tail() });
@@ -209,5 +210,19 @@ describe('direct delivery to MX hosts', () => {
     assert.equal(conn[0], 'EHLO mx.example.test\r\n');
     const group = conn.find((x) => x.startsWith('MAIL FROM:'));
     assert.match(group ?? '', /^MAIL FROM:<alice@example\.test> SIZE=\d+ BODY=8BITMIME\r\nRCPT TO:<a@plain\.test>\r\nRCPT TO:<no@plain\.test>\r\nRCPT TO:<b@plain\.test>\r\nDATA\r\n$/, JSON.stringify(conn));
+  });
+
+  it('a failure for mail from an unauthenticated sender is recorded, never bounced (even when it names a local user)', async () => {
+    const m = marker('mx-noauth');
+    // over the MX port, no AUTH, to a local alias that forwards to a null-MX domain
+    const sent = await sendRaw(gw.ports.mx, { from: ALICE.address, to: ['fwd@example.test'] }, makeMessage({ from: ALICE.address, to: 'fwd@example.test', subject: m }));
+    assert.deepEqual(sent, { ok: true });
+    const line = await waitFor('the failure to be recorded', () => gw.output.split('\n').find((l) => l.includes('"event":"undeliverable"') && l.includes('zed@nomail.test')), { timeoutMs: 15_000, details: () => gw.tail() });
+    assert.match(line, /"authenticated":false/);
+    assert.match(line, /5\.1\.10 nomail\.test accepts no mail/);
+    await sleep(1000);
+    const id = /"id":"([^"]+)"/.exec(line)![1]!;
+    assert.ok(!gw.output.split('\n').some((l) => l.includes('"event":"dsn"') && l.includes(id)), 'no DSN for an unauthenticated sender');
+    assert.equal(gw.readMailbox(ALICE.address).filter((f) => f.content.includes(m)).length, 0);
   });
 });
