@@ -51,6 +51,9 @@ export function ownAddresses(bound: readonly string[]): string[] {
   return [...own];
 }
 
+/** Down marks and per-domain pools kept before expired or empty ones are swept (bounded memory). */
+const MAX_TRACKED = 10_000;
+
 /** A pooled session probed with RSET when it sat idle longer than this (it may be stale). */
 const PROBE_AFTER_IDLE = 2_000;
 
@@ -86,6 +89,10 @@ export class MxDelivery {
     const log = this.opts.logger;
     const outcomes: (RecipientOutcome | undefined)[] = env.to.map(() => undefined);
     if (this.closed) return env.to.map(() => deferred('4.3.0 delivery is shutting down'));
+    // What would break the command line (CR, LF, angle brackets) never reaches the wire.
+    if (!sendable(env.from, true)) return env.to.map(() => failed(`5.1.7 invalid envelope sender ${JSON.stringify(env.from)}`));
+    env.to.forEach((a, i) => { if (!sendable(a, false)) outcomes[i] = failed(`5.1.3 invalid recipient address ${JSON.stringify(a)}`); });
+    if (outcomes.every(Boolean)) return outcomes as RecipientOutcome[];
     const plan = await resolveMx(domain, {
       resolver: this.opts.resolver, hostname: this.opts.hostname, ownAddresses: this.opts.ownAddresses,
       allowLoopback: this.cfg.allow_loopback_mx, maxHosts: this.cfg.max_mx_hosts, maxAddresses: this.cfg.max_mx_addresses,
@@ -148,6 +155,9 @@ export class MxDelivery {
     const key = `${address}|${port}`;
     const where = `${host.host}[${address}]:${port}`;
     const down = this.down.get(key);
+    if (this.down.size > MAX_TRACKED) {
+      for (const [k, v] of this.down) if (v.until <= Date.now()) this.down.delete(k);
+    }
     if (down && down.until > Date.now()) return { kind: 'next', reason: `${where}: not tried again yet: ${down.reason}` };
     for (let attempt = 1; attempt <= 2; attempt++) {
       let lease: { session: SmtpSession; reused: boolean };
@@ -261,6 +271,9 @@ export class MxDelivery {
   private poolFor(domain: string): DomainPool {
     let pool = this.pools.get(domain);
     if (!pool) {
+      if (this.pools.size > MAX_TRACKED) {
+        for (const [d, p] of this.pools) if (p.live === 0 && !p.waiters.length) this.pools.delete(d);
+      }
       pool = { live: 0, idle: [], waiters: [] };
       this.pools.set(domain, pool);
     }
@@ -309,3 +322,8 @@ function fromReply(reply: Reply, text: string): RecipientOutcome {
 
 const deferred = (reply: string): RecipientOutcome => ({ status: 'deferred', reply });
 const failed = (reply: string): RecipientOutcome => ({ status: 'failed', reply });
+
+/** What could not be written on a command line: CR, LF, angle brackets; an empty recipient. */
+function sendable(address: string, isSender: boolean): boolean {
+  return !/[\r\n<>]/.test(address) && (isSender || address.trim().length > 0);
+}

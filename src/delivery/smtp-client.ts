@@ -14,7 +14,6 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { once } from 'node:events';
-import type { Readable } from 'node:stream';
 import type { HostTlsPolicy, TlsResultType } from './outbound-tls.js';
 import type { Content } from './types.js';
 
@@ -47,7 +46,7 @@ export interface Reply {
 export const formatReply = (r: Reply): string => `${r.code} ${r.text}`.trim();
 
 export interface SessionOptions {
-  /** The address to connect to (an IP literal). */
+  /** The address to connect to (an IP literal; a relay route may give a host name). */
   readonly address: string;
   readonly port: number;
   /** The host name we connect to, for messages. */
@@ -62,6 +61,8 @@ export interface SessionOptions {
   readonly tls?: HostTlsPolicy;
   /** Opportunistic fallback: the handshake failed before, so do not try STARTTLS this time. */
   readonly skipStartTls?: boolean;
+  /** Called once when the session ends, whoever ended it (a pool's bookkeeping). */
+  readonly onClose?: () => void;
 }
 
 export type FailureKind = 'network' | 'timeout' | 'protocol' | 'reply' | 'tls';
@@ -139,7 +140,7 @@ export class SmtpSession {
   }
 
   get where(): string {
-    return `${this.opts.host}[${this.opts.address}]:${this.opts.port}`;
+    return where(this.opts);
   }
 
   get isClosed(): boolean {
@@ -149,14 +150,14 @@ export class SmtpSession {
   /** Connects, reads the greeting, says EHLO (HELO if refused) and STARTTLS per the policy. */
   static async open(opts: SessionOptions): Promise<SmtpSession> {
     const timeouts = { ...RFC5321_TIMEOUTS, ...opts.timeouts };
-    const where = `${opts.host}[${opts.address}]:${opts.port}`;
+    const at = where(opts);
     const socket = net.connect({ host: opts.address, port: opts.port, localAddress: opts.localAddress, noDelay: true });
     const s = new SmtpSession(opts, socket);
     try {
       await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new SmtpClientError(`${where}: connect timed out after ${span(timeouts.connect)}`, 'timeout', 'connect')), timeouts.connect);
+        const timer = setTimeout(() => reject(new SmtpClientError(`${at}: connect timed out after ${span(timeouts.connect)}`, 'timeout', 'connect')), timeouts.connect);
         socket.once('connect', () => { clearTimeout(timer); resolve(); });
-        socket.once('error', (e) => { clearTimeout(timer); reject(new SmtpClientError(`${where}: ${e.message}`, 'network', 'connect')); });
+        socket.once('error', (e) => { clearTimeout(timer); reject(new SmtpClientError(prefixed(at, e.message), 'network', 'connect')); });
       });
       s.localAddress = socket.localAddress ?? '';
       const greeting = await s.read(timeouts.greeting, 'greeting');
@@ -166,7 +167,7 @@ export class SmtpSession {
       return s;
     } catch (err) {
       s.close();
-      throw err instanceof SmtpClientError ? err : new SmtpClientError(`${where}: ${(err as Error).message}`, 'network', 'connect');
+      throw err instanceof SmtpClientError ? err : new SmtpClientError(prefixed(at, (err as Error).message), 'network', 'connect');
     }
   }
 
@@ -204,6 +205,7 @@ export class SmtpSession {
     }
     const raw = this.socket;
     this.detach(raw);
+    raw.on('error', () => {}); // the TLS socket reports what matters from here on
     // Anything the server sent after its 220 came in clear and must not be read as a reply
     // inside TLS (the STARTTLS injection of CVE-2011-0411).
     this.buf = '';
@@ -295,7 +297,7 @@ export class SmtpSession {
       return result({ mail, data });
     }
     try {
-      await this.writeData(content.stream());
+      await this.writeData(content);
     } catch (err) {
       return result({ mail, data, dataSent: true, broken: err as SmtpClientError });
     }
@@ -344,7 +346,7 @@ export class SmtpSession {
   private lastLines: string[] = [];
 
   private attach(socket: net.Socket): void {
-    socket.setEncoding('latin1');
+    socket.setEncoding('utf8'); // SMTPUTF8 replies; the decoder keeps characters split across chunks whole
     socket.on('data', this.onData);
     socket.on('error', this.onError);
     socket.on('close', this.onClose);
@@ -385,7 +387,7 @@ export class SmtpSession {
     else this.protocolError('too many replies we did not ask for');
   }
 
-  private readonly onError = (e: Error) => this.fail(new SmtpClientError(`${this.where}: ${e.message}`, 'network', 'connection'));
+  private readonly onError = (e: Error) => this.fail(new SmtpClientError(prefixed(this.where, e.message), 'network', 'connection'));
   private readonly onClose = () => this.fail(new SmtpClientError(`${this.where}: connection closed by the server`, 'network', 'connection'));
 
   private protocolError(what: string): void {
@@ -397,11 +399,12 @@ export class SmtpSession {
     if (this.failure) return;
     this.failure = err;
     for (const w of this.waiters.splice(0)) w.reject(err);
+    this.opts.onClose?.();
   }
 
   private write(text: string): void {
     if (this.failure) throw this.failure;
-    this.socket.write(text, 'latin1');
+    this.socket.write(text, 'utf8'); // SMTPUTF8 addresses (RFC 6531); ASCII otherwise
   }
 
   /** The next reply, within ms; the session fails (and closes) when it does not come. */
@@ -436,9 +439,17 @@ export class SmtpSession {
   }
 
   /** Streams the content dot-stuffed (RFC 5321 4.5.2), then CRLF "." CRLF; honours backpressure. */
-  private async writeData(src: Readable): Promise<void> {
+  private async writeData(content: Content): Promise<void> {
     const stuffer = new DotStuffer();
     const socket = this.socket;
+    if (content.buffers) {
+      // In memory already: the message and its end in one write (a write costs tens of
+      // microseconds; docs/benchmarks.md).
+      const body = stuffer.push(Buffer.concat(content.buffers as Buffer[]));
+      if (!socket.write(Buffer.concat([body, stuffer.end()]))) await this.drained();
+      return;
+    }
+    const src = content.stream();
     try {
       for await (const chunk of src) {
         if (this.failure) throw this.failure;
@@ -476,6 +487,17 @@ export class SmtpSession {
       ac.abort();
     }
   }
+}
+
+/** "host[address]:port", or "address:port" when the host is the address. */
+function where(o: Pick<SessionOptions, 'host' | 'address' | 'port'>): string {
+  return o.host === o.address ? `${o.address}:${o.port}` : `${o.host}[${o.address}]:${o.port}`;
+}
+
+/** The message, naming where unless it already does ("connect ECONNREFUSED 127.0.0.1:2526"). */
+function prefixed(at: string, message: string): string {
+  const m = message.replace(/\r?\n/g, ' ');
+  return m.includes(at) ? m : `${at}: ${m}`;
 }
 
 const span = (ms: number) => (ms >= 1000 ? `${Math.round(ms / 1000)} s` : `${ms} ms`);
