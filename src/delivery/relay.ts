@@ -327,10 +327,8 @@ export class RelayDelivery {
     }
     session = { conn, pool, lmtp: route.protocol === 'lmtp', ended: false, quitting: false, idleSince: 0 };
     if (conn.isClosed) {
-      // closed between the end of EHLO and now: count it as opened, then let it go
-      pool.established += 1;
-      this.endSession(session);
-      throw new Error(`${route.host}:${route.port}: connection closed before the session began`);
+      // closed by the server right after EHLO: not a session (openLease frees the slot)
+      throw new SmtpClientError(`${route.host}:${route.port}: connection closed before the session began`, 'network', 'connect');
     }
     pool.established += 1;
     this.log.debug({ route: pool.key, secure: conn.tls.secure }, 'relay connection open');
