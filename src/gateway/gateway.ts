@@ -16,6 +16,7 @@ import { Queue, type QueuedMessage, type QueuedRecipient } from '../queue/queue.
 import { MaildirDelivery } from '../delivery/maildir.js';
 import { RelayDelivery } from '../delivery/relay.js';
 import { DeliveryRouter } from '../delivery/router.js';
+import { MxDelivery, ownAddresses as mxOwnAddresses } from '../delivery/mx-delivery.js';
 import { RecipientResolver } from '../smtp/recipients.js';
 import { SmtpListeners } from '../smtp/server.js';
 import { CheckRunner } from '../pipeline/runner.js';
@@ -184,9 +185,16 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     const resolver = new RecipientResolver(config, accounts);
     const relay = new RelayDelivery({ hostname: config.hostname, logger: logger.child({ component: 'relay' }) });
     cleanups.unshift(() => relay.close());
+    // Direct delivery to the MX hosts of domains without a relay route (docs/outbound.md).
+    const mx = !config.outbound.delivery.enabled ? undefined : new MxDelivery({
+      hostname: config.hostname, config: config.outbound.delivery, resolver: dns, logger: logger.child({ component: 'mx' }),
+      ownAddresses: mxOwnAddresses(config.listeners.map((l) => l.address)),
+    });
+    if (mx) cleanups.unshift(() => mx.close());
     const router = new DeliveryRouter({
       maildir,
       relay,
+      mx,
       mailboxDir: (address) => mailboxPath(dataDir, address),
       route: (domain) => resolver.route(domain),
       metrics,
@@ -293,6 +301,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
         case 'queue.flush':
           // Like postqueue -f, which also clears Postfix's dead-destination cache.
           relay.forgetDownHosts();
+          mx?.forgetDownHosts();
           return { scheduled: queue.flush() };
         case 'queue.delete': return { result: await queue.delete(id) };
         case 'tls-rpt.send': return outboundTls.sendReports(submitReport, typeof req.args?.date === 'string' ? req.args.date : undefined);
