@@ -189,6 +189,8 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     const mx = !config.outbound.delivery.enabled ? undefined : new MxDelivery({
       hostname: config.hostname, config: config.outbound.delivery, resolver: dns, logger: logger.child({ component: 'mx' }),
       ownAddresses: mxOwnAddresses(config.listeners.map((l) => l.address)),
+      // Overrides, DANE, MTA-STS, opportunistic STARTTLS; every attempt counted for TLS-RPT.
+      tls: outboundTls,
     });
     if (mx) cleanups.unshift(() => mx.close());
     const router = new DeliveryRouter({
