@@ -57,10 +57,13 @@ export interface SpamEngineConfig {
   readonly phishing: PhishingConfig;
 }
 
+/** The content checks' fixed declarations (the configured families come from the lists and rules). */
+export const SPAM_FIXED_SYMBOLS: readonly SymbolDecl[] = [...GTUBE_SYMBOLS, ...PHISH_SYMBOLS, ...RULES_SYMBOLS, ...BAYES_SYMBOLS, ...URI_SYMBOLS];
+
 export function spamSymbols(c: SpamEngineConfig, ruleset?: CompiledRuleset): SymbolDecl[] {
   const rules = ruleset ?? (c.rules.enabled ? loadRules(rulePaths(c.rules), { scoreSet: c.rules.score_set }).ruleset : undefined);
   // Fixed declarations first: a rule named like one of them (URI_NUMERIC_IP) stays the URI check's.
-  return [...GTUBE_SYMBOLS, ...PHISH_SYMBOLS, ...RULES_SYMBOLS, ...BAYES_SYMBOLS, ...URI_SYMBOLS, ...uriListSymbols(c.uri), ...(rules ? ruleSymbols(rules) : [])];
+  return [...SPAM_FIXED_SYMBOLS, ...uriListSymbols(c.uri), ...(rules ? ruleSymbols(rules) : [])];
 }
 
 /** The Bayes symbols, by name: what autolearn leaves out of the score it judges on. */

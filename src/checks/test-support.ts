@@ -7,9 +7,7 @@ import { ActionTable, validatePolicy, type SymbolAction } from '../pipeline/acti
 import { Weigher, shippedWeights } from '../pipeline/weights.js';
 import { PIPELINE_SYMBOLS, type RunnerPolicy } from '../pipeline/runner.js';
 import { builtinSymbols } from '../gateway/checks.js';
-import { BAYES_SYMBOLS } from './bayes/symbols.js';
-import { RULES_SYMBOLS } from './rules/symbols.js';
-import { URI_SYMBOLS } from './uri/symbols.js';
+import { SPAM_FIXED_SYMBOLS } from './spam-engine.js';
 import type { Lookup, RecordData, Resolver, RRType } from '../dns/types.js';
 
 /** "TYPE name" → records, or a failure to act out; any other question is NXDOMAIN. */
@@ -43,7 +41,7 @@ export function conn(over: Partial<ConnectionFacts> = {}): ConnectionFacts {
 
 /** The registry of every built-in symbol (no configured lists, no rules). */
 export function testRegistry(): SymbolRegistry {
-  return new SymbolRegistry([...PIPELINE_SYMBOLS, ...builtinSymbols({ dnsbl: { lists: [], threshold: 1 } }), ...RULES_SYMBOLS, ...BAYES_SYMBOLS, ...URI_SYMBOLS], shippedWeights());
+  return new SymbolRegistry([...PIPELINE_SYMBOLS, ...builtinSymbols({ dnsbl: { lists: [], threshold: 1 } }), ...SPAM_FIXED_SYMBOLS], shippedWeights());
 }
 
 /** A runner policy as the gateway builds it, over the built-in symbols (validated: a typo throws). */
