@@ -1,0 +1,141 @@
+// QR codes in raster images: the pixels of a PNG, JPEG or GIF (or of a PDF's embedded image,
+// qr-pdf.ts), handed to jsQR. Most images in mail are logos, photos and tracking pixels, and
+// decoding a photo costs far more than looking at its header, so the dimensions are read from
+// the header first and images a QR code is not rendered as (tiny, or huge) are refused before a
+// pixel is decoded; large ones are shrunk before the search, which costs jsQR time by the pixel.
+import jsqrModule from 'jsqr';
+import jpeg from 'jpeg-js';
+import { PNG } from 'pngjs';
+import { GifReader } from 'omggif';
+
+// jsqr is CommonJS with an "exports.default": Node's ESM import gives module.exports, TypeScript
+// types it as the namespace; .default is the function for both.
+const jsQR = jsqrModule.default;
+
+export type RasterKind = 'png' | 'jpeg' | 'gif';
+
+/** Images smaller than this on a side hold no QR code a phone scans (and are mostly tracking pixels). */
+export const MIN_SIDE = 64;
+/** Images larger than this on a side are refused undecoded: no QR image is this large, and decoding costs. */
+export const MAX_SIDE = 4000;
+/** Pixels decoded at most for one image (header dimensions, before decoding). */
+export const MAX_PIXELS = 8_000_000;
+/** The QR search runs on at most this many pixels a side; larger images are shrunk first. */
+const SEARCH_SIDE = 1000;
+
+export interface Dimensions {
+  readonly width: number;
+  readonly height: number;
+}
+
+/** What the QR search found in one image: the decoded text, or why it was not searched. */
+export type QrResult =
+  | { readonly found: string }
+  | { readonly none: true }
+  | { readonly refused: string };
+
+/** Which raster format the bytes are, from their magic. */
+export function rasterKind(b: Buffer): RasterKind | undefined {
+  if (b.length >= 8 && b.readUInt32BE(0) === 0x89504e47 && b.readUInt32BE(4) === 0x0d0a1a0a) return 'png';
+  if (b.length >= 3 && b[0] === 0xff && b[1] === 0xd8 && b[2] === 0xff) return 'jpeg';
+  if (b.length >= 6 && /^GIF8[79]a$/.test(b.toString('latin1', 0, 6))) return 'gif';
+  return undefined;
+}
+
+/** The image's width and height from its header, without decoding it; undefined when unreadable. */
+export function dimensions(kind: RasterKind, b: Buffer): Dimensions | undefined {
+  if (kind === 'png') return b.length >= 24 && b.toString('latin1', 12, 16) === 'IHDR' ? { width: b.readUInt32BE(16), height: b.readUInt32BE(20) } : undefined;
+  if (kind === 'gif') return b.length >= 10 ? { width: b.readUInt16LE(6), height: b.readUInt16LE(8) } : undefined;
+  // JPEG: walk the marker segments to the first start-of-frame (SOF0–SOF15 but DHT, JPG, DAC).
+  let i = 2;
+  while (i + 9 <= b.length) {
+    if (b[i] !== 0xff) return undefined;
+    const marker = b[i + 1]!;
+    if (marker === 0xff) { i++; continue; }
+    if (marker === 0xd8 || marker === 0x01 || (marker >= 0xd0 && marker <= 0xd7)) { i += 2; continue; }
+    const length = b.readUInt16BE(i + 2);
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      return { height: b.readUInt16BE(i + 5), width: b.readUInt16BE(i + 7) };
+    }
+    if (marker === 0xda || length < 2) return undefined;
+    i += 2 + length;
+  }
+  return undefined;
+}
+
+/** Why an image of these dimensions is not searched, or undefined when it is. */
+export function refusal(d: Dimensions): string | undefined {
+  if (d.width < MIN_SIDE || d.height < MIN_SIDE) return `smaller than ${MIN_SIDE}x${MIN_SIDE}`;
+  if (d.width > MAX_SIDE || d.height > MAX_SIDE || d.width * d.height > MAX_PIXELS) return `${d.width}x${d.height} is too large`;
+  return undefined;
+}
+
+/** Decodes a PNG, JPEG or GIF (first frame) and searches it for a QR code. Never throws. */
+export function qrInImage(b: Buffer): QrResult {
+  const kind = rasterKind(b);
+  if (!kind) return { refused: 'not a PNG, JPEG or GIF' };
+  const d = dimensions(kind, b);
+  if (!d) return { refused: `unreadable ${kind} header` };
+  const why = refusal(d);
+  if (why) return { refused: why };
+  let rgba: { data: Uint8Array; width: number; height: number };
+  try {
+    rgba = decode(kind, b);
+  } catch (err) {
+    return { refused: `corrupt ${kind}: ${String((err as Error)?.message ?? err).slice(0, 80)}` };
+  }
+  return qrInPixels(rgba.data, rgba.width, rgba.height, 4);
+}
+
+function decode(kind: RasterKind, b: Buffer): { data: Uint8Array; width: number; height: number } {
+  if (kind === 'png') {
+    const png = PNG.sync.read(b);
+    return { data: png.data, width: png.width, height: png.height };
+  }
+  if (kind === 'jpeg') {
+    // Bounded like the header check: a lying header cannot make jpeg-js allocate more.
+    const img = jpeg.decode(b, { useTArray: true, formatAsRGBA: true, tolerantDecoding: true, maxResolutionInMP: MAX_PIXELS / 1e6, maxMemoryUsageInMB: 128 });
+    return { data: img.data, width: img.width, height: img.height };
+  }
+  const gif = new GifReader(new Uint8Array(b.buffer, b.byteOffset, b.length));
+  const data = new Uint8Array(gif.width * gif.height * 4);
+  gif.decodeAndBlitFrameRGBA(0, data);
+  return { data, width: gif.width, height: gif.height };
+}
+
+/**
+ * Searches pixels (1 channel grey, 3 RGB or 4 RGBA, 8 bits) for a QR code. Transparent pixels
+ * count as white (a QR code drawn on a transparent background), and images larger than
+ * SEARCH_SIDE are shrunk by an integer factor, averaging, so that modules stay sharp.
+ */
+export function qrInPixels(data: Uint8Array, width: number, height: number, channels: 1 | 3 | 4): QrResult {
+  if (data.length < width * height * channels) return { refused: 'truncated pixel data' };
+  const f = Math.max(1, Math.ceil(Math.max(width, height) / SEARCH_SIDE));
+  const w = Math.floor(width / f);
+  const h = Math.floor(height / f);
+  if (w < 21 || h < 21) return { none: true };
+  const out = new Uint8ClampedArray(w * h * 4);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      let sum = 0;
+      for (let dy = 0; dy < f; dy++) {
+        let p = ((y * f + dy) * width + x * f) * channels;
+        for (let dx = 0; dx < f; dx++, p += channels) sum += grey(data, p, channels);
+      }
+      const v = sum / (f * f);
+      const o = (y * w + x) * 4;
+      out[o] = out[o + 1] = out[o + 2] = v;
+      out[o + 3] = 255;
+    }
+  }
+  const code = jsQR(out, w, h, { inversionAttempts: 'dontInvert' });
+  return code && code.data ? { found: code.data } : { none: true };
+}
+
+function grey(d: Uint8Array, p: number, channels: number): number {
+  if (channels === 1) return d[p]!;
+  const y = 0.299 * d[p]! + 0.587 * d[p + 1]! + 0.114 * d[p + 2]!;
+  if (channels === 3) return y;
+  const a = d[p + 3]! / 255;
+  return y * a + 255 * (1 - a);
+}
