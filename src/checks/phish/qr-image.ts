@@ -20,8 +20,13 @@ export const MIN_SIDE = 64;
 export const MAX_SIDE = 4000;
 /** Pixels decoded at most for one image (header dimensions, before decoding). */
 export const MAX_PIXELS = 8_000_000;
+/**
+ * Pixels of a JPEG decoded at most: jpeg-js, pure JavaScript, takes about 70 ms a megapixel, and
+ * an attached photo is the commonest image in personal mail; QR images are far smaller.
+ */
+export const MAX_JPEG_PIXELS = 2_500_000;
 /** The QR search runs on at most this many pixels a side; larger images are shrunk first. */
-const SEARCH_SIDE = 1000;
+const SEARCH_SIDE = 800;
 
 export interface Dimensions {
   readonly width: number;
@@ -64,9 +69,9 @@ export function dimensions(kind: RasterKind, b: Buffer): Dimensions | undefined 
 }
 
 /** Why an image of these dimensions is not searched, or undefined when it is. */
-export function refusal(d: Dimensions): string | undefined {
+export function refusal(d: Dimensions, kind?: RasterKind): string | undefined {
   if (d.width < MIN_SIDE || d.height < MIN_SIDE) return `smaller than ${MIN_SIDE}x${MIN_SIDE}`;
-  if (d.width > MAX_SIDE || d.height > MAX_SIDE || d.width * d.height > MAX_PIXELS) return `${d.width}x${d.height} is too large`;
+  if (d.width > MAX_SIDE || d.height > MAX_SIDE || d.width * d.height > (kind === 'jpeg' ? MAX_JPEG_PIXELS : MAX_PIXELS)) return `${d.width}x${d.height} is too large`;
   return undefined;
 }
 
@@ -76,7 +81,7 @@ export function qrInImage(b: Buffer): QrResult {
   if (!kind) return { refused: 'not a PNG, JPEG or GIF' };
   const d = dimensions(kind, b);
   if (!d) return { refused: `unreadable ${kind} header` };
-  const why = refusal(d);
+  const why = refusal(d, kind);
   if (why) return { refused: why };
   let rgba: { data: Uint8Array; width: number; height: number };
   try {
@@ -94,7 +99,7 @@ function decode(kind: RasterKind, b: Buffer): { data: Uint8Array; width: number;
   }
   if (kind === 'jpeg') {
     // Bounded like the header check: a lying header cannot make jpeg-js allocate more.
-    const img = jpeg.decode(b, { useTArray: true, formatAsRGBA: true, tolerantDecoding: true, maxResolutionInMP: MAX_PIXELS / 1e6, maxMemoryUsageInMB: 128 });
+    const img = jpeg.decode(b, { useTArray: true, formatAsRGBA: true, tolerantDecoding: true, maxResolutionInMP: MAX_JPEG_PIXELS / 1e6, maxMemoryUsageInMB: 128 });
     return { data: img.data, width: img.width, height: img.height };
   }
   const gif = new GifReader(new Uint8Array(b.buffer, b.byteOffset, b.length));
@@ -128,8 +133,32 @@ export function qrInPixels(data: Uint8Array, width: number, height: number, chan
       out[o + 3] = 255;
     }
   }
+  if (!qrLike(out, w, h)) return { none: true };
   const code = jsQR(out, w, h, { inversionAttempts: 'dontInvert' });
   return code && code.data ? { found: code.data } : { none: true };
+}
+
+/**
+ * Whether the picture can hold a rendered QR code, before the costly search: jsQR takes tens to
+ * hundreds of milliseconds on a photo or a noisy picture (every dark blob is a finder-pattern
+ * candidate), while a QR code sent by mail is rendered, not photographed: mostly near-black and
+ * near-white pixels, in flat runs (a module is several pixels wide). Photos fail the first test,
+ * noise and fine texture the second; screenshots of a document with a QR code pass both.
+ */
+function qrLike(rgba: Uint8ClampedArray, w: number, h: number): boolean {
+  let dark = 0, light = 0, flat = 0, pairs = 0;
+  for (let y = 0; y < h; y += 2) {
+    let prev = rgba[y * w * 4]!;
+    for (let x = 1; x < w; x++) {
+      const v = rgba[(y * w + x) * 4]!;
+      if (v < 80) dark++;
+      else if (v > 175) light++;
+      if (Math.abs(v - prev) < 32) flat++;
+      pairs++;
+      prev = v;
+    }
+  }
+  return dark >= pairs * 0.02 && light >= pairs * 0.1 && dark + light >= pairs * 0.6 && flat >= pairs * 0.7;
 }
 
 function grey(d: Uint8Array, p: number, channels: number): number {
