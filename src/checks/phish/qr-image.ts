@@ -2,15 +2,18 @@
 // qr-pdf.ts), handed to jsQR. Most images in mail are logos, photos and tracking pixels, and
 // decoding a photo costs far more than looking at its header, so the dimensions are read from
 // the header first and images a QR code is not rendered as (tiny, or huge) are refused before a
-// pixel is decoded; large ones are shrunk before the search, which costs jsQR time by the pixel.
+// pixel is decoded. Decoding is sharp's (libvips, native): it shrinks a JPEG while decoding it
+// and works on libuv's thread pool, where pure-JavaScript decoders (jpeg-js) took 10–20 times as
+// long on the event loop; large images come out shrunk for the search, which costs jsQR by the pixel.
 import jsqrModule from 'jsqr';
-import jpeg from 'jpeg-js';
-import { PNG } from 'pngjs';
-import { GifReader } from 'omggif';
+import sharp, { type OutputInfo } from 'sharp';
 
 // jsqr is CommonJS with an "exports.default": Node's ESM import gives module.exports, TypeScript
 // types it as the namespace; .default is the function for both.
 const jsQR = jsqrModule.default;
+
+// Every image in mail is seen once: libvips's operation cache would only hold memory.
+sharp.cache(false);
 
 export type RasterKind = 'png' | 'jpeg' | 'gif';
 
@@ -20,11 +23,6 @@ export const MIN_SIDE = 64;
 export const MAX_SIDE = 4000;
 /** Pixels decoded at most for one image (header dimensions, before decoding). */
 export const MAX_PIXELS = 8_000_000;
-/**
- * Pixels of a JPEG decoded at most: jpeg-js, pure JavaScript, takes about 70 ms a megapixel, and
- * an attached photo is the commonest image in personal mail; QR images are far smaller.
- */
-export const MAX_JPEG_PIXELS = 2_500_000;
 /** The QR search runs on at most this many pixels a side; larger images are shrunk first. */
 const SEARCH_SIDE = 800;
 
@@ -69,43 +67,35 @@ export function dimensions(kind: RasterKind, b: Buffer): Dimensions | undefined 
 }
 
 /** Why an image of these dimensions is not searched, or undefined when it is. */
-export function refusal(d: Dimensions, kind?: RasterKind): string | undefined {
+export function refusal(d: Dimensions): string | undefined {
   if (d.width < MIN_SIDE || d.height < MIN_SIDE) return `smaller than ${MIN_SIDE}x${MIN_SIDE}`;
-  if (d.width > MAX_SIDE || d.height > MAX_SIDE || d.width * d.height > (kind === 'jpeg' ? MAX_JPEG_PIXELS : MAX_PIXELS)) return `${d.width}x${d.height} is too large`;
+  if (d.width > MAX_SIDE || d.height > MAX_SIDE || d.width * d.height > MAX_PIXELS) return `${d.width}x${d.height} is too large`;
   return undefined;
 }
 
-/** Decodes a PNG, JPEG or GIF (first frame) and searches it for a QR code. Never throws. */
-export function qrInImage(b: Buffer): QrResult {
+/** Decodes a PNG, JPEG or GIF (first frame) and searches it for a QR code. Never rejects. */
+export async function qrInImage(b: Buffer): Promise<QrResult> {
   const kind = rasterKind(b);
   if (!kind) return { refused: 'not a PNG, JPEG or GIF' };
   const d = dimensions(kind, b);
   if (!d) return { refused: `unreadable ${kind} header` };
-  const why = refusal(d, kind);
+  const why = refusal(d);
   if (why) return { refused: why };
-  let rgba: { data: Uint8Array; width: number; height: number };
+  let grey: { data: Buffer; info: OutputInfo };
   try {
-    rgba = decode(kind, b);
+    // Transparent pixels become white (a QR code drawn on a transparent background); the
+    // header's dimensions bound what sharp may allocate, whatever the data says later.
+    grey = await sharp(b, { limitInputPixels: MAX_PIXELS, pages: 1 })
+      .flatten({ background: '#ffffff' })
+      .resize({ width: SEARCH_SIDE, height: SEARCH_SIDE, fit: 'inside', withoutEnlargement: true })
+      .greyscale()
+      .raw()
+      .toBuffer({ resolveWithObject: true });
   } catch (err) {
     return { refused: `corrupt ${kind}: ${String((err as Error)?.message ?? err).slice(0, 80)}` };
   }
-  return qrInPixels(rgba.data, rgba.width, rgba.height, 4);
-}
-
-function decode(kind: RasterKind, b: Buffer): { data: Uint8Array; width: number; height: number } {
-  if (kind === 'png') {
-    const png = PNG.sync.read(b);
-    return { data: png.data, width: png.width, height: png.height };
-  }
-  if (kind === 'jpeg') {
-    // Bounded like the header check: a lying header cannot make jpeg-js allocate more.
-    const img = jpeg.decode(b, { useTArray: true, formatAsRGBA: true, tolerantDecoding: true, maxResolutionInMP: MAX_JPEG_PIXELS / 1e6, maxMemoryUsageInMB: 128 });
-    return { data: img.data, width: img.width, height: img.height };
-  }
-  const gif = new GifReader(new Uint8Array(b.buffer, b.byteOffset, b.length));
-  const data = new Uint8Array(gif.width * gif.height * 4);
-  gif.decodeAndBlitFrameRGBA(0, data);
-  return { data, width: gif.width, height: gif.height };
+  const { width, height, channels } = grey.info;
+  return channels === 1 ? qrInPixels(grey.data, width, height, 1) : { refused: `unexpected ${channels} channels` };
 }
 
 /**

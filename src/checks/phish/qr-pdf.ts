@@ -13,8 +13,8 @@ const MAX_IMAGES = 10;
 /** Bytes a FlateDecode image may inflate to (a 2000x2000 RGB image). */
 const MAX_INFLATED = 12 << 20;
 
-/** The QR results of a PDF's images, up to `limit` searched. Never throws. */
-export function qrInPdf(pdf: Buffer, limit = MAX_IMAGES, over: () => boolean = () => false): QrResult[] {
+/** The QR results of a PDF's images, up to `limit` searched. Never rejects. */
+export async function qrInPdf(pdf: Buffer, limit = MAX_IMAGES, over: () => boolean = () => false): Promise<QrResult[]> {
   const results: QrResult[] = [];
   const text = pdf.toString('latin1');
   const re = />>\s*stream\r?\n/g;
@@ -28,7 +28,7 @@ export function qrInPdf(pdf: Buffer, limit = MAX_IMAGES, over: () => boolean = (
       end = text.indexOf('endstream', start);
       if (end < 0) break;
     }
-    results.push(imageResult(dict, pdf.subarray(start, end)));
+    results.push(await imageResult(dict, pdf.subarray(start, end)));
     re.lastIndex = end;
   }
   return results;
@@ -42,7 +42,7 @@ function dictionaryBefore(text: string, end: number): string | undefined {
   return text.slice(obj + 3, end);
 }
 
-function imageResult(dict: string, data: Buffer): QrResult {
+async function imageResult(dict: string, data: Buffer): Promise<QrResult> {
   const filters = [...(/\/Filter\s*(\[[^\]]*\]|\/\w+)/.exec(dict)?.[1] ?? '').matchAll(/\/(\w+)/g)].map((f) => f[1]!);
   const width = Number(/\/Width\s+(\d+)/.exec(dict)?.[1] ?? 0);
   const height = Number(/\/Height\s+(\d+)/.exec(dict)?.[1] ?? 0);

@@ -84,37 +84,37 @@ const names = (text: string, recipients: string[] = []) => judgeLink(text, 'imag
 test('PNG, JPEG and GIF renderings of a QR code are decoded to their text', async () => {
   const png = await QRCode.toBuffer(PHISH, { type: 'png', margin: 4, scale: 6 });
   for (const [kind, image] of [['png', png], ['jpeg', qrJpeg(PHISH)], ['gif', qrGif(PHISH)]] as const) {
-    assert.deepEqual(qrInImage(image), { found: PHISH }, kind);
+    assert.deepEqual(await qrInImage(image), { found: PHISH }, kind);
   }
 });
 
-test('a QR code drawn on a transparent background is read as on white', () => {
+test('a QR code drawn on a transparent background is read as on white', async () => {
   const { grey, width } = qrPixels('https://example.net/t');
   const png = new PNG({ width, height: width });
   // Black modules opaque, the rest transparent black: read as black everywhere unless alpha counts.
   for (let i = 0; i < grey.length; i++) png.data.writeUInt32BE(grey[i] ? 0x00000000 : 0x000000ff, i * 4);
-  assert.deepEqual(qrInImage(PNG.sync.write(png)), { found: 'https://example.net/t' });
+  assert.deepEqual(await qrInImage(PNG.sync.write(png)), { found: 'https://example.net/t' });
 });
 
 test('images without a QR code, corrupt ones and ones of refused sizes give no text and never throw', async () => {
   const photo = new PNG({ width: 300, height: 200 });
   for (let i = 0; i < photo.data.length; i++) photo.data[i] = i % 4 === 3 ? 255 : (i * 7919) % 251;
-  assert.deepEqual(qrInImage(PNG.sync.write(photo)), { none: true });
-  assert.deepEqual(qrInImage(jpeg.encode({ data: photo.data, width: 300, height: 200 }, 80).data), { none: true });
+  assert.deepEqual(await qrInImage(PNG.sync.write(photo)), { none: true });
+  assert.deepEqual(await qrInImage(jpeg.encode({ data: photo.data, width: 300, height: 200 }, 80).data), { none: true });
 
   const png = await QRCode.toBuffer(PHISH, { type: 'png', scale: 6 });
   const cut = png.subarray(0, png.length >> 1);
-  assert.match((qrInImage(cut) as { refused: string }).refused, /^corrupt png/);
+  assert.match((await qrInImage(cut) as { refused: string }).refused, /^corrupt png/);
   const jpg = qrJpeg(PHISH);
   const garbled = Buffer.from(jpg);
   garbled.fill(0x55, 700, 3000);
-  assert.ok(!('found' in qrInImage(garbled)) || (qrInImage(garbled) as { found: string }).found === PHISH, 'a garbled JPEG decodes to garbage or nothing, not a crash');
-  assert.match((qrInImage(Buffer.from('GIF89a\x00\x01\x00\x01junk', 'latin1')) as { refused: string }).refused, /^corrupt gif/);
-  assert.deepEqual(qrInImage(Buffer.from('not an image')), { refused: 'not a PNG, JPEG or GIF' });
+  assert.ok(!('found' in await qrInImage(garbled)) || (await qrInImage(garbled) as { found: string }).found === PHISH, 'a garbled JPEG decodes to garbage or nothing, not a crash');
+  assert.match((await qrInImage(Buffer.from('GIF89a\x00\x01\x00\x01junk', 'latin1')) as { refused: string }).refused, /^corrupt gif/);
+  assert.deepEqual(await qrInImage(Buffer.from('not an image')), { refused: 'not a PNG, JPEG or GIF' });
 
   // A tracking pixel and a header claiming 60000x60000 pixels: refused from the header, fast.
   const pixel = new PNG({ width: 1, height: 1 });
-  assert.deepEqual(qrInImage(PNG.sync.write(pixel)), { refused: 'smaller than 64x64' });
+  assert.deepEqual(await qrInImage(PNG.sync.write(pixel)), { refused: 'smaller than 64x64' });
   const huge = Buffer.from(png);
   huge.writeUInt32BE(60000, 16);
   huge.writeUInt32BE(60000, 20);
@@ -123,32 +123,32 @@ test('images without a QR code, corrupt ones and ones of refused sizes give no t
   jhuge.writeUInt16BE(50000, sof + 5);
   jhuge.writeUInt16BE(50000, sof + 7);
   const started = performance.now();
-  assert.deepEqual(qrInImage(huge), { refused: '60000x60000 is too large' });
-  assert.deepEqual(qrInImage(jhuge), { refused: '50000x50000 is too large' });
+  assert.deepEqual(await qrInImage(huge), { refused: '60000x60000 is too large' });
+  assert.deepEqual(await qrInImage(jhuge), { refused: '50000x50000 is too large' });
   assert.ok(performance.now() - started < 20, 'refused from the header, without decoding');
 });
 
-test('a PDF with the QR code as a JPEG (DCTDecode) or Flate-compressed image is read', () => {
+test('a PDF with the QR code as a JPEG (DCTDecode) or Flate-compressed image is read', async () => {
   const { grey, width } = qrPixels(PHISH);
   const dims = `/Width ${width} /Height ${width} /BitsPerComponent 8`;
   const dct = pdfWith(`${dims} /ColorSpace /DeviceRGB /Filter /DCTDecode`, qrJpeg(PHISH));
-  assert.deepEqual(qrInPdf(dct), [{ found: PHISH }]);
+  assert.deepEqual(await qrInPdf(dct), [{ found: PHISH }]);
   const flate = pdfWith(`${dims} /ColorSpace /DeviceGray /Filter /FlateDecode`, zlib.deflateSync(grey));
-  assert.deepEqual(qrInPdf(flate), [{ found: PHISH }]);
+  assert.deepEqual(await qrInPdf(flate), [{ found: PHISH }]);
   // PNG predictors (as pdfkit and most writers use): each row "Up"-filtered.
   const rows = Buffer.concat(Array.from({ length: width }, (_, y) => Buffer.concat([Buffer.from([2]), Buffer.from(grey.subarray(y * width, (y + 1) * width).map((v, x) => (v - (y ? grey[(y - 1) * width + x]! : 0)) & 0xff))])));
   const predicted = pdfWith(`${dims} /ColorSpace /DeviceGray /Filter [/FlateDecode] /DecodeParms << /Predictor 15 /Columns ${width} >>`, zlib.deflateSync(rows));
-  assert.deepEqual(qrInPdf(predicted), [{ found: PHISH }]);
+  assert.deepEqual(await qrInPdf(predicted), [{ found: PHISH }]);
   // A one-bit stencil mask (0 = painted black).
   const row = Math.ceil(width / 8);
   const bits = Buffer.alloc(row * width, 0);
   for (let y = 0; y < width; y++) for (let x = 0; x < width; x++) if (grey[y * width + x]) bits[y * row + (x >> 3)]! |= 0x80 >> (x & 7);
-  assert.deepEqual(qrInPdf(pdfWith(`/Width ${width} /Height ${width} /ImageMask true /Filter /FlateDecode`, zlib.deflateSync(bits))), [{ found: PHISH }]);
+  assert.deepEqual(await qrInPdf(pdfWith(`/Width ${width} /Height ${width} /ImageMask true /Filter /FlateDecode`, zlib.deflateSync(bits))), [{ found: PHISH }]);
   // What is not decoded says so; a corrupt stream is refused, not thrown.
-  assert.deepEqual(qrInPdf(pdfWith(`${dims} /ColorSpace /DeviceGray /Filter /JBIG2Decode`, Buffer.alloc(10))), [{ refused: 'JBIG2Decode image not decoded' }]);
-  assert.match((qrInPdf(pdfWith(`${dims} /ColorSpace /DeviceGray /Filter /FlateDecode`, Buffer.from('garbage')))[0] as { refused: string }).refused, /^corrupt FlateDecode/);
-  assert.deepEqual(qrInPdf(pdfWith(`/Width 9000 /Height 9000 /ColorSpace /DeviceGray /Filter /FlateDecode`, Buffer.alloc(10))), [{ refused: '9000x9000 is too large' }]);
-  assert.deepEqual(qrInPdf(Buffer.from('%PDF-1.4\nnothing here')), []);
+  assert.deepEqual(await qrInPdf(pdfWith(`${dims} /ColorSpace /DeviceGray /Filter /JBIG2Decode`, Buffer.alloc(10))), [{ refused: 'JBIG2Decode image not decoded' }]);
+  assert.match(((await qrInPdf(pdfWith(`${dims} /ColorSpace /DeviceGray /Filter /FlateDecode`, Buffer.from('garbage'))))[0] as { refused: string }).refused, /^corrupt FlateDecode/);
+  assert.deepEqual(await qrInPdf(pdfWith(`/Width 9000 /Height 9000 /ColorSpace /DeviceGray /Filter /FlateDecode`, Buffer.alloc(10))), [{ refused: '9000x9000 is too large' }]);
+  assert.deepEqual(await qrInPdf(Buffer.from('%PDF-1.4\nnothing here')), []);
 });
 
 test('the link a QR code holds is judged: IP, look-alike, shortener, abused TLD, the recipient\'s address', () => {

@@ -95,9 +95,9 @@ export function qrInspector(options: QrInspectorOptions): Inspector {
           let results: QrResult[];
           if (rasterKind(buffer)) {
             searched++;
-            results = [qrInImage(buffer)];
+            results = [await qrInImage(buffer)];
           } else if (buffer.subarray(0, 1024).includes('%PDF-')) {
-            results = qrInPdf(buffer, MAX_IMAGES - searched, () => performance.now() - started + spent >= budget || ctx.signal.aborted);
+            results = await qrInPdf(buffer, MAX_IMAGES - searched, () => performance.now() - started + spent >= budget || ctx.signal.aborted);
             searched += results.filter((r) => !('refused' in r)).length;
           } else {
             results = [];
