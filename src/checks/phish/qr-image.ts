@@ -123,7 +123,8 @@ export function qrInPixels(data: Uint8Array, width: number, height: number, chan
       out[o + 3] = 255;
     }
   }
-  if (!qrLike(out, w, h)) return { none: true };
+  // Two of the three finders suffice: blur or a logo over a corner may hide one from this scan.
+  if (!qrLike(out, w, h) || finderPatterns(out, w, h, 2) < 2) return { none: true };
   const code = jsQR(out, w, h, { inversionAttempts: 'dontInvert' });
   return code && code.data ? { found: code.data } : { none: true };
 }
@@ -149,6 +150,75 @@ function qrLike(rgba: Uint8ClampedArray, w: number, h: number): boolean {
     }
   }
   return dark >= pairs * 0.02 && light >= pairs * 0.1 && dark + light >= pairs * 0.6 && flat >= pairs * 0.7;
+}
+
+/**
+ * Finder patterns in the picture: the three squares in a QR code's corners, the same at every
+ * size, which read dark, light, dark, light, dark in the ratio 1:1:3:1:1 across and down their
+ * centre. Rows are scanned for the ratio, each match is checked down its centre column (as
+ * ZXing does), and the confirmed centres are grouped; a code shows three groups. Text and table
+ * lines match along a row often but rarely down the column too, so a rendered invoice or banner
+ * is spared jsQR, which costs 50–400 ms on such a page. Exported for measurements.
+ */
+export function finderPatterns(rgba: Uint8ClampedArray, w: number, h: number, enough = 3): number {
+  const dark = (x: number, y: number) => rgba[(y * w + x) * 4]! < 128;
+  const centres: { x: number; y: number; u: number }[] = [];
+  const runs = new Int32Array(w + 1);
+  const starts = new Int32Array(w + 1);
+  for (let y = 0; y < h; y++) {
+    // Run lengths of the row, thresholded at mid-grey (rendered codes are high-contrast).
+    let n = 0;
+    let d = dark(0, y);
+    const firstDark = d;
+    let len = 0;
+    for (let x = 0; x < w; x++) {
+      const dx = dark(x, y);
+      if (dx === d) len++;
+      else {
+        starts[n + 1] = x;
+        runs[n++] = len;
+        d = dx;
+        len = 1;
+      }
+    }
+    runs[n++] = len;
+    for (let i = firstDark ? 0 : 1; i + 4 < n; i += 2) {
+      const u = (runs[i]! + runs[i + 1]! + runs[i + 2]! + runs[i + 3]! + runs[i + 4]!) / 7;
+      if (u < 1 || !ratio(runs[i]!, runs[i + 1]!, runs[i + 2]!, runs[i + 3]!, runs[i + 4]!, u)) continue;
+      const cx = Math.round(starts[i + 2]! + runs[i + 2]! / 2);
+      if (!down(cx, y, u)) continue;
+      if (!centres.some((c) => Math.abs(c.x - cx) < 7 * c.u && Math.abs(c.y - y) < 7 * c.u)) {
+        centres.push({ x: cx, y, u });
+        if (centres.length >= enough) return centres.length;
+      }
+    }
+  }
+  return centres.length;
+
+  function ratio(a: number, b: number, c: number, d2: number, e: number, u: number): boolean {
+    const near = (r: number, k: number) => Math.abs(r - k * u) <= u * (k === 3 ? 1.2 : 0.6);
+    return near(a, 1) && near(b, 1) && near(c, 3) && near(d2, 1) && near(e, 1);
+  }
+  /** The same pattern down the column through (x, y), at the row's module size. */
+  function down(x: number, y: number, u: number): boolean {
+    if (!dark(x, y)) return false;
+    const count = (dir: number, want: boolean, from: number): [number, number] => {
+      let k = from;
+      let c = 0;
+      while (k >= 0 && k < h && dark(x, k) === want && c <= 5 * u) {
+        c++;
+        k += dir;
+      }
+      return [c, k];
+    };
+    const [up0, a] = count(-1, true, y);
+    const [dn0, b] = count(1, true, y + 1);
+    const [up1, a1] = count(-1, false, a);
+    const [dn1, b1] = count(1, false, b);
+    const [up2] = count(-1, true, a1);
+    const [dn2] = count(1, true, b1);
+    return ratio(up2, up1, up0 + dn0, dn1, dn2, (up2 + up1 + up0 + dn0 + dn1 + dn2) / 7);
+  }
 }
 
 function grey(d: Uint8Array, p: number, channels: number): number {
