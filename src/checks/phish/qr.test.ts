@@ -10,7 +10,7 @@ import { GifWriter } from 'omggif';
 import { bufferModel } from '../../mime/model.js';
 import { SHIPPED_RULES } from '../rules/config.js';
 import { judgeLink, qrInspector, RISKY_TLDS } from './qr.js';
-import { qrInImage } from './qr-image.js';
+import { finderPatterns, qrInImage } from './qr-image.js';
 import { qrInPdf } from './qr-pdf.js';
 
 const PHISH = 'https://login.micros0ft-verify.example.cfd/o365/#alice@example.org';
@@ -212,4 +212,17 @@ test('at most five images a message are searched, and none once the time budget 
   assert.deepEqual(await symbolsOf(mail([...five, { type: 'image/png', data: png }]), 60_000), [], 'the sixth image is not searched');
   assert.deepEqual(await symbolsOf(mail([...five.slice(1), { type: 'image/png', data: png }]), 60_000), ['6 QR_CODE_LINK', '6 QR_CODE_RECIPIENT', '6 QR_CODE_SUSPICIOUS_LINK']);
   assert.deepEqual(await symbolsOf(mail([{ type: 'image/png', data: PNG.sync.write(noise) }, { type: 'image/png', data: png }]), 0), [], 'no budget: nothing searched');
+});
+
+test('finder patterns: a QR code shows its three (data modules may mimic more), a page of text-like strokes none', () => {
+  const { grey, width } = qrPixels(PHISH, 3);
+  assert.ok(finderPatterns(new Uint8ClampedArray(rgba(grey)), width, width, 10) >= 3);
+  // "Text": rows of dark strokes of varying widths, 1:1:3:1:1 along some rows but not down a column.
+  const w = 400, h = 300;
+  const page = new Uint8ClampedArray(w * h * 4).fill(255);
+  for (let y = 0; y < h; y++) {
+    if (y % 16 > 9) continue;
+    for (let x = 0; x < w; x++) if (((x * 7 + (y >> 4) * 13) % 23) < [2, 2, 6, 2, 2][x % 5]!) page.fill(0, (y * w + x) * 4, (y * w + x) * 4 + 3);
+  }
+  assert.equal(finderPatterns(page, w, h, 10), 0);
 });
