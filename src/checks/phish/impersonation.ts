@@ -74,26 +74,8 @@ interface CompiledBrand {
 export function impersonationCheck(options: ImpersonationOptions): Check<'data'> {
   const own = options.ownDomains.map((d) => d.toLowerCase().replace(/\.$/, ''));
   const brands = compileBrands([...(options.builtinBrands === false ? [] : BUILTIN_BRANDS), ...(options.brands ?? [])]);
-  const targets = lookalikeTargets(own, brands);
-  return {
-    name: 'impersonation',
-    stage: 'data',
-    async run({ message, envelope }) {
-      const msg = await message.content();
-      const hits = findImpersonation(msg, own, brands, targets);
-      const recipient = recipientInLink(msg, envelope?.recipients ?? []);
-      if (recipient) hits.push({ name: 'LINK_RECIPIENT_FRAGMENT', reason: recipient });
-      return { symbols: hits };
-    },
-  };
-}
-
-/**
- * The labels a look-alike domain imitates, each with the domain or brand it stands for (also
- * used for the links in QR codes, qr.ts): our domains' and the brands' own, five letters or more
- * (shorter ones are one letter away from too many real names).
- */
-export function lookalikeTargets(own: readonly string[], brands: readonly CompiledBrand[]): Map<string, string> {
+  // Labels a look-alike domain imitates: our domains' and the brands' own, five letters or more
+  // (shorter ones are one letter away from too many real names).
   const targets = new Map<string, string>();
   for (const d of [...own, ...brands.flatMap((b) => b.domains)]) {
     const label = getDomainWithoutSuffix(d);
@@ -105,7 +87,17 @@ export function lookalikeTargets(own: readonly string[], brands: readonly Compil
     if (b.strict) continue;
     for (const c of b.compact) if (c.length >= 5 && !targets.has(c)) targets.set(c, b.label);
   }
-  return targets;
+  return {
+    name: 'impersonation',
+    stage: 'data',
+    async run({ message, envelope }) {
+      const msg = await message.content();
+      const hits = findImpersonation(msg, own, brands, targets);
+      const recipient = recipientInLink(msg, envelope?.recipients ?? []);
+      if (recipient) hits.push({ name: 'LINK_RECIPIENT_FRAGMENT', reason: recipient });
+      return { symbols: hits };
+    },
+  };
 }
 
 /** The symbols for one message (exported for tests and `scan`). */
@@ -252,6 +244,24 @@ function ownedBy(b: CompiledBrand, domain: string, reg: string): boolean {
   if (b.domains.some((d) => atOrUnder(domain, d) || d === reg)) return true;
   const label = compactOf(getDomainWithoutSuffix(reg) ?? reg);
   return b.compact.some((c) => c.length >= 3 && label.includes(c));
+}
+
+/**
+ * The labels a look-alike domain imitates, as impersonationCheck builds them (the QR inspector,
+ * qr.ts, judges the links in QR codes by them): our domains' and the brands' own, five letters or
+ * more, and the names of brands that are not common words.
+ */
+export function lookalikeTargets(own: readonly string[], brands: readonly CompiledBrand[]): Map<string, string> {
+  const targets = new Map<string, string>();
+  for (const d of [...own, ...brands.flatMap((b) => b.domains)]) {
+    const label = getDomainWithoutSuffix(d);
+    if (label && label.length >= 5) targets.set(label, getDomain(d) ?? d);
+  }
+  for (const b of brands) {
+    if (b.strict) continue;
+    for (const c of b.compact) if (c.length >= 5 && !targets.has(c)) targets.set(c, b.label);
+  }
+  return targets;
 }
 
 /** The domain a registrable domain imitates (one edit away, or equal once look-alikes are read), or undefined. */
