@@ -7,6 +7,7 @@ import { heloSyntax } from '../checks/helo/helo-syntax.js';
 import { heloClaimsOurs, heloNoResolve } from '../checks/helo/helo-dns.js';
 import { requiredHeaders } from '../checks/headers/required-headers.js';
 import { htmlAttachmentInspector } from '../checks/phish/html-attachment.js';
+import { qrInspector } from '../checks/phish/qr.js';
 import { fromOwnership } from '../checks/sender/from-ownership.js';
 import { bruteForceSource } from '../checks/auth/brute-force-source.js';
 import { dnsbl } from '../checks/dnsbl/dnsbl.js';
@@ -73,10 +74,11 @@ export interface CheckDeps {
  * attachment limits and the archive inspector (decrypted entries scanned with `clamd`, the
  * client the AV check uses), read by the attachment check and the AV check alike.
  */
-export function messageModelOptions(c: Pick<Config, 'spam' | 'attachments' | 'archives' | 'phishing'>, clamd?: ClamdClient): MessageModelOptions {
+export function messageModelOptions(c: Pick<Config, 'spam' | 'attachments' | 'archives' | 'phishing' | 'domains' | 'relay' | 'uri'>, clamd?: ClamdClient): MessageModelOptions {
   const inspectors = [
     ...(c.archives.enabled ? [archiveInspector({ config: c.archives, clamd })] : []),
     ...(c.phishing.enabled ? [htmlAttachmentInspector()] : []),
+    ...(c.phishing.enabled ? [qrInspector({ ownDomains: [...c.domains, ...c.relay.domains.map((d) => d.domain)], brands: c.phishing.brands, builtinBrands: c.phishing.builtin_brands, shorteners: c.uri.shorteners })] : []),
   ];
   return { maxScanBytes: c.spam.max_scan_bytes, walk: attachmentsWalk(c.attachments, inspectors) };
 }

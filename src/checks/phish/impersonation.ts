@@ -262,6 +262,24 @@ function ownedBy(b: CompiledBrand, domain: string, reg: string): boolean {
   return b.compact.some((c) => c.length >= 3 && label.includes(c));
 }
 
+/**
+ * The labels a look-alike domain imitates, as impersonationCheck builds them (the QR inspector,
+ * qr.ts, judges the links in QR codes by them): our domains' and the brands' own, five letters or
+ * more, and the names of brands that are not common words.
+ */
+export function lookalikeTargets(own: readonly string[], brands: readonly CompiledBrand[]): Map<string, string> {
+  const targets = new Map<string, string>();
+  for (const d of [...own, ...brands.flatMap((b) => b.domains)]) {
+    const label = getDomainWithoutSuffix(d);
+    if (label && label.length >= 5) targets.set(label, getDomain(d) ?? d);
+  }
+  for (const b of brands) {
+    if (b.strict) continue;
+    for (const c of b.compact) if (c.length >= 5 && !targets.has(c)) targets.set(c, b.label);
+  }
+  return targets;
+}
+
 /** The domain a registrable domain imitates (one edit away, or equal once look-alikes are read), or undefined. */
 export function lookalike(reg: string, targets: ReadonlyMap<string, string>): string | undefined {
   const label = getDomainWithoutSuffix(reg);

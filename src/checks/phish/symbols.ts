@@ -14,4 +14,8 @@ export const PHISH_SYMBOLS = declare('phishing', {
   HTML_ATTACH_REDIRECT: 'an HTML/SVG attachment sends the browser to another site when opened',
   SVG_ACTIVE_CONTENT: 'an SVG image attachment carries script or embedded HTML',
   ATTACH_LURE_NAME: 'one of the above, in an attachment named like an invoice, payment, voicemail or shared document',
+  // QR codes in images and PDFs (qr.ts).
+  QR_CODE_LINK: 'a QR code in an attached or inline image, or in an image inside a PDF, encodes a web link (quishing: no link filter sees it)',
+  QR_CODE_SUSPICIOUS_LINK: 'the link of such a QR code goes to an IP address, a look-alike of our domains or a brand\'s, a URL shortener or an abused top-level domain',
+  QR_CODE_RECIPIENT: 'the link of such a QR code carries the recipient\'s address (plainly, URL-encoded or in base64)',
 });
