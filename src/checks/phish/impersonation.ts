@@ -77,18 +77,9 @@ export function impersonationCheck(options: ImpersonationOptions): Check<'data'>
   const own = options.ownDomains.map((d) => d.toLowerCase().replace(/\.$/, ''));
   const brands = compileBrands([...(options.builtinBrands === false ? [] : BUILTIN_BRANDS), ...(options.brands ?? [])]);
   // Labels a look-alike domain imitates: our domains' and the brands' own, five letters or more
-  // (shorter ones are one letter away from too many real names).
-  const targets = new Map<string, string>();
-  for (const d of [...own, ...brands.flatMap((b) => b.domains)]) {
-    const label = getDomainWithoutSuffix(d);
-    if (label && label.length >= 5) targets.set(label, getDomain(d) ?? d);
-  }
-  // And the brands' names as labels (paypal, wellsfargo), except those that are common words:
-  // "targets" or "mortons" is one letter from a brand and no imitation of it.
-  for (const b of brands) {
-    if (b.strict) continue;
-    for (const c of b.compact) if (c.length >= 5 && !targets.has(c)) targets.set(c, b.label);
-  }
+  // (shorter ones are one letter away from too many real names), and the brands' names that
+  // are not common words ("targets" or "mortons" is one letter from a brand and no imitation).
+  const targets = lookalikeTargets(own, brands);
   const cache = new Map<string, { reg: string; imitated?: string }>();
   return {
     name: 'impersonation',
