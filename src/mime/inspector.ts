@@ -83,6 +83,8 @@ export interface InspectorFinding {
 export interface MessageStart {
   /** The message's Subject, encoded-words decoded (archive passwords are often given there). */
   readonly subject: string;
+  /** The addresses of To and Cc (at most 50): links and codes that carry the reader's own address. */
+  readonly recipients?: readonly string[];
 }
 
 /**

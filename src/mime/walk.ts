@@ -323,10 +323,12 @@ class Walk {
   /** Starts every inspector's work on this message, telling it the Subject. */
   private begin(root: MsNode): void {
     const subject = root.headers.get('subject').map(fieldValue).map(decodeHeaderWords)[0] ?? '';
+    const recipients = [...root.headers.get('to'), ...root.headers.get('cc')].map(fieldValue)
+      .flatMap((v) => v.match(/[^\s<>"(),;:]+@[^\s<>"(),;:]+/g) ?? []).slice(0, 50);
     this.budget.inspections = [];
     for (const inspector of this.options.inspectors ?? []) {
       try {
-        this.budget.inspections.push({ name: inspector.name, inspection: inspector.begin({ subject: subject.slice(0, 1000) }) });
+        this.budget.inspections.push({ name: inspector.name, inspection: inspector.begin({ subject: subject.slice(0, 1000), recipients }) });
       } catch (err) {
         this.budget.late.push({ inspector: inspector.name, symbols: [{ name: 'INSPECTOR_FAILED', reason: `${inspector.name}: ${(err as Error)?.message ?? err}` }] });
       }

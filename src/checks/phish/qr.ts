@@ -61,11 +61,11 @@ export interface QrInspectorOptions {
 }
 
 /**
- * The message start as the walker may give it: the recipients (To, Cc) are used when present
- * to tell the recipient's address from any other; without them any address in a QR link counts,
- * since a QR code that carries an e-mail address is made per victim.
+ * The recipients (To, Cc, from the walk's message start) tell the recipient's address from any
+ * other; without them any address in a QR link counts, since a QR code that carries an e-mail
+ * address is made per victim.
  */
-type Start = MessageStart & { readonly recipients?: readonly string[] };
+type Start = MessageStart;
 
 export function qrInspector(options: QrInspectorOptions): Inspector {
   const own = options.ownDomains.map((d) => d.toLowerCase().replace(/\.$/, ''));
