@@ -371,7 +371,7 @@ async function runPortcullis(t, rep) {
     sink = await startSmtpSink(sinkPort, { log: path.join(logDir, `${t.id}-sink.log`) });
     counter = sinkCounter(sink);
   }
-  const server = startProcess(process.execPath, [cli, 'serve', '--config', config], { log: serverLog, cwd: dir });
+  const server = startProcess(process.execPath, [...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []), cli, 'serve', '--config', config], { log: serverLog, cwd: dir });
   try {
     await waitPort(port, { proc: server, timeoutMs: 60000 });
     const r = await measure({ t, port, server, sink, counter, rcpt });

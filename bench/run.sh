@@ -7,6 +7,7 @@
 # Environment: BENCH_MESSAGES (2000), BENCH_SESSIONS (10), BENCH_REPS (5), BENCH_WARMUP (200),
 # BENCH_TARGETS (comma list of target ids, default all), BENCH_BUDGET (seconds, 540),
 # BENCH_NO_BUILD=1 (measure dist/ as it is), BENCH_NO_INSTALL=1 (install nothing).
+# BENCH_NODE_ARGS: extra node options for the Portcullis process (e.g. "--cpu-prof --cpu-prof-dir=/tmp/p" to profile it).
 set -euo pipefail
 
 ROOT=$(git -C "$(dirname "$0")/.." rev-parse --show-toplevel 2>/dev/null || (cd "$(dirname "$0")/.." && pwd))

@@ -82,7 +82,7 @@ function walk(dir, rel, out) {
 /**
  * The messages of a corpus: a tarball (.tar.gz, .tgz, .tar) or a directory holding spam/ and
  * ham/ (any file names, nested folders allowed, dotfiles skipped). index.tsv, when present, gives
- * each file's subset (easy_ham / hard_ham …). Returns { root, messages: [{ name, label, subset,
+ * each file's subset (easy_ham / hard_ham …) and, with a source_repo column, its source. Returns { root, messages: [{ name, label, subset,
  * file }], cleanup }, sorted by name within each label. A tarball is extracted to a temp folder.
  */
 export function loadCorpus(corpusPath) {
@@ -109,7 +109,8 @@ export function loadCorpus(corpusPath) {
     const cols = head.split('\t');
     const fi = cols.indexOf('file');
     const si = cols.indexOf('subset');
-    if (fi >= 0 && si >= 0) for (const l of lines) { const c = l.split('\t'); subsets.set(c[fi].replace(/^\.\//, ''), c[si]); }
+    const ri = cols.indexOf('source_repo');
+    if (fi >= 0 && si >= 0) for (const l of lines) { const c = l.split('\t'); subsets.set(c[fi].replace(/^\.\//, ''), { subset: c[si], source: ri >= 0 ? c[ri] : undefined }); }
   }
   const messages = [];
   for (const label of ['spam', 'ham']) {
@@ -117,7 +118,10 @@ export function loadCorpus(corpusPath) {
     if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) { cleanup(); throw new Error(`corpus ${corpusPath}: no ${label}/ folder`); }
     const files = [];
     walk(dir, label, files);
-    for (const f of files) messages.push({ ...f, label, subset: subsets.get(f.name) ?? (label === 'spam' ? 'spam' : 'ham') });
+    for (const f of files) {
+      const row = subsets.get(f.name);
+      messages.push({ ...f, label, subset: row?.subset ?? (label === 'spam' ? 'spam' : 'ham'), source: row?.source });
+    }
   }
   return { root, messages, hasSubsets: subsets.size > 0, cleanup };
 }

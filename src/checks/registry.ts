@@ -103,10 +103,10 @@ export class SymbolRegistry {
     return [...this.byName.values()];
   }
 
-  /** Every symbol a glob matches (`*` = any run of name characters). */
+  /** The symbols a glob in policy.actions applies to (`*` = any run of name characters; failure symbols are matched by name only). */
   matching(glob: string): RegisteredSymbol[] {
     const re = globPattern(glob);
-    return this.all().filter((s) => re.test(s.name));
+    return this.all().filter((s) => re.test(s.name) && !isFailureSymbol(s.name));
   }
 }
 
@@ -117,3 +117,11 @@ export function globPattern(glob: string): RegExp {
 }
 
 export const isGlob = (key: string): boolean => key.includes('*');
+
+/**
+ * A failure symbol says a check could not answer (a lookup timed out, a scan ran out of time), not
+ * that it found something. Globs and groups in policy.actions never give such a symbol their action,
+ * so that `DNSBL_*: junk` does not junk every message while the DNS is down; an operator who wants an
+ * action for one names it exactly.
+ */
+export const isFailureSymbol = (name: string): boolean => /_(?:TEMPFAIL|TIMEOUT)$/.test(name);

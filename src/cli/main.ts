@@ -18,7 +18,7 @@ import { readPassword } from './password-input.js';
 import { SqliteStore } from '../store/sqlite-store.js';
 import { BruteForce } from '../auth/brute-force.js';
 import { checkIp, describeIpVerdict } from './check-ip.js';
-import { scanPaths, scanExitStatus, describeScan } from './scan.js';
+import { scanPaths, scanExitStatus, describeScan, scanProblems } from './scan.js';
 import { auditCli } from './audit.js';
 import { explainSpf } from './check-spf.js';
 import { createResolver, resolverOptions } from '../dns/resolver.js';
@@ -117,11 +117,10 @@ async function main(argv: string[]): Promise<number> {
       const paths = [sub, ...rest].filter((f): f is string => !!f);
       if (!paths.length) throw new UsageError('usage: portcullis scan [--json] [--rewrite DIR] PATH...');
       for (const f of paths) if (!fs.existsSync(f)) throw new UsageError(`scan: ${f}: no such file or directory`);
-      const out = await scanPaths(config(values.config), paths, values.rewrite);
-      if (values.json) {
-        console.log(JSON.stringify(out.results, null, 2));
-        for (const s of out.skipped) console.error(`${s.name}: skipped: ${s.reason}`);
-      } else console.log(describeScan(out));
+      const out = await scanPaths(config(values.config), paths, { rewriteDir: values.rewrite });
+      if (values.json) console.log(JSON.stringify(out.results, null, 2));
+      else if (out.results.length) console.log(describeScan(out));
+      for (const line of scanProblems(out)) console.error(line);
       return scanExitStatus(out);
     }
     case 'check-spf':
@@ -192,7 +191,15 @@ async function serve(file: string | undefined): Promise<number> {
   if (!file && !process.env.PORTCULLIS_CONFIG) {
     logger.info({ event: 'defaults' }, 'no --config given: running on the embedded defaults (loopback listeners)');
   }
-  const gateway = await startGateway(cfg, logger);
+  let gateway: Awaited<ReturnType<typeof startGateway>>;
+  try {
+    gateway = await startGateway(cfg, logger);
+  } catch (err) {
+    // startGateway has closed what it opened; should anything still hold the event loop,
+    // a gateway that failed to start must not linger half-open.
+    setTimeout(() => process.exit(1), 2000).unref();
+    throw err;
+  }
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;

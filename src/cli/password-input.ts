@@ -6,7 +6,9 @@ export async function readPassword(fromStdin: boolean): Promise<string> {
   if (fromStdin || !process.stdin.isTTY) {
     const chunks: Buffer[] = [];
     for await (const c of process.stdin) chunks.push(c as Buffer);
-    const text = Buffer.concat(chunks).toString('utf8').replace(/\r?\n$/, '');
+    // A pipe (`echo pw | portcullis user add …`) ends the password with a newline, sometimes
+    // CRLF or more than one (here-docs, Windows editors): line ends at the end are never part of it.
+    const text = Buffer.concat(chunks).toString('utf8').replace(/[\r\n]+$/, '');
     if (!text) throw new Error('no password on standard input');
     return text;
   }

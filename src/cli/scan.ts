@@ -6,7 +6,8 @@
 // that need the SMTP conversation (DNS lists, SPF, DKIM/DMARC, which depends on SPF) are not
 // run: there is no client to judge.
 // Exit status: 0 no message is spam or refused, 1 one is, 75 (EX_TEMPFAIL) one could not be
-// judged (a scanner down).
+// judged (a scanner down), 2 a PATH held no message at all ("no messages found in PATH").
+// Skipped files (unreadable, not a message, too large) are named on stderr and counted.
 import path from 'node:path';
 import type { Config } from '../config/schema.js';
 import { scanModel, formatScan, type ScanResult } from '../checks/attachments/scan.js';
@@ -20,6 +21,7 @@ import { parseHeaderBlock } from '../protocol/headers.js';
 import type { ConnectionFacts, Demand, ScoredSymbol, SymbolHit } from '../checks/types.js';
 import { createSpamEngine } from '../checks/spam-engine.js';
 import { readMessages, type CorpusNotice } from './corpus/read.js';
+import { Progress, corpusBytes, type ProgressStream } from './corpus/progress.js';
 import { createResolver, resolverOptions } from '../dns/resolver.js';
 import { ZoneSet } from '../dns/zones/zone-mirror.js';
 import { silentLogger } from '../log.js';
@@ -35,7 +37,17 @@ export interface MessageVerdict extends ScanResult {
 
 export interface ScanOutput {
   readonly results: MessageVerdict[];
+  /** Files that could not be read or were not messages, each with why. */
   readonly skipped: CorpusNotice[];
+  /** Input paths that yielded no message at all (an error: "no messages found in PATH"). */
+  readonly empty: string[];
+}
+
+export interface ScanOptions {
+  readonly rewriteDir?: string;
+  readonly concurrency?: number;
+  /** Where the progress line goes; it is drawn only when this is a terminal. Default stderr. */
+  readonly progress?: ProgressStream;
 }
 
 const FACTS: ConnectionFacts = {
@@ -64,7 +76,10 @@ function headerBlock(raw: Buffer): Buffer {
   return raw.subarray(0, end >= 0 ? end + 4 : raw.length);
 }
 
-export async function scanPaths(cfg: Config, paths: readonly string[], rewriteDir?: string, concurrency = 4): Promise<ScanOutput> {
+export async function scanPaths(cfg: Config, paths: readonly string[], options: ScanOptions = {}): Promise<ScanOutput> {
+  const { rewriteDir, concurrency = 4 } = options;
+  const stream = options.progress ?? process.stderr;
+  const progress = new Progress('scan', stream.isTTY ? await corpusBytes(paths) : undefined, stream);
   const clamd = cfg.antivirus.enabled ? clamdClient(cfg) : undefined;
   const zones = ZoneSet.fromConfig(cfg.dns.zones.map((z) => ({ ...z })), { logger: silentLogger(), watch: false });
   await zones.load();
@@ -79,6 +94,7 @@ export async function scanPaths(cfg: Config, paths: readonly string[], rewriteDi
   const modelOptions = messageModelOptions(cfg, clamd);
   const results: MessageVerdict[] = [];
   const skipped: CorpusNotice[] = [];
+  const empty: string[] = [];
   const judge = async (name: string, original: Buffer): Promise<MessageVerdict> => {
     const raw = asReceived(original);
     const rewriteTo = rewriteDir ? path.join(rewriteDir, path.basename(name).replace(/[^\w.@+-]/g, '_')) : undefined;
@@ -109,7 +125,10 @@ export async function scanPaths(cfg: Config, paths: readonly string[], rewriteDi
     const inFlight = new Set<Promise<void>>();
     let failure: unknown;
     for (const p of paths) {
+      let found = 0;
       for await (const m of readMessages(p, { maxBytes: cfg.smtp.max_message_size, onSkip: (n) => skipped.push(n) })) {
+        found++;
+        progress.tick(m.raw.length);
         const slot = results.length;
         results.push(undefined as unknown as MessageVerdict);
         const task: Promise<void> = judge(m.name, m.raw).then((v) => {
@@ -120,17 +139,22 @@ export async function scanPaths(cfg: Config, paths: readonly string[], rewriteDi
         inFlight.add(task);
         if (inFlight.size >= concurrency) await Promise.race(inFlight);
       }
+      if (!found) empty.push(p);
     }
     await Promise.all(inFlight);
     if (failure) throw failure;
   } finally {
+    progress.finish();
     await spam.close();
     zones.close();
   }
-  return { results, skipped };
+  return { results, skipped, empty };
 }
 
 export function scanExitStatus(out: ScanOutput): number {
+  // A path with no message is a usage error, whatever the others gave: an empty result would
+  // look like "nothing is spam".
+  if (out.empty.length) return 2;
   if (out.results.some((r) => r.verdict === 'tempfail')) return 75;
   if (out.results.some((r) => r.spam || r.verdict === 'reject')) return 1;
   return 0;
@@ -138,6 +162,13 @@ export function scanExitStatus(out: ScanOutput): number {
 
 export function describeScan(out: ScanOutput): string {
   const blocks = out.results.map((r) => `${formatScan(r.file, r)}\n  score ${r.score}: ${r.action}${r.spam ? ' (spam)' : ''}`);
-  for (const s of out.skipped) blocks.push(`${s.name}: skipped: ${s.reason}`);
   return blocks.join('\n\n');
+}
+
+/** What goes to stderr after a scan: each skipped file named, the count, and empty inputs. */
+export function scanProblems(out: ScanOutput): string[] {
+  const lines = out.skipped.map((s) => `scan: skipped ${s.name}: ${s.reason}`);
+  if (out.skipped.length) lines.push(`scan: ${out.skipped.length} file${out.skipped.length === 1 ? '' : 's'} not read`);
+  for (const p of out.empty) lines.push(`scan: no messages found in ${p}`);
+  return lines;
 }

@@ -96,6 +96,7 @@ policy:
     assert.deepEqual([row('SPF_HELO_FAIL').action, row('SPF_HELO_FAIL').actionFrom], ['ignore', 'SPF_HELO_*']);
     assert.deepEqual([row('SPF_SOFTFAIL').action, row('SPF_SOFTFAIL').actionFrom], ['tag', 'group:spf']);
     assert.deepEqual([row('DNSBL_LISTED').action, row('DNSBL_LISTED').actionFrom], ['junk', 'DNSBL_*']);
+    assert.deepEqual([row('DNSBL_TEMPFAIL').action, row('DNSBL_TEMPFAIL').actionFrom], ['score', 'default'], 'a glob never reaches a failure symbol');
     assert.deepEqual([row('DNSWL_GOOD').action, row('DNSWL_GOOD').actionFrom], ['score', 'default'], 'DNSBL_* does not match DNSWL_');
     assert.deepEqual([row('AV_VIRUS').action, row('AV_VIRUS').actionFrom], ['tempfail', 'group:av']);
     assert.deepEqual([row('FROM_NOT_OWNED').action, row('FROM_NOT_OWNED').actionFrom], ['reject', 'safety']);

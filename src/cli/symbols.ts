@@ -9,7 +9,6 @@ import type { Config } from '../config/schema.js';
 import { buildPolicy } from '../gateway/policy.js';
 import { builtinSymbols } from '../gateway/checks.js';
 import { spamSymbols } from '../checks/spam-engine.js';
-import { globPattern, isGlob } from '../checks/registry.js';
 import type { SymbolAction } from '../protocol/symbol-actions.js';
 
 export const SYMBOLS_USAGE = `usage: portcullis symbols [--config FILE] [--json] [--markdown]
@@ -39,7 +38,6 @@ export interface SymbolRow {
 /** The rows of a configuration, sorted by group then name. Throws ConfigError as `config check` does. */
 export function symbolTable(cfg: Config, file?: string): SymbolRow[] {
   const { registry, policy } = buildPolicy(cfg, [...builtinSymbols(cfg), ...spamSymbols(cfg)], undefined, file);
-  const rules = Object.keys(cfg.policy.actions);
   return registry.all()
     .map((s): SymbolRow => {
       // A configured family's weight reaches the weigher as the hit's own score, as at run time.
@@ -51,23 +49,11 @@ export function symbolTable(cfg: Config, file?: string): SymbolRow[] {
         weight: policy.weights.weigh(hit),
         weightFrom: from === 'registry' ? 'scores.yaml' : from,
         action: policy.actions.of(s.name),
-        actionFrom: s.safety ? 'safety' : matchingRule(rules, s.name, s.group) ?? 'default',
+        actionFrom: policy.actions.decidedBy(s.name),
         description: s.description,
       };
     })
     .sort((a, b) => (a.group === b.group ? cmp(a.name, b.name) : cmp(a.group, b.group)));
-}
-
-/**
- * The policy.actions key that decides a symbol, for display: the name, else the longest glob,
- * else its group — the order of the actions layer (src/pipeline/actions.ts ActionTable), whose
- * answer is the one shown as the action (the test holds the two together).
- */
-function matchingRule(keys: readonly string[], name: string, group: string): string | undefined {
-  if (keys.includes(name)) return name;
-  const glob = keys.filter((k) => isGlob(k) && globPattern(k).test(name)).sort((a, b) => b.replace(/\*/g, '').length - a.replace(/\*/g, '').length)[0];
-  if (glob) return glob;
-  return keys.includes(`group:${group}`) ? `group:${group}` : undefined;
 }
 
 // Plain code-unit order: the same on every machine and locale, so the markdown never churns.

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { bufferModel, DEFAULT_SCAN_BYTES, type ParsedMessage } from '../mime/model.js';
 import { readMessages } from './corpus/read.js';
+import { Progress, corpusBytes } from './corpus/progress.js';
 import { Bayes } from '../checks/bayes/index.js';
 import { bayesConfigSchema, bayesFile, type BayesConfig } from '../checks/bayes/config.js';
 import type { BayesClass } from '../checks/bayes/store.js';
@@ -90,8 +91,9 @@ export async function trainCommand(argv: string[], config: TrainConfig): Promise
   }
   const maxScanBytes = config.spam?.max_scan_bytes ?? DEFAULT_SCAN_BYTES;
   const counts: Record<BayesClass, ClassCounts> = { spam: zero(), ham: zero() };
-  const progress = process.stderr.isTTY && !values.json;
-  let done = 0;
+  const progress = new Progress(values.forget ? 'forget' : 'train', process.stderr.isTTY && !values.json ? await corpusBytes(inputs.map(([, p]) => p)) : undefined,
+    values.json ? { isTTY: false, write: () => true } : process.stderr);
+  const empty: string[] = [];
   // Learning goes in batches (one transaction each, see BayesStore.learnMany), bounded in
   // messages and bytes so memory stays small and the gateway never waits long for the lock.
   let batch: { msg: ParsedMessage; cls: BayesClass }[] = [];
@@ -108,9 +110,12 @@ export async function trainCommand(argv: string[], config: TrainConfig): Promise
       const c = counts[cls];
       const onSkip = (n: { name: string; reason: string }) => {
         c.unreadable++;
+        progress.finish();
         if (!values.json) console.error(`train: skipped ${n.name}: ${n.reason}`);
       };
+      let found = 0;
       for await (const m of readMessages(p, { onSkip })) {
+        found++;
         const msg = await bufferModel(m.raw, { maxScanBytes }).content();
         if (values.forget) {
           if (await bayes.forget(msg)) c.forgotten++;
@@ -120,11 +125,12 @@ export async function trainCommand(argv: string[], config: TrainConfig): Promise
           batchBytes += m.raw.length;
           if (batch.length >= BATCH_MESSAGES || batchBytes >= BATCH_BYTES) await flush();
         }
-        if (progress && ++done % 500 === 0) process.stderr.write(`\r${done} messages…`);
+        progress.tick(m.raw.length);
       }
+      if (!found) empty.push(p);
     }
     await flush();
-    if (progress && done >= 500) process.stderr.write('\n');
+    progress.finish();
     const totals = await bayes.stats();
     if (values.json) {
       console.log(JSON.stringify({ file, forget: !!values.forget, spam: counts.spam, ham: counts.ham, totals }, null, 2));
@@ -140,7 +146,10 @@ export async function trainCommand(argv: string[], config: TrainConfig): Promise
       const min = cfg.min_learned;
       if (totals.spam < min || totals.ham < min) console.log(`Bayes gives no verdict until ${min} of each class are learned.`);
     }
-    return 0;
+    // A path that held no message is an error (a typo'd folder, an empty Maildir), even though
+    // the other paths were learned: "0 learned" must not pass for success in a script.
+    for (const p of empty) console.error(`train: no messages found in ${p}`);
+    return empty.length ? 1 : 0;
   } catch (err) {
     console.error(`train: ${(err as Error).message}`);
     return 1;

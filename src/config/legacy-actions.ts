@@ -14,6 +14,8 @@ interface LegacyKey {
   readonly values: Readonly<Record<string, Actions>>;
   /** For keys that stay with a smaller vocabulary (archives): the value left in place of a moved one. */
   readonly keep?: Readonly<Record<string, string>>;
+  /** For those keys: the values they still take, so that any other gets the new form in its message. */
+  readonly current?: readonly string[];
 }
 
 export const LEGACY_ACTION_KEYS: readonly LegacyKey[] = [
@@ -25,8 +27,8 @@ export const LEGACY_ACTION_KEYS: readonly LegacyKey[] = [
     path: ['authentication', 'dmarc', 'enforce'],
     values: { reject: { DMARC_REJECT: 'reject' }, junk: { DMARC_REJECT: 'junk' }, score: { DMARC_REJECT: 'score', DMARC_QUARANTINE: 'score' } },
   },
-  { path: ['archives', 'executable_inside'], values: { reject: { ARCHIVE_EXE: 'reject' } }, keep: { reject: 'score' } },
-  { path: ['archives', 'encrypted'], values: { reject: { ARCHIVE_ENCRYPTED: 'reject' } }, keep: { reject: 'score' } },
+  { path: ['archives', 'executable_inside'], values: { reject: { ARCHIVE_EXE: 'reject' } }, keep: { reject: 'score' }, current: ['strip', 'score'] },
+  { path: ['archives', 'encrypted'], values: { reject: { ARCHIVE_ENCRYPTED: 'reject' } }, keep: { reject: 'score' }, current: ['score', 'strip'] },
   {
     path: ['attachments', 'on_unscannable'],
     values: {
@@ -47,6 +49,8 @@ export interface LegacyMigration {
 
 const isDoc = (v: unknown): v is Doc => !!v && typeof v === 'object' && !Array.isArray(v);
 const yamlActions = (a: Actions) => `policy: { actions: { ${Object.entries(a).map(([k, v]) => `${k}: ${v}`).join(', ')} } }`;
+/** Each old value of a key with the policy.actions form that means the same. */
+const newForms = (key: LegacyKey) => Object.entries(key.values).map(([v, a]) => `${v} → ${yamlActions(a)}`).join('; ');
 
 export function migrateLegacyActions(raw: unknown): LegacyMigration {
   const warnings: string[] = [];
@@ -64,10 +68,15 @@ export function migrateLegacyActions(raw: unknown): LegacyMigration {
     const value = section[leaf];
     const mapped = typeof value === 'string' ? key.values[value] : undefined;
     const kept = typeof value === 'string' ? key.keep?.[value] : undefined;
-    if (key.keep && !mapped) continue; // a value the key still takes (archives: strip, score)
+    if (key.keep && !mapped) {
+      // A value the key still takes (archives: strip, score) stays; any other gets the choices and
+      // the new form of the one that moved, not only the schema's list.
+      if (typeof value === 'string' && key.current?.includes(value)) continue;
+      problems.push(`${name}: ${JSON.stringify(value)} is not one of ${key.current?.join(', ')}; refusing moved to policy.actions (${newForms(key)})`);
+      continue;
+    }
     if (!mapped) {
-      const forms = Object.entries(key.values).map(([v, a]) => `${v} → ${yamlActions(a)}`).join('; ');
-      problems.push(`${name}: this key moved to policy.actions, and ${JSON.stringify(value)} was never one of its values (${forms})`);
+      problems.push(`${name}: this key moved to policy.actions, and ${JSON.stringify(value)} was never one of its values (${newForms(key)})`);
       continue;
     }
     if (kept) section[leaf] = kept;

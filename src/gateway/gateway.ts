@@ -224,6 +224,9 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       spam: { users: userPolicies, autolearn: spam.autolearn },
       messageModel: messageModelOptions(config, clamd),
     });
+    // Registered before start: a listener that cannot bind must not leave the ones before it
+    // open (and the process alive, refusing sessions on a closed store).
+    cleanups.unshift(() => listeners.stop(config.shutdown_grace));
     await listeners.start(config.listeners);
     // Mailbox access, TLS only: IMAP and POP3 on the same Maildirs (docs/imap.md, docs/pop3.md).
     // A message moved into or out of Junk teaches Bayes what the user thinks of it.
@@ -255,7 +258,6 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     cleanups.unshift(() => selfWatch.stop());
     const expiryTimer = setInterval(() => tlsManager.checkExpiry(), 86_400_000).unref();
     cleanups.unshift(() => clearInterval(expiryTimer));
-    cleanups.unshift(() => listeners.stop(config.shutdown_grace));
 
     let metricsServer: http.Server | undefined;
     if (config.metrics.enabled) {

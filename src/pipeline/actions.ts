@@ -10,7 +10,7 @@
 // (`group:av`). The most specific rule wins: a name, then the longest glob, then a group, then
 // the symbol's declared default, then "score".
 import type { Demand, ScoredSymbol, Stage } from '../checks/types.js';
-import { globPattern, isGlob, type SymbolRegistry } from '../checks/registry.js';
+import { globPattern, isFailureSymbol, isGlob, type SymbolRegistry } from '../checks/registry.js';
 import { reply, R, type Reply } from '../protocol/reply.js';
 
 import { SYMBOL_ACTIONS, type SymbolAction } from '../protocol/symbol-actions.js';
@@ -47,15 +47,15 @@ export function strongerFloor(a: Floor | undefined, b: Floor | undefined): Floor
 
 export class ActionTable {
   private readonly names = new Map<string, SymbolAction>();
-  private readonly globs: { re: RegExp; length: number; action: SymbolAction }[] = [];
+  private readonly globs: { key: string; re: RegExp; length: number; action: SymbolAction }[] = [];
   private readonly groups = new Map<string, SymbolAction>();
-  private readonly cache = new Map<string, SymbolAction>();
+  private readonly cache = new Map<string, { action: SymbolAction; from: string }>();
 
   /** `rules` must have passed validatePolicy() (the gateway refuses to start otherwise). */
   constructor(private readonly registry: SymbolRegistry, rules: Readonly<Record<string, SymbolAction>> = {}) {
     for (const [key, action] of Object.entries(rules)) {
       if (key.startsWith('group:')) this.groups.set(key.slice(6), action);
-      else if (isGlob(key)) this.globs.push({ re: globPattern(key), length: key.replace(/\*/g, '').length, action });
+      else if (isGlob(key)) this.globs.push({ key, re: globPattern(key), length: key.replace(/\*/g, '').length, action });
       else this.names.set(key, action);
     }
     this.globs.sort((a, b) => b.length - a.length);
@@ -67,22 +67,38 @@ export class ActionTable {
 
   /** The action of one symbol name. */
   of(name: string): SymbolAction {
-    let a = this.cache.get(name);
-    if (a) return a;
-    a = this.resolve(name);
-    this.cache.set(name, a);
-    return a;
+    return this.decide(name).action;
   }
 
-  private resolve(name: string): SymbolAction {
+  /**
+   * Why a symbol has its action: the policy.actions key that matched ("SPF_FAIL", "DNSBL_*",
+   * "group:av"), "default" (its declaration, or score) or "safety" (always enforced).
+   */
+  decidedBy(name: string): string {
+    return this.decide(name).from;
+  }
+
+  private decide(name: string): { action: SymbolAction; from: string } {
+    let d = this.cache.get(name);
+    if (!d) {
+      d = this.resolve(name);
+      this.cache.set(name, d);
+    }
+    return d;
+  }
+
+  private resolve(name: string): { action: SymbolAction; from: string } {
     const decl = this.registry.get(name);
-    if (decl?.safety) return decl.action ?? 'reject';
+    const declared = { action: decl?.action ?? 'score', from: 'default' } as const;
+    if (decl?.safety) return { action: decl.action ?? 'reject', from: 'safety' };
     const exact = this.names.get(name);
-    if (exact) return exact;
+    if (exact) return { action: exact, from: name };
+    // Globs and groups describe findings; a check's failure keeps its declared action unless named.
+    if (isFailureSymbol(name)) return declared;
     const glob = this.globs.find((g) => g.re.test(name));
-    if (glob) return glob.action;
+    if (glob) return { action: glob.action, from: glob.key };
     const group = decl ? this.groups.get(decl.group) : undefined;
-    return group ?? decl?.action ?? 'score';
+    return group ? { action: group, from: `group:${decl!.group}` } : declared;
   }
 
   /**
@@ -153,7 +169,7 @@ export function validatePolicy(policy: { readonly symbols: Readonly<Record<strin
     }
     if (isGlob(key)) {
       if (!/^[A-Za-z0-9_*]+$/.test(key)) problems.push(`${where}: a glob is made of symbol characters (A-Z, 0-9, _) and *`);
-      else if (!registry.matching(key).length) problems.push(`${where}: the glob matches no symbol`);
+      else if (!registry.matching(key).length) problems.push(`${where}: the glob matches no symbol (failure symbols, *_TEMPFAIL and *_TIMEOUT, are matched by their name only)`);
       continue;
     }
     const decl = registry.get(key);

@@ -44,6 +44,17 @@ test('actions: name > longest glob > group > default; observe holds back policy,
   assert.equal(d.apply('data', [{ name: 'DMARC_QUARANTINE', reason: '', score: 4 }], false).floor, 'junk');
 });
 
+test('globs and groups never give a failure symbol (*_TEMPFAIL, *_TIMEOUT) their action; a name does', () => {
+  const registry = testRegistry();
+  const t = new ActionTable(registry, { 'DNSBL_*': 'junk', 'group:attachments': 'reject' });
+  assert.equal(t.of('DNSBL_LISTED'), 'junk');
+  assert.equal(t.of('DNSBL_TEMPFAIL'), 'score', 'a DNS timeout must not junk the message');
+  assert.equal(t.of('MIME_SCAN_TIMEOUT'), 'tempfail', 'the declared action stays');
+  assert.equal(new ActionTable(registry, { DNSBL_TEMPFAIL: 'junk' }).of('DNSBL_TEMPFAIL'), 'junk');
+  const problems = validatePolicy({ symbols: {}, actions: { '*_TEMPFAIL': 'junk' } }, registry);
+  assert.match(problems[0] ?? '', /the glob matches no symbol \(failure symbols/);
+});
+
 test('an unknown symbol, group or empty glob is refused with its key', () => {
   const problems = validatePolicy({ symbols: { SPF_FIAL: 1 }, actions: { 'NOPE_*': 'reject', 'group:virus': 'tag', FROM_NOT_OWNED: 'score' } }, testRegistry());
   assert.equal(problems.length, 4, problems.join('\n'));
@@ -67,4 +78,6 @@ test('the seven old keys keep their meaning through policy.actions, with a warni
   assert.match(c.warnings[1]!, /^spf\.fail_action: score is deprecated; it means policy: \{ actions: \{ SPF_FAIL: score \} \}/);
   assert.throws(() => buildConfig({ spf: { fail_action: 'maybe' } }), (e: unknown) => e instanceof ConfigError && /spf\.fail_action: this key moved to policy\.actions.*reject → policy: \{ actions: \{ SPF_FAIL: reject \} \}/.test(e.message));
   assert.throws(() => buildConfig({ spf: { fail_action: 'score' }, policy: { actions: { SPF_FAIL: 'reject' } } }), /policy\.actions\.SPF_FAIL: reject contradicts/);
+  assert.throws(() => buildConfig({ archives: { encrypted: 'drop' } }), (e: unknown) => e instanceof ConfigError && /archives\.encrypted: "drop" is not one of score, strip; refusing moved to policy\.actions \(reject → policy: \{ actions: \{ ARCHIVE_ENCRYPTED: reject \} \}\)/.test(e.message));
+  assert.equal(buildConfig({ archives: { encrypted: 'strip' } }).archives.encrypted, 'strip');
 });

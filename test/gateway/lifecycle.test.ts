@@ -6,10 +6,11 @@ import fs from 'node:fs';
 import path from 'node:path';
 import tls from 'node:tls';
 import { execFileSync } from 'node:child_process';
-import { startGateway } from '../helpers/gateway.js';
+import net from 'node:net';
+import { prepareGateway, runCli, showCli, startGateway } from '../helpers/gateway.js';
 import { SmtpClient, dataBlock } from '../helpers/smtp-client.js';
 import { Sink } from '../helpers/sink.js';
-import { freePorts, waitFor } from '../helpers/wait.js';
+import { freePorts, tcpAccepts, waitFor } from '../helpers/wait.js';
 import { makeMessage, marker } from '../helpers/messages.js';
 
 const pidOf = (dataDir: string) => Number(fs.readFileSync(path.join(dataDir, 'portcullis.pid'), 'utf8'));
@@ -134,4 +135,20 @@ test('a deferred message survives a restart and is delivered by queue flush once
   const got = await sink.waitFor(id, 20_000);
   assert.deepEqual(got.rcptTo, ['bob@downstream.test']);
   await waitFor('the queue to be empty', async () => (await gw.queueList()).length === 0);
+});
+
+test('a listener that cannot bind stops the start: serve exits 1 naming it, the SMTP listeners opened before it are closed', { timeout: 60_000 }, async (t) => {
+  const gw = await prepareGateway();
+  t.after(() => gw.cleanup());
+  // IMAP starts after the SMTP listeners: hold its port so that they are open when it fails.
+  const holder = net.createServer();
+  await new Promise<void>((resolve, reject) => holder.once('error', reject).listen(gw.ports.imaps, '127.0.0.1', () => resolve()));
+  t.after(() => new Promise<void>((r) => holder.close(() => r())));
+  const r = await runCli(['serve', '--config', gw.configFile], { timeoutMs: 20_000 });
+  const show = showCli(['serve'], r);
+  assert.equal(r.code, 1, show);
+  assert.match(r.stderr, /imap\.listeners: imaps cannot listen on 127\.0\.0\.1:\d+: .*EADDRINUSE/, show);
+  for (const port of [gw.ports.mx, gw.ports.submission, gw.ports.submissions]) {
+    assert.equal(await tcpAccepts(port), false, `port ${port} still accepts after the failed start\n${show}`);
+  }
 });

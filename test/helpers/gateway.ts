@@ -379,14 +379,18 @@ export interface QueueEntry {
 
 /** Creates the temporary directory, the config file, the users and aliases, and starts `serve`. */
 export async function startGateway(opts: GatewayOptions = {}): Promise<Gateway> {
-  const gw = await prepareGateway(opts);
-  try {
-    await gw.start(opts.startTimeoutMs);
-  } catch (err) {
-    await gw.cleanup();
-    throw err;
+  // freePorts() releases its ports before `serve` binds them, so a test process running beside
+  // this one can take one in between; such a start is retried on fresh ports.
+  for (let attempt = 1; ; attempt++) {
+    const gw = await prepareGateway(opts);
+    try {
+      await gw.start(opts.startTimeoutMs);
+      return gw;
+    } catch (err) {
+      await gw.cleanup();
+      if (attempt >= 3 || !/cannot listen on .*EADDRINUSE/.test(gw.output)) throw err;
+    }
   }
-  return gw;
 }
 
 /** Like startGateway, without starting `serve` (for CLI-only tests, or to start it later). */

@@ -10,6 +10,7 @@ import { readMessages } from '../../cli/corpus/read.js';
 import type { MessageFacts } from '../types.js';
 import { conn } from '../test-support.js';
 import { Bayes, bayesCheck, autolearnClass, bayesConfigSchema, messageSignature } from './index.js';
+import { DEFAULT_PARAMS } from './classifier.js';
 import { trainCommand } from '../../cli/train.js';
 import { messageModel } from '../../mime/model.js';
 
@@ -118,10 +119,17 @@ test('autolearn: spam at ≥ 12, ham at ≤ 0.5, nothing in between or when a ch
 test('the configuration section: defaults, and errors that name the key', () => {
   assert.deepEqual(bayesConfigSchema.parse(undefined), {
     enabled: true, min_learned: 200, max_tokens: 200, autolearn: { enabled: true, spam: 12, ham: 0.5 }, expire_days: 90,
+    unknown_strength: DEFAULT_PARAMS.s, unknown_probability: DEFAULT_PARAMS.x,
   });
+  const x = bayesConfigSchema.safeParse({ unknown_probability: 1 });
+  assert.ok(!x.success && x.error.issues.some((i) => i.path.join('.') === 'unknown_probability'), JSON.stringify(x));
+  const s = bayesConfigSchema.safeParse({ unknown_strength: 0 });
+  assert.ok(!s.success && s.error.issues.some((i) => i.path.join('.') === 'unknown_strength'), JSON.stringify(s));
   assert.equal(bayesConfigSchema.parse({ file: '/var/lib/p/b.sqlite' }).file, '/var/lib/p/b.sqlite');
   const bad = bayesConfigSchema.safeParse({ min_lerned: 5 });
   assert.ok(!bad.success && JSON.stringify(bad.error.issues).includes('min_lerned'));
+  // Robinson's s and x reach the classifier.
+  assert.deepEqual(Bayes.optionsFrom(bayesConfigSchema.parse({ unknown_strength: 2, unknown_probability: 0.4 })).params, { s: 2, x: 0.4 });
   const inverted = bayesConfigSchema.safeParse({ autolearn: { spam: 1, ham: 2 } });
   assert.ok(!inverted.success && /autolearn.ham must be below/.test(JSON.stringify(inverted.error.issues)));
 });

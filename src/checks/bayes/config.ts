@@ -10,6 +10,13 @@ export const bayesConfigSchema = z.strictObject({
   file: z.string().min(1).optional(),
   /** Messages of each class to learn before Bayes gives a verdict (SpamAssassin: 200). */
   min_learned: z.number().int().min(1).default(200),
+  /**
+   * Robinson's s: how many messages' worth of weight the prior x has against a token's own
+   * counts (chosen by cross-validation on both dev sets, docs/bayes.md "Unknown tokens").
+   */
+  unknown_strength: z.number().positive().max(100).default(DEFAULT_PARAMS.s),
+  /** Robinson's x: the spam probability of a token never seen (0.5: no opinion). */
+  unknown_probability: z.number().gt(0).lt(1).default(DEFAULT_PARAMS.x),
   /** The most significant tokens combined per message (SpamAssassin 150; 200 measured best here). */
   max_tokens: z.number().int().min(10).max(1000).default(DEFAULT_PARAMS.maxTokens),
   autolearn: z.strictObject({

@@ -81,7 +81,7 @@ export class Bayes {
 
   /** Bayes options from the configuration section. */
   static optionsFrom(cfg: BayesConfig): BayesOptions {
-    return { minLearned: cfg.min_learned, maxTokens: cfg.max_tokens, expireDays: cfg.expire_days };
+    return { minLearned: cfg.min_learned, maxTokens: cfg.max_tokens, expireDays: cfg.expire_days, params: { s: cfg.unknown_strength, x: cfg.unknown_probability } };
   }
 
   private readonly hash = (token: string): bigint => {

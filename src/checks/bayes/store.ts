@@ -154,14 +154,24 @@ export class BayesStore {
       this.cache.clear();
       this.cacheVersion = version;
     }
-    const missing = [...new Set(hashes.filter((h) => !this.cache.has(h)))];
-    if (missing.length) {
+    // One cache probe per token; only the misses (a minority once the cache is warm) go to SQLite
+    // and are looked up again. Map operations on BigInt keys were most of this function's cost.
+    const out: (StoredCount | undefined)[] = new Array(hashes.length);
+    const misses: number[] = [];
+    for (let i = 0; i < hashes.length; i++) {
+      const c = this.cache.get(hashes[i]!);
+      if (c === undefined) misses.push(i);
+      else out[i] = c ?? undefined;
+    }
+    if (misses.length) {
+      const missing = [...new Set(misses.map((i) => hashes[i]!))];
       for (const h of missing) this.cache.set(h, null);
       for (const r of this.lookupStmt.all(jsonArray(missing)) as { h: bigint; spam: bigint; ham: bigint; atime: bigint }[]) {
         this.cache.set(r.h, { spam: Number(r.spam), ham: Number(r.ham), atime: Number(r.atime) });
       }
+      for (const i of misses) out[i] = this.cache.get(hashes[i]!) ?? undefined;
     }
-    return hashes.map((h) => this.cache.get(h) ?? undefined);
+    return out;
   }
 
   /** Our own writes change these tokens: their cached counts go (other connections' writes change data_version). */

@@ -141,3 +141,35 @@ test('bounded on a hostile 20 MB single-line body: capped tokens, well under a s
   // A tighter cap is honoured.
   assert.ok(tokenize(parsed, { maxTokens: 50 }).length <= 50);
 });
+
+test('what the receiving side adds gives no token: upstream verdicts, other hosts\' results, list fields', () => {
+  const plain = SAMPLE.replace(/^From sender[^\n]*\n/, '');
+  const added = [
+    'X-Spam-Status: Yes, score=9.1 required=5.0', 'X-Spam-Flag: YES', 'X-Virus-Scanned: amavisd-new', 'X-CRM114-Status: GOOD',
+    'Authentication-Results: mx.collector.example; spf=pass', 'ARC-Seal: i=1; a=rsa-sha256; cv=none; d=collector.example',
+    'List-Id: Some list <some.lists.example>', 'List-Unsubscribe: <mailto:leave@lists.example>', 'List-Post: <mailto:some@lists.example>', 'Precedence: list',
+    'X-Mailman-Version: 2.1.29', 'X-BeenThere: some@lists.example', 'Delivered-To: lists+some@collector.example',
+    'X-Microsoft-Antispam: BCL:0;', 'X-Portcullis-Score: 3.2',
+  ].join('\n');
+  const withAdded = plain.replace(/^Received:/, `${added}\nReceived:`);
+  const a = tokenize(msg(plain)).sort();
+  const b = tokenize(msg(withAdded)).sort();
+  assert.deepEqual(b, a, `tokens that only the added fields gave: ${b.filter((t) => !a.includes(t)).join(' ')}`);
+  // The sender's own bulk markers still count: Precedence: bulk, an unsubscribe link without a
+  // discussion list's List-Post.
+  const bulk = tokenize(msg(plain.replace(/^Subject:/m, 'List-Unsubscribe: <https://news.shop.example/u?x=1>\nList-Unsubscribe-Post: List-Unsubscribe=One-Click\nSubject:')));
+  assert.ok(bulk.includes('bulk:unsubscribe') && bulk.includes('bulk:one-click'), bulk.filter((x) => x.startsWith('bulk')).join(' '));
+  assert.ok(!tokenize(msg(withAdded.replace(/^Subject:/m, 'List-Post: <mailto:some@lists.example>\nSubject:'))).includes('bulk:unsubscribe'));
+  assert.ok(tokenize(msg(plain.replace(/^Subject:/m, 'Precedence: bulk\nSubject:'))).includes('precedence:bulk'));
+});
+
+test('mail program family and the multipart skeleton', () => {
+  const t = new Set(tokenize(msg(SAMPLE)));
+  assert.ok(t.has('mua:outlook'), [...t].filter((x) => x.startsWith('mua:')).join(' '));
+  assert.ok(t.has('mime:multipart:alternative'));
+  const gmail = SAMPLE.replace(/^X-Mailer:[^\n]*\n/m, '').replace(/^Message-ID:[^\n]*/m, 'Message-ID: <CAF+x=1@mail.gmail.com>');
+  assert.ok(tokenize(msg(gmail)).includes('mua:gmail'));
+  const nested = SAMPLE.replace('multipart/alternative; boundary="b1"', 'multipart/mixed; boundary="m0"')
+    .replace('\n--b1\n', '\n--m0\nContent-Type: multipart/alternative; boundary="b1"\n\n--b1\n').replace(/--b1--\n$/, '--b1--\n--m0--\n');
+  assert.ok(tokenize(msg(nested)).includes('mime:multipart:alternative,mixed'), tokenize(msg(nested)).filter((x) => x.startsWith('mime:')).join(' '));
+});

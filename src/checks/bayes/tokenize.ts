@@ -9,7 +9,10 @@
 //
 // What is left out on purpose: dates and times (Received timestamps, Date) — they teach the
 // filter when a corpus was collected, not what spam is; the recipient's own address (every
-// message in a mailbox has it).
+// message in a mailbox has it); and every field the RECEIVING side adds (RECEIVING_SIDE below:
+// upstream filter verdicts, other hosts' Authentication-Results and ARC sets, mailing-list
+// fields, our own X-Portcullis-*): they describe the site that collected the mail, not the
+// sender, so a model that learned them on one site's mail would not carry over to another's.
 import { getDomain } from 'tldts';
 import type { ParsedMessage } from '../../mime/text.js';
 
@@ -163,6 +166,7 @@ function headerTokens(msg: ParsedMessage, client: TokenizeOptions['client'], add
     add(`message-id:shape:${shape(local)}`);
   }
 
+  add(`mua:${muaFamily(h('x-mailer')[0] ?? h('user-agent')[0] ?? '', mid ?? '')}`);
   for (const name of ['x-mailer', 'user-agent'] as const) {
     for (const v of h(name).slice(0, 1)) {
       // The program and its major version; build numbers split hairs between identical mailers.
@@ -177,7 +181,7 @@ function headerTokens(msg: ParsedMessage, client: TokenizeOptions['client'], add
   const seen = new Set<string>();
   for (const f of msg.headers) {
     if (seen.size >= 60) break;
-    if (seen.has(f.key) || OUR_FIELDS.test(f.key)) continue;
+    if (seen.has(f.key) || RECEIVING_SIDE.test(f.key)) continue;
     seen.add(f.key);
     add(`header:${f.key.slice(0, 40)}`);
   }
@@ -190,8 +194,38 @@ function headerTokens(msg: ParsedMessage, client: TokenizeOptions['client'], add
   if (h('mime-version').length === 0) add('mime-version:none');
   for (const v of h('x-priority').slice(0, 1)) add(`x-priority:${v.trim().slice(0, 1)}`);
   for (const v of h('importance').slice(0, 1)) add(`importance:${v.trim().toLowerCase().slice(0, 10)}`);
-  if (h('list-id').length || h('list-unsubscribe').length) add('list:header');
-  for (const v of h('precedence').slice(0, 1)) add(`precedence:${v.trim().toLowerCase().slice(0, 10)}`);
+  // A bulk sender's own unsubscribe link (no List-Post: not a discussion list's fields), and the
+  // RFC 8058 one-click form that big senders must now carry: the sender's, not the list server's.
+  if (h('list-unsubscribe').length && !h('list-post').length) {
+    add('bulk:unsubscribe');
+    if (h('list-unsubscribe-post').length) add('bulk:one-click');
+  }
+  // Precedence: bulk / junk is the sender's; "list" is what a list server sets.
+  for (const v of h('precedence').slice(0, 1)) if (!/^\s*list\b/i.test(v)) add(`precedence:${v.trim().toLowerCase().slice(0, 10)}`);
+}
+
+/**
+ * The mail program's family from X-Mailer / User-Agent and the Message-ID's form: what wrote the
+ * message, without versions (a Thunderbird 115 and a 128 are the same evidence).
+ */
+function muaFamily(agent: string, mid: string): string {
+  const a = agent.toLowerCase();
+  const m = mid.toLowerCase();
+  const known: [RegExp, string][] = [
+    [/outlook|microsoft (office|windows live)|exchange/, 'outlook'], [/thunderbird|icedove|seamonkey/, 'thunderbird'],
+    [/apple mail|iphone mail|ipad mail|^ios\b/, 'apple'], [/git-send-email/, 'git'], [/mutt|neomutt/, 'mutt'], [/evolution/, 'evolution'],
+    [/roundcube/, 'roundcube'], [/squirrelmail/, 'squirrelmail'], [/kmail|trojita/, 'kde'], [/gnus|emacs/, 'emacs'], [/claws|sylpheed/, 'claws'],
+    [/phpmailer/, 'phpmailer'], [/mailchimp|mandrill/, 'mailchimp'], [/sendgrid/, 'sendgrid'], [/zimbra/, 'zimbra'], [/android|k-9|aquamail/, 'android'],
+    [/the bat|becky|eudora|pegasus|foxmail|mailbird|em client/, 'desktop-other'],
+  ];
+  for (const [re, family] of known) if (re.test(a)) return family;
+  if (a) return 'other';
+  // No agent field: some senders still show in the Message-ID's form.
+  if (/@mail\.gmail\.com>?$/.test(m)) return 'gmail';
+  if (/@(\w+\.)?(outlook|prod\.outlook|exchange)\.(com|net)>?$|\.prod\.outlook\.com>?$/.test(m)) return 'outlook-web';
+  if (/amazonses\.com>?$/.test(m)) return 'amazonses';
+  if (/sendgrid|sparkpost|mailgun|mcsv\.net|mailchimp/.test(m)) return 'bulk-service';
+  return 'none';
 }
 
 const ADDRESS = /[^\s<>"(),;:]+@[^\s<>"(),;:]+/g;
@@ -236,8 +270,20 @@ function hostTokens(name: string, host: string, add: Add): void {
   if (!h.includes('.')) add(`${name}:host-no-dot`);
 }
 
-// What the gateway itself adds to a delivered copy: counted neither at SMTP nor when learned.
-const OUR_FIELDS = /^(x-spam-|x-portcullis-|authentication-results$|received-spf$|received$)/;
+// What the receiving side adds to a delivered copy — the gateway itself, an upstream filter, the
+// mailbox host, a mailing list — counted neither at SMTP nor when learned: a model that leaned on
+// them would learn the collecting site (docs/bayes.md, "What is ignored"). Received fields are
+// read apart (receivedTokens), for the sending side's hosts only.
+const RECEIVING_SIDE = new RegExp('^(' + [
+  'x-spam(-.*)?', 'x-virus-.*', 'x-crm114-.*', 'x-amavis-.*', 'x-bogosity', 'x-ham-report', 'x-barracuda-.*', 'x-proofpoint-.*', 'x-mimecast-.*',
+  'x-forefront-antispam-report', 'x-microsoft-antispam(-.*)?', 'x-ms-exchange-organization-.*', 'x-portcullis-.*',
+  'precedence', // its value is read apart: "bulk" is the sender's, "list" the list server's
+  'authentication-results', 'x-original-authentication-results', 'arc-.*', 'received-spf', 'received',
+  'delivered-to', 'x-original-to', 'x-delivered-to', 'envelope-to', 'x-envelope-to', 'return-path',
+  'list-.*', 'x-mailing-list', 'mailing-list', 'x-mailman-.*', 'x-beenthere', 'errors-to', 'x-loop', 'x-original-sender', 'x-google-group-id',
+  'x-spam-checked-in-group', 'x-original-recipient', 'x-groupsio-.*', 'x-list-.*', 'x-ml-.*', 'archived-at', 'x-archived-at',
+  'message-id-hash', 'x-message-id-hash', 'x-mailfrom', 'x-headers-end', 'x-content-filtered-by',
+].join('|') + ')$');
 const OUR_RECEIVED = /\(Portcullis\) with /;
 
 function ourClient(v: string): { ip: string; helo?: string } | undefined {
@@ -285,6 +331,15 @@ function mimeTokens(msg: ParsedMessage, add: Add): void {
   if (charset) add(`ct:charset:${charset.slice(0, 30)}`);
   const cte = (msg.header('content-transfer-encoding')[0] ?? '').trim().toLowerCase();
   if (cte) add(`cte:${cte.slice(0, 20)}`);
+  // The multipart skeleton (which multipart kinds nest here): mail programs and bulk tools each
+  // build their own, and it survives a change of site.
+  const kinds = new Set<string>();
+  const MULTI = /^content-type:\s*multipart\/([a-z0-9-]+)/gim;
+  if (type.startsWith('multipart/')) {
+    const full = msg.full.slice(0, MAX_HTML_SCAN); // the top header's type is among them
+    for (let m = MULTI.exec(full); m && kinds.size < 6; m = MULTI.exec(full)) kinds.add(m[1]!.toLowerCase().slice(0, 20));
+    add(`mime:multipart:${[...kinds].sort().join(',')}`);
+  }
   for (const p of msg.parts.slice(0, 20)) {
     add(`part:${p.type}`);
     if (p.charset) add(`part:charset:${p.charset.slice(0, 30)}`);

@@ -13,14 +13,13 @@
 //
 // Not run for authenticated submission or trusted networks: DMARC protects recipients from mail
 // that claims a domain it cannot prove; our own users' mail is proven by their login.
-import { Readable } from 'node:stream';
 import type { AnyCheck, Check, CheckResult, Facts, MessageFacts, SymbolHit } from '../types.js';
 import type { Resolver } from '../../dns/types.js';
 import type { Logger } from '../../log.js';
 import { reply } from '../../protocol/reply.js';
 import type { AuthenticationConfig } from './config.js';
 import { budgetedResolve } from './budget-resolver.js';
-import { verifyDkim, type DkimSignature } from './verify-dkim.js';
+import { unsignedMessage, verifyDkim, type DkimSignature } from './verify-dkim.js';
 import { verifyArc, arcOverride, type ArcOutcome, type ArcOverride } from './arc.js';
 import { evaluateDmarc, sampleKey, type DmarcOutcome, type Policy } from './dmarc.js';
 import { aligned, normal, underDomain } from './domains.js';
@@ -62,9 +61,9 @@ export function authenticationCheck(deps: AuthenticationDeps): Check<'data'> {
       const now = deps.now ?? Date.now;
       const c = deps.config;
       const { resolve } = budgetedResolve(deps.resolver, { deadline: now() + budget, maxQueries: MAX_QUERIES, now });
-      const dkim = await verifyDkim(signedInput(message), {
+      const dkim = isSigned(message) ? await verifyDkim(message.stream(), {
         resolve, maxSignatures: c.dkim.max_signatures, minRsaBits: c.dkim.min_rsa_bits, allowSha1: c.dkim.allow_sha1,
-      });
+      }) : unsignedMessage(message.headers);
       const arc: ArcOutcome = c.arc.enabled
         ? await verifyArc(dkim.arc, resolve, c.dkim.min_rsa_bits)
         : { result: 'none', instance: 0, reason: '', hops: [] };
@@ -237,13 +236,10 @@ export function dmarcReject(o: DmarcOutcome) {
 }
 
 /**
- * What the verifier must read: the whole message when a DKIM or ARC field asks for a body hash;
- * otherwise the header section alone (with its empty line), since nothing in the body can change
- * the outcome — no signature to verify, no chain — and the From addresses are in the headers.
- * Most unsigned mail then costs a header parse instead of a pass over every body line.
+ * Whether mailauth's verifier has anything to verify: a DKIM signature or an ARC set. Most mail
+ * without either (and the verifier's byte-by-byte header scan costs ≈0.3 ms a message) is answered
+ * from the session's own header parse by unsignedMessage().
  */
-function signedInput(message: MessageFacts): NodeJS.ReadableStream {
-  const signed = message.headers.some((h) => h.key === 'dkim-signature' || h.key.startsWith('arc-'));
-  if (signed) return message.stream();
-  return Readable.from([Buffer.concat([...message.headers.map((h) => h.raw), Buffer.from('\r\n')])]);
+function isSigned(message: MessageFacts): boolean {
+  return message.headers.some((h) => h.key === 'dkim-signature' || h.key.startsWith('arc-'));
 }

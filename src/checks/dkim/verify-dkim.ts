@@ -17,6 +17,7 @@ import { pipeline } from 'node:stream/promises';
 import type { Writable } from 'node:stream';
 import type { NodeStyleResolve } from '../spf/node-style.js';
 import { REQUIRED, tagListProblem } from './tag-list.js';
+import type { HeaderField } from '../../protocol/headers.js';
 
 const require = createRequire(import.meta.url);
 
@@ -78,6 +79,8 @@ interface Verifier extends Writable {
 type VerifierClass = new (options: { resolver: NodeStyleResolve; minBitLength: number }) => Verifier;
 const { DkimVerifier } = require('mailauth/lib/dkim/dkim-verifier.js') as { DkimVerifier: VerifierClass };
 const { parseHeaders } = require('mailauth/lib/tools.js') as { parseHeaders: (b: Buffer) => unknown };
+// The address parser mailauth's verifier uses for From (unsignedMessage must read From as it does).
+const addressparser = require('nodemailer/lib/addressparser/index.js') as (s: string) => { address?: string; group?: unknown[] }[];
 
 export type DkimResult = 'pass' | 'fail' | 'neutral' | 'policy' | 'temperror' | 'permerror';
 /** valid: counts; invalid: the signature or the message is at fault; permfail: the key is; tempfail: DNS. */
@@ -110,6 +113,23 @@ export interface DkimVerifyOptions {
   readonly maxSignatures: number;
   readonly minRsaBits: number;
   readonly allowSha1: boolean;
+}
+
+/**
+ * The verification of a message with no DKIM-Signature and no ARC field, without reading it: no
+ * signatures, no chain, and the From addresses parsed as mailauth's verifier parses them (each From
+ * field's value after the colon, trimmed, through nodemailer's addressparser), so that DMARC sees
+ * the same addresses either way.
+ */
+export function unsignedMessage(headers: readonly HeaderField[]): DkimVerification {
+  const fromAddresses: string[] = [];
+  for (const h of headers) {
+    if (h.key !== 'from') continue;
+    const line = h.raw.toString();
+    const colon = line.indexOf(':');
+    for (const a of addressparser(line.slice(colon + 1).trim())) if (a?.address) fromAddresses.push(a.address);
+  }
+  return { signatures: [], fromAddresses, arc: { chain: false } };
 }
 
 /** Verifies the DKIM signatures of a message read from `input` (and gathers its ARC chain). */

@@ -2,6 +2,9 @@
 // looks like a message), a directory of them (recursive, sorted, dotfiles skipped), an mbox
 // (mboxo/mboxrd: split on "From " lines, ">From " unquoted), or a tarball (.tar, .tar.gz, .tgz,
 // streamed through node:zlib and the attachment scanner's tar parser, never loaded whole).
+// Symbolic links to files and folders are read like what they point to (each real folder once,
+// so a link loop ends); a Maildir (a folder with cur/ and new/) is read from cur/ and new/ and
+// its Maildir++ subfolders (.Junk/cur …), never from tmp/, where deliveries are half written.
 //
 // Bounded: a message larger than `maxBytes` is skipped with a notice (its bytes are counted and
 // dropped, never accumulated); an mbox or tarball of any size streams through in small chunks.
@@ -36,39 +39,90 @@ const CHUNK = 64 * 1024;
 /** Every message under `input`, in a deterministic order. */
 export async function* readMessages(input: string, options: ReadOptions = {}): AsyncGenerator<CorpusMessage> {
   const opts = { maxBytes: options.maxBytes ?? DEFAULT_MAX_MESSAGE_BYTES, onSkip: options.onSkip ?? (() => {}) };
-  let st: fs.Stats;
-  try {
-    st = await fs.promises.stat(input);
-  } catch (err) {
-    opts.onSkip({ name: input, reason: errText(err) });
-    return;
-  }
-  if (st.isDirectory()) yield* readDirectory(input, opts);
-  else if (st.isFile()) yield* readFile(input, st.size, opts);
-  else opts.onSkip({ name: input, reason: 'not a file or directory' });
+  for await (const f of listFiles(input, opts.onSkip)) yield* readFile(f.path, f.size, opts);
 }
 
 type Opts = { maxBytes: number; onSkip: (n: CorpusNotice) => void };
 
-async function* readDirectory(dir: string, opts: Opts): AsyncGenerator<CorpusMessage> {
+export interface CorpusFile {
+  readonly path: string;
+  readonly size: number;
+}
+
+/**
+ * The files `readMessages` would open under `input` (links followed, Maildir tmp/ left out),
+ * with their sizes: what a progress display needs to estimate the time left.
+ */
+export async function* listFiles(input: string, onSkip: (n: CorpusNotice) => void = () => {}): AsyncGenerator<CorpusFile> {
+  let st: fs.Stats;
+  try {
+    st = await fs.promises.stat(input);
+  } catch (err) {
+    onSkip({ name: input, reason: errText(err) });
+    return;
+  }
+  if (st.isDirectory()) yield* walkDirectory(input, onSkip, new Set());
+  else if (st.isFile()) yield { path: input, size: st.size };
+  else onSkip({ name: input, reason: 'not a file or directory' });
+}
+
+/** A Maildir: a folder holding both cur/ and new/ (tmp/ may be missing in a copied one). */
+async function isMaildir(dir: string): Promise<boolean> {
+  const sub = async (n: string) => (await fs.promises.stat(path.join(dir, n)).catch(() => undefined))?.isDirectory() ?? false;
+  return (await sub('cur')) && (await sub('new'));
+}
+
+async function* walkDirectory(dir: string, onSkip: (n: CorpusNotice) => void, seen: Set<string>): AsyncGenerator<CorpusFile> {
+  // Each real folder once: a link back up the tree (or two links to one folder) ends here.
+  let real: string;
+  try {
+    real = await fs.promises.realpath(dir);
+  } catch (err) {
+    onSkip({ name: dir, reason: errText(err) });
+    return;
+  }
+  if (seen.has(real)) return;
+  seen.add(real);
   let entries: fs.Dirent[];
   try {
     entries = await fs.promises.readdir(dir, { withFileTypes: true });
   } catch (err) {
-    opts.onSkip({ name: dir, reason: errText(err) });
+    onSkip({ name: dir, reason: errText(err) });
     return;
   }
+  const maildir = await isMaildir(dir);
   // Byte order, not locale order: the same tree gives the same sequence on every machine.
   entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   for (const e of entries) {
-    if (e.name.startsWith('.')) continue;
     const p = path.join(dir, e.name);
-    if (e.isDirectory()) yield* readDirectory(p, opts);
-    else if (e.isFile()) {
-      const st = await fs.promises.stat(p).catch(() => undefined);
-      if (st) yield* readFile(p, st.size, opts);
+    if (maildir && e.name === 'tmp') continue; // deliveries in progress, not messages yet
+    let kind: 'dir' | 'file' | 'other' = e.isDirectory() ? 'dir' : e.isFile() ? 'file' : 'other';
+    let size = -1;
+    if (e.isSymbolicLink()) {
+      const st = await fs.promises.stat(p).catch((err: unknown) => err as Error);
+      if (st instanceof Error) {
+        onSkip({ name: p, reason: `broken symbolic link: ${errText(st)}` });
+        continue;
+      }
+      kind = st.isDirectory() ? 'dir' : st.isFile() ? 'file' : 'other';
+      size = st.size;
     }
-    // Symlinks, sockets, devices: not followed (a link loop must not hang training).
+    // Dotfiles and dot-folders are skipped (editor and indexer files), except a Maildir++
+    // subfolder (".Junk") of a Maildir.
+    if (e.name.startsWith('.') && !(maildir && kind === 'dir' && e.name.length > 1 && e.name !== '..' && (await isMaildir(p)))) continue;
+    if (kind === 'dir') yield* walkDirectory(p, onSkip, seen);
+    else if (kind === 'file') {
+      if (size < 0) {
+        const st = await fs.promises.stat(p).catch((err: unknown) => err as Error);
+        if (st instanceof Error) {
+          onSkip({ name: p, reason: errText(st) });
+          continue;
+        }
+        size = st.size;
+      }
+      yield { path: p, size };
+    }
+    // Sockets, FIFOs, devices: not messages (a FIFO would block the read).
   }
 }
 
