@@ -13,6 +13,8 @@ export interface RouterDeps {
   readonly mailboxDir: (address: string) => string;
   readonly route: (domain: string) => RouteConfig | undefined;
   readonly metrics: Metrics;
+  /** DKIM signing / ARC sealing of mail leaving for a remote destination (src/delivery/dkim/outbound.ts). */
+  readonly sign?: (msg: QueuedMessage, content: Content) => Promise<Content | undefined>;
 }
 
 export class DeliveryRouter implements Deliverer {
@@ -38,6 +40,7 @@ export class DeliveryRouter implements Deliverer {
       group.index.push(k);
       byRoute.set(key, group);
     });
+    if (byRoute.size) content = (await this.deps.sign?.(msg, content)) ?? content;
     for (const { route, index } of byRoute.values()) {
       const started = process.hrtime.bigint();
       jobs.push(

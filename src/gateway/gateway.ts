@@ -15,7 +15,9 @@ import { TlsManager } from '../tls/certificates.js';
 import { Queue, type QueuedMessage, type QueuedRecipient } from '../queue/queue.js';
 import { MaildirDelivery } from '../delivery/maildir.js';
 import { RelayDelivery } from '../delivery/relay.js';
-import { DeliveryRouter } from '../delivery/router.js';
+import { DeliveryRouter, type RouterDeps } from '../delivery/router.js';
+import { OutboundSigner } from '../delivery/dkim/outbound.js';
+import { DkimKeyStore } from '../delivery/dkim/keys.js';
 import { RecipientResolver } from '../smtp/recipients.js';
 import { SmtpListeners } from '../smtp/server.js';
 import { CheckRunner } from '../pipeline/runner.js';
@@ -45,6 +47,15 @@ export interface Gateway {
   addresses(): Record<string, { address: string; port: number }>;
   reload(): Promise<void>;
   stop(): Promise<void>;
+}
+
+/** The router's signing hook: DKIM keys under data/dkim, outbound.dkim settings (docs/outbound-dkim.md). */
+function dkimSigner(config: Config, dataDir: string, logger: Logger): NonNullable<RouterDeps['sign']> {
+  const trusted = new NetworkSet(config.relay.trusted_networks);
+  const signer = new OutboundSigner({
+    store: new DkimKeyStore(dataDir), config: config.outbound.dkim, trusted: (ip) => trusted.has(ip), logger: logger.child({ component: 'dkim' }),
+  });
+  return (msg, content) => signer.sign(msg, content);
 }
 
 /** Queue ids: time-ordered; unique across restarts (time) and processes (a random node part); safe as file names. */
@@ -173,6 +184,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       mailboxDir: (address) => mailboxPath(dataDir, address),
       route: (domain) => resolver.route(domain),
       metrics,
+      sign: dkimSigner(config, dataDir, logger),
     });
     const checkLog = logger.child({ component: 'checks' });
     const ownAddresses = [...new Set(config.listeners.map((l) => l.address).filter((a) => a !== '0.0.0.0' && a !== '::'))];

@@ -16,7 +16,7 @@ export const DEFAULT_SIGNED_HEADERS = [
 export const dkimSigningConfigSchema = z.strictObject({
   /** Sign mail of our domains once a key exists for them. */
   sign: z.boolean().default(true),
-  /** Header fields covered by the signature (lower-case; repeat a name to oversign it). */
+  /** Header fields covered by the signature, when present (lower-case; a name listed twice counts once: see above). */
   headers: z.array(z.string().regex(/^[\x21-\x39\x3b-\x7e]+$/, 'a header field name')).min(1).default([...DEFAULT_SIGNED_HEADERS]),
   /** Signature lifetime in seconds (the x= tag); 0 leaves x= out. */
   expire: z.number().int().min(0).default(0),

@@ -1,7 +1,7 @@
 // The DKIM key store under the data directory: data/dkim/<domain>/<selector>.key (mode 0600,
 // directories 0700) plus <selector>.json (type, created, active). Keys are made with node:crypto.
 import { generateKeyPairSync, createPublicKey } from 'node:crypto';
-import { mkdirSync, readdirSync, readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync, existsSync, rmSync, renameSync } from 'node:fs';
 import { join } from 'node:path';
 
 export type DkimKeyType = 'rsa' | 'ed25519';
@@ -68,24 +68,55 @@ export class DkimKeyStore {
     const privateKeyPem = generateKey(type);
     writeFileSync(keyFile, privateKeyPem, { mode: 0o600, flag: 'wx' });
     const meta = { type, created: now.toISOString(), active: true };
-    writeFileSync(join(dir, `${selector}.json`), JSON.stringify(meta) + '\n', { mode: 0o600 });
+    this.writeMeta(domain, selector, meta);
     return { domain, selector, privateKeyPem, ...meta };
+  }
+
+  /** Marks a key as signing or not (rotation keeps the old key, inactive, until it is removed). */
+  setActive(domain: string, selector: string, active: boolean): void {
+    const key = this.list(domain).find((k) => k.selector === selector);
+    if (!key) throw new Error(`no key for selector "${selector}" of ${domain}`);
+    this.writeMeta(domain, selector, { type: key.type, created: key.created, active });
+  }
+
+  /** A selector not used yet for `domain`: the type's prefix and the date (rsa20261207, ed20261207-2). */
+  freshSelector(domain: string, type: DkimKeyType, now = new Date()): string {
+    const base = `${type === 'rsa' ? 'rsa' : 'ed'}${now.toISOString().slice(0, 10).replace(/-/g, '')}`;
+    const taken = (s: string) => existsSync(join(this.dir(domain), `${s}.key`));
+    let selector = base;
+    for (let n = 2; taken(selector); n++) selector = `${base}-${n}`;
+    return selector;
+  }
+
+  /** The directory the gateway watches for `domain` (its mtime changes with every key change). */
+  domainDir(domain: string): string {
+    return this.dir(domain);
+  }
+
+  // Written to a temporary file and renamed: a reader never sees half a file, and the rename
+  // changes the directory's mtime, which tells a running gateway to reload the domain's keys.
+  private writeMeta(domain: string, selector: string, meta: { type: DkimKeyType; created: string; active: boolean }): void {
+    const file = join(this.dir(domain), `${selector}.json`);
+    writeFileSync(`${file}.tmp`, JSON.stringify(meta) + '\n', { mode: 0o600 });
+    renameSync(`${file}.tmp`, file);
   }
 
   list(domain?: string): DkimKey[] {
     const root = join(this.dataDir, 'dkim');
     if (!existsSync(root)) return [];
+    if (domain !== undefined && checkName(domain)) throw new Error(checkName(domain));
     const domains = domain ? [domain] : readdirSync(root);
     const out: DkimKey[] = [];
     for (const d of domains) {
       if (!existsSync(this.dir(d))) continue;
-      for (const f of readdirSync(this.dir(d)).filter((n) => n.endsWith('.json')).sort()) {
+      for (const f of readdirSync(this.dir(d)).filter((n) => n.endsWith('.json') && existsSync(join(this.dir(d), n.replace(/\.json$/, '.key')))).sort()) {
         const selector = f.slice(0, -5);
         const meta = JSON.parse(readFileSync(join(this.dir(d), f), 'utf8')) as { type: DkimKeyType; created: string; active: boolean };
         out.push({ domain: d, selector, ...meta, privateKeyPem: readFileSync(join(this.dir(d), `${selector}.key`), 'utf8') });
       }
     }
-    return out;
+    // Per domain, oldest first: the order keys were made in.
+    return out.sort((a, b) => a.domain.localeCompare(b.domain) || a.created.localeCompare(b.created) || a.selector.localeCompare(b.selector));
   }
 
   remove(domain: string, selector: string): boolean {
