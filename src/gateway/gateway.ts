@@ -54,6 +54,7 @@ function dkimSigner(config: Config, dataDir: string, logger: Logger): NonNullabl
   const trusted = new NetworkSet(config.relay.trusted_networks);
   const signer = new OutboundSigner({
     store: new DkimKeyStore(dataDir), config: config.outbound.dkim, trusted: (ip) => trusted.has(ip), logger: logger.child({ component: 'dkim' }),
+    hostname: config.hostname, sealDomains: [config.hostname, ...config.domains],
   });
   return (msg, content) => signer.sign(msg, content);
 }

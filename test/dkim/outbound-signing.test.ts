@@ -14,6 +14,8 @@ import { makeMessage, marker } from '../helpers/messages.js';
 import { Sink } from '../helpers/sink.js';
 import { SmtpClient, transaction } from '../helpers/smtp-client.js';
 import { strict } from '../helpers/clients.js';
+import { Resolver } from 'node:dns/promises';
+import { authenticate } from 'mailauth';
 
 const PYTHON = '/usr/bin/python3';
 const VERIFY = `
@@ -52,24 +54,57 @@ function needVerifier(t: TestContext): boolean {
   return false;
 }
 
-/**
- * python3-dkim's verdict on each DKIM-Signature of `raw`, in header order. Run asynchronously:
- * the DNS server it asks lives in this process and must keep answering meanwhile.
- */
-function verify(raw: Buffer, dns: DnsServer): Promise<boolean[]> {
+const ARC_VERIFY = `
+import sys, json, dkim, dns.resolver
+req = json.load(sys.stdin)
+res = dns.resolver.Resolver(configure=False)
+res.nameservers = ['127.0.0.1']
+res.port = req['port']
+def dnsfunc(name, timeout=5):
+    try:
+        answer = res.resolve(name.decode().rstrip('.'), 'TXT', lifetime=timeout)
+    except Exception:
+        return None
+    return b''.join(answer[0].strings)
+cv, results, reason = dkim.arc_verify(req['msg'].encode('latin1'), dnsfunc=dnsfunc)
+print(json.dumps({'cv': cv.decode(), 'reason': reason, 'instances': [r.get('instance') for r in results]}))
+`;
+
+/** python3-dkim's ARC verdict (arc_verify): the chain validation and the instances it checked. */
+function arcVerify(raw: Buffer, dns: DnsServer): Promise<{ cv: string; reason: string; instances: number[] }> {
+  return runPython(ARC_VERIFY, JSON.stringify({ port: dns.port, msg: raw.toString('latin1') })).then((out) => JSON.parse(out) as { cv: string; reason: string; instances: number[] });
+}
+
+/** mailauth's own ARC verification of `raw`, its keys looked up on the loopback DNS server. */
+async function mailauthArc(raw: Buffer, dns: DnsServer): Promise<{ result: string; i?: number }> {
+  const resolver = new Resolver();
+  resolver.setServers([dns.server]);
+  const res = await authenticate(raw, {
+    ip: '192.0.2.1', helo: 'test', sender: 'x@example.net', mta: 'verifier.test', disableBimi: true, disableDmarc: true,
+    resolver: (name: string, type: string) => resolver.resolve(name, type as 'TXT'),
+  } as never) as { arc: { status: { result: string }; i?: number } };
+  return { result: res.arc.status.result, i: res.arc.i };
+}
+
+function runPython(code: string, input: string): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(PYTHON, ['-c', VERIFY], { stdio: ['pipe', 'pipe', 'pipe'], timeout: 30_000 });
+    const child = spawn(PYTHON, ['-c', code], { stdio: ['pipe', 'pipe', 'pipe'], timeout: 30_000 });
     let out = '';
     let err = '';
     child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
     child.stderr.setEncoding('utf8').on('data', (d: string) => (err += d));
     child.on('error', reject);
-    child.on('close', (code) => {
-      if (code !== 0) reject(new Error(`python3-dkim verifier failed (exit ${code}): ${err}`));
-      else resolve(JSON.parse(out) as boolean[]);
-    });
-    child.stdin.end(JSON.stringify({ port: dns.port, msg: raw.toString('latin1') }));
+    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`python3 failed (exit ${code}): ${err}`))));
+    child.stdin.end(input);
   });
+}
+
+/**
+ * python3-dkim's verdict on each DKIM-Signature of `raw`, in header order. Run asynchronously:
+ * the DNS server it asks lives in this process and must keep answering meanwhile.
+ */
+function verify(raw: Buffer, dns: DnsServer): Promise<boolean[]> {
+  return runPython(VERIFY, JSON.stringify({ port: dns.port, msg: raw.toString('latin1') })).then((out) => JSON.parse(out) as boolean[]);
 }
 
 /** The DKIM-Signature fields of a message, unfolded, as tag → value maps. */
@@ -109,7 +144,10 @@ describe('outbound DKIM signing through the running gateway', { timeout: 180_000
     dns = await startDnsServer({});
     gw = await prepareGateway({
       users: userMap('alice', 'carol'),
+      aliases: { 'fwd@example.test': ['friend@external.test'] },
       config: {
+        // The gateway's own verification (of what it forwards) uses the same published keys.
+        dns: { servers: [dns.server] },
         relay: {
           // 127.0.0.2 stands for an application server of ours that sends without logging in.
           trusted_networks: ['127.0.0.2/32'],
@@ -217,5 +255,57 @@ describe('outbound DKIM signing through the running gateway', { timeout: 180_000
     const r = await gw.cli(['dkim', 'remove', 'example.test', selectors.rsa!]);
     assert.equal(r.code, 1);
     assert.match(r.stderr, /no key with selector/);
+  });
+
+  async function fromOutside(raw: string | Buffer, to: string): Promise<void> {
+    const c = await SmtpClient.connect(gw.ports.mx, { localAddress: '127.0.0.3' });
+    try {
+      await c.ehlo();
+      const res = await transaction(c, 'someone@example.net', [to], raw);
+      assertReply(res.final!, 250, undefined, c.describe());
+    } finally {
+      await c.quit();
+    }
+  }
+
+  const arcSets = (raw: Buffer) => [...raw.toString('latin1').split('\r\n\r\n')[0]!.matchAll(/^ARC-Seal:.*?\bi=(\d+)/gim)].map((m) => Number(m[1]));
+
+  it('forwarded mail (an alias to an outside address) is ARC-sealed after our verification: mailauth and python3-dkim verify the seal; nothing DKIM-signed', async (t) => {
+    if (!needVerifier(t)) return;
+    const m = marker('arc-fwd');
+    await fromOutside(makeMessage({ from: 'someone@example.net', to: 'fwd@example.test', subject: m }), 'fwd@example.test');
+    const got = await sink.waitFor(m);
+    const text = got.raw.toString('latin1');
+    assert.deepEqual(arcSets(got.raw), [1]);
+    assert.match(text, /^ARC-Seal: i=1; .*cv=none/m);
+    assert.match(text.replace(/\r\n[ \t]+/g, ' '), /^ARC-Authentication-Results: i=1; mx\.example\.test; .*arc=none/m, 'the AAR repeats our Authentication-Results');
+    assert.match(text.replace(/\r\n[ \t]+/g, ' '), /^ARC-Seal: [^\r\n]*\bd=example\.test;[^\r\n]*\bs=/m);
+    assert.equal(signatures(got.raw).length, 0, 'forwarded mail from outside is not DKIM-signed as ours');
+    assert.deepEqual(await mailauthArc(got.raw, dns), { result: 'pass', i: 1 });
+    const py = await arcVerify(got.raw, dns);
+    assert.equal(py.cv, 'pass', py.reason);
+    // Forwarded once more (a second alias hop through us): our verification passes the chain, the new seal says cv=pass.
+    const m2 = `${m}-again`;
+    await fromOutside(Buffer.from(text.replace(`Subject: ${m}`, `Subject: ${m2}`), 'latin1'), 'fwd@example.test');
+    const again = await sink.waitFor(m2);
+    // The subject was changed in transit, so the i=1 AMS no longer verifies: our check sees arc=fail and does not seal.
+    assert.deepEqual(arcSets(again.raw), [1], 'a chain that failed our verification gets no seal of ours');
+    assert.ok(gw.logs.some((l) => l.event === 'arc_not_sealed' && /arc=fail/.test(String(l.reason))), 'the log says why it was not sealed');
+  });
+
+  it('a chain that passes our verification is extended: i=2 with cv=pass, verified by mailauth and python3-dkim', async (t) => {
+    if (!needVerifier(t)) return;
+    const m = marker('arc-chain');
+    await fromOutside(makeMessage({ from: 'someone@example.net', to: 'fwd@example.test', subject: m }), 'fwd@example.test');
+    const first = await sink.waitFor(m);
+    sink.messages.splice(sink.messages.indexOf(first), 1);
+    // The same bytes come back to us (the outside address forwards to our alias again).
+    await fromOutside(first.raw, 'fwd@example.test');
+    const second = await sink.waitFor(m);
+    assert.deepEqual(arcSets(second.raw), [2, 1]);
+    assert.match(second.raw.toString('latin1'), /^ARC-Seal: i=2; .*cv=pass/m);
+    assert.deepEqual(await mailauthArc(second.raw, dns), { result: 'pass', i: 2 });
+    const py = await arcVerify(second.raw, dns);
+    assert.equal(py.cv, 'pass', py.reason);
   });
 });

@@ -3,7 +3,9 @@
 // or MX); local Maildir copies are never signed. Signed: mail whose From domain is ours (a key
 // exists for it or a parent domain, see keysFor) and that came from an authenticated sender or
 // a relay.trusted_networks client. Mail from anyone else, even with our domain in From, leaves
-// unsigned: a forged From must not get our signature.
+// unsigned: a forged From must not get our signature. Mail we forward (an alias's outside
+// target) is ARC-sealed instead, with the RSA key of our host name's domain or of the first of
+// our domains that has one (arc-seal.ts says when a seal is made).
 import { statSync } from 'node:fs';
 import { Readable } from 'node:stream';
 import type { Logger } from '../../log.js';
@@ -12,6 +14,7 @@ import type { Content } from '../types.js';
 import type { DkimSigningConfig } from './config.js';
 import { DkimKeyStore, type DkimKey } from './keys.js';
 import { fromDomain, keysFor, signatures } from './sign.js';
+import { arcSeal, sealDecision } from './arc-seal.js';
 
 /** A header block is read up to this size to find From (smtp limits keep real ones far smaller). */
 const MAX_HEAD = 256 * 1024;
@@ -22,6 +25,10 @@ export interface OutboundSignerOptions {
   /** True for a client address in relay.trusted_networks. */
   readonly trusted: (ip: string) => boolean;
   readonly logger: Logger;
+  /** Our authserv-id in Authentication-Results (the gateway's host name). */
+  readonly hostname: string;
+  /** Domains whose key may seal, in order of preference (host name first, then `domains`). */
+  readonly sealDomains: readonly string[];
 }
 
 export class OutboundSigner {
@@ -48,7 +55,8 @@ export class OutboundSigner {
   /** The content with our DKIM-Signature fields in front, or undefined to send it as it is. Never throws. */
   async sign(msg: QueuedMessage, content: Content): Promise<Content | undefined> {
     const { config, logger } = this.opts;
-    if (!config.sign || !this.eligible(msg)) return undefined;
+    if (!this.eligible(msg)) return config.arc_seal && forwarded(msg) ? this.seal(msg, content) : undefined;
+    if (!config.sign) return undefined;
     try {
       const head = await readHead(content);
       const domain = fromDomain(head);
@@ -62,6 +70,35 @@ export class OutboundSigner {
       // Sent unsigned rather than held: the receiver's DMARC policy decides, as when a signing
       // milter is down; the log says why so the operator can fix the key.
       logger.error({ event: 'dkim_sign_failed', id: msg.id, err: (err as Error).message }, 'cannot DKIM-sign: sent unsigned');
+      return undefined;
+    }
+  }
+
+  /** The RSA key that seals forwarded mail (mailauth's ARC signer takes RSA only), if any. */
+  sealKey(): DkimKey | undefined {
+    for (const d of this.opts.sealDomains) {
+      const key = this.keys(d.toLowerCase()).find((k) => k.type === 'rsa');
+      if (key) return key;
+    }
+    return undefined;
+  }
+
+  private async seal(msg: QueuedMessage, content: Content): Promise<Content | undefined> {
+    const { logger, hostname } = this.opts;
+    try {
+      const key = this.sealKey();
+      if (!key) return undefined;
+      const decision = sealDecision(await readHead(content), hostname);
+      if (!decision.seal) {
+        logger.info({ event: 'arc_not_sealed', id: msg.id, reason: decision.reason }, 'forwarded without an ARC seal');
+        return undefined;
+      }
+      const input = content.buffers ? Buffer.concat(content.buffers as Buffer[]) : content.stream();
+      const fields = await arcSeal(input, key, decision);
+      logger.debug({ event: 'arc_sealed', id: msg.id, domain: key.domain, selector: key.selector, cv: decision.cv }, 'ARC-sealed');
+      return fields.length ? prepend(fields, content) : undefined;
+    } catch (err) {
+      logger.error({ event: 'arc_seal_failed', id: msg.id, err: (err as Error).message }, 'cannot ARC-seal: forwarded without a seal');
       return undefined;
     }
   }
@@ -80,6 +117,11 @@ export class OutboundSigner {
     this.cache.set(domain, { mtimeMs, keys });
     return keys;
   }
+}
+
+/** Mail to an alias's outside target: we forward it. */
+function forwarded(msg: QueuedMessage): boolean {
+  return msg.recipients.some((r) => r.destination.kind === 'relay' && r.destination.forwarded === true);
 }
 
 /** The message's start up to the end of its header block (or MAX_HEAD bytes). */
