@@ -79,3 +79,12 @@ test('config faults name the key', () => {
   const r = dkimSigningConfigSchema.safeParse({ expire: -1 });
   assert.ok(!r.success && r.error.issues[0]!.path.join('.') === 'expire');
 });
+
+test('From is not oversigned: mailauth lists a field once per instance present, even when the header list names it twice (docs/outbound-dkim.md)', async () => {
+  const key = new DkimKeyStore(mkdtempSync(join(tmpdir(), 'dkim-'))).create('example.org', 's', 'rsa');
+  const signed = await signMessage(MSG, [key], dkimSigningConfigSchema.parse({ headers: ['from', 'from', 'subject'] }));
+  const h = /\bh=([^;]*)/.exec(signed.toString('latin1').split('\r\n\r\n')[0]!.replace(/\r\n\s+/g, ''))![1]!.toLowerCase().split(':').map((s) => s.trim());
+  // If this starts failing, mailauth learnt to oversign: update the docs and DEFAULT_SIGNED_HEADERS.
+  assert.deepEqual(h.filter((f) => f === 'from'), ['from']);
+  assert.equal(pyVerify(signed, [key]), 'pass');
+});
