@@ -94,7 +94,7 @@ async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'check-uri') return withConfig(argv.slice(1), (args, cfg) => checkUriCommand(args, cfg));
   if (argv[0] === 'dkim') return withConfig(argv.slice(1), (args, cfg) => dkimCommand(args, cfg));
   if (argv[0] === 'policy' && argv[1] === 'port25') return withConfig(argv.slice(2), (args, cfg) => port25Command(args, cfg));
-  if (argv[0] === 'dns' && argv[1] === 'ptr-plan') return ptrPlanCommand(argv.slice(2));
+  if (argv[0] === 'dns' && argv[1] === 'ptr-plan') return withConfig(argv.slice(2), async (args) => ptrPlanCommand(args));
   if (argv[0] === 'symbols') return withConfig(argv.slice(1), (args, cfg, file) => symbolsCommand(args, cfg, file));
   const { values, positionals } = parseArgs({
     args: argv,
