@@ -40,7 +40,7 @@ export class DeliveryRouter implements Deliverer {
       group.index.push(k);
       byRoute.set(key, group);
     });
-    if (byRoute.size) content = (await this.deps.sign?.(msg, content)) ?? content;
+    if (recipients.some((r) => r.destination.kind !== 'local')) content = (await this.deps.sign?.(msg, content)) ?? content;
     for (const { route, index } of byRoute.values()) {
       const started = process.hrtime.bigint();
       jobs.push(

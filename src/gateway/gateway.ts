@@ -15,9 +15,7 @@ import { TlsManager } from '../tls/certificates.js';
 import { Queue, type QueuedMessage, type QueuedRecipient } from '../queue/queue.js';
 import { MaildirDelivery } from '../delivery/maildir.js';
 import { RelayDelivery } from '../delivery/relay.js';
-import { DeliveryRouter, type RouterDeps } from '../delivery/router.js';
-import { OutboundSigner } from '../delivery/dkim/outbound.js';
-import { DkimKeyStore } from '../delivery/dkim/keys.js';
+import { DeliveryRouter } from '../delivery/router.js';
 import { RecipientResolver } from '../smtp/recipients.js';
 import { SmtpListeners } from '../smtp/server.js';
 import { CheckRunner } from '../pipeline/runner.js';
@@ -39,6 +37,9 @@ import { ZoneSet } from '../dns/zones/zone-mirror.js';
 import { SelfWatch, reportMessage } from '../audit/self-watch.js';
 import { startZoneServer } from '../dns/zone-server.js';
 import { ClientLimits } from '../smtp/client-limits.js';
+import type { RouterDeps } from '../delivery/router.js';
+import { OutboundSigner } from '../delivery/dkim/outbound.js';
+import { DkimKeyStore } from '../delivery/dkim/keys.js';
 
 export interface Gateway {
   readonly config: Config;
