@@ -56,11 +56,11 @@ function signer(dataDir: string, lg = logger()) {
   });
 }
 
-test('streamed content from an authenticated sender or a trusted client is signed (python3-dkim verifies); anyone else is not', async () => {
+test('streamed content from an authenticated sender, a trusted client or the gateway itself is signed (python3-dkim verifies); anyone else is not', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'dkim-out-'));
   const key = new DkimKeyStore(dir).create('example.org', 's1', 'rsa');
   const s = signer(dir);
-  for (const m of [msg({ authenticated: true }), msg({ meta: { client: '::ffff:10.1.2.3' } })]) {
+  for (const m of [msg({ authenticated: true }), msg({ meta: { client: '::ffff:10.1.2.3' } }), msg({ meta: { origin: 'tls-rpt' } })]) {
     const out = await s.sign(m, streamed(RAW));
     assert.ok(out, 'signed');
     const bytes = await collect(out);
@@ -98,13 +98,13 @@ test('forwarded mail is sealed only after our verification: our Authentication-R
   assert.match((sealDecision(head(ours.replace(';\r\n\tarc=none', '')), 'mx.example.org') as { reason: string }).reason, /no arc= result of ours/);
   // Through the signer: a forwarded destination with an RSA key of the host's domain gets an ARC set; no key, nothing.
   const dir = mkdtempSync(join(tmpdir(), 'dkim-out-'));
-  const forwarded = msg({ recipients: [{ address: 'x@remote.test', destination: { kind: 'relay', domain: 'remote.test', forwarded: true }, status: 'pending', attempts: 0 }] });
+  const forwarded = msg({ meta: { client: '192.0.2.9' }, recipients: [{ address: 'x@remote.test', destination: { kind: 'relay', domain: 'remote.test', forwarded: true }, status: 'pending', attempts: 0 }] });
   const raw = head(ours);
   assert.equal(await signer(dir).sign(forwarded, streamed(raw)), undefined);
   new DkimKeyStore(dir).create('example.org', 'arc1', 'rsa');
   const sealed = (await collect((await signer(dir).sign(forwarded, streamed(raw)))!)).toString('latin1');
   assert.match(sealed, /^ARC-Seal: i=1; a=rsa-sha256; .*cv=none/m);
   assert.match(sealed, /^ARC-Authentication-Results: i=1; mx\.example\.org; spf=pass/m);
-  const relayOnly = msg({ recipients: [{ address: 'x@relay.test', destination: { kind: 'relay', domain: 'relay.test' }, status: 'pending', attempts: 0 }] });
+  const relayOnly = msg({ meta: { client: '192.0.2.9' }, recipients: [{ address: 'x@relay.test', destination: { kind: 'relay', domain: 'relay.test' }, status: 'pending', attempts: 0 }] });
   assert.equal(await signer(dir).sign(relayOnly, streamed(raw)), undefined, 'mail to a relay domain is not forwarding: no seal');
 });

@@ -1,8 +1,8 @@
 // Which outgoing mail is DKIM-signed, and the signing itself on the delivery path. The router
 // calls sign() once per delivery of a message that leaves for a remote destination (relay route
 // or MX); local Maildir copies are never signed. Signed: mail whose From domain is ours (a key
-// exists for it or a parent domain, see keysFor) and that came from an authenticated sender or
-// a relay.trusted_networks client. Mail from anyone else, even with our domain in From, leaves
+// exists for it or a parent domain, see keysFor) and that came from an authenticated sender, a
+// relay.trusted_networks client, or the gateway itself (no SMTP client: its own reports). Mail from anyone else, even with our domain in From, leaves
 // unsigned: a forged From must not get our signature. Mail we forward (an alias's outside
 // target) is ARC-sealed instead, with the RSA key of our host name's domain or of the first of
 // our domains that has one (arc-seal.ts says when a seal is made).
@@ -42,6 +42,9 @@ export class OutboundSigner {
   eligible(msg: Pick<QueuedMessage, 'authenticated' | 'meta'>): boolean {
     if (msg.authenticated) return true;
     const client = msg.meta.client;
+    // No client: the gateway made the message itself (TLS-RPT reports, which RFC 8460 s5.3
+    // wants DKIM-signed; alerts); every message received over SMTP records its client.
+    if (client === undefined) return true;
     return typeof client === 'string' && this.opts.trusted(client);
   }
 
