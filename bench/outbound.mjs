@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// Outbound delivery with DKIM signing: bench/loadgen.mjs sends to the gateway, which relays every
-// message to Postfix's smtp-sink on loopback and signs it on the way (mail from bench.test, our
-// domain, from a relay.trusted_networks client). One gateway process runs three phases, keys
+// Outbound delivery with DKIM signing: bench/loadgen.mjs submits to the gateway (submission port,
+// STARTTLS, AUTH PLAIN as a user of bench.test), which relays every message to Postfix's
+// smtp-sink on loopback and signs it on the way. One gateway process runs three phases, keys
 // added between them with `portcullis dkim keygen` (the gateway picks them up without a restart):
 // unsigned (no key yet), RSA 2048, RSA + Ed25519. The reference is smtp-sink's own rate, fed by
 // the same load generator with the same message, measured in the same run.
@@ -95,8 +95,11 @@ async function until(count, target, server) {
   }
 }
 
-const loadgenArgs = (port, n, file) => ['--port', String(port), '--sessions', String(SESSIONS), '--messages', String(n),
-  '--message-file', file, '--from', 'sales@bench.test', '--rcpt', 'customer@sink.test', '--helo', 'app.bench.test'];
+const USER = 'sales@bench.test';
+const PASSWORD = 'Quartz-Harbor-Signal-7319';
+const loadgenArgs = (port, n, file, auth) => ['--port', String(port), '--sessions', String(SESSIONS), '--messages', String(n),
+  '--message-file', file, '--from', USER, '--rcpt', 'customer@sink.test', '--helo', 'app.bench.test',
+  ...(auth ? ['--tls', 'starttls', '--auth', `${USER}:${PASSWORD}`] : [])];
 
 /** The reference: loadgen straight into smtp-sink. */
 async function reference(file) {
@@ -119,12 +122,9 @@ function gatewayConfig({ dataDir, port, sinkPort }) {
     `data_dir: ${JSON.stringify(dataDir)}`,
     'domains: [bench.test]',
     'listeners:',
-    `  - { name: mx, kind: mx, address: 127.0.0.1, port: ${port} }`,
+    `  - { name: submission, kind: submission, address: 127.0.0.1, port: ${port} }`,
     'tls: { self_signed: true }',
-    // The application server sending our mail: a trusted-network client, signed like an
-    // authenticated user (bench/loadgen.mjs has no AUTH).
     'relay:',
-    '  trusted_networks: [127.0.0.0/8]',
     // ROUTE: a relay route to the sink; direct MX delivery would replace it (see the top).
     `  routes: [ { domain: "*", host: 127.0.0.1, port: ${sinkPort}, protocol: smtp, tls: none } ]`,
     'dns: { servers: ["127.0.0.1:1"] }', 'greeting: { delay: 0s }', 'queue: { fsync: true }', 'metrics: { enabled: false }',
@@ -132,8 +132,8 @@ function gatewayConfig({ dataDir, port, sinkPort }) {
   ].join('\n');
 }
 
-function cliRun(args, config) {
-  const r = spawnSync(process.execPath, [cli, ...args, '--config', config], { encoding: 'utf8', timeout: 60_000 });
+function cliRun(args, config, input) {
+  const r = spawnSync(process.execPath, [cli, ...args, '--config', config], { encoding: 'utf8', timeout: 60_000, input });
   fs.appendFileSync(log('cli.log'), `$ portcullis ${args.join(' ')}\n${r.stdout}${r.stderr}\n`);
   if (r.status !== 0) throw new Error(`portcullis ${args.join(' ')} failed: ${(r.stderr || r.stdout).trim().split('\n').pop()}`);
 }
@@ -151,13 +151,13 @@ async function phase(name, { port, server, sink, file, dumpDir }) {
   for (const f of fs.readdirSync(dumpDir)) fs.rmSync(path.join(dumpDir, f), { force: true });
   if (WARMUP > 0) {
     const base = sink.count();
-    const w = await runLoadgen(loadgenArgs(port, WARMUP, file), { log: log('loadgen-gateway.log') });
+    const w = await runLoadgen(loadgenArgs(port, WARMUP, file, true), { log: log('loadgen-gateway.log') });
     if (w.accepted === 0) throw new Error(`${name}: warm-up: nothing accepted (${JSON.stringify(w.replies)})`);
     if ((await until(sink.count, base + w.accepted, server)) === null) throw new Error(`${name}: warm-up messages not all delivered`);
   }
   const base = sink.count();
   const t0 = treeTicks(server.pid);
-  const r = await runLoadgen(loadgenArgs(port, MESSAGES, file), { log: log('loadgen-gateway.log') });
+  const r = await runLoadgen(loadgenArgs(port, MESSAGES, file, true), { log: log('loadgen-gateway.log') });
   const reached = r.accepted > 0 ? await until(sink.count, base + r.accepted, server) : null;
   const t1 = treeTicks(server.pid);
   const seconds = reached ? Math.max(r.seconds, (reached - r.started_at) / 1000) : null;
@@ -188,6 +188,7 @@ async function main() {
   const config = path.join(dir, 'portcullis.yaml');
   fs.writeFileSync(config, gatewayConfig({ dataDir, port, sinkPort }));
   const dumpDir = path.join(dir, 'dump');
+  cliRun(['user', 'add', USER, '--password-stdin'], config, `${PASSWORD}\n`);
   const sink = await startSink(sinkPort, { dump: dumpDir });
   const server = startProcess(process.execPath, [cli, 'serve', '--config', config], { log: log('gateway.log'), cwd: dir });
   const phases = [];

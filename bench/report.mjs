@@ -73,10 +73,10 @@ function renderOutbound(r, p) {
   p('## Outbound delivery with DKIM signing', '');
   if (r.error) { p(`Not measured: ${r.error}`, ''); return; }
   p(`\`bench/outbound.mjs\`: bench/loadgen.mjs (${r.sessions} sessions, ${int(r.messages)} messages of ${int(r.message_bytes)} bytes from our domain, ` +
-    `after ${r.warmup} warm-up messages) sends to the gateway as a relay.trusted_networks client; the gateway relays each message to Postfix's smtp-sink ` +
+    `after ${r.warmup} warm-up messages) submits to the gateway (submission, STARTTLS, AUTH PLAIN as a user of our domain); the gateway relays each message to Postfix's smtp-sink ` +
     'on loopback and signs it on the way. One gateway process, keys added between phases with `portcullis dkim keygen` (no restart). ' +
     'msg/s is end to end (until smtp-sink has them all); CPU is the gateway process\'s per message, and the signing cost is the difference to the unsigned phase. ' +
-    `The reference is the same load generator straight into smtp-sink, in the same run. Load average at the end: ${r.loadavg} (${r.cores} cores).`, '');
+    `The reference is the same load generator straight into smtp-sink, in the same run (plain SMTP: smtp-sink has no TLS). Load average at the end: ${r.loadavg} (${r.cores} cores).`, '');
   p('| target | signatures | msg/s | gateway CPU ms/msg | signing CPU ms/msg |', '|---|---|---:|---:|---:|');
   p(`| ${r.reference.label} (reference) | — | ${int(r.reference.msgs_per_sec)} | — (smtp-sink ${r.reference.sink_cpu_ms_per_msg}) | — |`);
   for (const ph of r.phases) {
