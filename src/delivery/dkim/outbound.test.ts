@@ -72,6 +72,8 @@ test('streamed content from an authenticated sender, a trusted client or the gat
   assert.equal(await s.sign(msg({ meta: { client: '192.0.2.9' } }), streamed(RAW)), undefined);
   const foreign = Buffer.from(RAW.toString('latin1').replace('shop@example.org', 'shop@elsewhere.test'), 'latin1');
   assert.equal(await s.sign(msg({ authenticated: true }), streamed(foreign)), undefined);
+  const traversal = Buffer.from(RAW.toString('latin1').replace('shop@example.org', 'shop@../../dkim/example.org'), 'latin1');
+  assert.equal(await s.sign(msg({ authenticated: true }), streamed(traversal)), undefined, 'a From domain that is no domain name reads no key');
   // A subdomain's mail is signed with the parent's key (relaxed DMARC alignment).
   const sub = Buffer.from(RAW.toString('latin1').replace('shop@example.org', 'shop@mail.example.org'), 'latin1');
   const subOut = await s.sign(msg({ authenticated: true }), streamed(sub));

@@ -2,8 +2,9 @@
 // calls sign() once per delivery of a message that leaves for a remote destination (relay route
 // or MX); local Maildir copies are never signed. Signed: mail whose From domain is ours (a key
 // exists for it or a parent domain, see keysFor) and that came from an authenticated sender, a
-// relay.trusted_networks client, or the gateway itself (no SMTP client: its own reports). Mail from anyone else, even with our domain in From, leaves
-// unsigned: a forged From must not get our signature. Mail we forward (an alias's outside
+// relay.trusted_networks client, or the gateway itself (no SMTP client: its own reports). Mail
+// from anyone else, even with our domain in From, leaves unsigned: a forged From must not get
+// our signature. Mail we forward (an alias's outside
 // target) is ARC-sealed instead, with the RSA key of our host name's domain or of the first of
 // our domains that has one (arc-seal.ts says when a seal is made).
 import { statSync } from 'node:fs';
@@ -12,7 +13,7 @@ import type { Logger } from '../../log.js';
 import type { QueuedMessage } from '../../queue/queue.js';
 import type { Content } from '../types.js';
 import type { DkimSigningConfig } from './config.js';
-import { DkimKeyStore, type DkimKey } from './keys.js';
+import { DkimKeyStore, checkName, type DkimKey } from './keys.js';
 import { fromDomain, keysFor, signatures } from './sign.js';
 import { arcSeal, sealDecision } from './arc-seal.js';
 
@@ -50,6 +51,8 @@ export class OutboundSigner {
 
   /** The active keys of `domain` or its closest parent with keys, as on disk now. */
   keys(domain: string | undefined): DkimKey[] {
+    // The name comes from the message's From: only a well-formed domain reaches the file system.
+    if (!domain || checkName(domain)) return [];
     const found: DkimKey[] = [];
     for (let d = domain; d && d.includes('.'); d = d.slice(d.indexOf('.') + 1)) found.push(...this.domainKeys(d));
     return keysFor(domain, found);
