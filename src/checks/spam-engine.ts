@@ -16,6 +16,10 @@ import { URI_SYMBOLS, uriListSymbols } from './uri/symbols.js';
 import { autolearnClass, Bayes, bayesCheck, type BayesClass, type ClientFacts } from './bayes/index.js';
 import { uriCheck } from './uri/uri-check.js';
 import { bayesFile } from './bayes/config.js';
+import type { PhishingConfig } from './phish/config.js';
+import { impersonationCheck } from './phish/impersonation.js';
+import { PHISH_SYMBOLS } from './phish/symbols.js';
+import { GTUBE_SYMBOLS, gtubeCheck } from './gtube/gtube.js';
 
 export interface SpamEngine {
   readonly checks: AnyCheck[];
@@ -44,17 +48,19 @@ export interface SpamEngineDeps {
 export interface SpamEngineConfig {
   readonly data_dir: string;
   readonly domains: readonly string[];
-  readonly relay: { readonly domains: readonly { readonly domain: string }[] };
+  /** relay.trusted_networks are SpamAssassin's trusted_networks for the rules' Received trust path. */
+  readonly relay: { readonly domains: readonly { readonly domain: string }[]; readonly trusted_networks: readonly string[] };
   readonly spam: { readonly max_scan_bytes: number };
   readonly rules: RulesConfig;
   readonly bayes: BayesConfig;
   readonly uri: UriConfig;
+  readonly phishing: PhishingConfig;
 }
 
 export function spamSymbols(c: SpamEngineConfig, ruleset?: CompiledRuleset): SymbolDecl[] {
   const rules = ruleset ?? (c.rules.enabled ? loadRules(rulePaths(c.rules), { scoreSet: c.rules.score_set }).ruleset : undefined);
   // Fixed declarations first: a rule named like one of them (URI_NUMERIC_IP) stays the URI check's.
-  return [...RULES_SYMBOLS, ...BAYES_SYMBOLS, ...URI_SYMBOLS, ...uriListSymbols(c.uri), ...(rules ? ruleSymbols(rules) : [])];
+  return [...GTUBE_SYMBOLS, ...PHISH_SYMBOLS, ...RULES_SYMBOLS, ...BAYES_SYMBOLS, ...URI_SYMBOLS, ...uriListSymbols(c.uri), ...(rules ? ruleSymbols(rules) : [])];
 }
 
 /** The Bayes symbols, by name: what autolearn leaves out of the score it judges on. */
@@ -66,8 +72,13 @@ export function createSpamEngine(c: SpamEngineConfig, deps: SpamEngineDeps): Spa
   const checks: AnyCheck[] = [];
   let bayes: Bayes | undefined;
   let ruleset: CompiledRuleset | undefined;
+  const ownDomains = [...c.domains, ...c.relay.domains.map((d) => d.domain)];
+  checks.push(gtubeCheck);
+  if (c.phishing.enabled) {
+    checks.push(impersonationCheck({ ownDomains, brands: c.phishing.brands, builtinBrands: c.phishing.builtin_brands }));
+  }
   try {
-    const engine = rulesEngineFromConfig(c.rules, log);
+    const engine = rulesEngineFromConfig(c.rules, log, { trusted: c.relay.trusted_networks });
     if (engine) {
       ruleset = engine.ruleset;
       closers.push(() => engine.close());
@@ -80,7 +91,7 @@ export function createSpamEngine(c: SpamEngineConfig, deps: SpamEngineDeps): Spa
       checks.push(bayesCheck(b));
     }
     if (c.uri.enabled) {
-      const u = uriCheck({ resolver: deps.resolver, config: c.uri, ownDomains: [...c.domains, ...c.relay.domains.map((d) => d.domain)], logger: log, timeoutMs: deps.dnsTimeoutMs });
+      const u = uriCheck({ resolver: deps.resolver, config: c.uri, ownDomains, logger: log, timeoutMs: deps.dnsTimeoutMs });
       closers.push(() => u.close());
       checks.push(u);
     }

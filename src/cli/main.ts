@@ -33,6 +33,7 @@ import { dkimCommand } from './dkim.js';
 import { port25Command } from './port25.js';
 import { ptrPlanCommand } from './ptr-plan.js';
 import net from 'node:net';
+import { tlsRptCommand } from './tls-rpt.js';
 import path from 'node:path';
 import fs from 'node:fs';
 
@@ -75,6 +76,8 @@ const USAGE = `usage: portcullis <command> [options]
   queue show ID
   queue flush                           retry every deferred message now
   queue delete ID
+  tls-rpt send [--date YYYY-MM-DD] [--json]
+                                        send a day's TLS-RPT reports now (docs/outbound-tls.md)
 
 Every command takes --config FILE (or PORTCULLIS_CONFIG) to find the data directory;
 without one, the embedded defaults apply (data in ./data or PORTCULLIS_DATA_DIR).`;
@@ -89,6 +92,7 @@ async function main(argv: string[]): Promise<number> {
   // The audit has options of its own (--host, --port, --dkim…): it parses its arguments itself.
   if (argv[0] === 'audit') return auditCli(argv.slice(1));
   // So do these: each command's module owns its options; --config is taken out here.
+  if (argv[0] === 'tls-rpt') return withConfig(argv.slice(1), (args, cfg) => tlsRptCommand(args, cfg));
   if (argv[0] === 'train') return withConfig(argv.slice(1), (args, cfg) => trainCommand(args, cfg));
   if (argv[0] === 'rules') return withConfig(argv.slice(1), (args, cfg) => rulesCommand(args, cfg));
   if (argv[0] === 'check-uri') return withConfig(argv.slice(1), (args, cfg) => checkUriCommand(args, cfg));

@@ -20,6 +20,7 @@ import { decide, type Action } from '../pipeline/policy.js';
 import { parseHeaderBlock } from '../protocol/headers.js';
 import type { ConnectionFacts, Demand, ScoredSymbol, SymbolHit } from '../checks/types.js';
 import { createSpamEngine } from '../checks/spam-engine.js';
+import { requiredHeaders } from '../checks/headers/required-headers.js';
 import { readMessages, type CorpusNotice } from './corpus/read.js';
 import { Progress, corpusBytes, type ProgressStream } from './corpus/progress.js';
 import { createResolver, resolverOptions } from '../dns/resolver.js';
@@ -85,7 +86,8 @@ export async function scanPaths(cfg: Config, paths: readonly string[], options: 
   await zones.load();
   const dns = createResolver(resolverOptions(cfg.dns, cfg.dns.zones.length ? [zones] : undefined));
   const spam = createSpamEngine(cfg, { resolver: dns, dnsTimeoutMs: dnsBudgetMs(cfg, dns.servers.length) });
-  const checks = [...avChecks({ config: cfg.antivirus, archives: cfg.archives, clamd }), ...spam.checks];
+  // The header checks too: a message without a Date or dated ahead scores as it would over SMTP.
+  const checks = [requiredHeaders, ...avChecks({ config: cfg.antivirus, archives: cfg.archives, clamd }), ...spam.checks];
   // The weights and actions of the SMTP path; `scan` shows what the gateway would do outside observe mode.
   const { policy: built } = buildPolicy(cfg, [...builtinSymbols(cfg), ...spam.symbols]);
   const policy = { ...built, observe: false };

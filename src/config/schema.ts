@@ -21,6 +21,7 @@ import { optOutFilesConfigSchema } from '../pipeline/user-policies.js';
 import { rulesConfigSchema } from '../checks/rules/config.js';
 import { bayesConfigSchema } from '../checks/bayes/config.js';
 import { uriConfigSchema } from '../checks/uri/config.js';
+import { phishingConfigSchema } from '../checks/phish/config.js';
 import { pop3ConfigSchema } from '../mailbox/pop3/config.js';
 import { imapConfigSchema } from '../mailbox/imap/config.js';
 import { mxDeliveryConfigSchema } from '../delivery/mx-config.js';
@@ -71,6 +72,7 @@ export const configSchema = z.strictObject({
   rules: rulesConfigSchema,
   bayes: bayesConfigSchema,
   uri: uriConfigSchema,
+  phishing: phishingConfigSchema,
   imap: imapConfigSchema,
   pop3: pop3ConfigSchema,
   users: z.strictObject({

@@ -320,10 +320,12 @@ test('RSET goes before a message only when the previous transaction ended early'
   rec.stop();
   const verbs = rec.lines.map((l) => l.split(/[ :]/)[0].toUpperCase());
   assert.equal(rec.lines[0], 'EHLO gw.example.org');
+  // The recorder offers PIPELINING, so DATA goes with MAIL and RCPT even when the RCPT is then
+  // refused (RFC 2920 3.1); this recorder wrongly answers it 354, and gets an empty data at once.
   assert.deepEqual(verbs, ['EHLO',
     'MAIL', 'RCPT', 'DATA',
     'MAIL', 'RCPT', 'DATA',
-    'MAIL', 'RCPT',
+    'MAIL', 'RCPT', 'DATA',
     'RSET', 'MAIL', 'RCPT', 'DATA',
     'QUIT']);
   assert.equal(rec.lines[1], 'MAIL FROM:<a@x.test> BODY=8BITMIME');
@@ -345,7 +347,7 @@ test('a message larger than the SIZE the server announces fails without being se
   const big = contentOf(Buffer.from(`Subject: big\r\n\r\n${'x'.repeat(200)}\r\n`));
   const out = await r.deliver(route(sink.port), { from: 'a@x.test', to: ['b@y.test', 'c@y.test'] }, big);
   assert.deepEqual(statuses(out), ['failed', 'failed']);
-  assert.match(out[0].reply, /larger than allowed 100/);
+  assert.match(out[0].reply, /^5\.3\.4 message of \d+ octets exceeds the 100 octets 127\.0\.0\.1 accepts \(SIZE\)$/);
   assert.equal(sink.received.length, 0);
   assert.deepEqual(statuses(await r.deliver(route(sink.port), { from: 'a@x.test', to: ['b@y.test'] }, simple(1))), ['delivered']);
   assert.equal(sink.connections, 1);
@@ -524,7 +526,7 @@ test('timeouts: no greeting, and no reply after the data, both defer', async () 
   const hang = await startSink({ onData: () => 'hang' });
   const out2 = await r.deliver(route(hang.port), { from: 'a@x.test', to: ['b@y.test'] }, simple(2));
   assert.deepEqual(statuses(out2), ['deferred']);
-  assert.match(out2[0].reply, new RegExp(`127\\.0\\.0\\.1:${hang.port}: timed out waiting for a reply`));
+  assert.match(out2[0].reply, new RegExp(`127\\.0\\.0\\.1:${hang.port}: no reply to end of data within 300 ms`));
 
   await r.close();
   silent.stop();

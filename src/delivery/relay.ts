@@ -1,4 +1,5 @@
-// Delivery to downstream hosts over SMTP or LMTP with nodemailer's SMTPConnection.
+// Delivery to downstream hosts over SMTP or LMTP with the gateway's own client
+// (smtp-client.ts, the one direct MX delivery uses: it pipelines where the server offers it).
 //
 // One pool of connections per route: at most route.max_connections open, idle ones reused and
 // closed after idleTimeout. RSET goes before a message when the previous transaction ended
@@ -9,11 +10,11 @@
 // Every recipient gets its own outcome: from its RCPT reply (SMTP) or its own reply after the
 // data (LMTP, RFC 2033): 2xx delivered, 4xx deferred, 5xx failed. Anything that goes wrong on
 // the connection defers, never fails: the queue tries again later.
-import net from 'node:net';
-import SMTPConnection from 'nodemailer/lib/smtp-connection/index.js';
 import type { RouteConfig } from './config.js';
 import type { Logger } from '../log.js';
 import type { Content, RecipientOutcome } from './types.js';
+import type { HostTlsPolicy } from './outbound-tls.js';
+import { SmtpClientError, SmtpSession, formatReply, type Reply, type TransactionResult as Sent } from './smtp-client.js';
 
 export interface RelayOptions {
   /** Name sent with EHLO / LHLO. */
@@ -25,7 +26,7 @@ export interface RelayOptions {
   readonly greetingTimeout?: number;
   /** Silence allowed while waiting for any reply or writing data, ms (default 5 min). */
   readonly commandTimeout?: number;
-  /** Whole transaction, MAIL FROM to the last reply after the data, ms (default 10 min). */
+  /** Waiting for the reply (LMTP: the replies) after the data, ms (default 10 min). */
   readonly dataTimeout?: number;
   /** An unused pooled connection is closed after this, ms (default 30 s). */
   readonly idleTimeout?: number;
@@ -55,27 +56,15 @@ const DEFAULTS = {
   idleTimeout: 30_000,
   hostDownDelay: 5_000,
 };
-const QUIT_GRACE = 2_000;
 /** A pooled session idle longer than this is probed with RSET before use. */
 const PROBE_AFTER_IDLE = 2_000;
 
-type SmtpError = SMTPConnection.SMTPError;
-
-/** The replies of one transaction, in order: one per RCPT, one per LMTP recipient after data. */
-interface Trace {
-  rcpt: string[];
-  data: string[];
-}
-
 interface Session {
-  readonly conn: SMTPConnection;
+  readonly conn: SmtpSession;
   readonly pool: Pool;
-  readonly trace: Trace;
   readonly lmtp: boolean;
   ended: boolean;
   quitting: boolean;
-  /** The last transaction stopped before its end-of-data reply: RSET before the next. */
-  needsReset: boolean;
   idleSince: number;
   idleTimer?: NodeJS.Timeout;
 }
@@ -120,7 +109,6 @@ export class RelayDelivery {
   private drained: (() => void)[] = [];
 
   constructor(opts: RelayOptions) {
-    assertTraceable();
     this.opts = {
       hostname: opts.hostname,
       connectTimeout: opts.connectTimeout ?? DEFAULTS.connectTimeout,
@@ -226,7 +214,7 @@ export class RelayDelivery {
       return { session: await this.open(pool), reused: false };
     } catch (err) {
       pool.live -= 1;
-      const reason = connectReason(pool.route, err);
+      const reason = messageOf(err);
       this.log.warn({ event: 'relay.connect_failed', route: pool.key, reason }, 'relay connection failed');
       if (pool.established === 0) {
         // nothing works on this route: the messages waiting for it would fail the same way
@@ -269,8 +257,8 @@ export class RelayDelivery {
     s.quitting = true;
     clearTimeout(s.idleTimer);
     removeFrom(s.pool.idle, s);
-    s.conn.quit();
-    setTimeout(() => s.conn.close(), QUIT_GRACE).unref();
+    // QUIT is bounded (a few seconds); the session's close ends the bookkeeping
+    void s.conn.quit();
   }
 
   /** The connection is gone (or must go): free its slot. Idempotent. */
@@ -305,202 +293,96 @@ export class RelayDelivery {
     try {
       return await this.connect(pool, route.tls);
     } catch (err) {
-      // Opportunistic TLS that fails in the handshake falls back to plain text, as Postfix's
-      // "may" level does; 'required' never does.
-      if (route.tls !== 'opportunistic' || (err as SmtpError).code !== 'ETLS') throw err;
+      // Opportunistic TLS that fails in the handshake (or, with tls_verify, in the certificate
+      // check) goes on in plain text on a new connection, as Postfix's "may" level does;
+      // 'required' never does.
+      if (route.tls !== 'opportunistic' || (err as SmtpClientError).kind !== 'tls') throw err;
       this.log.warn({ event: 'relay.tls_fallback', route: pool.key, reason: messageOf(err) },
         'STARTTLS failed, delivering without TLS');
       return await this.connect(pool, 'none');
     }
   }
 
-  private connect(pool: Pool, tls: RouteConfig['tls']): Promise<Session> {
+  private async connect(pool: Pool, tls: RouteConfig['tls']): Promise<Session> {
     const route = pool.route;
-    const conn = new SMTPConnection({
-      host: route.host,
-      port: route.port,
-      secure: false,
-      lmtp: route.protocol === 'lmtp',
-      name: this.opts.hostname,
-      ignoreTLS: tls === 'none',
-      requireTLS: tls === 'required',
-      opportunisticTLS: tls === 'opportunistic',
-      tls: { rejectUnauthorized: route.tls_verify, minVersion: 'TLSv1.2' },
-      connectionTimeout: this.opts.connectTimeout,
-      dnsTimeout: this.opts.connectTimeout,
-      greetingTimeout: this.opts.greetingTimeout,
-      socketTimeout: this.opts.commandTimeout,
-      logger: false,
-      // Our own socket, to turn Nagle off: commands, the data and its final "." are separate
-      // small writes, and Nagle with the peer's delayed ACK costs ~40 ms per message.
-      socket: new net.Socket().setNoDelay(true),
-    });
-    const s: Session = {
-      conn, pool, trace: traceReplies(conn), lmtp: route.protocol === 'lmtp',
-      ended: false, quitting: false, needsReset: false, idleSince: 0,
+    const verify = route.tls_verify;
+    // The route's TLS demands as a policy for the client: the certificate must verify for
+    // route.host when tls_verify is on (opportunistic: a failure means plain text instead).
+    const policy: HostTlsPolicy = {
+      mode: tls, servername: route.host, testing: false, policyType: 'config',
+      check: (_peer, authorized, authorizationError) =>
+        !verify || authorized ? { ok: true } : { ok: false, reason: authorizationError ?? 'certificate not trusted', result: 'certificate-not-trusted' },
     };
-    return new Promise((resolve, reject) => {
-      let state: 'connecting' | 'open' | 'failed' = 'connecting';
-      // Always listening: an 'error' without a listener would crash the process.
-      conn.on('error', (err: SmtpError) => {
-        if (state === 'open') {
-          this.log.debug({ route: pool.key, reason: err.message }, 'relay connection error');
-        } else if (state === 'connecting') {
-          state = 'failed';
-          // a failed handshake comes as a socket error; nodemailer's `upgrading` tells it apart
-          if ((conn as unknown as { upgrading?: boolean }).upgrading === true) err.code = 'ETLS';
-          reject(err);
-          conn.close();
-        }
-      });
-      conn.once('end', () => {
-        if (state === 'open') return this.endSession(s);
-        if (state === 'connecting') {
-          state = 'failed';
-          const last = conn.lastServerResponse;
-          reject(Object.assign(new Error(`connection closed before the session began${last ? `: ${last}` : ''}`),
-            { code: 'ECONNECTION' }));
-        }
-      });
-      conn.connect(() => {
-        if (state !== 'connecting') return;
-        state = 'open';
-        pool.established += 1;
-        this.log.debug({ route: pool.key, secure: conn.secure }, 'relay connection open');
-        resolve(s);
-      });
-    });
+    let session: Session | undefined;
+    const conn = await SmtpSession.open({
+      address: route.host, port: route.port, host: route.host, hostname: this.opts.hostname, lmtp: route.protocol === 'lmtp',
+      tls: tls === 'none' ? undefined : policy,
+      timeouts: { connect: this.opts.connectTimeout, greeting: this.opts.greetingTimeout, command: this.opts.commandTimeout, dataInit: this.opts.commandTimeout, dataBlock: this.opts.commandTimeout, dataDone: Math.min(this.opts.commandTimeout, this.opts.dataTimeout) },
+      onClose: () => { if (session) this.endSession(session); },
+    }).catch((err: SmtpClientError) => { throw Object.assign(err, { message: tlsReason(route, err) }); });
+    if (tls === 'opportunistic' && verify && conn.tls.secure && conn.tls.result !== 'success') {
+      // a certificate that does not verify: as if the handshake had failed (plain text instead)
+      conn.close();
+      throw new SmtpClientError(`${route.host}:${route.port}: TLS certificate not accepted: ${conn.tls.detail ?? conn.tls.result}`, 'tls', 'TLS check', undefined, conn.tls.result);
+    }
+    session = { conn, pool, lmtp: route.protocol === 'lmtp', ended: false, quitting: false, idleSince: 0 };
+    if (conn.isClosed) {
+      // closed by the server right after EHLO: not a session (openLease frees the slot)
+      throw new SmtpClientError(`${route.host}:${route.port}: connection closed before the session began`, 'network', 'connect');
+    }
+    pool.established += 1;
+    this.log.debug({ route: pool.key, secure: conn.tls.secure }, 'relay connection open');
+    return session;
   }
 
   /** RSET a reused session if needed, then send; release or close the session afterwards. */
   private async transact(lease: Lease, env: Tx, content: Content): Promise<TransactionResult> {
     const s = lease.session;
-    if (lease.reused && (s.needsReset || Date.now() - s.idleSince > PROBE_AFTER_IDLE)) {
-      const err = await this.reset(s);
-      if (err) {
+    if (lease.reused && (s.conn.needsReset || Date.now() - s.idleSince > PROBE_AFTER_IDLE)) {
+      if (!(await s.conn.reset())) {
+        s.conn.close();
         this.endSession(s);
-        const reason = connectionReason(`${s.pool.route.host}:${s.pool.route.port}`, err);
-        return { outcomes: env.to.map(() => deferred(reason)), retryable: true };
+        return { outcomes: env.to.map(() => deferred(`${s.pool.route.host}:${s.pool.route.port}: connection closed`)), retryable: true };
       }
     }
-    const r = await this.send(s, env, content);
-    s.needsReset = !r.complete;
-    if (r.reusable) this.release(s);
-    else this.endSession(s);
-    return { outcomes: r.outcomes, retryable: lease.reused && r.broken && !r.dataStarted };
-  }
-
-  private reset(s: Session): Promise<Error | undefined> {
-    return new Promise((resolve) => {
-      let done = false;
-      const finish = (err?: Error) => {
-        if (done) return;
-        done = true;
-        s.conn.off('error', finish);
-        s.conn.off('end', onEnd);
-        resolve(err);
-      };
-      const onEnd = () => finish(new Error('connection closed'));
-      s.conn.on('error', finish);
-      s.conn.once('end', onEnd);
-      if (s.ended) return finish(new Error('connection closed'));
-      s.conn.reset((err) => finish(err ?? undefined));
-    });
-  }
-
-  private send(s: Session, env: Tx, content: Content): Promise<SendResult> {
-    const { conn, trace } = s;
-    const where = `${s.pool.route.host}:${s.pool.route.port}`;
-    trace.rcpt.length = 0;
-    trace.data.length = 0;
-    // A message held in memory goes as one buffer: one socket write instead of one per chunk
-    // (a write costs tens of microseconds here; see docs/benchmarks.md).
-    const whole = content.buffers ? Buffer.concat(content.buffers as Buffer[]) : undefined;
-    const src = whole ? undefined : content.stream();
-    return new Promise((resolve) => {
-      let settled = false;
-      let aborted: string | undefined;
-      const finish = (err: SmtpError | null, info?: SMTPConnection.SentMessageInfo) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        conn.off('error', onError);
-        conn.off('end', onEnd);
-        src?.destroy(); // release the spool file whatever happened
-        resolve(judge(env.to, trace, s.lmtp, err, info, where));
-      };
-      const onError = (err: SmtpError) => finish(err);
-      const onEnd = () =>
-        finish(Object.assign(new Error(aborted ?? 'connection closed unexpectedly'), { code: 'ECONNECTION' }));
-      const timer = setTimeout(() => {
-        aborted = `no final reply within ${Math.round(this.opts.dataTimeout / 1000)} s`;
-        conn.close();
-      }, this.opts.dataTimeout);
-      conn.on('error', onError);
-      conn.once('end', onEnd);
-      if (s.ended) return onEnd();
-      conn.send({ from: env.from, to: env.to, size: content.size, use8BitMime: env.body !== '7BIT' }, whole ?? src!, finish);
-    });
+    const sent = await s.conn.send({ from: env.from, to: env.to, body: env.body }, content);
+    const outcomes = judge(sent, s.lmtp);
+    if (sent.broken || s.conn.isClosed) {
+      s.conn.close();
+      this.endSession(s);
+    } else {
+      this.release(s);
+    }
+    return { outcomes, retryable: lease.reused && !!sent.broken && !sent.dataSent && !sent.mail };
   }
 }
 
 // ---- outcomes ----------------------------------------------------------------------------
 
-interface SendResult {
-  outcomes: RecipientOutcome[];
-  /** The session is in a known state and may carry another message (after RSET). */
-  reusable: boolean;
-  /** The connection failed (no reply to judge by). */
-  broken: boolean;
-  /** The DATA command may have gone out: a retry could deliver twice. */
-  dataStarted: boolean;
-  /** The transaction ended with the reply(ies) to the data: the server's state is reset. */
-  complete: boolean;
-}
-
-const CONNECTION_CODES = new Set(['ECONNECTION', 'ESOCKET', 'ETIMEDOUT', 'ETLS', 'EPROTOCOL', 'EDNS']);
-
-/** Turn what nodemailer reported, plus the traced replies, into one outcome per recipient. */
-function judge(to: string[], trace: Trace, lmtp: boolean, err: SmtpError | null,
-  info: SMTPConnection.SentMessageInfo | undefined, where: string): SendResult {
-  const dataStarted = trace.rcpt.length >= to.length && trace.rcpt.some((r) => r.startsWith('2'));
-  const code = err?.code;
-  const broken = err !== null && (code === undefined || CONNECTION_CODES.has(code));
-  // What applies to every recipient the server did not refuse by itself.
-  let common: RecipientOutcome | undefined;
-  if (err === null) {
-    common = lmtp ? undefined : fromReply(info?.response ?? '250 accepted');
-  } else if (code === 'ESTREAM') {
-    common = deferred(`reading the queued message failed: ${err.message}`);
-  } else if (code === 'EMESSAGE' && !err.response) {
-    common = failed(`${where}: ${err.message}`); // larger than the SIZE the server announced
-  } else if (!broken && err.response) {
-    common = fromReply(err.response); // MAIL FROM, DATA or the message refused as a whole
-  } else {
-    common = deferred(connectionReason(where, err));
-  }
-
+/** One outcome per recipient from the replies of one transaction. */
+function judge(r: Sent, lmtp: boolean): RecipientOutcome[] {
+  if (r.refused) return r.rcpt.map(() => failed(r.refused!));
+  const brokenReason = r.broken ? r.broken.message : undefined;
   let accepted = 0;
-  const outcomes = to.map((_, i): RecipientOutcome => {
-    const rcpt = trace.rcpt[i];
-    if (rcpt !== undefined && !rcpt.startsWith('2')) return fromReply(rcpt);
-    if (lmtp && rcpt !== undefined) {
-      const reply = trace.data[accepted++];
-      if (reply !== undefined) return fromReply(reply);
-    }
-    return common ?? deferred(`${where}: no reply for this recipient after the data`);
+  return r.rcpt.map((rcpt): RecipientOutcome => {
+    if (!r.mail) return deferred(brokenReason ?? 'no reply to MAIL FROM');
+    if (r.mail.code !== 250) return fromReply(r.mail);
+    if (!rcpt) return deferred(brokenReason ?? 'no reply to RCPT TO');
+    if (rcpt.code < 200 || rcpt.code >= 300) return fromReply(rcpt);
+    const done = lmtp ? r.done[accepted] : r.done[0];
+    accepted += 1;
+    if (!r.data) return deferred(brokenReason ?? 'no reply to DATA');
+    if (r.data.code !== 354) return fromReply(r.data);
+    if (done) return fromReply(done);
+    return deferred(brokenReason ?? 'no reply after the data');
   });
-  // after a failed read the DATA is half sent: that session cannot be used again
-  return { outcomes, reusable: !broken && code !== 'ESTREAM', broken, dataStarted, complete: err === null };
 }
 
-function fromReply(reply: string): RecipientOutcome {
-  const text = reply.replace(/\r?\n/g, ' ').trim();
-  switch (text.charAt(0)) {
-    case '2': return { status: 'delivered', reply: text };
-    case '5': return { status: 'failed', reply: text };
-    default: return { status: 'deferred', reply: text };
-  }
+function fromReply(reply: Reply): RecipientOutcome {
+  const text = formatReply(reply);
+  if (reply.code >= 200 && reply.code < 300) return { status: 'delivered', reply: text };
+  if (reply.code >= 500) return { status: 'failed', reply: text };
+  return { status: 'deferred', reply: text };
 }
 
 const deferred = (reply: string): RecipientOutcome => ({ status: 'deferred', reply });
@@ -510,23 +392,15 @@ function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
-/** The error text, naming host:port unless it already does ("connect ECONNREFUSED 127.0.0.1:2526"). */
-function connectionReason(where: string, err: Error): string {
-  // nodemailer says just "Timeout" when a reply does not come in time
-  const msg = err.message === 'Timeout' ? 'timed out waiting for a reply' : err.message.replace(/\r?\n/g, ' ');
-  return msg.includes(where) ? msg : `${where}: ${msg}`;
-}
-
-function connectReason(route: RouteConfig, err: unknown): string {
-  const where = `${route.host}:${route.port}`;
-  const e = err instanceof Error ? err : new Error(String(err));
-  if ((e as SmtpError).code === 'ETLS' && route.tls === 'required') {
-    return `${where}: TLS is required for this route but STARTTLS failed: ${e.message.replace(/\r?\n/g, ' ')}`;
+/** A TLS failure on a route that requires TLS says so. */
+function tlsReason(route: RouteConfig, err: SmtpClientError): string {
+  if (err.kind === 'tls' && route.tls === 'required' && !/TLS is required/.test(err.message)) {
+    return err.message.replace(/^([^:]+:\d+): /, '$1: TLS is required for this route: ');
   }
-  return connectionReason(where, e);
+  return err.message;
 }
 
-/** What nodemailer would refuse locally: CR, LF, angle brackets; an empty recipient. */
+/** What could not be written on a command line: CR, LF, angle brackets; an empty recipient. */
 function isSendable(address: string, isSender: boolean): boolean {
   return !/[\r\n<>]/.test(address) && (isSender || address.trim().length > 0);
 }
@@ -534,38 +408,4 @@ function isSendable(address: string, isSender: boolean): boolean {
 function removeFrom<T>(list: T[], item: T): void {
   const i = list.indexOf(item);
   if (i >= 0) list.splice(i, 1);
-}
-
-// ---- reading every reply -----------------------------------------------------------------
-// nodemailer keeps only the accepted/rejected lists; the outcome of each recipient needs its
-// own reply. Two of SMTPConnection's reply handlers are wrapped per instance to record them.
-// They are internals of nodemailer 8: assertTraceable() fails loudly at start if they change.
-
-interface ReplyHandlers {
-  _actionRCPT(this: SMTPConnection, str: string, callback: unknown): void;
-  _actionLMTPStream(this: SMTPConnection, recipient: string, final: boolean, str: string, callback: unknown): void;
-}
-
-const handlers = SMTPConnection.prototype as unknown as Partial<ReplyHandlers>;
-
-function assertTraceable(): void {
-  if (typeof handlers._actionRCPT !== 'function' || typeof handlers._actionLMTPStream !== 'function') {
-    throw new Error('this nodemailer version has no SMTPConnection._actionRCPT/_actionLMTPStream; relay needs them');
-  }
-}
-
-function traceReplies(conn: SMTPConnection): Trace {
-  const trace: Trace = { rcpt: [], data: [] };
-  const rcpt = handlers._actionRCPT!;
-  const lmtp = handlers._actionLMTPStream!;
-  const own = conn as unknown as ReplyHandlers;
-  own._actionRCPT = function (str, callback) {
-    trace.rcpt.push(str);
-    rcpt.call(this, str, callback);
-  };
-  own._actionLMTPStream = function (recipient, final, str, callback) {
-    trace.data.push(str);
-    lmtp.call(this, recipient, final, str, callback);
-  };
-  return trace;
 }

@@ -1,7 +1,9 @@
 // Sends each queued recipient to its delivery agent: a Maildir for local mailboxes, the relay
-// route of its domain otherwise (one SMTP/LMTP transaction for all recipients of a route).
+// route of its domain (one SMTP/LMTP transaction for all recipients of a route), else the
+// domain's own MX hosts (direct delivery, mx-delivery.ts: one transaction per domain).
 import { MaildirDelivery } from './maildir.js';
 import type { RelayDelivery } from './relay.js';
+import type { MxDelivery } from './mx-delivery.js';
 import type { Content, RecipientOutcome } from './types.js';
 import type { Deliverer, QueuedMessage, QueuedRecipient } from '../queue/queue.js';
 import type { RouteConfig } from './config.js';
@@ -12,6 +14,8 @@ export interface RouterDeps {
   readonly relay: RelayDelivery;
   readonly mailboxDir: (address: string) => string;
   readonly route: (domain: string) => RouteConfig | undefined;
+  /** Direct delivery for domains without a route (outbound.delivery); absent: they defer. */
+  readonly mx?: MxDelivery;
   readonly metrics: Metrics;
   /** DKIM signing / ARC sealing of mail leaving for a remote destination (src/delivery/dkim/outbound.ts). */
   readonly sign?: (msg: QueuedMessage, content: Content) => Promise<Content | undefined>;
@@ -24,6 +28,7 @@ export class DeliveryRouter implements Deliverer {
     const outcomes: RecipientOutcome[] = new Array(recipients.length);
     const jobs: Promise<void>[] = [];
     const byRoute = new Map<string, { route: RouteConfig; index: number[] }>();
+    const byDomain = new Map<string, number[]>();
     recipients.forEach((r, k) => {
       const d = r.destination;
       if (d.kind === 'local') {
@@ -32,7 +37,8 @@ export class DeliveryRouter implements Deliverer {
       }
       const route = this.deps.route(d.domain);
       if (!route) {
-        outcomes[k] = { status: 'deferred', reply: `no route to ${d.domain} (relay.routes)` };
+        if (this.deps.mx) byDomain.set(d.domain, [...(byDomain.get(d.domain) ?? []), k]);
+        else outcomes[k] = { status: 'deferred', reply: `no route to ${d.domain} (relay.routes)` };
         return;
       }
       const key = `${route.host}:${route.port}:${route.protocol}:${route.tls}`;
@@ -50,6 +56,19 @@ export class DeliveryRouter implements Deliverer {
             const o = res[j] ?? { status: 'deferred' as const, reply: 'no outcome from relay' };
             outcomes[k] = o;
             this.deps.metrics.deliveries.inc({ transport: route.protocol, outcome: o.status });
+          });
+        }),
+      );
+    }
+    for (const [domain, index] of byDomain) {
+      const started = process.hrtime.bigint();
+      jobs.push(
+        this.deps.mx!.deliver(domain, { from: msg.sender, to: index.map((k) => recipients[k]!.address) }, content).then((res) => {
+          this.deps.metrics.deliverySeconds.observe({ transport: 'mx' }, Number(process.hrtime.bigint() - started) / 1e9);
+          index.forEach((k, j) => {
+            const o = res[j] ?? { status: 'deferred' as const, reply: 'no outcome from MX delivery' };
+            outcomes[k] = o;
+            this.deps.metrics.deliveries.inc({ transport: 'mx', outcome: o.status });
           });
         }),
       );

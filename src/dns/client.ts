@@ -9,7 +9,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import crypto from 'node:crypto';
 import packet from 'dns-packet';
-import type { MxRecord, RRType } from './types.js';
+import type { MxRecord, RRType, TlsaRecord } from './types.js';
 
 export interface ServerAddress {
   readonly host: string;
@@ -28,7 +28,7 @@ export function parseServer(spec: string): ServerAddress {
 
 /** The outcome of one exchange, before caching; records already filtered to the question. */
 export type Answer =
-  | { status: 'ok'; records: unknown[]; ttl: number }
+  | { status: 'ok'; records: unknown[]; ttl: number; ad: boolean }
   | { status: 'nxdomain' | 'nodata'; ttl: number | undefined }
   | { status: 'error'; reason: string };
 
@@ -36,6 +36,11 @@ export interface QueryOptions {
   readonly servers: readonly ServerAddress[];
   readonly timeoutMs: number;
   readonly attempts: number;
+  /**
+   * Ask for DNSSEC status: the AD bit in the query header (RFC 6840 s5.7: a validating resolver
+   * then reports AD in its answer) and the DO bit in EDNS0, since some resolvers set AD only then.
+   */
+  readonly dnssec?: boolean;
 }
 
 /** Largest UDP answer we accept (EDNS0 advertised size); bigger answers come over TCP. */
@@ -51,19 +56,19 @@ export async function query(name: string, type: RRType, opts: QueryOptions): Pro
   let last: Answer = { status: 'error', reason: 'no DNS server configured' };
   for (let attempt = 0; attempt < opts.attempts; attempt++) {
     for (const server of opts.servers) {
-      last = await exchange(name, type, server, opts.timeoutMs);
+      last = await exchange(name, type, server, opts.timeoutMs, opts.dnssec ?? false);
       if (last.status !== 'error') return last;
     }
   }
   return last;
 }
 
-async function exchange(name: string, type: RRType, server: ServerAddress, timeoutMs: number): Promise<Answer> {
+async function exchange(name: string, type: RRType, server: ServerAddress, timeoutMs: number, dnssec: boolean): Promise<Answer> {
   const id = crypto.randomInt(0, 65_536);
   const request = packet.encode({
-    type: 'query', id, flags: packet.RECURSION_DESIRED,
+    type: 'query', id, flags: packet.RECURSION_DESIRED | (dnssec ? packet.AUTHENTIC_DATA : 0),
     questions: [{ type, name, class: 'IN' }],
-    additionals: [{ type: 'OPT', name: '.', udpPayloadSize: UDP_PAYLOAD } as packet.Answer],
+    additionals: [{ type: 'OPT', name: '.', udpPayloadSize: UDP_PAYLOAD, flags: dnssec ? packet.DNSSEC_OK : 0 } as packet.Answer],
   });
   let raw: Buffer;
   try {
@@ -74,7 +79,9 @@ async function exchange(name: string, type: RRType, server: ServerAddress, timeo
   let decoded = decode(raw);
   if (decoded && ((decoded.flags ?? 0) & packet.TRUNCATED_RESPONSE) !== 0) {
     try {
-      raw = await tcpExchange(packet.streamEncode({ ...packet.decode(request), additionals: [] }), server, timeoutMs);
+      // Over TCP the OPT record stays when DNSSEC status is asked for (the DO bit lives there).
+      const again = packet.decode(request);
+      raw = await tcpExchange(packet.streamEncode(dnssec ? again : { ...again, additionals: [] }), server, timeoutMs);
       decoded = decode(raw.subarray(2));
     } catch (err) {
       return { status: 'error', reason: `${server.host}:${server.port} (tcp): ${(err as Error).message}` };
@@ -125,7 +132,7 @@ export function interpret(res: packet.Packet, id: number, name: string, type: RR
     records.push(data);
     ttl = Math.min(ttl, (a as { ttl?: number }).ttl ?? 0);
   }
-  return { status: 'ok', records, ttl };
+  return { status: 'ok', records, ttl, ad: ((res.flags ?? 0) & packet.AUTHENTIC_DATA) !== 0 };
 }
 
 function recordData(type: RRType, a: packet.Answer): unknown {
@@ -141,6 +148,11 @@ function recordData(type: RRType, a: packet.Answer): unknown {
       const chunks = Array.isArray(data) ? data : [data];
       if (!chunks.every((c) => Buffer.isBuffer(c) || typeof c === 'string')) return undefined;
       return chunks.map((c) => (Buffer.isBuffer(c) ? c.toString('latin1') : c));
+    }
+    case 'TLSA': {
+      const t = data as { usage?: unknown; selector?: unknown; matchingType?: unknown; certificate?: unknown } | undefined;
+      if (typeof t?.usage !== 'number' || typeof t.selector !== 'number' || typeof t.matchingType !== 'number' || !Buffer.isBuffer(t.certificate)) return undefined;
+      return { usage: t.usage, selector: t.selector, matchingType: t.matchingType, data: Buffer.from(t.certificate) } satisfies TlsaRecord;
     }
     case 'MX': {
       const mx = data as { exchange?: unknown; preference?: unknown } | undefined;

@@ -25,6 +25,11 @@ export const dnsConfigSchema = z.strictObject({
   negative_ttl: duration('5m'),
   /** How long a failed question is remembered (RFC 2308 s7 allows up to 5 minutes); 0 = never. */
   error_ttl: duration('5s'),
+  /**
+   * The servers validate DNSSEC (e.g. unbound on loopback): their AD bit is then believed and
+   * DANE (RFC 7672) applies to outbound delivery. Only true when the path to them is trusted.
+   */
+  dnssec_validating: z.boolean().default(false),
   /** Local mirrors of DNS lists (rbldnsd zone files), answered from memory. */
   zones: z.array(zoneFile).default([]),
   /** Serve the mirrored zones over DNS (UDP and TCP) for other hosts. */

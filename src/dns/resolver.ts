@@ -22,6 +22,11 @@ export interface ResolverOptions {
   readonly errorTtlMs?: number;
   /** Local mirrors answered from memory (rbldnsd zones). */
   readonly zones?: readonly ZoneAnswerer[];
+  /**
+   * The servers validate DNSSEC and the path to them is trusted (loopback): an answer's AD bit
+   * then marks it `secure`. Without this, `secure` is never set, whatever the servers say.
+   */
+  readonly dnssecValidating?: boolean;
   readonly now?: () => number;
 }
 
@@ -81,10 +86,12 @@ export function createResolver(opts: ResolverOptions): GatewayResolver {
   }
 
   async function ask(name: string, type: RRType, key: string): Promise<Lookup<RRType>> {
-    const answer: Answer = await query(name, type, { servers, timeoutMs: opts.timeoutMs, attempts: opts.attempts });
+    const validating = opts.dnssecValidating ?? false;
+    const answer: Answer = await query(name, type, { servers, timeoutMs: opts.timeoutMs, attempts: opts.attempts, dnssec: validating });
     switch (answer.status) {
       case 'ok': {
-        const lookup = { status: 'ok', records: answer.records, ttl: answer.ttl, source: 'dns' } as Lookup<RRType>;
+        const secure = validating && answer.ad ? { secure: true } : {};
+        const lookup = { status: 'ok', records: answer.records, ttl: answer.ttl, source: 'dns', ...secure } as Lookup<RRType>;
         remember(key, lookup, answer.ttl);
         return lookup;
       }
@@ -159,9 +166,11 @@ export function systemServers(file = '/etc/resolv.conf'): string[] {
 /** The resolver options of a configuration (`dns:`), for the gateway and the CLI alike. */
 export function resolverOptions(dns: {
   servers: string[]; timeout: number; attempts: number; max_inflight: number; cache_entries: number; max_ttl: number; negative_ttl: number; error_ttl: number;
+  dnssec_validating?: boolean;
 }, zones?: readonly ZoneAnswerer[]): ResolverOptions {
   return {
     servers: dns.servers, timeoutMs: dns.timeout, attempts: dns.attempts, maxInflight: dns.max_inflight,
     cacheEntries: dns.cache_entries, maxTtlMs: dns.max_ttl, negativeTtlMs: dns.negative_ttl, errorTtlMs: dns.error_ttl, zones,
+    dnssecValidating: dns.dnssec_validating ?? false,
   };
 }

@@ -2,7 +2,7 @@
 // A lookup never throws and never hangs: it ends in an answer, a negative answer, or a
 // temporary error the caller scores as "unknown" (STYLE.md rule 9).
 
-export type RRType = 'A' | 'AAAA' | 'TXT' | 'PTR' | 'MX' | 'NS' | 'CNAME';
+export type RRType = 'A' | 'AAAA' | 'TXT' | 'PTR' | 'MX' | 'NS' | 'CNAME' | 'TLSA';
 
 export interface MxRecord {
   readonly exchange: string;
@@ -19,10 +19,27 @@ export interface RecordData {
   MX: MxRecord;
   NS: string;
   CNAME: string;
+  TLSA: TlsaRecord;
+}
+
+/** A TLSA record (RFC 6698 s2.1): certificate usage, selector, matching type, association data. */
+export interface TlsaRecord {
+  readonly usage: number;
+  readonly selector: number;
+  readonly matchingType: number;
+  readonly data: Buffer;
 }
 
 export type Lookup<T extends RRType> =
-  | { readonly status: 'ok'; readonly records: RecordData[T][]; readonly ttl: number; readonly source: Source }
+  | {
+    readonly status: 'ok'; readonly records: RecordData[T][]; readonly ttl: number; readonly source: Source;
+    /**
+     * True only when the response carried the AD bit (RFC 4035 s3.2.3) and the configuration
+     * declares the resolver validating (`dns.dnssec_validating`); the path to the resolver must be
+     * trusted (loopback), since anyone on it could set the bit. DANE (RFC 7672) reads it.
+     */
+    readonly secure?: boolean;
+  }
   /** The name does not exist (RCODE 3). */
   | { readonly status: 'nxdomain'; readonly source: Source }
   /** The name exists but has no record of this type. */

@@ -6,6 +6,7 @@ import type { Logger } from '../log.js';
 import { heloSyntax } from '../checks/helo/helo-syntax.js';
 import { heloClaimsOurs, heloNoResolve } from '../checks/helo/helo-dns.js';
 import { requiredHeaders } from '../checks/headers/required-headers.js';
+import { htmlAttachmentInspector } from '../checks/phish/html-attachment.js';
 import { fromOwnership } from '../checks/sender/from-ownership.js';
 import { bruteForceSource } from '../checks/auth/brute-force-source.js';
 import { dnsbl } from '../checks/dnsbl/dnsbl.js';
@@ -72,8 +73,11 @@ export interface CheckDeps {
  * attachment limits and the archive inspector (decrypted entries scanned with `clamd`, the
  * client the AV check uses), read by the attachment check and the AV check alike.
  */
-export function messageModelOptions(c: Pick<Config, 'spam' | 'attachments' | 'archives'>, clamd?: ClamdClient): MessageModelOptions {
-  const inspectors = c.archives.enabled ? [archiveInspector({ config: c.archives, clamd })] : [];
+export function messageModelOptions(c: Pick<Config, 'spam' | 'attachments' | 'archives' | 'phishing'>, clamd?: ClamdClient): MessageModelOptions {
+  const inspectors = [
+    ...(c.archives.enabled ? [archiveInspector({ config: c.archives, clamd })] : []),
+    ...(c.phishing.enabled ? [htmlAttachmentInspector()] : []),
+  ];
   return { maxScanBytes: c.spam.max_scan_bytes, walk: attachmentsWalk(c.attachments, inspectors) };
 }
 

@@ -16,6 +16,7 @@ import { Queue, type QueuedMessage, type QueuedRecipient } from '../queue/queue.
 import { MaildirDelivery } from '../delivery/maildir.js';
 import { RelayDelivery } from '../delivery/relay.js';
 import { DeliveryRouter } from '../delivery/router.js';
+import { MxDelivery, ownAddresses as mxOwnAddresses } from '../delivery/mx-delivery.js';
 import { RecipientResolver } from '../smtp/recipients.js';
 import { SmtpListeners } from '../smtp/server.js';
 import { CheckRunner } from '../pipeline/runner.js';
@@ -37,6 +38,7 @@ import { ZoneSet } from '../dns/zones/zone-mirror.js';
 import { SelfWatch, reportMessage } from '../audit/self-watch.js';
 import { startZoneServer } from '../dns/zone-server.js';
 import { ClientLimits } from '../smtp/client-limits.js';
+import { createOutboundTlsPolicy, type Submit } from '../delivery/tls-policy/outbound-tls-policy.js';
 import type { RouterDeps } from '../delivery/router.js';
 import { OutboundSigner } from '../delivery/dkim/outbound.js';
 import { DkimKeyStore } from '../delivery/dkim/keys.js';
@@ -177,12 +179,37 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     }
     metrics.sources.dns = () => ({ ...dns.stats() });
     logger.info({ event: 'dns', servers: dns.servers.map((s) => `${s.host}:${s.port}`) }, 'resolver ready');
+    // TLS on the way out (docs/outbound-tls.md): the policy the MX client asks (MxDelivery's
+    // `tls` option), and the daily TLS-RPT reports, handed to the queue like any mail of ours
+    // (never authenticated: no DSN).
+    const outboundTls = createOutboundTlsPolicy({
+      config: config.outbound.tls, resolver: dns, dnssecValidating: config.dns.dnssec_validating, dataDir,
+      logger, hostname: config.hostname,
+    });
+    cleanups.unshift(() => outboundTls.close());
+    const newReportId = queueIdGenerator();
+    const submitReport: Submit = async (envelope, message) => {
+      await queue.commit({
+        id: newReportId(), sender: envelope.from, meta: { origin: 'tls-rpt' }, inline: [message], size: message.length, authenticated: false,
+        recipients: envelope.to.map((address) => ({ address, destination: { kind: 'relay', domain: address.slice(address.lastIndexOf('@') + 1).toLowerCase() } })),
+      });
+    };
+    outboundTls.startReportTimer(submitReport);
     const resolver = new RecipientResolver(config, accounts);
     const relay = new RelayDelivery({ hostname: config.hostname, logger: logger.child({ component: 'relay' }) });
     cleanups.unshift(() => relay.close());
+    // Direct delivery to the MX hosts of domains without a relay route (docs/outbound.md).
+    const mx = !config.outbound.delivery.enabled ? undefined : new MxDelivery({
+      hostname: config.hostname, config: config.outbound.delivery, resolver: dns, logger: logger.child({ component: 'mx' }),
+      ownAddresses: mxOwnAddresses(config.listeners.map((l) => l.address)),
+      // Overrides, DANE, MTA-STS, opportunistic STARTTLS; every attempt counted for TLS-RPT.
+      tls: outboundTls,
+    });
+    if (mx) cleanups.unshift(() => mx.close());
     const router = new DeliveryRouter({
       maildir,
       relay,
+      mx,
       mailboxDir: (address) => mailboxPath(dataDir, address),
       route: (domain) => resolver.route(domain),
       metrics,
@@ -290,8 +317,10 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
         case 'queue.flush':
           // Like postqueue -f, which also clears Postfix's dead-destination cache.
           relay.forgetDownHosts();
+          mx?.forgetDownHosts();
           return { scheduled: queue.flush() };
         case 'queue.delete': return { result: await queue.delete(id) };
+        case 'tls-rpt.send': return outboundTls.sendReports(submitReport, typeof req.args?.date === 'string' ? req.args.date : undefined);
         case 'status': return { pid: process.pid, queue: queue.size, sessions: listeners.sessionCount, listeners: allAddresses() };
         default: throw new Error(`unknown command ${req.cmd}`);
       }

@@ -17,12 +17,16 @@ export function buildDsn(opts: { hostname: string; id: string; sender: string; a
   const list = opts.failed.map((f) => `  <${f.address}>: ${f.reply}`).join('\r\n');
   const perRecipient = opts.failed.map((f) => {
     const m = /\b([245]\.\d{1,3}\.\d{1,3})\b/.exec(f.reply);
-    const smtp = /^(\d{3})[ -]/.exec(f.reply);
+    // A remote server's answer, as MX delivery words it: "host NAME[ADDRESS] said: 550 ... (in reply to RCPT TO)"
+    const remote = /^host ([^\s[]+)\[[^\]]*\](?::\d+)? said: (\d{3}[ -].*?)(?: \(in reply to [^)]*\))?$/s.exec(f.reply);
+    const smtp = remote ? remote[2]! : /^(\d{3})[ -]/.test(f.reply) ? f.reply : undefined;
+    const oneLine = (t: string) => t.replace(/[\r\n]+/g, ' ');
     return [
       `Final-Recipient: rfc822; ${f.address}`,
       'Action: failed',
       `Status: ${m ? m[1]!.replace(/^[24]/, '5') : '5.0.0'}`,
-      ...(smtp ? [`Diagnostic-Code: smtp; ${f.reply.replace(/[\r\n]+/g, ' ')}`] : [`Diagnostic-Code: x-portcullis; ${f.reply.replace(/[\r\n]+/g, ' ')}`]),
+      ...(remote ? [`Remote-MTA: dns; ${remote[1]}`] : []),
+      smtp ? `Diagnostic-Code: smtp; ${oneLine(smtp)}` : `Diagnostic-Code: x-portcullis; ${oneLine(f.reply)}`,
     ].join('\r\n');
   }).join('\r\n\r\n');
   const text = [

@@ -23,6 +23,8 @@ export interface RecipientsConfig {
   readonly relay: RelayConfig;
   /** Role local parts (postmaster, abuse) and the mailbox they deliver to. */
   readonly roles: { readonly addresses: readonly string[]; readonly mailbox: string };
+  /** Direct delivery to MX hosts for domains without a relay route (outbound.delivery.enabled). */
+  readonly outbound?: { readonly delivery: { readonly enabled: boolean } };
 }
 
 export class RecipientResolver {
@@ -85,8 +87,10 @@ export class RecipientResolver {
     if (!standing.authenticated && !standing.trusted) {
       return { kind: 'reject', reply: R.relayDenied(shown), why: 'relay denied' };
     }
-    if (!this.route(addr.domain)) {
-      return { kind: 'reject', reply: reply(451, '4.3.5', `<${shown}>: no route to ${addr.domain}; the administrator must configure relay.routes`), why: 'no route' };
+    // Without a route the mail goes to the domain's MX hosts (docs/outbound.md), unless the
+    // administrator turned direct delivery off.
+    if (!this.route(addr.domain) && !this.config.outbound?.delivery.enabled) {
+      return { kind: 'reject', reply: reply(451, '4.3.5', `<${shown}>: no route to ${addr.domain}; the administrator must configure relay.routes or enable outbound.delivery`), why: 'no route' };
     }
     return { kind: 'relay', address: shown, domain: addr.domain, role: false };
   }

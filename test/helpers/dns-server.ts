@@ -32,13 +32,14 @@ import dns2 from 'dns2';
 
 const { Packet, UDPServer, TCPServer } = dns2;
 
-export type RecordType = 'A' | 'AAAA' | 'TXT' | 'SPF' | 'MX' | 'PTR' | 'CNAME' | 'NS';
+export type RecordType = 'A' | 'AAAA' | 'TXT' | 'SPF' | 'MX' | 'PTR' | 'CNAME' | 'NS' | 'TLSA';
 export type TextData = string | Buffer | (string | Buffer)[];
 
 export type ZoneRecord =
   | { type: 'A' | 'AAAA' | 'PTR' | 'CNAME' | 'NS'; data: string }
   | { type: 'TXT' | 'SPF'; data: TextData }
   | { type: 'MX'; data: { priority: number; exchange: string } }
+  | TlsaZoneRecord
   /** Markers, for the types the name has no records of. */
   | { type: 'TIMEOUT' | 'SERVFAIL' | 'MALFORMED' };
 
@@ -60,7 +61,7 @@ export interface DnsServer {
 const MARKERS = new Set(['TIMEOUT', 'SERVFAIL', 'MALFORMED']);
 const TYPE_CODES: Record<RecordType, number> = {
   A: Packet.TYPE.A, AAAA: Packet.TYPE.AAAA, TXT: Packet.TYPE.TXT, SPF: Packet.TYPE.SPF, MX: Packet.TYPE.MX,
-  PTR: Packet.TYPE.PTR, CNAME: Packet.TYPE.CNAME, NS: Packet.TYPE.NS,
+  PTR: Packet.TYPE.PTR, CNAME: Packet.TYPE.CNAME, NS: Packet.TYPE.NS, TLSA: 52, // dns2 has no TLSA type (RR type 52, RFC 6698); see the TLSA addition below
 };
 const TYPE_NAMES = new Map<number, RecordType>(Object.entries(TYPE_CODES).map(([k, v]) => [v, k as RecordType]));
 
@@ -72,7 +73,7 @@ type Outcome =
   | { kind: 'malformed' };
 
 /** Starts the server on 127.0.0.1 (a free port, the same for UDP and TCP). */
-export async function startDnsServer(records: ZoneData, opts: { ttl?: number } = {}): Promise<DnsServer> {
+export async function startDnsServer(records: ZoneData, opts: { ttl?: number } & DnssecOptions = {}): Promise<DnsServer> {
   const ttl = opts.ttl ?? 60;
   let zone = index(records);
   const queries: string[] = [];
@@ -91,6 +92,7 @@ export async function startDnsServer(records: ZoneData, opts: { ttl?: number } =
     const response = Packet.createResponseFromRequest(request);
     response.header.aa = 1;
     response.header.rcode = outcome.rcode;
+    if (authenticated(opts, q.name)) (response.header as { ad?: number }).ad = 1; // dns2 writes AD; its typings omit it
     response.answers = outcome.answers as InstanceType<typeof Packet>['answers'];
     void send(response).catch(() => {});
   };
@@ -208,6 +210,8 @@ function resource(name: string, r: ZoneRecord, ttl: number): object {
     case 'TXT':
     case 'SPF':
       return { ...base, data: characterStrings(r.data) };
+    case 'TLSA':
+      return { ...base, data: tlsaRdata(r.data) };
     default:
       throw new Error(`not a record: ${r.type}`);
   }
@@ -232,4 +236,34 @@ function malformed(request: InstanceType<typeof Packet>): Buffer {
   const out = Buffer.concat([head, Buffer.from([0xc0 | (self >> 8), self & 0xff, 0x00, 0x10, 0x00, 0x01, 0, 0, 0, 60, 0, 2, 1, 0x41])]);
   out.writeUInt16BE(1, 6); // ANCOUNT 1
   return out;
+}
+
+// ---- TLSA records and the AD flag (added for outbound TLS: DANE, RFC 7672) ----
+// A zone may carry TLSA records ({ type: 'TLSA', data: { usage, selector, matchingType, data } });
+// dns2 has no TLSA type, so their RDATA (RFC 6698 s2.1: three octets, then the association data)
+// is written raw through dns2's fallback for types it does not know. With `ad` (every answer)
+// or `adFor` (the names listed, or a predicate) answers carry the AD bit, as a validating resolver
+// sets it for a secure zone; nothing here signs anything, it only plays the validating resolver.
+
+export interface TlsaZoneRecord {
+  type: 'TLSA';
+  data: { usage: number; selector: number; matchingType: number; data: Buffer };
+}
+
+export interface DnssecOptions {
+  /** Set the AD bit on every answer. */
+  ad?: boolean;
+  /** Set the AD bit on answers for these names (case-insensitive) or those the predicate accepts. */
+  adFor?: readonly string[] | ((name: string) => boolean);
+}
+
+function authenticated(opts: DnssecOptions, name: string): boolean {
+  if (opts.ad) return true;
+  if (!opts.adFor) return false;
+  if (typeof opts.adFor === 'function') return opts.adFor(canonical(name));
+  return opts.adFor.some((n) => canonical(n) === canonical(name));
+}
+
+function tlsaRdata(t: TlsaZoneRecord['data']): Buffer {
+  return Buffer.concat([Buffer.from([t.usage, t.selector, t.matchingType]), t.data]);
 }

@@ -136,6 +136,38 @@ describe('content spam through the gateway', { timeout: 300_000 }, () => {
     assert.deepEqual(show.block, [BLOCKED]);
   });
 
+  it('GTUBE is refused at DATA beyond any threshold, and `portcullis scan` says reject with the GTUBE symbol', async () => {
+    const mark = marker('gtube');
+    const raw = makeMessage({ from: SENDER, to: USERS.alice.address, subject: `Test ${mark}`, body: `This is the GTUBE, the\nXJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\nend.` });
+    const r = await send(gw, [USERS.alice.address], raw);
+    assert.equal(r.ok, false, 'GTUBE must not be accepted');
+    assert.equal(r.code, 554, JSON.stringify(r));
+    assert.match(r.text ?? '', /5\.7\.1 .*GTUBE/, JSON.stringify(r));
+    assert.equal(gw.allMailboxFiles().some((m) => m.content.includes(mark)), false, 'nothing delivered');
+    const file = path.join(tmp, 'gtube.eml');
+    fs.writeFileSync(file, raw);
+    const scan = await gw.cli(['scan', '--json', file]);
+    const [v] = JSON.parse(scan.stdout) as Array<{ action: string; symbols: Array<{ name: string; score: number }> }>;
+    assert.equal(v!.action, 'reject', scan.stdout);
+    assert.ok(v!.symbols.some((x) => x.name === 'GTUBE' && x.score >= 1000), scan.stdout);
+  });
+
+  it('a brand spelt with a look-alike letter over a look-alike link is tagged, the impersonation symbols in X-Spam-*', async () => {
+    const mark = marker('phish');
+    const raw = [
+      'From: "PayPaI Security Team" <service@account-review.example>', `To: <${USERS.alice.address}>`, `Subject: Your account is limited ${mark}`,
+      `Date: ${new Date().toUTCString().replace('GMT', '+0000')}`, `Message-ID: <${mark}@account-review.example>`, 'MIME-Version: 1.0',
+      'Content-Type: text/html; charset=utf-8', '',
+      '<p>We noticed unusual activity. <a href="https://paypa1.com/signin">Restore access</a> within 24 hours.</p>', '',
+    ].join('\r\n');
+    const r = await sendRaw(gw.ports.mx, { from: 'service@account-review.example', to: [USERS.alice.address] }, raw);
+    assert.ok(r.ok, JSON.stringify(r));
+    await waitFor('delivered', () => folderOf(gw, USERS.alice.address, mark));
+    const stored = gw.allMailboxFiles().find((m) => m.content.includes(mark))!.content.toString('latin1');
+    assert.match(stored, /^X-Spam-Status: Yes, score=\d/m);
+    for (const name of ['FROM_BRAND_MISMATCH', 'FROM_NAME_HOMOGLYPH', 'LINK_LOOKALIKE_DOMAIN']) assert.match(stored, new RegExp(name), stored.slice(0, 1500));
+  });
+
   it('`portcullis scan` on an mbox gives one verdict per message, with the same symbols', async () => {
     const mbox = path.join(tmp, 'mixed.mbox');
     const spamMsg = makeMessage({ from: SENDER, to: USERS.alice.address, subject: 'Offer', body: 'xyzzy spam marker inside' });

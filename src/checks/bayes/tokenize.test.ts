@@ -73,10 +73,14 @@ test('URL tokens: host, registrable domain, path pieces, userinfo and port disgu
   for (const want of [
     'url:host:www.win.example.com', 'url:domain:example.com', 'url:path:claim', 'url:path:now', 'url:path:php', 'url:query',
     'url:userinfo', 'url:port', 'url:ip:203.0.113', 'url:path:login', 'url:path:verify', 'url:host:img.example.net',
-    'html:images:1', 'html:invisible:20-199', 'mime:text:1:html:1:attach:0',
+    'html:invisible:20-199', 'mime:text:1:html:1:attach:0',
   ]) assert.ok(t.has(want), `missing ${want}\n${[...t].filter((x) => x.startsWith('url') || x.startsWith('html') || x.startsWith('mime')).join(' ')}`);
   assert.ok([...t].some((x) => /^html:tags:.*font/.test(x) && x.includes('table')), 'one summary token of the notable tags');
   assert.equal([...t].filter((x) => x.startsWith('html:tags:')).length, 1);
+  // Images and text as one fact, the part types only in the outline: correlated tokens would
+  // count "this is HTML" several times over.
+  assert.equal([...t].filter((x) => /^html:images:1:text:/.test(x)).length, 1, [...t].filter((x) => x.startsWith('html:')).join(' '));
+  assert.equal([...t].filter((x) => x.startsWith('html:text:') || x.startsWith('part:text/')).length, 0);
 });
 
 test('attachments give type, extension and name tokens', () => {

@@ -10,6 +10,7 @@ import type { Expr } from './expression.js';
 import { COUNTS_AT, PROGRESS_DONE, PROGRESS_RULE, progressBuffer, timeSlot } from './matcher.js';
 import type { CompiledRuleset } from './ruleset.js';
 import { scanInput, type ScanInput } from './targets.js';
+import type { TrustConfig } from './received.js';
 import type { ScanReply, ScanRequest, WorkerInit } from './worker.js';
 
 export interface RuleHit { name: string; score: number; description: string; count: number }
@@ -38,6 +39,11 @@ export interface RuleEngineOptions {
    * large ruleset), so that a hostile message cannot stall rule scanning for others.
    */
   standby?: boolean;
+  /**
+   * Networks of the Received trust path (X-Spam-Relays-* pseudo-headers), as SpamAssassin's
+   * trusted_networks / internal_networks; none: inferred (private addresses and authenticated hops).
+   */
+  trust?: TrustConfig;
 }
 
 export interface RuleEngineStats {
@@ -242,7 +248,7 @@ export class RuleEngine {
     return {
       headers: i.headers, envelopeFrom: i.envelopeFrom, subject: i.subject,
       headerText: n.headerText ? i.headerText : '', body: n.body ? i.body : '', rawParts: n.raw ? i.rawParts : [],
-      full: n.full ? i.full : '', uris: n.uri ? i.uris : [],
+      full: n.full ? i.full : '', uris: n.uri ? i.uris : [], trust: i.trust ?? this.options.trust,
     };
   }
 

@@ -147,7 +147,7 @@ export function compileConfig(conf: ParsedConfig, scoreSet: 0 | 1 | 2 | 3): Load
         fail(`header: unknown modifier ":${badMod}"`, 'syntax');
         continue;
       }
-      if (/^(ALL-TRUSTED|ALL-INTERNAL)$/.test(request!) || /^X-Spam-Relays-/i.test(request!)) {
+      if (/^(ALL-TRUSTED|ALL-INTERNAL)$/.test(request!) || (/^X-Spam-Relays-/i.test(request!) && !/^X-Spam-Relays-(Trusted|Untrusted|Internal|External)$/i.test(request!))) {
         fail(`header ${request}: needs SpamAssassin's trust path computed from Received headers (not provided)`, 'unsupported');
         continue;
       }

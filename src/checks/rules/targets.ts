@@ -12,6 +12,7 @@ import type { ParsedMessage } from '../../mime/text.js';
 import type { HeaderSpec } from './ruleset.js';
 import { getDomain } from 'tldts';
 import { decodeHeaderWords } from '../../mime/filenames.js';
+import { relayHeaders, trustPath, type TrustConfig, type TrustPath } from './received.js';
 
 /** Plain data sent to the matcher (possibly in a worker thread). */
 export interface ScanInput {
@@ -25,6 +26,8 @@ export interface ScanInput {
   readonly rawParts: readonly string[];
   readonly full: string;
   readonly uris: readonly string[];
+  /** trusted_networks / internal_networks for the Received trust path (X-Spam-Relays-*). */
+  readonly trust?: TrustConfig;
 }
 
 export function scanInput(msg: ParsedMessage, uris: readonly string[], envelopeFrom?: string): ScanInput {
@@ -63,6 +66,7 @@ export class Targets {
   private fullText?: string;
   private uriList?: string[];
   private decodedFields?: { lname: string; raw: string; value: string; name: string }[];
+  private relays?: TrustPath;
 
   constructor(private readonly input: ScanInput, private readonly maxBytes: number) {}
 
@@ -89,6 +93,12 @@ export class Targets {
     const values = (lname: string) => fields.filter((f) => f.lname === lname).map((f) => `${raw ? f.raw : f.value}\n`);
     let results: string[];
     const req = spec.request;
+    const relay = /^X-Spam-Relays-(Trusted|Untrusted|Internal|External)$/i.exec(req);
+    if (relay) {
+      // Metadata, not a field: one line without a trailing newline, "" when the list is empty.
+      const key = `X-Spam-Relays-${relay[1]![0]!.toUpperCase()}${relay[1]!.slice(1).toLowerCase()}` as keyof ReturnType<typeof relayHeaders>;
+      return cap(relayHeaders(this.trustPath())[key], this.maxBytes);
+    }
     if (req === 'ALL' || req === 'ALL-UNTRUSTED' || req === 'ALL-EXTERNAL') {
       // Without a trust path every header counts as untrusted/external (see docs/rules.md).
       return cap(raw
@@ -129,6 +139,16 @@ export class Targets {
     }
     if (results.length === 0) return undefined;
     return cap(results.join(results[0]!.endsWith('\n') ? '' : '\n'), this.maxBytes);
+  }
+
+  /** The Received trust path, computed on first use (SpamAssassin's Received.pm). */
+  trustPath(): TrustPath {
+    this.relays ??= trustPath(
+      this.input.headers.filter(([n]) => n.toLowerCase() === 'received').map(([, , v]) => v),
+      this.input.trust,
+      this.input.headers.map(([n, , v]) => [n, v] as const),
+    );
+    return this.relays;
   }
 
   private readonly literalCache = new Map<object, Uint8Array>();
