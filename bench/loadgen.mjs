@@ -5,7 +5,7 @@
 // implicit TLS. Plain JavaScript, no dependencies, so it runs the same against every target.
 //
 //   node bench/loadgen.mjs --port 2525 --sessions 10 --messages 2000 \
-//     --messages-dir .bench/corpus/set --rcpt bench@bench.test [--tls starttls|implicit|none]
+//     --messages-dir .bench/corpus/set --rcpt bench@bench.test [--tls starttls|implicit|none] [--auth USER:PASSWORD]
 //
 // Prints one JSON object on stdout:
 //   { messages, accepted, seconds, msgs_per_sec, errors, replies: { "250": n, ... }, ... }
@@ -28,6 +28,7 @@ const { values: opt } = parseArgs({
     rcpt: { type: 'string', multiple: true },
     helo: { type: 'string', default: 'loadgen.test' },
     tls: { type: 'string', default: 'none' }, // none | starttls | implicit
+    auth: { type: 'string' }, // USER:PASSWORD: AUTH PLAIN once per session, after TLS (submission)
     pipelining: { type: 'string', default: 'auto' }, // auto | off
     'per-session': { type: 'string', default: '0' }, // 0 = unlimited messages per connection
     timeout: { type: 'string', default: '60' }, // seconds per reply
@@ -257,6 +258,12 @@ async function runConnection(firstIdx) {
       ehlo = await conn.read();
       if (!expect(ehlo, 200, 'EHLO')) throw new Error(`EHLO after STARTTLS refused: ${ehlo.text}`);
       ext = parseEhlo(ehlo);
+    }
+    if (opt.auth) {
+      const colon = opt.auth.indexOf(':');
+      conn.write(`AUTH PLAIN ${Buffer.from(`\0${opt.auth.slice(0, colon)}\0${opt.auth.slice(colon + 1)}`).toString('base64')}\r\n`);
+      const a = await conn.read();
+      if (!expect(a, 200, 'AUTH')) throw new Error(`AUTH refused: ${a.text}`);
     }
     if (opt.tls !== 'none') tlsSessions++;
     const pipelining = opt.pipelining !== 'off' && ext.has('PIPELINING');

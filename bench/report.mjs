@@ -65,6 +65,25 @@ function renderComponents(c, p) {
   if (c.spam) renderSpamSpeed(c.spam, p);
   if (c.checks) renderCheckCosts(c.checks, p);
   if (c.imap) renderImapLoad(c.imap, p);
+  if (c.outbound) renderOutbound(c.outbound, p);
+}
+
+/** Outbound delivery with DKIM signing (bench/outbound.mjs), next to smtp-sink's own rate. */
+function renderOutbound(r, p) {
+  p('## Outbound delivery with DKIM signing', '');
+  if (r.error) { p(`Not measured: ${r.error}`, ''); return; }
+  p(`\`bench/outbound.mjs\`: bench/loadgen.mjs (${r.sessions} sessions, ${int(r.messages)} messages of ${int(r.message_bytes)} bytes from our domain, ` +
+    `after ${r.warmup} warm-up messages) submits to the gateway (submission, STARTTLS, AUTH PLAIN as a user of our domain); the gateway relays each message to Postfix's smtp-sink ` +
+    'on loopback and signs it on the way. One gateway process, keys added between phases with `portcullis dkim keygen` (no restart). ' +
+    'msg/s is end to end (until smtp-sink has them all); CPU is the gateway process\'s per message, and the signing cost is the difference to the unsigned phase. ' +
+    `The reference is the same load generator straight into smtp-sink, in the same run (plain SMTP: smtp-sink has no TLS). Load average at the end: ${r.loadavg} (${r.cores} cores).`, '');
+  p('| target | signatures | msg/s | gateway CPU ms/msg | signing CPU ms/msg |', '|---|---|---:|---:|---:|');
+  p(`| ${r.reference.label} (reference) | — | ${int(r.reference.msgs_per_sec)} | — (smtp-sink ${r.reference.sink_cpu_ms_per_msg}) | — |`);
+  for (const ph of r.phases) {
+    p(`| Portcullis → smtp-sink, ${ph.phase} | ${ph.signatures} | ${ph.complete ? int(ph.e2e_msgs_per_sec) : `incomplete (${ph.delivered} of ${ph.accepted})`} | ${ph.gateway_cpu_ms_per_msg} | ${ph.signing_cpu_ms_per_msg} |`);
+  }
+  p('');
+  if (r.gateway_error_lines) p(`${r.gateway_error_lines} error lines in the gateway log, e.g. ${r.error_sample}`, '');
 }
 
 /** The IMAP load section (bench/imap-load.mjs): idle sessions' memory, fetch latency under load. */

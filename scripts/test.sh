@@ -38,6 +38,10 @@ command -v openssl >/dev/null 2>&1 || missing_pkgs+=(openssl)
 # the IMAP and POP3 servers are driven by curl (and Python's imaplib/poplib).
 command -v spamassassin >/dev/null 2>&1 || missing_pkgs+=(spamassassin)
 command -v curl >/dev/null 2>&1 || missing_pkgs+=(curl)
+# Outbound DKIM signatures are checked by an independent verifier (python3-dkim, Ed25519 through
+# nacl, keys looked up with dnspython); the port-25 policy output by nft's syntax check.
+/usr/bin/python3 -c 'import dkim, dns.resolver, nacl' >/dev/null 2>&1 || missing_pkgs+=(python3-dkim python3-dnspython python3-nacl)
+[[ -x /usr/sbin/nft ]] || missing_pkgs+=(nftables)
 
 if ((${#missing_pkgs[@]})); then
   if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then

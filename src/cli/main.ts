@@ -29,6 +29,9 @@ import { trainCommand } from './train.js';
 import { rulesCommand } from './rules.js';
 import { checkUriCommand } from './check-uri.js';
 import { symbolsCommand } from './symbols.js';
+import { dkimCommand } from './dkim.js';
+import { port25Command } from './port25.js';
+import { ptrPlanCommand } from './ptr-plan.js';
 import net from 'node:net';
 import { tlsRptCommand } from './tls-rpt.js';
 import path from 'node:path';
@@ -60,6 +63,15 @@ const USAGE = `usage: portcullis <command> [options]
   check-spf IP SENDER HELO [--json]     the SPF results for a client, and what the gateway would do
   auth status USER|IP                   failed logins, blocks and known networks
   auth unblock USER|IP                  lift blocks and failure counts
+  dkim keygen DOMAIN [--selector S] [--type rsa|ed25519]
+                                        make a DKIM key, sign DOMAIN's mail, print the TXT record
+  dkim list [DOMAIN] [--json]           keys: domain, selector, type, created, active, record
+  dkim rotate DOMAIN [--type T]         a new dated key signs; the old one kept until removed
+  dkim remove DOMAIN SELECTOR
+  policy port25 --authorized HOST... [--networks CIDR...] [--verify]
+                                        nftables rules: mail ports only to/from the mail servers
+  dns ptr-plan CIDR --pattern P [--forward]
+                                        generic PTR names for a dynamic pool (zone-file form)
   queue list [--json]                   messages waiting for delivery
   queue show ID
   queue flush                           retry every deferred message now
@@ -84,6 +96,9 @@ async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'train') return withConfig(argv.slice(1), (args, cfg) => trainCommand(args, cfg));
   if (argv[0] === 'rules') return withConfig(argv.slice(1), (args, cfg) => rulesCommand(args, cfg));
   if (argv[0] === 'check-uri') return withConfig(argv.slice(1), (args, cfg) => checkUriCommand(args, cfg));
+  if (argv[0] === 'dkim') return withConfig(argv.slice(1), (args, cfg) => dkimCommand(args, cfg));
+  if (argv[0] === 'policy' && argv[1] === 'port25') return withConfig(argv.slice(2), (args, cfg) => port25Command(args, cfg));
+  if (argv[0] === 'dns' && argv[1] === 'ptr-plan') return withConfig(argv.slice(2), async (args) => ptrPlanCommand(args));
   if (argv[0] === 'symbols') return withConfig(argv.slice(1), (args, cfg, file) => symbolsCommand(args, cfg, file));
   const { values, positionals } = parseArgs({
     args: argv,

@@ -17,6 +17,8 @@ export interface RouterDeps {
   /** Direct delivery for domains without a route (outbound.delivery); absent: they defer. */
   readonly mx?: MxDelivery;
   readonly metrics: Metrics;
+  /** DKIM signing / ARC sealing of mail leaving for a remote destination (src/delivery/dkim/outbound.ts). */
+  readonly sign?: (msg: QueuedMessage, content: Content) => Promise<Content | undefined>;
 }
 
 export class DeliveryRouter implements Deliverer {
@@ -44,6 +46,7 @@ export class DeliveryRouter implements Deliverer {
       group.index.push(k);
       byRoute.set(key, group);
     });
+    if (recipients.some((r) => r.destination.kind !== 'local')) content = (await this.deps.sign?.(msg, content)) ?? content;
     for (const { route, index } of byRoute.values()) {
       const started = process.hrtime.bigint();
       jobs.push(

@@ -39,6 +39,9 @@ import { SelfWatch, reportMessage } from '../audit/self-watch.js';
 import { startZoneServer } from '../dns/zone-server.js';
 import { ClientLimits } from '../smtp/client-limits.js';
 import { createOutboundTlsPolicy, type Submit } from '../delivery/tls-policy/outbound-tls-policy.js';
+import type { RouterDeps } from '../delivery/router.js';
+import { OutboundSigner } from '../delivery/dkim/outbound.js';
+import { DkimKeyStore } from '../delivery/dkim/keys.js';
 
 export interface Gateway {
   readonly config: Config;
@@ -47,6 +50,16 @@ export interface Gateway {
   addresses(): Record<string, { address: string; port: number }>;
   reload(): Promise<void>;
   stop(): Promise<void>;
+}
+
+/** The router's signing hook: DKIM keys under data/dkim, outbound.dkim settings (docs/outbound-dkim.md). */
+function dkimSigner(config: Config, dataDir: string, logger: Logger): NonNullable<RouterDeps['sign']> {
+  const trusted = new NetworkSet(config.relay.trusted_networks);
+  const signer = new OutboundSigner({
+    store: new DkimKeyStore(dataDir), config: config.outbound.dkim, trusted: (ip) => trusted.has(ip), logger: logger.child({ component: 'dkim' }),
+    hostname: config.hostname, sealDomains: [config.hostname, ...config.domains],
+  });
+  return (msg, content) => signer.sign(msg, content);
 }
 
 /** Queue ids: time-ordered; unique across restarts (time) and processes (a random node part); safe as file names. */
@@ -200,6 +213,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       mailboxDir: (address) => mailboxPath(dataDir, address),
       route: (domain) => resolver.route(domain),
       metrics,
+      sign: dkimSigner(config, dataDir, logger),
     });
     const checkLog = logger.child({ component: 'checks' });
     const ownAddresses = [...new Set(config.listeners.map((l) => l.address).filter((a) => a !== '0.0.0.0' && a !== '::'))];

@@ -12,7 +12,7 @@ import type { Logger } from '../log.js';
 /** Where one recipient's copy goes. */
 export type Destination =
   | { kind: 'local'; mailbox: string; folder: MailFolder }
-  | { kind: 'relay'; domain: string };
+  | { kind: 'relay'; domain: string; /** An alias's outside target: mail we forward (ARC-sealed). */ forwarded?: true };
 
 export type RecipientStatus = 'pending' | 'deferred' | 'delivered' | 'failed';
 

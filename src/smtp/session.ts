@@ -983,7 +983,7 @@ export class SmtpSession {
       if (res.kind === 'relay') add(res.address, { kind: 'relay', domain: res.domain });
       else {
         for (const m of res.mailboxes) add(m, { kind: 'local', mailbox: m, folder });
-        for (const e of res.external) add(e, { kind: 'relay', domain: e.slice(e.lastIndexOf('@') + 1) });
+        for (const e of res.external) add(e, { kind: 'relay', domain: e.slice(e.lastIndexOf('@') + 1), forwarded: true });
       }
     });
     return out;
