@@ -136,14 +136,20 @@ describe('content spam through the gateway', { timeout: 300_000 }, () => {
     assert.deepEqual(show.block, [BLOCKED]);
   });
 
-  it('GTUBE is refused at DATA beyond any threshold, and `portcullis scan` says reject with the GTUBE symbol', async () => {
+  it('GTUBE is refused at DATA beyond any threshold, lands in Junk for a user whose reject is never, and `portcullis scan` says reject', async () => {
     const mark = marker('gtube');
-    const raw = makeMessage({ from: SENDER, to: USERS.alice.address, subject: `Test ${mark}`, body: `This is the GTUBE, the\nXJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\nend.` });
-    const r = await send(gw, [USERS.alice.address], raw);
+    const raw = makeMessage({ from: SENDER, to: USERS.carol.address, subject: `Test ${mark}`, body: `This is the GTUBE, the\nXJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X\nend.` });
+    // carol keeps the default thresholds (her only setting is a block list of another sender).
+    const r = await send(gw, [USERS.carol.address], raw);
     assert.equal(r.ok, false, 'GTUBE must not be accepted');
     assert.equal(r.code, 554, JSON.stringify(r));
     assert.match(r.text ?? '', /5\.7\.1 .*GTUBE/, JSON.stringify(r));
     assert.equal(gw.allMailboxFiles().some((m) => m.content.includes(mark)), false, 'nothing delivered');
+    // alice set reject=never in the test before: her own settings apply, so it goes to her Junk.
+    const never = await send(gw, [USERS.alice.address], raw.replace(mark, `${mark}-never`));
+    assert.ok(never.ok, JSON.stringify(never));
+    await waitFor('delivered to alice', () => folderOf(gw, USERS.alice.address, `${mark}-never`));
+    assert.equal(folderOf(gw, USERS.alice.address, `${mark}-never`), 'Junk');
     const file = path.join(tmp, 'gtube.eml');
     fs.writeFileSync(file, raw);
     const scan = await gw.cli(['scan', '--json', file]);
