@@ -12,7 +12,7 @@ import { parseMessage } from '../../src/mime/text.js';
 import { scanInput, Targets } from '../../src/checks/rules/targets.js';
 import type { TrustConfig } from '../../src/checks/rules/received.js';
 import { extractCorpus, sample } from './corpus.js';
-import { diffMessages, findSpamassassin, type DiffMessage } from './spamassassin.js';
+import { diffMessages, findSpamassassin, siteConfig, type DiffMessage } from './spamassassin.js';
 
 const KINDS = ['Trusted', 'Untrusted', 'Internal', 'External'] as const;
 const norm = (s: string) => s.replace(/\s+/g, ' ').trim();
@@ -21,15 +21,10 @@ const norm = (s: string) => s.replace(/\s+/g, ' ').trim();
 function saRelays(sa: string, messages: readonly DiffMessage[], trustedNetworks: string[]): Map<string, Record<string, string>> {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'rules-relays-'));
   try {
-    const site = path.join(work, 'site');
-    fs.mkdirSync(site);
-    for (const f of fs.readdirSync('/etc/spamassassin').filter((n) => n.endsWith('.pre'))) fs.copyFileSync(path.join('/etc/spamassassin', f), path.join(site, f));
-    const localCf = path.join(site, 'local.cf');
-    fs.writeFileSync(localCf, [
-      'dns_available no', 'skip_rbl_checks 1', 'use_bayes 0', 'use_auto_welcomelist 0', 'required_score 1000', 'clear_headers',
+    const { site, localCf } = siteConfig(work, [
       ...KINDS.map((k) => `add_header all Relays${k} _RELAYS${k.toUpperCase()}_`),
-      ...(trustedNetworks.length ? [`trusted_networks ${trustedNetworks.join(' ')}`] : []), '',
-    ].join('\n'));
+      ...(trustedNetworks.length ? [`trusted_networks ${trustedNetworks.join(' ')}`] : []),
+    ]);
     const mbox = messages.map((m) => `From diff@example.org  Thu Aug 22 13:17:22 2002\n${m.raw.toString('latin1').replace(/\n*$/, '\n')}\n`).join('');
     const emptyRules = path.join(work, 'rules');
     fs.mkdirSync(emptyRules);

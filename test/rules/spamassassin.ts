@@ -31,21 +31,30 @@ export function diffMessages(files: readonly { id: string; file: string }[]): Di
 }
 
 /**
+ * A site configuration in `work` for local tests only (no network, Bayes or auto-welcomelist,
+ * nothing marked spam), with `lines` added; --siteconfigpath replaces /etc/spamassassin, whose
+ * *.pre files are copied so that the standard plugins load.
+ */
+export function siteConfig(work: string, lines: readonly string[]): { site: string; localCf: string } {
+  const site = path.join(work, 'site');
+  fs.mkdirSync(site);
+  for (const f of fs.readdirSync('/etc/spamassassin').filter((n) => n.endsWith('.pre'))) fs.copyFileSync(path.join('/etc/spamassassin', f), path.join(site, f));
+  const localCf = path.join(site, 'local.cf');
+  fs.writeFileSync(localCf, [
+    'dns_available no', 'skip_rbl_checks 1', 'use_razor2 0', 'use_pyzor 0', 'use_dcc 0', 'use_bayes 0', 'use_auto_welcomelist 0',
+    'required_score 1000', 'clear_headers', ...lines, '',
+  ].join('\n'));
+  return { site, localCf };
+}
+
+/**
  * SpamAssassin's hits per message id. `rulesDir` replaces the stock rules folder (-C) unless
  * it is undefined (then the stock rules run).
  */
 export function runSpamassassin(sa: string, messages: readonly DiffMessage[], rulesDir: string | undefined, timeoutMs = 100_000): Map<string, string[]> {
   const work = fs.mkdtempSync(path.join(os.tmpdir(), 'rules-sa-'));
   try {
-    const site = path.join(work, 'site');
-    fs.mkdirSync(site);
-    // --siteconfigpath replaces /etc/spamassassin: the *.pre files load the standard plugins.
-    for (const f of fs.readdirSync('/etc/spamassassin').filter((n) => n.endsWith('.pre'))) fs.copyFileSync(path.join('/etc/spamassassin', f), path.join(site, f));
-    const localCf = path.join(site, 'local.cf');
-    fs.writeFileSync(localCf, [
-      'dns_available no', 'skip_rbl_checks 1', 'use_razor2 0', 'use_pyzor 0', 'use_dcc 0', 'use_bayes 0', 'use_auto_welcomelist 0',
-      'required_score 1000', 'clear_headers', 'add_header all Tests _TESTS(,)_', '',
-    ].join('\n'));
+    const { site, localCf } = siteConfig(work, ['add_header all Tests _TESTS(,)_']);
     const mbox = messages.map((m) => `From diff@example.org  Thu Aug 22 13:17:22 2002\n${m.raw.toString('latin1').replace(/\n*$/, '\n')}\n`).join('');
     const args = ['-L', ...(rulesDir ? ['-C', rulesDir] : []), '--siteconfigpath', site, '-p', localCf, '--mbox'];
     const run = spawnSync(sa, args, { input: Buffer.from(mbox, 'latin1'), maxBuffer: 512 * 1024 * 1024, timeout: timeoutMs });
