@@ -73,6 +73,36 @@ interface CompiledBrand {
   readonly label: string;
 }
 
+/** The brands arranged for lookup by a display name's words (built once per check). */
+interface BrandIndex {
+  /** Non-strict names by their first word. */
+  readonly byFirst: ReadonlyMap<string, readonly { readonly brand: CompiledBrand; readonly words: readonly string[] }[]>;
+  /** Strict names, their words joined by spaces. */
+  readonly strict: ReadonlyMap<string, CompiledBrand>;
+  /** Non-strict names of 6 letters or more, run together ("bluecross"). */
+  readonly compact: readonly { readonly text: string; readonly brand: CompiledBrand }[];
+}
+
+function indexBrands(brands: readonly CompiledBrand[]): BrandIndex {
+  const byFirst = new Map<string, { brand: CompiledBrand; words: readonly string[] }[]>();
+  const strict = new Map<string, CompiledBrand>();
+  const compact: { text: string; brand: CompiledBrand }[] = [];
+  for (const brand of brands) {
+    for (const words of brand.names) {
+      if (!words.length) continue;
+      if (brand.strict) {
+        if (!strict.has(words.join(' '))) strict.set(words.join(' '), brand);
+        continue;
+      }
+      const list = byFirst.get(words[0]!) ?? [];
+      list.push({ brand, words });
+      byFirst.set(words[0]!, list);
+    }
+    if (!brand.strict) for (const text of brand.compact) if (text.length >= 6) compact.push({ text, brand });
+  }
+  return { byFirst, strict, compact };
+}
+
 export function impersonationCheck(options: ImpersonationOptions): Check<'data'> {
   const own = options.ownDomains.map((d) => d.toLowerCase().replace(/\.$/, ''));
   const brands = compileBrands([...(options.builtinBrands === false ? [] : BUILTIN_BRANDS), ...(options.brands ?? [])]);
@@ -80,13 +110,14 @@ export function impersonationCheck(options: ImpersonationOptions): Check<'data'>
   // (shorter ones are one letter away from too many real names), and the brands' names that
   // are not common words ("targets" or "mortons" is one letter from a brand and no imitation).
   const targets = lookalikeTargets(own, brands);
+  const index = indexBrands(brands);
   const cache = new Map<string, { reg: string; imitated?: string }>();
   return {
     name: 'impersonation',
     stage: 'data',
     async run({ message, envelope }) {
       const msg = await message.content();
-      const hits = findImpersonation(msg, own, brands, targets, cache);
+      const hits = findImpersonation(msg, own, index, targets, cache);
       const recipient = recipientInLink(msg, envelope?.recipients ?? []);
       if (recipient) hits.push({ name: 'LINK_RECIPIENT_FRAGMENT', reason: recipient });
       return { symbols: hits };
@@ -96,7 +127,7 @@ export function impersonationCheck(options: ImpersonationOptions): Check<'data'>
 
 /** The symbols for one message (exported for tests and `scan`). */
 export function findImpersonation(
-  msg: ParsedMessage, own: readonly string[], brands: readonly CompiledBrand[], targets: ReadonlyMap<string, string>,
+  msg: ParsedMessage, own: readonly string[], brands: BrandIndex, targets: ReadonlyMap<string, string>,
   cache?: Map<string, { reg: string; imitated?: string }>,
 ): SymbolHit[] {
   const hits: SymbolHit[] = [];
@@ -205,23 +236,21 @@ function sender(name: string): string {
 }
 
 /** The brand a display name names, if any. */
-function brandIn(display: string, brands: readonly CompiledBrand[]): CompiledBrand | undefined {
+function brandIn(display: string, index: BrandIndex): CompiledBrand | undefined {
   const name = sender(display);
   const w = words(name.toLowerCase());
   if (!w.length) return undefined;
-  const rest = w.filter((x) => !SERVICE_WORDS.has(x));
-  for (const b of brands) {
-    for (const n of b.names) {
-      if (b.strict) {
-        // Only "Chase" or "Chase Online Banking", never "Chase Miller".
-        if (rest.length === n.length && n.every((x, i) => rest[i] === x)) return b;
-        continue;
-      }
-      if (containsRun(w, n)) return b;
-    }
-    // Run-together names ("BlueCrossInsPolicy", "WellsFargoAlerts"): a long name inside one
-    // longer word, so that a short brand is not found inside an unrelated word.
-    if (!b.strict && b.compact.some((c) => c.length >= 6 && w.some((x) => x.length > c.length && x.includes(c)))) return b;
+  // Only "Chase" or "Chase Online Banking", never "Chase Miller".
+  const strict = index.strict.get(w.filter((x) => !SERVICE_WORDS.has(x)).join(' '));
+  if (strict) return strict;
+  for (let i = 0; i < w.length; i++) {
+    for (const n of index.byFirst.get(w[i]!) ?? []) if (containsRun(w.slice(i), n.words)) return n.brand;
+  }
+  // Run-together names ("BlueCrossInsPolicy", "WellsFargoAlerts"): a long name inside one
+  // longer word, so that a short brand is not found inside an unrelated word.
+  for (const x of w) {
+    if (x.length <= 6) continue;
+    for (const c of index.compact) if (x.length > c.text.length && x.includes(c.text)) return c.brand;
   }
   return undefined;
 }
