@@ -20,7 +20,7 @@ import { opportunisticTls, type HostTlsPolicy, type OutboundTlsPolicy } from './
 import { resolveMx, type MxTarget } from './mx-resolve.js';
 import { SmtpClientError, SmtpSession, formatReply, type Reply, type TransactionResult } from './smtp-client.js';
 import type { MxDeliveryConfig } from './mx-config.js';
-import type { Content, RecipientOutcome } from './types.js';
+import { deferred, failed, isSendable, outcomeOf, type Content, type RecipientOutcome } from './types.js';
 
 export interface MxDeliveryOptions {
   readonly hostname: string;
@@ -90,8 +90,8 @@ export class MxDelivery {
     const outcomes: (RecipientOutcome | undefined)[] = env.to.map(() => undefined);
     if (this.closed) return env.to.map(() => deferred('4.3.0 delivery is shutting down'));
     // What would break the command line (CR, LF, angle brackets) never reaches the wire.
-    if (!sendable(env.from, true)) return env.to.map(() => failed(`5.1.7 invalid envelope sender ${JSON.stringify(env.from)}`));
-    env.to.forEach((a, i) => { if (!sendable(a, false)) outcomes[i] = failed(`5.1.3 invalid recipient address ${JSON.stringify(a)}`); });
+    if (!isSendable(env.from, true)) return env.to.map(() => failed(`5.1.7 invalid envelope sender ${JSON.stringify(env.from)}`));
+    env.to.forEach((a, i) => { if (!isSendable(a, false)) outcomes[i] = failed(`5.1.3 invalid recipient address ${JSON.stringify(a)}`); });
     if (outcomes.every(Boolean)) return outcomes as RecipientOutcome[];
     const plan = await resolveMx(domain, {
       resolver: this.opts.resolver, hostname: this.opts.hostname, ownAddresses: this.opts.ownAddresses,
@@ -299,31 +299,17 @@ function judge(r: TransactionResult, count: number, where: string): { kind: 'nex
   if (r.broken && !r.dataSent && !(r.mail && r.rcpt.every(Boolean) && r.data)) return { kind: 'next', reason: r.broken.message };
   if (!r.mail) return { kind: 'next', reason: r.broken?.message ?? `${where}: no reply to MAIL` };
   if (r.mail.code >= 400 && r.mail.code < 500) return { kind: 'next', reason: said(r.mail, 'MAIL FROM') };
-  if (r.mail.code !== 250) return { kind: 'done', outcomes: new Array(count).fill(fromReply(r.mail, said(r.mail, 'MAIL FROM'))) };
+  if (r.mail.code !== 250) return { kind: 'done', outcomes: new Array(count).fill(outcomeOf(r.mail.code, said(r.mail, 'MAIL FROM'))) };
   let accepted = 0;
   const outcomes = r.rcpt.map((reply): RecipientOutcome => {
     if (!reply) return deferred(`4.4.2 ${where}: no reply to RCPT TO`);
-    if (reply.code < 200 || reply.code >= 300) return fromReply(reply, said(reply, 'RCPT TO'));
+    if (reply.code < 200 || reply.code >= 300) return outcomeOf(reply.code, said(reply, 'RCPT TO'));
     const done = r.done.length > 1 ? r.done[accepted] : r.done[0];
     accepted += 1;
-    if (r.data && r.data.code !== 354) return fromReply(r.data, said(r.data, 'DATA'));
+    if (r.data && r.data.code !== 354) return outcomeOf(r.data.code, said(r.data, 'DATA'));
     if (r.broken) return deferred(`4.4.2 ${r.broken.message}${r.dataSent ? ' (after the data began; not tried elsewhere to avoid duplicates)' : ''}`);
     if (!done) return deferred(`4.4.2 ${where}: no reply after the data`);
-    return fromReply(done, said(done, 'end of DATA'));
+    return outcomeOf(done.code, said(done, 'end of DATA'));
   });
   return { kind: 'done', outcomes };
-}
-
-function fromReply(reply: Reply, text: string): RecipientOutcome {
-  if (reply.code >= 200 && reply.code < 300) return { status: 'delivered', reply: text };
-  if (reply.code >= 500) return { status: 'failed', reply: text };
-  return { status: 'deferred', reply: text };
-}
-
-const deferred = (reply: string): RecipientOutcome => ({ status: 'deferred', reply });
-const failed = (reply: string): RecipientOutcome => ({ status: 'failed', reply });
-
-/** What could not be written on a command line: CR, LF, angle brackets; an empty recipient. */
-function sendable(address: string, isSender: boolean): boolean {
-  return !/[\r\n<>]/.test(address) && (isSender || address.trim().length > 0);
 }

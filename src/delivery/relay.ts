@@ -12,7 +12,7 @@
 // the connection defers, never fails: the queue tries again later.
 import type { RouteConfig } from './config.js';
 import type { Logger } from '../log.js';
-import type { Content, RecipientOutcome } from './types.js';
+import { deferred, failed, isSendable, outcomeOf, type Content, type RecipientOutcome } from './types.js';
 import type { HostTlsPolicy } from './outbound-tls.js';
 import { SmtpClientError, SmtpSession, formatReply, type Reply, type TransactionResult as Sent } from './smtp-client.js';
 
@@ -379,14 +379,8 @@ function judge(r: Sent, lmtp: boolean): RecipientOutcome[] {
 }
 
 function fromReply(reply: Reply): RecipientOutcome {
-  const text = formatReply(reply);
-  if (reply.code >= 200 && reply.code < 300) return { status: 'delivered', reply: text };
-  if (reply.code >= 500) return { status: 'failed', reply: text };
-  return { status: 'deferred', reply: text };
+  return outcomeOf(reply.code, formatReply(reply));
 }
-
-const deferred = (reply: string): RecipientOutcome => ({ status: 'deferred', reply });
-const failed = (reply: string): RecipientOutcome => ({ status: 'failed', reply });
 
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
@@ -398,11 +392,6 @@ function tlsReason(route: RouteConfig, err: SmtpClientError): string {
     return err.message.replace(/^([^:]+:\d+): /, '$1: TLS is required for this route: ');
   }
   return err.message;
-}
-
-/** What could not be written on a command line: CR, LF, angle brackets; an empty recipient. */
-function isSendable(address: string, isSender: boolean): boolean {
-  return !/[\r\n<>]/.test(address) && (isSender || address.trim().length > 0);
 }
 
 function removeFrom<T>(list: T[], item: T): void {

@@ -17,4 +17,18 @@ export type RecipientOutcome =
   | { status: 'deferred'; reply: string }
   | { status: 'failed'; reply: string };
 
+export const deferred = (reply: string): RecipientOutcome => ({ status: 'deferred', reply });
+export const failed = (reply: string): RecipientOutcome => ({ status: 'failed', reply });
+
+/** What an SMTP/LMTP reply code means for a recipient, `text` being the reply as recorded. */
+export function outcomeOf(code: number, text: string): RecipientOutcome {
+  if (code >= 200 && code < 300) return { status: 'delivered', reply: text };
+  return code >= 500 ? failed(text) : deferred(text);
+}
+
+/** What could not be written on a command line: CR, LF, angle brackets; an empty recipient. */
+export function isSendable(address: string, isSender: boolean): boolean {
+  return !/[\r\n<>]/.test(address) && (isSender || address.trim().length > 0);
+}
+
 export type MailFolder = 'INBOX' | 'Junk';
