@@ -91,3 +91,19 @@ test('LINK_RECIPIENT_FRAGMENT: the recipient after # (plain, encoded, base64), n
   assert.deepEqual(await run('https://news.example.net/unsubscribe?email=alice%40example.org'), []);
   assert.deepEqual(await run('https://news.example.net/page#top'), []);
 });
+
+test('a link host first seen in its own sender\'s mail is still a look-alike in another sender\'s', async () => {
+  const fresh = impersonationCheck({ ownDomains: ['example.org'] });
+  const run = async (from: string) => {
+    const raw = Buffer.from(`From: ${from}\r\nTo: a@example.org\r\nSubject: t\r\nContent-Type: text/html\r\n\r\n<a href="https://login.paypa1.com/">x</a>\r\n`);
+    const r = await fresh.run({ message: bufferModel(raw, { maxScanBytes: 1 << 20 }), conn: conn(), facts: {} } as never);
+    return (r.symbols ?? []).map((s) => s.name);
+  };
+  assert.deepEqual(await run('Billing <billing@paypa1.com>'), ['FROM_LOOKALIKE_DOMAIN'], 'a link to the sender\'s own domain is not counted twice');
+  assert.deepEqual(await run('News <news@shop.example.net>'), ['LINK_LOOKALIKE_DOMAIN']);
+});
+
+test('display names are read through the same look-alike table as link hosts (uri/host.ts)', async () => {
+  assert.equal(unmask('Neтflix'), 'Netflix');
+  assert.ok('FROM_NAME_HOMOGLYPH' in await symbols('Neтflix <info@evil.example.net>'));
+});

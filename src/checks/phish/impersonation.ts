@@ -12,6 +12,7 @@
 import { getDomain, getDomainWithoutSuffix } from 'tldts';
 import type { Check, SymbolHit } from '../types.js';
 import type { ParsedMessage } from '../../mime/text.js';
+import { isAtOrUnder, LATIN_LOOKALIKES } from '../uri/host.js';
 import { BUILTIN_BRANDS, type Brand } from './brands.js';
 
 export interface ImpersonationOptions {
@@ -37,14 +38,6 @@ const SERVICE_WORDS = new Set([
 const LOOKALIKE_SUBSTITUTIONS: readonly [RegExp, string][] = [
   [/0/g, 'o'], [/1/g, 'l'], [/3/g, 'e'], [/5/g, 's'], [/rn/g, 'm'], [/vv/g, 'w'], [/-/g, ''],
 ];
-
-// Cyrillic and Greek letters that render as Latin ones (as in uri/host.ts), mapped to them.
-const TO_LATIN: Record<string, string> = {
-  а: 'a', е: 'e', о: 'o', р: 'p', с: 'c', у: 'y', х: 'x', і: 'i', ј: 'j', ѕ: 's', ԁ: 'd', ӏ: 'l', һ: 'h', ԝ: 'w', ԛ: 'q',
-  А: 'A', В: 'B', Е: 'E', К: 'K', М: 'M', Н: 'H', О: 'O', Р: 'P', С: 'C', Т: 'T', Х: 'X', У: 'Y', І: 'I', Ј: 'J', Ѕ: 'S',
-  α: 'a', ε: 'e', ο: 'o', ρ: 'p', ν: 'v', κ: 'k', τ: 't', υ: 'u', χ: 'x', ι: 'i',
-  Α: 'A', Β: 'B', Ε: 'E', Η: 'H', Ι: 'I', Κ: 'K', Μ: 'M', Ν: 'N', Ο: 'O', Ρ: 'P', Τ: 'T', Υ: 'Y', Χ: 'X', Ζ: 'Z',
-};
 
 /**
  * Shared sending domains of e-mail service providers: a brand that mails with one of these in
@@ -125,8 +118,8 @@ export function impersonationCheck(options: ImpersonationOptions): Check<'data'>
   };
 }
 
-/** The symbols for one message (exported for tests and `scan`). */
-export function findImpersonation(
+/** The From and link findings for one message. */
+function findImpersonation(
   msg: ParsedMessage, own: readonly string[], brands: BrandIndex, targets: ReadonlyMap<string, string>,
   cache?: Map<string, { reg: string; imitated?: string }>,
 ): SymbolHit[] {
@@ -134,7 +127,7 @@ export function findImpersonation(
   const from = parseFrom(msg.header('from')[0] ?? '');
   if (!from) return hits;
   const fromReg = getDomain(from.domain) ?? from.domain;
-  if (own.some((d) => atOrUnder(from.domain, d))) return hits;
+  if (own.some((d) => isAtOrUnder(from.domain, d))) return hits;
 
   const name = from.name.normalize('NFKC').slice(0, MAX_NAME);
   if (name) {
@@ -163,10 +156,12 @@ export function findImpersonation(
     if (host) hosts.add(host);
   }
   for (const host of hosts) {
+    // Remembered whatever this message's From: a link to the sender's own domain is no
+    // imitation of it, but the same host in another sender's mail may be.
     let known = cache?.get(host);
     if (!known) {
       const reg = getDomain(host) ?? '';
-      known = { reg, imitated: reg && reg !== fromReg ? lookalike(reg, targets) : undefined };
+      known = { reg, imitated: reg ? lookalike(reg, targets) : undefined };
       if (cache) {
         if (cache.size >= HOST_CACHE) cache.clear();
         cache.set(host, known);
@@ -269,7 +264,7 @@ function containsRun(w: readonly string[], n: readonly string[]): boolean {
  * "PoIicy"), digits inside words as the letters they stand for ("Amaz0n", "PayPa1").
  */
 export function unmask(name: string): string {
-  let s = [...name].map((c) => TO_LATIN[c] ?? c).join('');
+  let s = [...name].map((c) => LATIN_LOOKALIKES[c] ?? c).join('');
   s = s.replace(/(?<=\p{L})I(?=\p{Ll})|(?<=\p{Ll})I(?=\p{Lu}|\b)/gu, 'l');
   s = s.replace(/(?<=\p{L})[01](?=\p{L})|(?<=\p{L}{2})[01]\b/gu, (d) => (d === '0' ? 'o' : 'l'));
   return s;
@@ -277,9 +272,9 @@ export function unmask(name: string): string {
 
 /** Whether the From domain is the brand's: listed, under a listed one, or named after it. */
 function ownedBy(b: CompiledBrand, domain: string, reg: string): boolean {
-  if (b.domains.some((d) => atOrUnder(domain, d) || d === reg)) return true;
+  if (b.domains.some((d) => isAtOrUnder(domain, d))) return true;
   const label = compactOf(getDomainWithoutSuffix(reg) ?? reg);
-  return b.compact.some((c) => c.length >= 3 && label.includes(c));
+  return b.compact.some((c) => label.includes(c));
 }
 
 /**
@@ -341,10 +336,6 @@ function parseFrom(v: string): { name: string; address: string; domain: string }
 function hostOf(url: string): string | undefined {
   const m = /^(?:https?:)?\/\/(?:[^/?#@]*@)?([^/?#:]+)/i.exec(url.trim());
   return m?.[1]?.toLowerCase().replace(/\.$/, '');
-}
-
-function atOrUnder(host: string, domain: string): boolean {
-  return host === domain || host.endsWith(`.${domain}`);
 }
 
 function short(s: string): string {

@@ -82,10 +82,18 @@ export function isAtOrUnder(host: string, domain: string): boolean {
   return host === domain || host.endsWith(`.${domain}`);
 }
 
-// Letters from Cyrillic and Greek that render like Latin letters in most fonts. A label made
-// only of these (and digits, hyphens) spells a Latin word in a foreign script: "аррӏе" for
-// "apple". Deliberately small: the common confusables, not Unicode's whole confusables.txt.
-const CONFUSABLE = new Set([...'аеорсухіјѕԁӏԛԝһьвкмнтАВЕКМНОРСТХУІЈЅԌαεορνκτυχιΑΒΕΗΙΚΜΝΟΡΤΥΧΖ']);
+// Letters from Cyrillic and Greek that render like Latin letters in most fonts, with the letter
+// each imitates. A label made only of these (and digits, hyphens) spells a Latin word in a
+// foreign script: "аррӏе" for "apple"; the impersonation check reads display names through the
+// same table. Deliberately small: the common confusables, not Unicode's whole confusables.txt.
+export const LATIN_LOOKALIKES: Readonly<Record<string, string>> = {
+  а: 'a', е: 'e', о: 'o', р: 'p', с: 'c', у: 'y', х: 'x', і: 'i', ј: 'j', ѕ: 's', ԁ: 'd', ӏ: 'l', ԛ: 'q', ԝ: 'w', һ: 'h',
+  ь: 'b', в: 'b', к: 'k', м: 'm', н: 'h', т: 't',
+  А: 'A', В: 'B', Е: 'E', К: 'K', М: 'M', Н: 'H', О: 'O', Р: 'P', С: 'C', Т: 'T', Х: 'X', У: 'Y', І: 'I', Ј: 'J', Ѕ: 'S', Ԍ: 'G',
+  α: 'a', ε: 'e', ο: 'o', ρ: 'p', ν: 'v', κ: 'k', τ: 't', υ: 'u', χ: 'x', ι: 'i',
+  Α: 'A', Β: 'B', Ε: 'E', Η: 'H', Ι: 'I', Κ: 'K', Μ: 'M', Ν: 'N', Ο: 'O', Ρ: 'P', Τ: 'T', Υ: 'Y', Χ: 'X', Ζ: 'Z',
+};
+const CONFUSABLE = new Set(Object.keys(LATIN_LOOKALIKES));
 
 /**
  * Why a host looks like another one (an IDN homograph), or undefined: a label mixing Latin
