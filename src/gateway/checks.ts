@@ -77,8 +77,10 @@ export interface CheckDeps {
 export function messageModelOptions(c: Pick<Config, 'spam' | 'attachments' | 'archives' | 'phishing' | 'domains' | 'relay' | 'uri'>, clamd?: ClamdClient): MessageModelOptions {
   const inspectors = [
     ...(c.archives.enabled ? [archiveInspector({ config: c.archives, clamd })] : []),
-    ...(c.phishing.enabled ? [htmlAttachmentInspector()] : []),
-    ...(c.phishing.enabled ? [qrInspector({ ownDomains: [...c.domains, ...c.relay.domains.map((d) => d.domain)], brands: c.phishing.brands, builtinBrands: c.phishing.builtin_brands, shorteners: c.uri.shorteners })] : []),
+    ...(c.phishing.enabled ? [
+      htmlAttachmentInspector(),
+      qrInspector({ ownDomains: [...c.domains, ...c.relay.domains.map((d) => d.domain)], brands: c.phishing.brands, builtinBrands: c.phishing.builtin_brands, shorteners: c.uri.shorteners }),
+    ] : []),
   ];
   return { maxScanBytes: c.spam.max_scan_bytes, walk: attachmentsWalk(c.attachments, inspectors) };
 }

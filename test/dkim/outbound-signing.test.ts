@@ -18,7 +18,8 @@ import { Resolver } from 'node:dns/promises';
 import { authenticate } from 'mailauth';
 
 const PYTHON = '/usr/bin/python3';
-const VERIFY = `
+// Both verifiers read the TXT records from the test's DNS server (its port in the request).
+const PY_PRELUDE = `
 import sys, json, dkim, dns.resolver
 req = json.load(sys.stdin)
 res = dns.resolver.Resolver(configure=False)
@@ -30,7 +31,9 @@ def dnsfunc(name, timeout=5):
     except Exception:
         return None
     return b''.join(answer[0].strings)
-msg = req['msg'].encode('latin1')
+`;
+
+const VERIFY = `${PY_PRELUDE}msg = req['msg'].encode('latin1')
 d = dkim.DKIM(msg)
 count = sum(1 for line in msg.split(b'\\r\\n\\r\\n')[0].split(b'\\r\\n') if line.lower().startswith(b'dkim-signature:'))
 def check(i):
@@ -54,19 +57,7 @@ function needVerifier(t: TestContext): boolean {
   return false;
 }
 
-const ARC_VERIFY = `
-import sys, json, dkim, dns.resolver
-req = json.load(sys.stdin)
-res = dns.resolver.Resolver(configure=False)
-res.nameservers = ['127.0.0.1']
-res.port = req['port']
-def dnsfunc(name, timeout=5):
-    try:
-        answer = res.resolve(name.decode().rstrip('.'), 'TXT', lifetime=timeout)
-    except Exception:
-        return None
-    return b''.join(answer[0].strings)
-cv, results, reason = dkim.arc_verify(req['msg'].encode('latin1'), dnsfunc=dnsfunc)
+const ARC_VERIFY = `${PY_PRELUDE}cv, results, reason = dkim.arc_verify(req['msg'].encode('latin1'), dnsfunc=dnsfunc)
 print(json.dumps({'cv': cv.decode(), 'reason': reason, 'instances': [r.get('instance') for r in results]}))
 `;
 
