@@ -35,6 +35,7 @@ export function createMetrics() {
         for (const [kind, v] of Object.entries(sources.dns())) this.set({ kind }, v);
       },
     }),
+    reports: new client.Counter({ name: 'portcullis_reports_received_total', help: 'Reports read at the report addresses, by kind (complaint, dmarc, tlsrpt, unparsed)', labelNames: ['kind'], registers: [registry] }),
     avScans: new client.Counter({ name: 'portcullis_av_scans_total', help: 'clamd scans, by result (clean, virus, too-large, error, unavailable)', labelNames: ['result'], registers: [registry] }),
     avScanSeconds: new client.Histogram({ name: 'portcullis_av_scan_seconds', help: 'Time of one clamd scan', buckets: [0.005, 0.02, 0.1, 0.5, 2, 10, 30], registers: [registry] }),
     avViruses: new client.Counter({ name: 'portcullis_av_viruses_total', help: 'Messages refused for a virus (signatures are in the log)', registers: [registry] }),

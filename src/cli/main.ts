@@ -34,6 +34,7 @@ import { port25Command } from './port25.js';
 import { ptrPlanCommand } from './ptr-plan.js';
 import net from 'node:net';
 import { tlsRptCommand } from './tls-rpt.js';
+import { complaintsCommand, reportsCommand } from './complaints.js';
 import path from 'node:path';
 import fs from 'node:fs';
 
@@ -78,6 +79,12 @@ const USAGE = `usage: portcullis <command> [options]
   queue delete ID
   tls-rpt send [--date YYYY-MM-DD] [--json]
                                         send a day's TLS-RPT reports now (docs/outbound-tls.md)
+  complaints list [--user U] [--since 7d] [--json]
+                                        complaint reports (ARF) about our mail, traced to the user
+  complaints show ID
+  reports list [--kind dmarc|tlsrpt|unparsed] [--json]
+                                        DMARC and TLS-RPT reports received (docs/deliverability.md)
+  reports show ID
 
 Every command takes --config FILE (or PORTCULLIS_CONFIG) to find the data directory;
 without one, the embedded defaults apply (data in ./data or PORTCULLIS_DATA_DIR).`;
@@ -93,6 +100,8 @@ async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'audit') return auditCli(argv.slice(1));
   // So do these: each command's module owns its options; --config is taken out here.
   if (argv[0] === 'tls-rpt') return withConfig(argv.slice(1), (args, cfg) => tlsRptCommand(args, cfg));
+  if (argv[0] === 'complaints') return withConfig(argv.slice(1), (args, cfg) => complaintsCommand(args, cfg));
+  if (argv[0] === 'reports') return withConfig(argv.slice(1), (args, cfg) => reportsCommand(args, cfg));
   if (argv[0] === 'train') return withConfig(argv.slice(1), (args, cfg) => trainCommand(args, cfg));
   if (argv[0] === 'rules') return withConfig(argv.slice(1), (args, cfg) => rulesCommand(args, cfg));
   if (argv[0] === 'check-uri') return withConfig(argv.slice(1), (args, cfg) => checkUriCommand(args, cfg));

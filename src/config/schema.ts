@@ -28,6 +28,7 @@ import { mxDeliveryConfigSchema } from '../delivery/mx-config.js';
 import { outboundTlsConfigSchema } from '../delivery/tls-policy/config.js';
 import { dkimSigningConfigSchema } from '../delivery/dkim/config.js';
 import { outboundLimitsConfigSchema, outboundContentConfigSchema } from '../pipeline/outbound/config.js';
+import { reportsConfigSchema } from '../reports/config.js';
 
 export const configSchema = z.strictObject({
   hostname: domainName.default(() => os.hostname().toLowerCase()),
@@ -50,6 +51,8 @@ export const configSchema = z.strictObject({
     addresses: z.array(z.string().regex(/^[a-z0-9._+-]+$/i)).default(['postmaster', 'abuse']),
     mailbox: z.string().optional(),
   }).prefault({}),
+  // Complaint (ARF), DMARC and TLS-RPT reports arriving at the role addresses (docs/deliverability.md).
+  reports: reportsConfigSchema,
   queue: queueConfigSchema,
   policy: policyConfigSchema,
   dns: dnsConfigSchema,

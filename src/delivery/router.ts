@@ -19,6 +19,11 @@ export interface RouterDeps {
   readonly metrics: Metrics;
   /** DKIM signing / ARC sealing of mail leaving for a remote destination (src/delivery/dkim/outbound.ts). */
   readonly sign?: (msg: QueuedMessage, content: Content) => Promise<Content | undefined>;
+  /** Told of each local delivery and of each message leaving (src/reports/intake.ts: reports in, attribution). */
+  readonly observe?: {
+    delivered(msg: QueuedMessage, address: string, content: Content): void;
+    leaving(msg: QueuedMessage, content: Content): void;
+  };
 }
 
 export class DeliveryRouter implements Deliverer {
@@ -32,7 +37,10 @@ export class DeliveryRouter implements Deliverer {
     recipients.forEach((r, k) => {
       const d = r.destination;
       if (d.kind === 'local') {
-        jobs.push(this.local(d.mailbox, d.folder, content).then((o) => void (outcomes[k] = o)));
+        jobs.push(this.local(d.mailbox, d.folder, content).then((o) => {
+          outcomes[k] = o;
+          if (o.status === 'delivered') this.deps.observe?.delivered(msg, r.address, content);
+        }));
         return;
       }
       const route = this.deps.route(d.domain);
@@ -46,7 +54,10 @@ export class DeliveryRouter implements Deliverer {
       group.index.push(k);
       byRoute.set(key, group);
     });
-    if (recipients.some((r) => r.destination.kind !== 'local')) content = (await this.deps.sign?.(msg, content)) ?? content;
+    if (recipients.some((r) => r.destination.kind !== 'local')) {
+      this.deps.observe?.leaving(msg, content);
+      content = (await this.deps.sign?.(msg, content)) ?? content;
+    }
     for (const { route, index } of byRoute.values()) {
       const started = process.hrtime.bigint();
       jobs.push(

@@ -42,6 +42,7 @@ import { createOutboundTlsPolicy, type Submit } from '../delivery/tls-policy/out
 import type { RouterDeps } from '../delivery/router.js';
 import { OutboundSigner } from '../delivery/dkim/outbound.js';
 import { DkimKeyStore } from '../delivery/dkim/keys.js';
+import { startReportIntake } from './reports.js';
 
 export interface Gateway {
   readonly config: Config;
@@ -206,6 +207,9 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       tls: outboundTls,
     });
     if (mx) cleanups.unshift(() => mx.close());
+    // Complaints, DMARC and TLS-RPT reports read from the mail delivered to the report mailboxes.
+    const reports = startReportIntake({ config, dataDir, accounts, maildir, logger, metrics });
+    cleanups.unshift(() => reports.close());
     const router = new DeliveryRouter({
       maildir,
       relay,
@@ -214,6 +218,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       route: (domain) => resolver.route(domain),
       metrics,
       sign: dkimSigner(config, dataDir, logger),
+      observe: reports.intake,
     });
     const checkLog = logger.child({ component: 'checks' });
     const ownAddresses = [...new Set(config.listeners.map((l) => l.address).filter((a) => a !== '0.0.0.0' && a !== '::'))];

@@ -1,0 +1,63 @@
+// The reports intake of a running gateway (docs/deliverability.md): reports.db opened, the
+// mailboxes that receive reports named, alerts delivered to roles.mailbox. The router tells the
+// intake of deliveries (RouterDeps.observe).
+import path from 'node:path';
+import { Readable } from 'node:stream';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../log.js';
+import type { Metrics } from '../metrics.js';
+import { mailboxPath, type AccountStore } from '../auth/accounts.js';
+import type { MaildirDelivery } from '../delivery/maildir.js';
+import { reportMessage } from '../audit/self-watch.js';
+import { ReportIntake } from '../reports/intake.js';
+import { ReportsStore, reportsFile } from '../reports/store.js';
+
+/** How often old complaints, reports and sent-mail records are pruned. */
+const PURGE_EVERY_MS = 6 * 3600_000;
+
+export function startReportIntake(o: {
+  config: Config; dataDir: string; accounts: AccountStore; maildir: MaildirDelivery; logger: Logger; metrics: Metrics;
+}): { intake: ReportIntake; close: () => Promise<void> } {
+  const { config, dataDir, accounts, maildir, metrics } = o;
+  const logger = o.logger.child({ component: 'reports' });
+  const store = ReportsStore.open(reportsFile(dataDir));
+  const isLocal = (d: string) => config.domains.includes(d);
+  const mailboxesOf = (address: string) => accounts.expand(address, isLocal)?.users ?? [];
+  const reportAddresses = [config.roles.mailbox, ...config.reports.addresses].map((a) => a.toLowerCase());
+  const intake = new ReportIntake({
+    store, config: config.reports, hostname: config.hostname, logger,
+    isReportMailbox: (mailbox) => reportAddresses.some((a) => a === mailbox || mailboxesOf(a).includes(mailbox)),
+    localSender: (address) => {
+      const a = address.toLowerCase();
+      if (accounts.hasUser(a)) return a;
+      const users = mailboxesOf(a);
+      return users.length === 1 ? users[0] : undefined;
+    },
+    ownDomains: config.domains,
+    ownAddresses: new Set([...config.self_check.addresses, config.outbound.delivery.source_ipv4, config.outbound.delivery.source_ipv6].filter((a): a is string => !!a)),
+    onReport: (kind) => metrics.reports.inc({ kind }),
+    alert: async (subject, body) => {
+      const msg = reportMessage({ hostname: config.hostname, to: config.roles.mailbox, subject, body });
+      await maildir.deliver(mailboxPath(dataDir, config.roles.mailbox), 'INBOX', { size: msg.length, stream: () => Readable.from([msg]) });
+    },
+  });
+  const purge = () => {
+    try {
+      const n = store.purge(config.reports.retention);
+      if (n) logger.info({ event: 'reports_purged', rows: n }, `pruned ${n} report rows older than reports.retention`);
+    } catch (err) {
+      logger.error({ event: 'report_failed', err: (err as Error).message }, 'could not prune reports.db');
+    }
+  };
+  purge();
+  const timer = setInterval(purge, PURGE_EVERY_MS).unref();
+  logger.debug({ event: 'reports_ready', file: path.basename(reportsFile(dataDir)) }, 'reports intake ready');
+  return {
+    intake,
+    close: async () => {
+      clearInterval(timer);
+      await intake.idle();
+      store.close();
+    },
+  };
+}

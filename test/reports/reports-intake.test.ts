@@ -1,0 +1,121 @@
+// Reports about our mail, end to end through the running gateway: a local user sends to the
+// world over submission (nodemailer, AUTH over STARTTLS), the mail reaches an smtp-server sink
+// standing for the recipient's provider, and the provider's complaint (ARF, RFC 5965) about it
+// comes back to abuse@ over port 25. `portcullis complaints list --json` must name the user,
+// the original Message-ID and the reporting domain. DMARC aggregate and TLS-RPT reports to the
+// postmaster, and hostile ones, show in `portcullis reports list`.
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import zlib from 'node:zlib';
+import { USERS, userMap } from '../helpers/fixtures.js';
+import { startGateway, type Gateway } from '../helpers/gateway.js';
+import { startDnsServer, type DnsServer } from '../helpers/dns-server.js';
+import { Sink } from '../helpers/sink.js';
+import { mailer, sendRaw } from '../helpers/clients.js';
+import { waitFor } from '../helpers/wait.js';
+import { arfReport, dmarcMail, dmarcXml, reportMail, tlsRptJson, tlsRptMail } from '../helpers/report-fixtures.js';
+
+interface ComplaintJson {
+  id: number; user?: string; attributedBy?: string; messageId?: string; reporterDomain: string; verified: boolean; feedbackType: string; queueId?: string; client?: string;
+}
+interface ReportJson { id: number; kind: string; org: string; domain?: string; messages?: number; failed?: number; reason?: string }
+
+describe('complaint, DMARC and TLS-RPT reports through the running gateway', { timeout: 180_000 }, () => {
+  let gw: Gateway;
+  let sink: Sink;
+  let dns: DnsServer;
+
+  before(async () => {
+    sink = await Sink.start();
+    dns = await startDnsServer({});
+    gw = await startGateway({
+      users: userMap('alice'),
+      config: {
+        dns: { servers: [dns.server] },
+        relay: { routes: [{ domain: 'isp.example', host: '127.0.0.1', port: sink.port, tls: 'none' }] },
+        reports: { addresses: [] },
+      },
+    });
+  });
+  after(async () => {
+    await gw?.cleanup();
+    await sink?.close();
+    await dns?.close();
+  });
+
+  const complaints = async (args: string[] = []) => JSON.parse((await gw.cliOk(['complaints', 'list', '--json', ...args])).stdout) as ComplaintJson[];
+  const reports = async (kind?: string) => JSON.parse((await gw.cliOk(['reports', 'list', '--json', ...(kind ? ['--kind', kind] : [])])).stdout) as ReportJson[];
+
+  it('an ARF complaint about mail a local user sent is traced to that user, its Message-ID and the reporting domain', async () => {
+    const transport = mailer({ port: gw.ports.submission, requireTLS: true, auth: { user: USERS.alice.address, pass: USERS.alice.password } });
+    try {
+      await transport.sendMail({
+        from: USERS.alice.address, to: 'bob@isp.example', subject: 'Our offer for you', text: 'Hello Bob, here is our offer.',
+        messageId: '<offer-e2e-1@example.test>',
+      });
+    } finally {
+      transport.close();
+    }
+    const delivered = await sink.waitFor('offer-e2e-1@example.test');
+    // The provider reports the message it received, headers and all (our Received with our queue id).
+    const arf = arfReport({ from: 'fbl@isp.example', to: 'abuse@example.test', original: delivered.raw, mailFrom: USERS.alice.address, rcptTo: 'bob@isp.example', sourceIp: '127.0.0.1' });
+    const sent = await sendRaw(gw.ports.mx, { from: 'fbl-bounces@isp.example', to: ['abuse@example.test'] }, arf);
+    assert.deepEqual(sent, { ok: true });
+    const [c] = await waitFor('the complaint in `portcullis complaints list`', async () => {
+      const list = await complaints();
+      return list.length ? list : undefined;
+    }, { timeoutMs: 20_000, intervalMs: 300 });
+    assert.equal(c!.user, USERS.alice.address);
+    assert.equal(c!.attributedBy, 'queue-id');
+    assert.equal(c!.messageId, 'offer-e2e-1@example.test');
+    assert.equal(c!.reporterDomain, 'isp.example');
+    assert.equal(c!.feedbackType, 'abuse');
+    assert.equal(c!.verified, false, 'isp.example publishes no DMARC record here: the report is not authenticated');
+    assert.match(c!.client ?? '', /127\.0\.0\.1/);
+    const shown = JSON.parse((await gw.cliOk(['complaints', 'show', String(c!.id)])).stdout) as { original: { subject?: string } };
+    assert.equal(shown.original.subject, 'Our offer for you');
+    assert.equal((await complaints(['--user', 'nobody@example.test'])).length, 0);
+    // The report was delivered to the role mailbox as well: reading it loses nothing.
+    assert.ok(gw.readMailbox('postmaster@example.test').map((m) => m.content.toString('latin1')).some((m) => m.includes('feedback-report')), 'the report is in the postmaster mailbox');
+  });
+
+  it('DMARC aggregate (zip) and TLS-RPT (gzip) reports are stored and summarised; a bomb is kept as unparsed', async () => {
+    const xml = dmarcXml({ domain: 'example.test', reportId: 'e2e-dmarc-1', rows: [
+      { ip: '192.0.2.25', count: 7, dkim: 'pass', spf: 'pass', headerFrom: 'example.test' },
+      { ip: '203.0.113.50', count: 3, disposition: 'reject', dkim: 'fail', spf: 'fail', headerFrom: 'example.test' },
+    ] });
+    const mails = [
+      await dmarcMail({ from: 'noreply-dmarc@acme.example', to: 'postmaster@example.test', xml, encoding: 'zip', domain: 'example.test', reportId: 'e2e-dmarc-1' }),
+      tlsRptMail({ from: 'tlsrpt@company-x.example', to: 'postmaster@example.test', domain: 'example.test', json: tlsRptJson({ domain: 'example.test', success: 40, failure: 2, reportId: 'e2e-tls-1' }) }),
+      reportMail({ from: 'x@bomb.example', to: 'postmaster@example.test', subject: 'Report Domain: example.test Submitter: bomb.example', type: 'application/gzip', filename: 'bomb.example!example.test!1!2.xml.gz', payload: zlib.gzipSync(Buffer.alloc(40 * 1024 * 1024)) }),
+    ];
+    for (const raw of mails) assert.deepEqual(await sendRaw(gw.ports.mx, { from: 'reports@reporter.example', to: ['postmaster@example.test'] }, raw), { ok: true });
+    const all = await waitFor('three reports in `portcullis reports list`', async () => {
+      const list = await reports();
+      return list.length >= 3 ? list : undefined;
+    }, { timeoutMs: 20_000, intervalMs: 300 });
+    const dmarc = all.find((r) => r.kind === 'dmarc');
+    assert.deepEqual([dmarc?.org, dmarc?.domain, dmarc?.messages, dmarc?.failed], ['acme.example', 'example.test', 10, 3]);
+    const tls = all.find((r) => r.kind === 'tlsrpt');
+    assert.deepEqual([tls?.org, tls?.messages, tls?.failed], ['Company-X', 42, 2]);
+    const bomb = all.find((r) => r.kind === 'unparsed');
+    assert.match(bomb?.reason ?? '', /dmarc: .*decompression bomb/);
+    const detail = JSON.parse((await gw.cliOk(['reports', 'show', String(dmarc!.id)])).stdout) as { records: { sourceIp: string; count: number }[] };
+    assert.deepEqual(detail.records.map((r) => [r.sourceIp, r.count]), [['192.0.2.25', 7], ['203.0.113.50', 3]]);
+    assert.equal((await reports('tlsrpt')).length, 1);
+    // Every report was delivered to the mailbox too, the unreadable one included.
+    assert.equal(gw.readMailbox('postmaster@example.test').map((m) => m.content.toString('latin1')).filter((m) => /Report Domain: example\.test/.test(m)).length, 3);
+  });
+
+  it('the CLI answers bad input with a usage error naming the fault', async () => {
+    const r = await gw.cli(['complaints', 'list', '--since', 'yesterday']);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /--since: "yesterday" is not a duration/);
+    const k = await gw.cli(['reports', 'list', '--kind', 'arf']);
+    assert.equal(k.code, 2);
+    assert.match(k.stderr, /--kind: "arf" is not one of dmarc, tlsrpt, unparsed/);
+    const missing = await gw.cli(['complaints', 'show', '99999']);
+    assert.equal(missing.code, 1);
+    assert.match(missing.stderr, /no complaint 99999/);
+  });
+});
