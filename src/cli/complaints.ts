@@ -6,6 +6,8 @@ import { parseArgs } from 'node:util';
 import type { Config } from '../config/schema.js';
 import { parseDuration } from '../config/units.js';
 import { ReportsStore, reportsFile } from '../reports/store.js';
+import type { DmarcSendOutcome } from '../reports/dmarc-out.js';
+import { callControl } from '../control/socket.js';
 
 export const COMPLAINTS_USAGE = `usage: portcullis complaints list [--user USER] [--since 7d] [--limit N] [--json]
        portcullis complaints show ID [--json]
@@ -15,6 +17,7 @@ newest first, with the local user each was traced to. Exit status: 0, 1 no such 
 
 export const REPORTS_USAGE = `usage: portcullis reports list [--kind dmarc|tlsrpt|unparsed] [--limit N] [--json]
        portcullis reports show ID [--json]
+       portcullis reports send-dmarc [--date YYYY-MM-DD] [--json]
 
 DMARC aggregate and TLS-RPT reports received at the report addresses, and the reports that could
 not be read (with the reason). Exit status: 0, 1 no such report, 2 usage.`;
@@ -93,6 +96,7 @@ export async function complaintsCommand(args: string[], cfg: Config): Promise<nu
 }
 
 export async function reportsCommand(args: string[], cfg: Config): Promise<number> {
+  if (args[0] === 'send-dmarc') return sendDmarc(args.slice(1), cfg);
   const p = parse(args, REPORTS_USAGE, { kind: { type: 'string' } });
   if (!p) return 2;
   const [sub, id, ...more] = p.positionals;
@@ -130,4 +134,45 @@ export async function reportsCommand(args: string[], cfg: Config): Promise<numbe
   } finally {
     store?.close();
   }
+}
+
+export const SEND_DMARC_USAGE = `usage: portcullis reports send-dmarc [--date YYYY-MM-DD] [--json]
+
+Sends the DMARC aggregate reports of one UTC day (default yesterday) to the domains whose mail
+was received and whose DMARC record asks for them (rua=), through the running gateway
+(reports.dmarc_out must be enabled). A domain's day is reported once. Exit status: 0 nothing
+failed, 1 a report could not be queued (or the gateway is not running), 2 usage error.`;
+
+async function sendDmarc(args: string[], cfg: Config): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, allowPositionals: false, options: { date: { type: 'string' }, json: { type: 'boolean' } } });
+  } catch (err) {
+    console.error(`${(err as Error).message}\n${SEND_DMARC_USAGE}`);
+    return 2;
+  }
+  const date = parsed.values.date;
+  if (date !== undefined && (!/^\d{4}-\d{2}-\d{2}$/.test(date) || Number.isNaN(Date.parse(`${date}T00:00:00Z`)))) {
+    console.error(`--date: "${date}" is not a date of the form YYYY-MM-DD\n${SEND_DMARC_USAGE}`);
+    return 2;
+  }
+  const reply = await callControl(cfg.data_dir, { cmd: 'dmarc.send', args: date ? { date } : {} }, 120_000);
+  if (!reply) {
+    console.error(`the gateway is not running (no control socket under ${cfg.data_dir}); reports are sent by the running gateway`);
+    return 1;
+  }
+  if (!reply.ok) {
+    console.error(reply.error ?? 'the gateway refused the request');
+    return 1;
+  }
+  const outcomes = reply.result as DmarcSendOutcome[];
+  if (parsed.values.json) console.log(JSON.stringify(outcomes, null, 2));
+  else if (!outcomes.length) console.log('no DMARC evaluations recorded for that day');
+  else {
+    for (const o of outcomes) {
+      console.log(`${o.domain.padEnd(40)} ${o.status}`);
+      for (const d of o.destinations) console.log(`  ${d}`);
+    }
+  }
+  return outcomes.some((o) => o.status === 'failed') ? 1 : 0;
 }

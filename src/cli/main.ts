@@ -85,6 +85,8 @@ const USAGE = `usage: portcullis <command> [options]
   reports list [--kind dmarc|tlsrpt|unparsed] [--json]
                                         DMARC and TLS-RPT reports received (docs/deliverability.md)
   reports show ID
+  reports send-dmarc [--date YYYY-MM-DD]
+                                        send a day's DMARC aggregate reports now (reports.dmarc_out)
 
 Every command takes --config FILE (or PORTCULLIS_CONFIG) to find the data directory;
 without one, the embedded defaults apply (data in ./data or PORTCULLIS_DATA_DIR).`;

@@ -14,6 +14,7 @@ import { dnsbl } from '../checks/dnsbl/dnsbl.js';
 import { rdns } from '../checks/rdns/rdns.js';
 import { spfChecks } from '../checks/spf/spf-check.js';
 import { authenticationChecks } from '../checks/dkim/authentication-check.js';
+import type { DmarcObservation } from '../reports/dmarc-observation.js';
 import type { BruteForce } from '../auth/brute-force.js';
 import { attachments } from '../checks/attachments/attachments.js';
 import { avChecks, clamdFor, type AvCallbacks } from '../checks/av/av-check.js';
@@ -66,6 +67,8 @@ export interface CheckDeps {
   readonly clamd?: ClamdClient;
   /** The content spam checks (rules, Bayes, URI lists), built once by the gateway (src/checks/spam-engine.ts). */
   readonly spamChecks?: readonly AnyCheck[];
+  /** Each DMARC evaluation, for the aggregate reports we send (reports.dmarc_out). */
+  readonly onDmarc?: (o: DmarcObservation) => void;
 }
 
 /**
@@ -109,7 +112,7 @@ export function builtinChecks(deps: CheckDeps, dnsServers = 1): AnyCheck[] {
   if (c.dnsbl.lists.length) checks.push(dnsbl(deps.resolver, c.dnsbl, dnsOptions));
   if (c.rdns.enabled) checks.push(rdns(deps.resolver, c.rdns, dnsOptions));
   checks.push(...spfChecks({ resolver: deps.resolver, hostname: c.hostname, config: c.spf }));
-  checks.push(...authenticationChecks({ resolver: deps.resolver, config: c.authentication, hostname: c.hostname, logger: deps.logger }));
+  checks.push(...authenticationChecks({ resolver: deps.resolver, config: c.authentication, hostname: c.hostname, logger: deps.logger, onDmarc: deps.onDmarc }));
   checks.push(...contentChecks(c, { logger: deps.logger, callbacks: deps.avCallbacks, clamd: deps.clamd }));
   checks.push(...(deps.spamChecks ?? []));
   return checks;

@@ -182,7 +182,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     logger.info({ event: 'dns', servers: dns.servers.map((s) => `${s.host}:${s.port}`) }, 'resolver ready');
     // TLS on the way out (docs/outbound-tls.md): the policy the MX client asks (MxDelivery's
     // `tls` option), and the daily TLS-RPT reports, handed to the queue like any mail of ours
-    // (never authenticated: no DSN).
+    // (never authenticated: no DSN), as are the DMARC aggregate reports (docs/deliverability.md).
     const outboundTls = createOutboundTlsPolicy({
       config: config.outbound.tls, resolver: dns, dnssecValidating: config.dns.dnssec_validating, dataDir,
       logger, hostname: config.hostname,
@@ -191,7 +191,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     const newReportId = queueIdGenerator();
     const submitReport: Submit = async (envelope, message) => {
       await queue.commit({
-        id: newReportId(), sender: envelope.from, meta: { origin: 'tls-rpt' }, inline: [message], size: message.length, authenticated: false,
+        id: newReportId(), sender: envelope.from, meta: { origin: 'report' }, inline: [message], size: message.length, authenticated: false,
         recipients: envelope.to.map((address) => ({ address, destination: { kind: 'relay', domain: address.slice(address.lastIndexOf('@') + 1).toLowerCase() } })),
       });
     };
@@ -208,7 +208,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     });
     if (mx) cleanups.unshift(() => mx.close());
     // Complaints, DMARC and TLS-RPT reports read from the mail delivered to the report mailboxes.
-    const reports = startReportIntake({ config, dataDir, accounts, maildir, logger, metrics });
+    const reports = startReportIntake({ config, dataDir, accounts, maildir, logger, metrics, resolver: dns, submit: submitReport });
     cleanups.unshift(() => reports.close());
     const router = new DeliveryRouter({
       maildir,
@@ -232,6 +232,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     const clamd = config.antivirus.enabled ? clamdClient(config) : undefined;
     const checks = builtinChecks({
       config, owns: (user, address) => resolver.owns(user, address), bruteForce, resolver: dns, ownAddresses, logger: checkLog, spamChecks: spam.checks, clamd,
+      onDmarc: reports.onDmarc,
       avCallbacks: {
         onScan: (result, seconds) => {
           metrics.avScans.inc({ result });
@@ -326,6 +327,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
           return { scheduled: queue.flush() };
         case 'queue.delete': return { result: await queue.delete(id) };
         case 'tls-rpt.send': return outboundTls.sendReports(submitReport, typeof req.args?.date === 'string' ? req.args.date : undefined);
+        case 'dmarc.send': return reports.sendDmarc(typeof req.args?.date === 'string' ? req.args.date : undefined);
         case 'status': return { pid: process.pid, queue: queue.size, sessions: listeners.sessionCount, listeners: allAddresses() };
         default: throw new Error(`unknown command ${req.cmd}`);
       }

@@ -18,6 +18,16 @@ export const reportsConfigSchema = z.strictObject({
   max_message_size: size('10MiB'),
   /** Largest decompressed report (gzip, zip): more is a decompression bomb, recorded as unparsed. */
   max_report_size: size('20MiB'),
+  /** DMARC aggregate reports we send to the domains whose mail we received (RFC 7489 7.2). */
+  dmarc_out: z.strictObject({
+    enabled: z.boolean().default(false),
+    /** From: and envelope sender of our reports; default roles.mailbox (so that their bounces reach someone). */
+    from: z.string().regex(/^[^@\s]+@[^@\s]+$/, 'must be an address such as dmarc-reports@example.org').optional(),
+    /** report_metadata/org_name; default the host name. */
+    org_name: z.string().min(1).max(200).optional(),
+    /** Reports sent per day at most (one per domain): a ceiling against sending floods of reports. */
+    max_reports_per_day: z.number().int().min(1).max(100_000).default(1000),
+  }).prefault({}),
 }).prefault({});
 
 export type ReportsConfig = z.output<typeof reportsConfigSchema>;

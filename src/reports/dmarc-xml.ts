@@ -1,8 +1,8 @@
 // DMARC aggregate reports (RFC 7489 appendix C, and DMARCbis' aggregate format, whose elements
 // are the same names in the urn:ietf:params:xml:ns:dmarc-2.0 namespace), read with
 // fast-xml-parser. XML safety: a report never needs a document type, so one with <!DOCTYPE or
-// <!ENTITY is refused before parsing (no external entities, no "billion laughs"); entity
-// processing is off besides, and the record count is bounded.
+// <!ENTITY is refused before parsing (no external entities, no "billion laughs"), so only
+// XML's predefined entities and character references are decoded; the record count is bounded.
 import { XMLParser } from 'fast-xml-parser';
 import net from 'node:net';
 
@@ -46,7 +46,9 @@ const ARRAYS = new Set(['feedback.record', 'feedback.record.auth_results.dkim', 
 const parser = new XMLParser({
   ignoreAttributes: true,
   removeNSPrefix: true,
-  processEntities: false,
+  processEntities: true,
+  // Numeric character references (&#60;) too: a fixed table, nothing that expands.
+  htmlEntities: true,
   parseTagValue: false,
   trimValues: true,
   // These may appear once or many times; always arrays, so the code reads one shape.

@@ -9,6 +9,9 @@ import { openSqliteFile } from '../store/sqlite-file.js';
 import type { Complaint, Reporter } from './classify.js';
 import type { DmarcAggregate } from './dmarc-xml.js';
 import type { TlsRptReport } from './tlsrpt-json.js';
+import { DMARC_OUT_MIGRATION, DmarcReporter, type DmarcOutConfig } from './dmarc-out.js';
+import type { Resolver } from '../dns/types.js';
+import type { Logger } from '../log.js';
 
 export class ReportsStoreError extends Error {
   override readonly name = 'ReportsStoreError';
@@ -89,6 +92,7 @@ const MIGRATIONS: Record<number, string> = {
     );
     CREATE INDEX unparsed_at ON unparsed (at);
   `,
+  2: DMARC_OUT_MIGRATION,
 };
 
 export interface SentRecord {
@@ -323,6 +327,11 @@ export class ReportsStore {
       for (const t of ['sent', 'complaints', 'reports', 'unparsed']) n += this.db.prepare(`DELETE FROM ${t} WHERE at < ?`).run(cut).changes;
       return n;
     })();
+  }
+
+  /** The DMARC aggregate reports we send, counted in this file. */
+  dmarcReporter(o: { config: DmarcOutConfig; hostname: string; resolver: Resolver; logger: Logger }): DmarcReporter {
+    return new DmarcReporter(this.db, { ...o, now: this.now });
   }
 
   close(): void {

@@ -24,6 +24,7 @@ import { verifyArc, arcOverride, type ArcOutcome, type ArcOverride } from './arc
 import { evaluateDmarc, sampleKey, type DmarcOutcome, type Policy } from './dmarc.js';
 import { aligned, normal, underDomain } from './domains.js';
 import { arcEntry, clean, dkimEntry, dmarcEntry } from './auth-results.js';
+import type { DmarcObservation } from '../../reports/dmarc-observation.js';
 
 export interface AuthenticationDeps {
   readonly resolver: Resolver;
@@ -34,6 +35,8 @@ export interface AuthenticationDeps {
   /** Overrides config.timeout (the DNS budget of one message). */
   readonly timeoutMs?: number;
   readonly now?: () => number;
+  /** Told of each DMARC evaluation against a published record (the aggregate reports we send, src/reports/dmarc-out.ts). */
+  readonly onDmarc?: (o: DmarcObservation) => void;
 }
 
 const MAX_FROM_DOMAINS = 5;
@@ -56,7 +59,7 @@ export function authenticationCheck(deps: AuthenticationDeps): Check<'data'> {
     after: ['spf'],
     // Our own budget turns late DNS into temperrors first; the runner's is the backstop.
     timeoutMs: budget + 5_000,
-    async run({ conn, message, facts }) {
+    async run({ conn, envelope, message, facts }) {
       if (conn.authUser || conn.trustedNetwork) return {};
       const now = deps.now ?? Date.now;
       const c = deps.config;
@@ -85,7 +88,10 @@ export function authenticationCheck(deps: AuthenticationDeps): Check<'data'> {
       if (c.dmarc.enabled) {
         const header = (k: string) => message.headers.find((h) => h.key === k)?.value;
         const key = sampleKey({ messageId: header('message-id'), from: header('from'), date: header('date'), subject: header('subject') });
-        const d = await dmarcPhase({ deps, dkim: dkim.signatures, fromAddresses: dkim.fromAddresses, spf: facts?.spf, arc, resolve, sampleKey: key, conn: conn.sessionId });
+        const observe = deps.onDmarc && ((o: DmarcOutcome, decision?: Decision) => deps.onDmarc!(observation(o, decision, {
+          at: now(), sourceIp: conn.remoteAddress, sender: envelope.sender, dkim: dkim.signatures, spf: facts?.spf,
+        })));
+        const d = await dmarcPhase({ deps, dkim: dkim.signatures, fromAddresses: dkim.fromAddresses, spf: facts?.spf, arc, resolve, sampleKey: key, conn: conn.sessionId, observe });
         symbols.push(...d.symbols);
         authResults.push(...d.authResults);
         found.dmarc = d.fact;
@@ -147,6 +153,7 @@ async function dmarcPhase(p: {
   deps: AuthenticationDeps; dkim: readonly DkimSignature[]; fromAddresses: readonly string[];
   spf: { readonly result: string; readonly domain: string } | undefined; arc: ArcOutcome;
   resolve: Parameters<typeof evaluateDmarc>[0]['resolve']; sampleKey: string; conn: string;
+  observe?: (o: DmarcOutcome, decision?: Decision) => void;
 }): Promise<DmarcPhase> {
   const c = p.deps.config;
   const domains = domainsOf(p.fromAddresses);
@@ -165,9 +172,11 @@ async function dmarcPhase(p: {
   for (const o of outcomes) {
     if (o.result !== 'fail') {
       authResults.push(o.result === 'pass' ? dmarcEntry(o, 'none') : dmarcEntry(o));
+      if (o.result === 'pass') p.observe?.(o);
       continue;
     }
     const decision = enforce(o, p.deps, p.arc);
+    p.observe?.(o, decision);
     authResults.push(dmarcEntry(o, decision.disposition, decision.note));
     if (o !== worst) continue;
     symbols.push(decision.symbol);
@@ -190,6 +199,25 @@ async function dmarcPhase(p: {
     ...(worst.applied ? { policy: worst.applied } : {}),
   };
   return { symbols, authResults, fact };
+}
+
+/** The aggregate-report row of one evaluation (RFC 7489 appendix C: row, identifiers, auth_results). */
+function observation(o: DmarcOutcome, decision: Decision | undefined, m: {
+  at: number; sourceIp: string; sender: string; dkim: readonly DkimSignature[]; spf?: { readonly result: string; readonly domain: string };
+}): DmarcObservation {
+  const reasons: DmarcObservation['reasons'][number][] = [];
+  if (o.sampledOut && o.policy !== o.applied) reasons.push('sampled_out');
+  if (decision?.override) reasons.push('trusted_forwarder');
+  if (decision?.exempt) reasons.push('local_policy');
+  const at = m.sender.lastIndexOf('@');
+  return {
+    at: m.at, sourceIp: m.sourceIp, headerFrom: o.fromDomain, envelopeFrom: at >= 0 ? normal(m.sender.slice(at + 1)) : '',
+    policyDomain: o.recordDomain ?? o.fromDomain, record: o.record?.raw ?? '',
+    disposition: decision?.disposition ?? 'none', reasons,
+    dkimAligned: !!o.alignedDkim, spfAligned: !!o.alignedSpf,
+    dkim: m.dkim.map((s) => ({ domain: s.domain, selector: s.selector, result: s.result })),
+    ...(m.spf ? { spf: { domain: m.spf.domain, result: m.spf.result } } : {}),
+  };
 }
 
 interface Decision {

@@ -81,6 +81,8 @@ export interface DmarcOutcome {
   readonly fromDomain: string;
   readonly orgDomain: string;
   readonly record?: DmarcRecord;
+  /** The domain whose _dmarc record applied: the From domain, or its organizational domain. */
+  readonly recordDomain?: string;
   /** Which tag gave the policy for this From domain. */
   readonly source?: 'p' | 'sp' | 'np';
   /** The domain's policy for this message (p, sp or np), before sampling. */
@@ -121,7 +123,7 @@ export async function evaluateDmarc(input: DmarcInput): Promise<DmarcOutcome> {
   const sampled = record.pct >= 100 || sample(input.sampleKey) < record.pct;
   const applied: Policy = sampled ? policy : policy === 'reject' ? 'quarantine' : 'none';
   const where = found.isOrgRecord ? `${org} (organizational domain of ${fromDomain})` : fromDomain;
-  const common = { ...base, record, source, policy, applied, sampledOut: !sampled };
+  const common = { ...base, record, recordDomain: found.isOrgRecord ? org : fromDomain, source, policy, applied, sampledOut: !sampled };
   if (alignedDkim || alignedSpf) {
     const by = alignedDkim ? `DKIM signature of ${alignedDkim}` : `SPF of ${alignedSpf}`;
     return { ...common, result: 'pass', alignedDkim, alignedSpf, reason: `${by} aligned with From ${fromDomain} (record of ${where})` };
