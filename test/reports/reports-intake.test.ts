@@ -6,7 +6,10 @@
 // postmaster, and hostile ones, show in `portcullis reports list`.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import fs from 'node:fs';
+import path from 'node:path';
 import zlib from 'node:zlib';
+import { sharedDir } from '../helpers/paths.js';
 import { USERS, userMap } from '../helpers/fixtures.js';
 import { startGateway, type Gateway } from '../helpers/gateway.js';
 import { startDnsServer, type DnsServer } from '../helpers/dns-server.js';
@@ -77,6 +80,21 @@ describe('complaint, DMARC and TLS-RPT reports through the running gateway', { t
     assert.equal((await complaints(['--user', 'nobody@example.test'])).length, 0);
     // The report was delivered to the role mailbox as well: reading it loses nothing.
     assert.ok(gw.readMailbox('postmaster@example.test').map((m) => m.content.toString('latin1')).some((m) => m.includes('feedback-report')), 'the report is in the postmaster mailbox');
+  });
+
+  it('the public ARF fixture (postal-mime\'s arf.eml) through SMTP: stored, not traced to anyone of ours', async (t) => {
+    const file = path.join(sharedDir, 'conformance/mime/postal-mime/arf.eml');
+    if (!fs.existsSync(file)) return t.skip('shared/conformance not present');
+    const before = (await complaints()).length;
+    assert.deepEqual(await sendRaw(gw.ports.mx, { from: 'abusedesk@example.com', to: ['abuse@example.test'] }, fs.readFileSync(file)), { ok: true });
+    const list = await waitFor('the fixture complaint', async () => {
+      const l = await complaints();
+      return l.length > before ? l : undefined;
+    }, { timeoutMs: 20_000, intervalMs: 300 });
+    const c = list.find((x) => x.reporterDomain === 'example.com');
+    assert.ok(c, JSON.stringify(list));
+    assert.equal(c.user, undefined, 'somespammer@example.net is nobody of ours');
+    assert.equal(c.feedbackType, 'abuse');
   });
 
   it('DMARC aggregate (zip) and TLS-RPT (gzip) reports are stored and summarised; a bomb is kept as unparsed', async () => {
