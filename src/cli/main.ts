@@ -1,42 +1,20 @@
 #!/usr/bin/env node
 // The `portcullis` command: a thin front end over the same modules the gateway uses.
 import './threadpool.js';
+// Commands load what they use when they run (dynamic imports below): `portcullis user add`
+// should not compile the whole gateway first — loading every module cost ≈1.5 s of CPU per
+// invocation, paid by every script and test that calls the CLI.
 import { parseArgs } from 'node:util';
-import { loadConfig, ConfigError } from '../config/load.js';
-import { buildPolicy } from '../gateway/policy.js';
-import { builtinSymbols } from '../gateway/checks.js';
-import { spamSymbols } from '../checks/spam-engine.js';
-import type { Config } from '../config/schema.js';
-import { createLogger } from '../log.js';
-import { startGateway, acquireLock } from '../gateway/gateway.js';
-import { AccountStore, AccountError, accountsFile } from '../auth/accounts.js';
-import { callControl } from '../control/socket.js';
-import { Queue } from '../queue/queue.js';
-import { describeQueued, type QueuedView } from '../queue/describe.js';
-import { silentLogger } from '../log.js';
-import { readPassword } from './password-input.js';
-import { SqliteStore } from '../store/sqlite-store.js';
-import { BruteForce } from '../auth/brute-force.js';
-import { checkIp, describeIpVerdict } from './check-ip.js';
-import { scanPaths, scanExitStatus, describeScan, scanProblems } from './scan.js';
-import { auditCli } from './audit.js';
-import { explainSpf } from './check-spf.js';
-import { createResolver, resolverOptions } from '../dns/resolver.js';
-import { ZoneSet } from '../dns/zones/zone-mirror.js';
-import { applyAssignments, describeSettings, DEFAULT_SETTINGS, SettingsError, userSettingsSchema } from '../pipeline/user-settings.js';
-import { UserPolicies } from '../pipeline/user-policies.js';
-import { trainCommand } from './train.js';
-import { rulesCommand } from './rules.js';
-import { checkUriCommand } from './check-uri.js';
-import { symbolsCommand } from './symbols.js';
-import { dkimCommand } from './dkim.js';
-import { port25Command } from './port25.js';
-import { ptrPlanCommand } from './ptr-plan.js';
 import net from 'node:net';
-import { tlsRptCommand } from './tls-rpt.js';
-import { complaintsCommand, reportsCommand } from './complaints.js';
 import path from 'node:path';
 import fs from 'node:fs';
+import { loadConfig, ConfigError } from '../config/load.js';
+import type { Config } from '../config/schema.js';
+import type { AccountStore } from '../auth/accounts.js';
+import { callControl } from '../control/socket.js';
+import { silentLogger } from '../log.js';
+import type { QueuedView } from '../queue/describe.js';
+import { readPassword } from './password-input.js';
 
 const USAGE = `usage: portcullis <command> [options]
 
@@ -99,18 +77,18 @@ function config(file: string | undefined): Config {
 
 async function main(argv: string[]): Promise<number> {
   // The audit has options of its own (--host, --port, --dkim…): it parses its arguments itself.
-  if (argv[0] === 'audit') return auditCli(argv.slice(1));
+  if (argv[0] === 'audit') return (await import('./audit.js')).auditCli(argv.slice(1));
   // So do these: each command's module owns its options; --config is taken out here.
-  if (argv[0] === 'tls-rpt') return withConfig(argv.slice(1), (args, cfg) => tlsRptCommand(args, cfg));
-  if (argv[0] === 'complaints') return withConfig(argv.slice(1), (args, cfg) => complaintsCommand(args, cfg));
-  if (argv[0] === 'reports') return withConfig(argv.slice(1), (args, cfg) => reportsCommand(args, cfg));
-  if (argv[0] === 'train') return withConfig(argv.slice(1), (args, cfg) => trainCommand(args, cfg));
-  if (argv[0] === 'rules') return withConfig(argv.slice(1), (args, cfg) => rulesCommand(args, cfg));
-  if (argv[0] === 'check-uri') return withConfig(argv.slice(1), (args, cfg) => checkUriCommand(args, cfg));
-  if (argv[0] === 'dkim') return withConfig(argv.slice(1), (args, cfg) => dkimCommand(args, cfg));
-  if (argv[0] === 'policy' && argv[1] === 'port25') return withConfig(argv.slice(2), (args, cfg) => port25Command(args, cfg));
-  if (argv[0] === 'dns' && argv[1] === 'ptr-plan') return withConfig(argv.slice(2), async (args) => ptrPlanCommand(args));
-  if (argv[0] === 'symbols') return withConfig(argv.slice(1), (args, cfg, file) => symbolsCommand(args, cfg, file));
+  if (argv[0] === 'tls-rpt') return withConfig(argv.slice(1), async (args, cfg) => (await import('./tls-rpt.js')).tlsRptCommand(args, cfg));
+  if (argv[0] === 'complaints') return withConfig(argv.slice(1), async (args, cfg) => (await import('./complaints.js')).complaintsCommand(args, cfg));
+  if (argv[0] === 'reports') return withConfig(argv.slice(1), async (args, cfg) => (await import('./complaints.js')).reportsCommand(args, cfg));
+  if (argv[0] === 'train') return withConfig(argv.slice(1), async (args, cfg) => (await import('./train.js')).trainCommand(args, cfg));
+  if (argv[0] === 'rules') return withConfig(argv.slice(1), async (args, cfg) => (await import('./rules.js')).rulesCommand(args, cfg));
+  if (argv[0] === 'check-uri') return withConfig(argv.slice(1), async (args, cfg) => (await import('./check-uri.js')).checkUriCommand(args, cfg));
+  if (argv[0] === 'dkim') return withConfig(argv.slice(1), async (args, cfg) => (await import('./dkim.js')).dkimCommand(args, cfg));
+  if (argv[0] === 'policy' && argv[1] === 'port25') return withConfig(argv.slice(2), async (args, cfg) => (await import('./port25.js')).port25Command(args, cfg));
+  if (argv[0] === 'dns' && argv[1] === 'ptr-plan') return withConfig(argv.slice(2), async (args) => (await import('./ptr-plan.js')).ptrPlanCommand(args));
+  if (argv[0] === 'symbols') return withConfig(argv.slice(1), async (args, cfg, file) => (await import('./symbols.js')).symbolsCommand(args, cfg, file));
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -132,7 +110,7 @@ async function main(argv: string[]): Promise<number> {
       return serve(values.config);
     case 'config':
       if (sub !== 'check' || rest.length !== 1) throw new UsageError('usage: portcullis config check FILE');
-      checkConfig(rest[0]!);
+      await checkConfig(rest[0]!);
       return 0;
     case 'user':
       if (sub === 'set' || sub === 'show') return userSettings(sub, rest, values.config, !!values.json);
@@ -147,6 +125,7 @@ async function main(argv: string[]): Promise<number> {
       const paths = [sub, ...rest].filter((f): f is string => !!f);
       if (!paths.length) throw new UsageError('usage: portcullis scan [--json] [--rewrite DIR] PATH...');
       for (const f of paths) if (!fs.existsSync(f)) throw new UsageError(`scan: ${f}: no such file or directory`);
+      const { scanPaths, scanExitStatus, describeScan, scanProblems } = await import('./scan.js');
       const out = await scanPaths(config(values.config), paths, { rewriteDir: values.rewrite });
       if (values.json) console.log(JSON.stringify(out.results, null, 2));
       else if (out.results.length) console.log(describeScan(out));
@@ -183,6 +162,9 @@ async function withConfig(argv: string[], run: (args: string[], cfg: Config, fil
 async function checkIpCommand(ip: string, file: string | undefined, json: boolean): Promise<number> {
   if (!net.isIP(ip)) throw new UsageError(`check-ip: "${ip}" is not an IP address`);
   const cfg = config(file);
+  const { ZoneSet } = await import('../dns/zones/zone-mirror.js');
+  const { createResolver, resolverOptions } = await import('../dns/resolver.js');
+  const { checkIp, describeIpVerdict } = await import('./check-ip.js');
   // The local mirrors as the gateway loads them (no watching: one answer and done).
   const zones = ZoneSet.fromConfig(cfg.dns.zones.map((z) => ({ ...z })), { logger: silentLogger(), watch: false });
   await zones.load();
@@ -197,6 +179,8 @@ async function checkIpCommand(ip: string, file: string | undefined, json: boolea
 async function checkSpfCommand(ip: string, sender: string, helo: string, file: string | undefined, json: boolean): Promise<number> {
   if (!net.isIP(ip)) throw new UsageError(`check-spf: "${ip}" is not an IP address`);
   const cfg = config(file);
+  const { createResolver, resolverOptions } = await import('../dns/resolver.js');
+  const { explainSpf } = await import('./check-spf.js');
   const dns = createResolver(resolverOptions(cfg.dns));
   const report = await explainSpf(dns, { ip, sender, helo, hostname: cfg.hostname }, cfg);
   console.log(json ? JSON.stringify(report.json, null, 2) : report.text);
@@ -208,8 +192,11 @@ async function checkSpfCommand(ip: string, sender: string, helo: string, file: s
  * symbols this configuration's checks can emit (rules loaded, lists compiled), as `serve` does.
  * Deprecated keys are mapped and named on stderr with their new form.
  */
-function checkConfig(file: string): void {
+async function checkConfig(file: string): Promise<void> {
   const cfg = config(file);
+  const { buildPolicy } = await import('../gateway/policy.js');
+  const { builtinSymbols } = await import('../gateway/checks.js');
+  const { spamSymbols } = await import('../checks/spam-engine.js');
   buildPolicy(cfg, [...builtinSymbols(cfg), ...spamSymbols(cfg)], undefined, file);
   for (const w of cfg.warnings) console.error(`${file}: warning: ${w}`);
   console.log(`${file}: configuration is valid`);
@@ -217,6 +204,8 @@ function checkConfig(file: string): void {
 
 async function serve(file: string | undefined): Promise<number> {
   const cfg = config(file);
+  const { createLogger } = await import('../log.js');
+  const { startGateway } = await import('../gateway/gateway.js');
   const logger = createLogger(cfg.log.level);
   if (!file && !process.env.PORTCULLIS_CONFIG) {
     logger.info({ event: 'defaults' }, 'no --config given: running on the embedded defaults (loopback listeners)');
@@ -259,14 +248,15 @@ async function serve(file: string | undefined): Promise<number> {
   return new Promise<number>(() => undefined); // runs until a signal
 }
 
-function openAccounts(file: string | undefined): AccountStore {
+async function openAccounts(file: string | undefined): Promise<AccountStore> {
   const cfg = config(file);
+  const { AccountStore, accountsFile } = await import('../auth/accounts.js');
   fs.mkdirSync(cfg.data_dir, { recursive: true, mode: 0o700 });
   return AccountStore.open(accountsFile(cfg.data_dir));
 }
 
 async function user(sub: string | undefined, args: string[], file: string | undefined, fromStdin: boolean): Promise<number> {
-  const store = openAccounts(file);
+  const store = await openAccounts(file);
   try {
     switch (sub) {
       case 'add':
@@ -299,7 +289,9 @@ async function userSettings(sub: 'set' | 'show', args: string[], file: string | 
     throw new UsageError(sub === 'set' ? 'usage: portcullis user set ADDRESS KEY=VALUE...' : 'usage: portcullis user show ADDRESS [--json]');
   }
   const cfg = config(file);
-  const store = openAccounts(file);
+  const store = await openAccounts(file);
+  const { UserPolicies } = await import('../pipeline/user-policies.js');
+  const { applyAssignments, describeSettings, DEFAULT_SETTINGS, SettingsError, userSettingsSchema } = await import('../pipeline/user-settings.js');
   try {
     const address = args[0]!;
     if (!store.hasUser(address)) throw new UsageError(`user ${address}: no such local user`);
@@ -326,7 +318,7 @@ async function userSettings(sub: 'set' | 'show', args: string[], file: string | 
 }
 
 async function alias(sub: string | undefined, args: string[], file: string | undefined): Promise<number> {
-  const store = openAccounts(file);
+  const store = await openAccounts(file);
   try {
     switch (sub) {
       case 'add':
@@ -354,6 +346,8 @@ async function auth(sub: string | undefined, args: string[], file: string | unde
   if ((sub !== 'status' && sub !== 'unblock') || args.length !== 1) throw new UsageError('usage: portcullis auth status|unblock USER|IP');
   const cfg = config(file);
   fs.mkdirSync(cfg.data_dir, { recursive: true, mode: 0o700 });
+  const { SqliteStore } = await import('../store/sqlite-store.js');
+  const { BruteForce } = await import('../auth/brute-force.js');
   const store = SqliteStore.open(path.join(cfg.data_dir, 'state.db'));
   try {
     const bf = new BruteForce(store, cfg.auth.brute_force);
@@ -399,6 +393,9 @@ async function queue(sub: string | undefined, args: string[], file: string | und
 /** Reads (and for delete, writes) the queue directly while no gateway runs, under its lock. */
 async function offlineQueue(cfg: Config, sub: string, id: string | undefined): Promise<unknown> {
   if (!fs.existsSync(path.join(cfg.data_dir, 'queue'))) return sub === 'list' ? [] : Promise.reject(new Error(`no message ${id} in the queue`));
+  const { acquireLock } = await import('../gateway/gateway.js');
+  const { Queue } = await import('../queue/queue.js');
+  const { describeQueued } = await import('../queue/describe.js');
   const unlock = acquireLock(cfg.data_dir);
   const { queue: q } = await Queue.open({
     dir: path.join(cfg.data_dir, 'queue'), fsync: cfg.queue.fsync, segmentSize: cfg.queue.segment_size, concurrency: 1,
@@ -447,7 +444,6 @@ main(process.argv.slice(2)).then(
   (err: unknown) => {
     if (err instanceof ConfigError) console.error(err.message);
     else if (err instanceof UsageError) console.error(err.message);
-    else if (err instanceof AccountError) console.error(`portcullis: ${err.message}`);
     else console.error(`portcullis: ${(err as Error).message}`);
     process.exitCode = err instanceof UsageError ? 2 : 1;
   },
