@@ -43,7 +43,7 @@ export class SlidingWindows {
 
 function estimate(current: number, previous: number, weight: number): number {
   // Rounded up: a limit of 200 is not passed by 199.6 estimated events, but 200.2 passes it.
-  return Math.ceil(current + previous * weight - 1e-9);
+  return Math.max(0, Math.ceil(current + previous * weight - 1e-9));
 }
 
 /** The UTC day number of an epoch time (days since 1970-01-01). */
