@@ -108,6 +108,11 @@ test('first-time recipients per day, spam holds, and delivery failures lock the 
   const lock = await guard.lockOf({ user: 'f@example.test' });
   assert.equal(lock?.code, 'baseline_failures');
   assert.equal(lock?.reason, '3 of 4 deliveries today failed (more than 50%)');
+  // A message that passed MAIL before the lock and ends its DATA after it is held too.
+  const inFlight = await guard.submitted({ id: 'F2', user: 'f@example.test', ip: '192.0.2.5', recipients: ['y@far.test'] });
+  assert.equal(inFlight.kind, 'hold');
+  assert.equal((inFlight as { code: string }).code, 'account_locked');
+  assert.equal((inFlight as { held: { reason: string } }).held.reason, 'account locked: 3 of 4 deliveries today failed (more than 50%)');
   assert.equal(alerts.length, 3, 'one alert per lock');
   const text = await registry.metrics();
   assert.match(text, /^portcullis_accounts_locked 3$/m);

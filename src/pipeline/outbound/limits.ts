@@ -137,12 +137,24 @@ export class OutboundGuard {
     trips.push([user, judgeDay(today, await this.baseline.usual(s.user), c.baseline)]);
     if (s.spamHold) trips.push([user, judgeSpam(await this.baseline.spamHold(s.user), c.baseline)]);
     const tripped = trips.find((t): t is [Subject, Trip] => t[1] !== undefined);
-    if (!tripped) return s.spamHold ? this.spam(s.spamHold) : { kind: 'accept' };
+    if (!tripped) {
+      // Locked while this message was under way (another session or node tripped): held too.
+      for (const who of [user, ip]) {
+        const lock = await this.lockOf(who);
+        if (lock) return this.lockedHold(who, s.ip, lock.reason, 'account_locked');
+      }
+      return s.spamHold ? this.spam(s.spamHold) : { kind: 'accept' };
+    }
     const [who, trip] = tripped;
     const lock = await this.lock(who, trip, s.id);
-    if (c.lock_action === 'tempfail') return { kind: 'refuse', reply: suspendedReply(who, lock.reason) };
-    this.held.inc({ reason: trip.code });
-    return { kind: 'hold', code: trip.code, held: { reason: `${'user' in who ? 'account' : `client ${s.ip}`} locked: ${lock.reason}`, since: this.now() } };
+    return this.lockedHold(who, s.ip, lock.reason, trip.code);
+  }
+
+  /** The message of a locked sender: held (or refused, lock_action tempfail). */
+  private lockedHold(who: Subject, ip: string, reason: string, code: string): Submission {
+    if (this.deps.config.lock_action === 'tempfail') return { kind: 'refuse', reply: suspendedReply(who, reason) };
+    this.held.inc({ reason: code });
+    return { kind: 'hold', code, held: { reason: `${'user' in who ? 'account' : `client ${ip}`} locked: ${reason}`, since: this.now() } };
   }
 
   private spam(h: { reason: string }): Submission {
