@@ -27,6 +27,8 @@ const USAGE = `usage: portcullis <command> [options]
   user set ADDRESS KEY=VALUE...         the user's spam settings: spam-filter=on|off, tag=N, junk=N,
                                         reject=N|never (…=default), allow+=/allow-=, block+=/block-= ADDRESS|@DOMAIN
   user show ADDRESS                     the user's spam settings
+  user unlock USER|IP                   lift an outbound lock (docs/outbound.md "Limits and holds")
+  user locks [--json]                   senders whose outbound mail is suspended
   alias add ADDRESS TARGET...           deliver ADDRESS to TARGETs (local users or external)
   alias del ADDRESS
   alias list
@@ -55,6 +57,8 @@ const USAGE = `usage: portcullis <command> [options]
   queue show ID
   queue flush                           retry every deferred message now
   queue delete ID
+  queue hold ID|--user U|--client IP    put messages on hold (kept, not delivered)
+  queue release ID|--user U|--client IP release held messages for delivery
   tls-rpt send [--date YYYY-MM-DD] [--json]
                                         send a day's TLS-RPT reports now (docs/outbound-tls.md)
   complaints list [--user U] [--since 7d] [--json]
@@ -88,6 +92,8 @@ async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'dkim') return withConfig(argv.slice(1), async (args, cfg) => (await import('./dkim.js')).dkimCommand(args, cfg));
   if (argv[0] === 'policy' && argv[1] === 'port25') return withConfig(argv.slice(2), async (args, cfg) => (await import('./port25.js')).port25Command(args, cfg));
   if (argv[0] === 'dns' && argv[1] === 'ptr-plan') return withConfig(argv.slice(2), async (args) => (await import('./ptr-plan.js')).ptrPlanCommand(args));
+  if (argv[0] === 'queue' && (argv[1] === 'hold' || argv[1] === 'release')) return withConfig(argv.slice(2), async (args, cfg) => (await import('./queue-hold.js')).queueHoldCommand(argv[1] as 'hold' | 'release', args, cfg));
+  if (argv[0] === 'user' && (argv[1] === 'unlock' || argv[1] === 'locks')) return withConfig(argv.slice(2), async (args, cfg) => (await import('./queue-hold.js')).userLockCommand(argv[1] as 'unlock' | 'locks', args, cfg));
   if (argv[0] === 'symbols') return withConfig(argv.slice(1), async (args, cfg, file) => (await import('./symbols.js')).symbolsCommand(args, cfg, file));
   const { values, positionals } = parseArgs({
     args: argv,
@@ -425,7 +431,7 @@ function printQueue(sub: string, result: unknown, json: boolean): void {
       return;
     }
     for (const m of list) {
-      console.log(`${m.id}  ${String(m.size).padStart(8)}  ${m.arrived}  <${m.sender}>`);
+      console.log(`${m.id}  ${String(m.size).padStart(8)}  ${m.arrived}  <${m.sender}>${m.held ? `  HELD: ${m.held.reason}` : ''}`);
       for (const r of m.recipients) console.log(`    ${r.status.padEnd(9)} ${r.address}${r.last_reply ? `  (${r.last_reply})` : ''}`);
     }
     console.log(`-- ${list.length} message(s)`);

@@ -43,6 +43,8 @@ import type { RouterDeps } from '../delivery/router.js';
 import { OutboundSigner } from '../delivery/dkim/outbound.js';
 import { DkimKeyStore } from '../delivery/dkim/keys.js';
 import { startReportIntake } from './reports.js';
+import { OutboundGuard } from '../pipeline/outbound/limits.js';
+import { outboundControl, queueAlert } from './outbound.js';
 
 export interface Gateway {
   readonly config: Config;
@@ -122,6 +124,11 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     const qlog = logger.child({ component: 'queue' });
     const failedDir = path.join(dataDir, 'failed');
     let queueRef: Queue | undefined;
+    // Delivery outcomes of authenticated mail feed the outbound baseline (failure rate).
+    let outboundRef: OutboundGuard | undefined;
+    const remoteOutcome = (m: QueuedMessage, r: QueuedRecipient, delivered: boolean) => {
+      if (r.destination.kind === 'relay') void outboundRef?.outcome(m, delivered);
+    };
     const { queue, recovered, report } = await Queue.open({
       dir: path.join(dataDir, 'queue'),
       fsync: config.queue.fsync,
@@ -132,11 +139,15 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       lifetime: config.queue.lifetime,
       logger: qlog,
       events: {
-        delivered: (m, r, ms) => qlog.info({ event: 'delivered', id: m.id, to: r.address, via: r.destination.kind, ms, reply: r.lastReply }, 'delivered'),
+        delivered: (m, r, ms) => {
+          qlog.info({ event: 'delivered', id: m.id, to: r.address, via: r.destination.kind, ms, reply: r.lastReply }, 'delivered');
+          remoteOutcome(m, r, true);
+        },
         deferred: (m, r) => qlog.info({ event: 'deferred', id: m.id, to: r.address, attempts: r.attempts, reply: r.lastReply }, 'deferred'),
         failed: (m, r) => {
           metrics.undeliverable.inc();
           qlog.warn({ event: 'undeliverable', id: m.id, sender: m.sender, to: r.address, reply: r.lastReply, authenticated: m.authenticated }, 'undeliverable: recorded, not bounced');
+          remoteOutcome(m, r, false);
         },
         finished: async (m, failed) => {
           if (!failed.length || !queueRef) return;
@@ -197,6 +208,14 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     };
     outboundTls.startReportTimer(submitReport);
     const resolver = new RecipientResolver(config, accounts);
+    // Outbound limits and locks of authenticated senders, in the shared state store (docs/outbound.md).
+    const outbound = new OutboundGuard({
+      store, config: config.outbound.limits, content: config.outbound.content, queue, logger: logger.child({ component: 'outbound' }),
+      registry: metrics.registry, hostname: config.hostname,
+      alertTo: config.outbound.limits.alert ?? `postmaster@${config.domains[0]}`,
+      alert: (to, message) => queueAlert(queue, resolver, to, message, newReportId()),
+    });
+    outboundRef = outbound;
     const relay = new RelayDelivery({ hostname: config.hostname, logger: logger.child({ component: 'relay' }) });
     cleanups.unshift(() => relay.close());
     // Direct delivery to the MX hosts of domains without a relay route (docs/outbound.md).
@@ -270,6 +289,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       limits: new ClientLimits(config.limits, store, config.hostname),
       spam: { users: userPolicies, autolearn: spam.autolearn },
       messageModel: messageModelOptions(config, clamd),
+      outbound,
     });
     // Registered before start: a listener that cannot bind must not leave the ones before it
     // open (and the process alive, refusing sessions on a closed store).
@@ -326,6 +346,8 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
           mx?.forgetDownHosts();
           return { scheduled: queue.flush() };
         case 'queue.delete': return { result: await queue.delete(id) };
+        case 'queue.hold': case 'queue.release': case 'user.unlock': case 'user.locks':
+          return outboundControl(req, queue, outbound);
         case 'tls-rpt.send': return outboundTls.sendReports(submitReport, typeof req.args?.date === 'string' ? req.args.date : undefined);
         case 'dmarc.send': return reports.sendDmarc(typeof req.args?.date === 'string' ? req.args.date : undefined);
         case 'status': return { pid: process.pid, queue: queue.size, sessions: listeners.sessionCount, listeners: allAddresses() };

@@ -8,6 +8,7 @@ import { PassThrough, Readable } from 'node:stream';
 import { Journal, syncDir, type RecordLocation } from './journal.js';
 import type { Content, MailFolder, RecipientOutcome } from '../delivery/types.js';
 import type { Logger } from '../log.js';
+import type { HoldInfo } from './hold.js';
 
 /** Where one recipient's copy goes. */
 export type Destination =
@@ -38,6 +39,8 @@ export interface NewMessage {
   readonly size: number;
   /** Whether the sender authenticated (bounces are allowed only to authenticated senders). */
   readonly authenticated: boolean;
+  /** Committed straight into the hold queue (outbound spam, a locked account): see hold.ts. */
+  readonly held?: HoldInfo;
 }
 
 export interface QueuedMessage {
@@ -55,6 +58,10 @@ export interface QueuedMessage {
   attempts: number;
   nextAttempt: number;
   active: boolean;
+  /** In the hold queue: kept, listed, never delivered nor expired until released (hold.ts). */
+  held?: HoldInfo;
+  /** When it was last released from hold: queue.lifetime counts from here, not from arrival. */
+  released?: number;
 }
 
 export interface Deliverer {
@@ -94,6 +101,8 @@ interface MRecord {
   file?: { name: string; offset: number };
   attempts?: number;
   nextAttempt?: number;
+  held?: HoldInfo;
+  released?: number;
 }
 
 interface SRecord { id: string; rcpt: number; status: RecipientStatus; attempts: number; reply?: string; next?: number }
@@ -130,7 +139,7 @@ export class Queue {
         q.add({
           id: m.id, arrived: m.arrived, sender: m.sender, meta: m.meta, size: m.size, authenticated: m.authenticated, file: m.file,
           recipients: m.recipients.map((r) => ({ address: r.address, destination: r.destination, status: r.status ?? 'pending', attempts: r.attempts ?? 0, lastReply: r.lastReply })),
-          location: rec.location, attempts: m.attempts ?? 0, nextAttempt: 0, active: false,
+          location: rec.location, attempts: m.attempts ?? 0, nextAttempt: 0, active: false, held: m.held, released: m.released,
         });
       } else if (rec.type === 'S') {
         const s = rec.json as SRecord;
@@ -205,12 +214,13 @@ export class Queue {
     const rec: MRecord = {
       id: m.id, arrived, sender: m.sender, meta: m.meta, size: m.size, authenticated: m.authenticated, file: m.file,
       recipients: m.recipients.map((r) => ({ address: r.address, destination: r.destination })),
+      ...(m.held ? { held: m.held } : {}),
     };
     const location = await this.journal.append('M', rec, m.inline, true);
     const msg: QueuedMessage = {
       id: m.id, arrived, sender: m.sender, meta: m.meta, size: m.size, authenticated: m.authenticated, file: m.file,
       recipients: m.recipients.map((r) => ({ address: r.address, destination: r.destination, status: 'pending', attempts: 0 })),
-      location, cache: m.inline, attempts: 0, nextAttempt: arrived, active: false,
+      location, cache: m.inline, attempts: 0, nextAttempt: arrived, active: false, held: m.held,
     };
     this.add(msg);
     this.pump();
@@ -262,7 +272,7 @@ export class Queue {
       const rec: MRecord = {
         id: msg.id, arrived: msg.arrived, sender: msg.sender, meta: msg.meta, size: msg.size, authenticated: msg.authenticated, file: msg.file,
         recipients: msg.recipients.map((r) => ({ address: r.address, destination: r.destination, status: r.status, attempts: r.attempts, lastReply: r.lastReply })),
-        attempts: msg.attempts, nextAttempt: msg.nextAttempt,
+        attempts: msg.attempts, nextAttempt: msg.nextAttempt, held: msg.held, released: msg.released,
       };
       const location = await this.journal.append('M', rec, inline, true);
       this.remove(msg);
@@ -363,7 +373,7 @@ export class Queue {
     let earliest = Infinity;
     for (const msg of this.messages.values()) {
       if (this.running >= this.opts.concurrency) return;
-      if (msg.active) continue;
+      if (msg.active || msg.held) continue;
       if (msg.nextAttempt <= now) void this.attempt(msg);
       else earliest = Math.min(earliest, msg.nextAttempt);
     }
@@ -388,7 +398,7 @@ export class Queue {
     }
     msg.cache = undefined;
     msg.attempts++;
-    const expired = this.now() - msg.arrived >= this.opts.lifetime;
+    const expired = this.now() - (msg.released ?? msg.arrived) >= this.opts.lifetime;
     const backoff = Math.min(this.opts.retryMax, this.opts.retryInitial * 2 ** Math.max(0, msg.attempts - 1));
     const next = this.now() + backoff;
     todo.forEach((r, k) => {
@@ -434,6 +444,62 @@ export class Queue {
 
   private async cleanup(msg: QueuedMessage): Promise<void> {
     if (msg.file) await fsp.rm(path.join(this.largeDir, msg.file.name), { force: true });
+  }
+
+  // ---- the hold queue (hold.ts; Postfix's postsuper -h / -H) --------------------------------
+
+  /**
+   * Puts messages into hold: kept, listed, never delivered until released. The state is
+   * written as a fresh copy of the message record (the newer copy wins at recovery, as for
+   * relocate()), so a restart keeps it. A message being delivered right now is held for the
+   * recipients that attempt leaves pending. Returns the ids newly held.
+   */
+  async holdWhere(match: (m: QueuedMessage) => boolean, reason: string): Promise<string[]> {
+    const ids: string[] = [];
+    for (const msg of [...this.messages.values()]) {
+      if (msg.held || !match(msg)) continue;
+      msg.held = { reason, since: this.now() };
+      await this.rerecord(msg);
+      ids.push(msg.id);
+    }
+    return ids;
+  }
+
+  /** Releases held messages: due at once, and queue.lifetime starts again from now. Returns the ids released. */
+  async releaseWhere(match: (m: QueuedMessage) => boolean): Promise<string[]> {
+    const ids: string[] = [];
+    for (const msg of [...this.messages.values()]) {
+      if (!msg.held || !match(msg)) continue;
+      msg.held = undefined;
+      msg.released = this.now();
+      msg.nextAttempt = this.now();
+      await this.rerecord(msg);
+      ids.push(msg.id);
+    }
+    this.pump();
+    return ids;
+  }
+
+  /** Appends the message's record again with its current state (hold, statuses, attempts). */
+  private async rerecord(msg: QueuedMessage): Promise<void> {
+    const inline = msg.cache ?? [await this.journal.read(msg.location)];
+    // Finished while its bytes were read: a new record would bring a delivered message back.
+    if (this.messages.get(msg.id) !== msg) return;
+    const rec: MRecord = {
+      id: msg.id, arrived: msg.arrived, sender: msg.sender, meta: msg.meta, size: msg.size, authenticated: msg.authenticated, file: msg.file,
+      recipients: msg.recipients.map((r) => ({ address: r.address, destination: r.destination, status: r.status, attempts: r.attempts, lastReply: r.lastReply })),
+      attempts: msg.attempts, nextAttempt: msg.nextAttempt, held: msg.held, released: msg.released,
+    };
+    // No await between the check above and this append: journal order is call order, so an X
+    // record of a delivery that ends now comes after this copy.
+    const location = await this.journal.append('M', rec, inline, true);
+    // Removed meanwhile (delivered while the record was written): nothing to re-index.
+    if (this.messages.get(msg.id) !== msg) return;
+    const old = msg.location.segment;
+    this.remove(msg);
+    msg.location = location;
+    this.add(msg);
+    if (!this.liveBySegment.has(old)) this.sweep();
   }
 
   /** Stops starting deliveries, waits for running ones (up to graceMs), flushes the journal. */

@@ -38,6 +38,9 @@ import type { NetworkSet } from '../net/cidr.js';
 import { clientAddress } from '../net/cidr.js';
 import type { StateStore } from '../store/store.js';
 import type { ClientLimits } from './client-limits.js';
+import type { OutboundGuard } from '../pipeline/outbound/limits.js';
+import { outboundSymbols } from '../pipeline/outbound/content.js';
+import type { HoldInfo } from '../queue/hold.js';
 
 /** The sections of the configuration a session reads (the whole Config fits). */
 export interface SessionConfig {
@@ -73,6 +76,8 @@ export interface SessionDeps {
    * the MIME walk's limits and inspectors). Absent in tests that need no content checks: defaults.
    */
   readonly messageModel?: MessageModelOptions;
+  /** Outbound limits, locks and the outbound content policy for authenticated users (absent in tests that do not need them). */
+  readonly outbound?: OutboundGuard;
 }
 
 export interface SessionSpam {
@@ -645,6 +650,7 @@ export class SmtpSession {
     await bf.success(this.remoteAddress, account);
     this.authUser = account;
     this.log.info({ event: 'auth', user: this.authUser }, 'authenticated');
+    await this.deps.outbound?.authenticated(account, this.remoteAddress);
     this.send(R.authOk);
   }
 
@@ -701,6 +707,12 @@ export class SmtpSession {
     if (addr && this.authUser && (addr.quoted || !this.deps.resolver.owns(this.authUser, `${addr.local}@${addr.domain}`))) {
       this.log.info({ event: 'sender_mismatch', user: this.authUser, sender }, 'sender not owned by user');
       return this.reply(R.senderNotOwned(sender, this.authUser));
+    }
+    // A locked account (or client address) gets the 451 with the reason (docs/outbound.md).
+    const suspended = this.authUser ? await this.deps.outbound?.suspended(this.authUser, this.remoteAddress) : undefined;
+    if (suspended) {
+      this.log.info({ event: 'outbound_suspended', user: this.authUser, sender, reply: suspended.text }, 'submission refused: sending suspended');
+      return this.reply(suspended);
     }
     if (!this.trustedNetwork && !this.authUser) {
       const limited = await this.deps.limits.message(this.remoteAddress);
@@ -881,7 +893,12 @@ export class SmtpSession {
     const p = this.deps.config.policy;
     const floor = strongerFloor(strongerFloor(this.connFloor, tx.floor), outcome.floor);
     const policies = this.recipientPolicies(tx, headers, outcome.facts);
-    const verdict = decide(symbols, policies, p.thresholds, p.observe, floor);
+    // Authenticated mail is scored without the client-path symbols and held, not refused, for spam (pipeline/outbound/content.ts).
+    const ob = this.authUser ? this.deps.outbound : undefined;
+    let verdict = decide(ob ? outboundSymbols(tx.symbols, outcome.symbols) : symbols, policies, p.thresholds, p.observe, floor);
+    const content = ob?.content(verdict, p.thresholds.junk, p.observe);
+    if (content) verdict = content.verdict;
+    if (content?.wouldHold) this.log.info({ event: 'would_hold', id: tx.id, user: this.authUser, reason: content.wouldHold.reason }, 'observe: would hold outbound spam');
     const contentReply = () => {
       const top = [...symbols].sort((a, b) => b.score - a.score).slice(0, 3).map((s) => s.name).join(', ');
       return R.policyReject(`Error: message refused by content policy (score ${verdict.score}: ${top})`);
@@ -892,6 +909,16 @@ export class SmtpSession {
     if (verdict.rejectAll) return refuse(contentReply(), 'reject', { symbols, score: verdict.score });
     if (verdict.wouldReject && p.observe) {
       tx.wouldRefuse.push(...this.observed('data', { wouldRefuse: [{ kind: 'reject', reply: contentReply(), symbol: 'SCORE' }] }));
+    }
+    // Limits and locks count the message now; a tripped limit holds it (or refuses it with 451).
+    let held: HoldInfo | undefined;
+    if (ob) {
+      const s = await ob.submitted({ id: tx.id, user: this.authUser!, ip: this.remoteAddress, recipients: tx.recipients.map((r) => r.resolution.address), spamHold: content?.hold });
+      if (s.kind === 'refuse') return refuse(s.reply, 'tempfail', { symbols, score: verdict.score });
+      if (s.kind === 'hold') {
+        held = s.held;
+        this.log.warn({ event: 'outbound_held', id: tx.id, user: this.authUser, code: s.code, reason: s.held.reason }, 'outbound message held');
+      }
     }
     // The one rewrite (strip/defang attachments), after every check saw the message as received.
     // It goes to the message's spill file; the original is never changed in place, and a failed
@@ -932,7 +959,7 @@ export class SmtpSession {
     try {
       await this.deps.queue.commit({
         id: tx.id, sender: tx.sender, recipients: destinations, meta, inline, size, authenticated: !!this.authUser,
-        file,
+        file, ...(held ? { held } : {}),
       });
     } catch (err) {
       this.log.error({ event: 'queue_write_failed', id: tx.id, err: (err as Error).message }, 'queue write failed');
@@ -941,7 +968,7 @@ export class SmtpSession {
     }
     this.messages++;
     const actions = [...new Set(verdict.actions)];
-    const outcomeName = actions.length === 1 ? actions[0]! : 'mixed';
+    const outcomeName = held ? 'held' : actions.length === 1 ? actions[0]! : 'mixed';
     this.deps.metrics.messages.inc({ outcome: outcomeName });
     for (const s of symbols) this.deps.metrics.symbols.inc({ symbol: s.name });
     this.logMessage(tx, outcomeName, R.queued(tx.id), symbols, size, verdict.score, [...this.connWouldRefuse, ...this.heloWouldRefuse, ...tx.wouldRefuse], attachments, floor === 'quarantine');
