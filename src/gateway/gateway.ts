@@ -227,7 +227,10 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     });
     if (mx) cleanups.unshift(() => mx.close());
     // Complaints, DMARC and TLS-RPT reports read from the mail delivered to the report mailboxes.
-    const reports = startReportIntake({ config, dataDir, accounts, maildir, logger, metrics, resolver: dns, submit: submitReport });
+    const reports = startReportIntake({
+      config, dataDir, accounts, maildir, logger, metrics, resolver: dns, submit: submitReport,
+      onComplaint: (user) => void outbound.complaint(user),
+    });
     cleanups.unshift(() => reports.close());
     const router = new DeliveryRouter({
       maildir,

@@ -30,6 +30,8 @@ export interface RunningReports {
 export function startReportIntake(o: {
   config: Config; dataDir: string; accounts: AccountStore; maildir: MaildirDelivery; logger: Logger; metrics: Metrics;
   resolver: Resolver; submit: DmarcSubmit;
+  /** Verified complaints traced to a user go to the outbound limits (OutboundGuard.complaint). */
+  onComplaint?: (user: string) => void;
 }): RunningReports {
   const { config, dataDir, accounts, maildir, metrics } = o;
   const logger = o.logger.child({ component: 'reports' });
@@ -49,6 +51,9 @@ export function startReportIntake(o: {
     ownDomains: config.domains,
     ownAddresses: new Set([...config.self_check.addresses, config.outbound.delivery.source_ipv4, config.outbound.delivery.source_ipv6].filter((a): a is string => !!a)),
     onReport: (kind) => metrics.reports.inc({ kind }),
+    onComplaint: (user, verified) => {
+      if (verified) o.onComplaint?.(user);
+    },
     alert: async (subject, body) => {
       const msg = reportMessage({ hostname: config.hostname, to: config.roles.mailbox, subject, body });
       await maildir.deliver(mailboxPath(dataDir, config.roles.mailbox), 'INBOX', { size: msg.length, stream: () => Readable.from([msg]) });

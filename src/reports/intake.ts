@@ -40,6 +40,8 @@ export interface ReportIntakeDeps {
   readonly ownAddresses: ReadonlySet<string>;
   readonly logger: Logger;
   readonly onReport?: (kind: string) => void;
+  /** A complaint traced to a local user (the outbound limits count the verified ones). */
+  readonly onComplaint?: (user: string, verified: boolean) => void;
   /** Tells postmaster (one message per report); absent: the log line is the alert. */
   readonly alert?: (subject: string, text: string) => Promise<void>;
 }
@@ -124,6 +126,7 @@ export class ReportIntake {
           event: 'complaint', ...base, complaint, feedback_type: r.complaint.feedbackType, format: r.complaint.format,
           user: who.user, attributed_by: who.attributedBy, queue_id: who.queueId, message_id: r.complaint.original.messageId,
         }, who.user ? `complaint about mail of ${who.user}` : 'complaint about mail not traced to a local user');
+        if (who.user) this.deps.onComplaint?.(who.user, r.reporter.verified);
         break;
       }
       case 'dmarc': {

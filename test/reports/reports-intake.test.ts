@@ -30,7 +30,12 @@ describe('complaint, DMARC and TLS-RPT reports through the running gateway', { t
 
   before(async () => {
     sink = await Sink.start();
-    dns = await startDnsServer({});
+    // isp.example authenticates its reports (SPF for its bounce address, a DMARC record); the
+    // reporters of the other tests do not.
+    dns = await startDnsServer({
+      'isp.example': [{ type: 'TXT', data: 'v=spf1 ip4:127.0.0.1 -all' }],
+      '_dmarc.isp.example': [{ type: 'TXT', data: 'v=DMARC1; p=reject' }],
+    });
     gw = await startGateway({
       users: userMap('alice'),
       config: {
@@ -61,8 +66,8 @@ describe('complaint, DMARC and TLS-RPT reports through the running gateway', { t
     }
     const delivered = await sink.waitFor('offer-e2e-1@example.test');
     // The provider reports the message it received, headers and all (our Received with our queue id).
-    const arf = arfReport({ from: 'fbl@isp.example', to: 'abuse@example.test', original: delivered.raw, mailFrom: USERS.alice.address, rcptTo: 'bob@isp.example', sourceIp: '127.0.0.1' });
-    const sent = await sendRaw(gw.ports.mx, { from: 'fbl-bounces@isp.example', to: ['abuse@example.test'] }, arf);
+    const arf = arfReport({ from: 'fbl@unverified-isp.example', to: 'abuse@example.test', original: delivered.raw, mailFrom: USERS.alice.address, rcptTo: 'bob@isp.example', sourceIp: '127.0.0.1' });
+    const sent = await sendRaw(gw.ports.mx, { from: 'fbl-bounces@unverified-isp.example', to: ['abuse@example.test'] }, arf);
     assert.deepEqual(sent, { ok: true });
     const [c] = await waitFor('the complaint in `portcullis complaints list`', async () => {
       const list = await complaints();
@@ -71,15 +76,42 @@ describe('complaint, DMARC and TLS-RPT reports through the running gateway', { t
     assert.equal(c!.user, USERS.alice.address);
     assert.equal(c!.attributedBy, 'queue-id');
     assert.equal(c!.messageId, 'offer-e2e-1@example.test');
-    assert.equal(c!.reporterDomain, 'isp.example');
+    assert.equal(c!.reporterDomain, 'unverified-isp.example');
     assert.equal(c!.feedbackType, 'abuse');
-    assert.equal(c!.verified, false, 'isp.example publishes no DMARC record here: the report is not authenticated');
+    assert.equal(c!.verified, false, 'unverified-isp.example publishes no DMARC record: the report is not authenticated');
     assert.match(c!.client ?? '', /127\.0\.0\.1/);
     const shown = JSON.parse((await gw.cliOk(['complaints', 'show', String(c!.id)])).stdout) as { original: { subject?: string } };
     assert.equal(shown.original.subject, 'Our offer for you');
     assert.equal((await complaints(['--user', 'nobody@example.test'])).length, 0);
     // The report was delivered to the role mailbox as well: reading it loses nothing.
     assert.ok(gw.readMailbox('postmaster@example.test').map((m) => m.content.toString('latin1')).some((m) => m.includes('feedback-report')), 'the report is in the postmaster mailbox');
+  });
+
+  it('authenticated complaints about a user\'s mail lock its outbound mail at outbound.limits.baseline.complaints_per_week', async () => {
+    const transport = mailer({ port: gw.ports.submission, requireTLS: true, auth: { user: USERS.alice.address, pass: USERS.alice.password } });
+    try {
+      await transport.sendMail({ from: USERS.alice.address, to: 'carl@isp.example', subject: 'Second offer', text: 'Hello Carl.', messageId: '<offer-e2e-2@example.test>' });
+    } finally {
+      transport.close();
+    }
+    const delivered = await sink.waitFor('offer-e2e-2@example.test');
+    const before = (await complaints()).length;
+    for (let i = 0; i < 3; i++) {
+      const arf = arfReport({ from: 'fbl@isp.example', to: 'abuse@example.test', original: delivered.raw, rcptTo: 'carl@isp.example' });
+      assert.deepEqual(await sendRaw(gw.ports.mx, { from: 'fbl-bounces@isp.example', to: ['abuse@example.test'] }, arf), { ok: true });
+    }
+    const list = await waitFor('three more complaints', async () => {
+      const l = await complaints();
+      return l.length >= before + 3 ? l : undefined;
+    }, { timeoutMs: 20_000, intervalMs: 300 });
+    assert.ok(list.slice(0, 3).every((c) => c.verified && c.user === USERS.alice.address && c.reporterDomain === 'isp.example'), JSON.stringify(list));
+    const locks = await waitFor('the lock of alice', async () => {
+      const l = JSON.parse((await gw.cliOk(['user', 'locks', '--json'])).stdout) as { subject: string; code: string; reason: string }[];
+      return l.length ? l : undefined;
+    }, { timeoutMs: 10_000, intervalMs: 300 });
+    assert.deepEqual(locks.map((l) => [l.subject, l.code]), [[`user:${USERS.alice.address}`, 'complaints']]);
+    assert.match(locks[0]!.reason, /3 complaint reports/);
+    await gw.cliOk(['user', 'unlock', USERS.alice.address]);
   });
 
   it('the public ARF fixture (postal-mime\'s arf.eml) through SMTP: stored, not traced to anyone of ours', async (t) => {

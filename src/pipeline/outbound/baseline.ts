@@ -173,6 +173,11 @@ export function judgeSpam(today: number, c: BaselineConfig): Trip | undefined {
   return { code: 'spam_holds', text: `${today} messages held for spam today reach the limit of ${c.spam_holds_per_day}` };
 }
 
+export function judgeComplaints(week: number, c: BaselineConfig): Trip | undefined {
+  if (!c.enabled || !c.complaints_per_week || week < c.complaints_per_week) return undefined;
+  return { code: 'complaints', text: `${week} complaint reports about this account's mail in 7 days reach the limit of ${c.complaints_per_week}` };
+}
+
 function round(n: number): number {
   return Math.round(n * 10) / 10;
 }

@@ -53,6 +53,11 @@ export const outboundLimitsConfigSchema = z.strictObject({
     new_networks_per_day: count(4),
     /** Messages held for their spam score per day that trip the lock. */
     spam_holds_per_day: count(3),
+    /**
+     * Authenticated complaint reports (docs/deliverability.md: verified ARF traced to the user) in
+     * 7 days that lock the user (0: only recorded). Unverified ones never lock: anyone can forge one.
+     */
+    complaints_per_week: count(3),
   }).prefault({}),
   /**
    * What a tripped limit does to the message that tripped it: `hold` accepts it (250) into the

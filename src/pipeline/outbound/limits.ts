@@ -16,7 +16,7 @@ import { reply, type Reply } from '../../protocol/reply.js';
 import type { OutboundContentConfig, OutboundLimitsConfig, RateLimits } from './config.js';
 import { outboundVerdict, type OutboundVerdict } from './content.js';
 import type { Verdict } from '../policy.js';
-import { Baseline, judgeDay, judgeFailures, judgeNetworks, judgeSpam, type Trip } from './baseline.js';
+import { Baseline, judgeComplaints, judgeDay, judgeFailures, judgeNetworks, judgeSpam, type Trip } from './baseline.js';
 import { DAY, HOUR, SlidingWindows } from './windows.js';
 
 /** A locked sender: an authenticated user, or a client address (per-IP limits). */
@@ -98,6 +98,23 @@ export class OutboundGuard {
       if (trip) await this.lock({ user }, trip);
     } catch (err) {
       this.log.error({ event: 'outbound_store_error', user, err: (err as Error).message }, 'cannot record the login network');
+    }
+  }
+
+  // ---- complaints ----------------------------------------------------------------------------
+
+  /**
+   * A complaint report about the user's mail (src/reports/intake.ts), authenticated by the
+   * reporter's DMARC pass: counted over 7 days; enough of them lock the user. Never throws.
+   */
+  async complaint(user: string): Promise<void> {
+    if (!this.deps.config.enabled) return;
+    try {
+      const week = await this.windows.add(`ob:complaints:${user}`, 7 * DAY, 1);
+      const trip = judgeComplaints(week, this.deps.config.baseline);
+      if (trip && !(await this.lockOf({ user }))) await this.lock({ user }, trip);
+    } catch (err) {
+      this.log.error({ event: 'outbound_store_error', user, err: (err as Error).message }, 'cannot record a complaint');
     }
   }
 
