@@ -2,6 +2,7 @@
 // (QuarantineItem, one per held message, with one row per recipient so that a user sees only
 // their own), the list query and its cursor, and the catalogued errors. The console
 // (src/web/) and the CLI build on these; keep them stable.
+import type { Readable } from 'node:stream';
 import type { Destination } from '../queue/queue.js';
 
 /** Why a message is held. `outbound_hold` is reserved for mail held by the outbound limits. */
@@ -135,7 +136,7 @@ export type Releaser = (release: {
   readonly recipients: readonly QuarantineRecipient[];
   readonly size: number;
   /** A fresh stream of the original, each call. */
-  readonly original: () => NodeJS.ReadableStream;
+  readonly original: () => Readable;
 }) => Promise<ReleaseOutcome[]>;
 
 export type QuarantineErrorCode =
