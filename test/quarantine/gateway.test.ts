@@ -11,7 +11,10 @@ import { startGateway, type Gateway } from '../helpers/gateway.js';
 import { marker } from '../helpers/messages.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 import { compose, fakePe, type Attachment } from '../mime/fixtures.js';
+import PostalMime from 'postal-mime';
 import { GTUBE_STRING } from '../../src/checks/gtube/gtube.js';
+import { createLinks, LinkError } from '../../src/quarantine/links.js';
+import { SqliteStore } from '../../src/store/sqlite-store.js';
 
 interface Item {
   id: string;
@@ -197,7 +200,10 @@ describe('the quarantine through the running gateway', { timeout: 240_000 }, () 
 describe('retention through the running gateway: oldest dropped first, logged, mail flows on', { timeout: 120_000 }, () => {
   let gw: Gateway;
   before(async () => {
-    gw = await startGateway({ users: userMap('alice'), config: { quarantine: { max_messages: 2 } } });
+    gw = await startGateway({
+      users: userMap('alice'),
+      config: { quarantine: { max_messages: 2 }, policy: { symbols: { GTUBE: 1 }, actions: { GTUBE: 'quarantine' } } },
+    });
   });
   after(async () => {
     await gw?.cleanup();
@@ -216,5 +222,85 @@ describe('retention through the running gateway: oldest dropped first, logged, m
     const dropped = await waitFor('quarantine_dropped', () => gw.logs.find((l) => l.event === 'quarantine_dropped'));
     assert.equal(dropped.cause, 'max_messages');
     assert.equal(dropped.reason, 'attachment_stripped');
+  });
+
+  it('a quarantine that cannot be written never loses mail: the rewritten copy delivered, the band to Junk, quarantine_failed logged', async () => {
+    const tmp = path.join(gw.dataDir, 'quarantine', 'tmp');
+    fs.rmSync(tmp, { recursive: true, force: true });
+    fs.writeFileSync(tmp, 'not a directory');
+    try {
+      const stripped = marker('qfail');
+      assert.match(await send(gw, [USERS.alice.address], await message(stripped, [{ filename: 'x.scr', content: fakePe(1500) }])), /^250 /);
+      const mail = await gw.waitForMail(USERS.alice.address, stripped);
+      assert.match(mail.toString('latin1'), /An attachment was removed/);
+      assert.ok(!mail.includes('X-Portcullis-Quarantine'), 'no entry to name');
+      const band = marker('qfailband');
+      assert.match(await send(gw, [USERS.alice.address], await message(band, [], `x\n${GTUBE_STRING}\n`)), /^250 /);
+      const junk = path.join(gw.mailboxDir(USERS.alice.address), '.Junk', 'new');
+      await waitFor('the band message in Junk', () => fs.existsSync(junk) && fs.readdirSync(junk).some((f) => fs.readFileSync(path.join(junk, f)).includes(band)));
+      const failures = gw.logs.filter((l) => l.event === 'quarantine_failed');
+      assert.deepEqual(failures.map((l) => l.reason), ['attachment_stripped', 'policy_band']);
+      const line = gw.logs.find((l) => l.event === 'message' && (l.symbols as Array<{ name: string }>).some((x) => x.name === 'GTUBE'));
+      assert.equal(line?.action, 'junk');
+    } finally {
+      fs.rmSync(tmp, { force: true });
+      fs.mkdirSync(tmp, { mode: 0o700 });
+    }
+  });
+});
+
+describe('digests through the running gateway: in the user\'s Maildir, links that verify once', { timeout: 120_000 }, () => {
+  let gw: Gateway;
+  before(async () => {
+    gw = await startGateway({
+      users: userMap('alice', 'bob'),
+      config: {
+        policy: { symbols: { GTUBE: 1 }, actions: { GTUBE: 'quarantine' } },
+        quarantine: { digest: { enabled: true, base_url: 'https://console.example.test:8443/' } },
+      },
+    });
+  });
+  after(async () => {
+    await gw?.cleanup();
+  });
+
+  it('a held message → a digest for its recipient only, with release and allow links; a link is spent once; no digest when nothing new', async () => {
+    const subject = marker('qdig');
+    const raw = await message(subject, [], `Hi,\n${GTUBE_STRING}\n`);
+    assert.match(await send(gw, [USERS.alice.address], raw), /^250 /);
+    const [item] = await list(gw, '--search', subject);
+    assert.ok(item);
+    assert.match((await gw.cliOk(['quarantine', 'digest'])).stdout, /sent 1 digest/);
+    const digest = await gw.waitForMail(USERS.alice.address, 'X-Portcullis-Digest');
+    assert.ok(!gw.readMailbox(USERS.bob.address).some((m) => m.content.includes('X-Portcullis-Digest')), 'bob has nothing held: no digest');
+    const parsed = await PostalMime.parse(digest);
+    assert.match(parsed.subject ?? '', /^Quarantine: 1 message held for you$/);
+    assert.equal(parsed.headers.find((h) => h.key === 'auto-submitted')?.value, 'auto-generated');
+    const text = parsed.text ?? '';
+    assert.ok(text.includes(subject), text);
+    const urls = [...text.matchAll(/https:\/\/console\.example\.test:8443\/q\/link\?token=(\S+)/g)].map((m) => decodeURIComponent(m[1]!));
+    assert.equal(urls.length, 2, text);
+
+    const store = SqliteStore.open(path.join(gw.dataDir, 'state.db'), { purgeIntervalMs: 0 });
+    try {
+      const links = createLinks({ dataDir: gw.dataDir, store });
+      const claims = await Promise.all(urls.map((u) => links.verifyLink(u)));
+      assert.deepEqual(claims.map((c) => [c.id, c.recipient, c.action]), [[item.id, USERS.alice.address, 'release'], [item.id, USERS.alice.address, 'allow_sender']]);
+      assert.ok(claims.every((c) => c.expiresAt > Date.now() + 6 * 86_400_000), 'valid for link_ttl (7 days)');
+      await links.consumeLink(urls[0]!);
+      await assert.rejects(links.consumeLink(urls[0]!), (e) => e instanceof LinkError && e.code === 'REUSED');
+      await assert.rejects(links.consumeLink(urls[1]!.replace(/.$/, (c) => (c === 'A' ? 'B' : 'A'))), (e) => e instanceof LinkError && e.code === 'ALTERED');
+    } finally {
+      await store.close();
+    }
+    assert.match((await gw.cliOk(['quarantine', 'digest'])).stdout, /sent 0 digest/, 'nothing new since the last digest');
+  });
+
+  it('digests need base_url: a config error names the key', async () => {
+    const file = path.join(gw.tmpDir, 'bad.yaml');
+    fs.writeFileSync(file, 'quarantine:\n  digest:\n    enabled: true\n');
+    const bad = await gw.cli(['config', 'check', file]);
+    assert.notEqual(bad.code, 0);
+    assert.match(bad.stderr + bad.stdout, /quarantine\.digest\.base_url/);
   });
 });
