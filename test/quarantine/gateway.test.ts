@@ -10,6 +10,7 @@ import { EXT_SENDER, USERS, userMap } from '../helpers/fixtures.js';
 import { startGateway, type Gateway } from '../helpers/gateway.js';
 import { marker } from '../helpers/messages.js';
 import { sleep, waitFor } from '../helpers/wait.js';
+import { Sink } from '../helpers/sink.js';
 import { compose, fakePe, type Attachment } from '../mime/fixtures.js';
 import PostalMime from 'postal-mime';
 import { GTUBE_STRING } from '../../src/checks/gtube/gtube.js';
@@ -302,5 +303,42 @@ describe('digests through the running gateway: in the user\'s Maildir, links tha
     const bad = await gw.cli(['config', 'check', file]);
     assert.notEqual(bad.code, 0);
     assert.match(bad.stderr + bad.stdout, /quarantine\.digest\.base_url/);
+  });
+});
+
+describe('release of a relayed recipient goes through the queue to the next hop', { timeout: 120_000 }, () => {
+  let gw: Gateway;
+  let sink: Sink;
+  before(async () => {
+    sink = await Sink.start();
+    gw = await startGateway({
+      users: userMap('alice'),
+      config: {
+        relay: { domains: [{ domain: 'relay.test' }], routes: [{ domain: 'relay.test', host: '127.0.0.1', port: sink.port, protocol: 'smtp', tls: 'none' }] },
+        policy: { symbols: { GTUBE: 1 }, actions: { GTUBE: 'quarantine' } },
+      },
+    });
+  });
+  after(async () => {
+    await gw?.cleanup();
+    await sink?.close();
+  });
+
+  it('held for a relay domain: nothing relayed; released: queued, and the next hop gets the original byte for byte', async () => {
+    const subject = marker('qrelay');
+    const raw = await message(subject, [], `x\n${GTUBE_STRING}\n`);
+    assert.match(await send(gw, ['someone@relay.test', USERS.alice.address], raw), /^250 /);
+    const [item] = await list(gw, '--search', subject);
+    assert.ok(item);
+    assert.deepEqual(item.recipients.map((r) => r.address).sort(), [USERS.alice.address, 'someone@relay.test']);
+    await sleep(500);
+    assert.ok(!sink.messages.some((m) => m.raw.includes(subject)), 'held: not relayed');
+    const rel = JSON.parse((await gw.cliOk(['quarantine', 'release', item.id, '--recipient', 'someone@relay.test', '--json'])).stdout) as { recipients: Array<{ address: string; status: string; reply: string }> };
+    assert.deepEqual(rel.recipients.map((r) => [r.address, r.status]), [['someone@relay.test', 'queued']]);
+    const got = await sink.waitFor(subject);
+    assert.deepEqual(got.rcptTo, ['someone@relay.test']);
+    assert.equal(got.mailFrom, EXT_SENDER);
+    assert.ok(got.raw.equals(raw), 'the next hop got the original, byte-identical');
+    assert.ok(!gw.readMailbox(USERS.alice.address).some((m) => m.content.includes(subject)), 'alice\'s copy is still held');
   });
 });
