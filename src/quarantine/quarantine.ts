@@ -54,6 +54,8 @@ const MAX_LIMIT = 500;
 /** The header section read for headers() and for the subject/Message-ID of an entry. */
 const HEAD_BYTES = 256 * 1024;
 const DROP_BATCH = 200;
+/** Below this many full-text matches a search starts from them; above, from the time index. */
+const RARE_MATCHES = 1000;
 
 interface MessageRow {
   seq: number;
@@ -201,7 +203,7 @@ export class Quarantine {
   /** A page of entries, newest first; every filter is an index range (EXPLAIN QUERY PLAN in the tests). */
   list(q: QuarantineQuery = {}): QuarantinePage {
     this.checkOpen();
-    const { sql, args, limit, recipient } = listQuery(q);
+    const { sql, args, limit, recipient } = listQuery(q, this.searchIsRare(q.search));
     const rows = this.db.prepare(sql).all(...args) as MessageRow[];
     const more = rows.length > limit;
     const page = rows.slice(0, limit);
@@ -212,8 +214,19 @@ export class Quarantine {
 
   /** The SQLite plan of a listing (EXPLAIN QUERY PLAN details), for the tests that keep it on the indexes. */
   explain(q: QuarantineQuery = {}): string[] {
-    const { sql, args } = listQuery(q);
+    const { sql, args } = listQuery(q, this.searchIsRare(q.search));
     return (this.db.prepare(`EXPLAIN QUERY PLAN ${sql}`).all(...args) as { detail: string }[]).map((r) => r.detail);
+  }
+
+  /**
+   * Whether a search term matches few entries: then the listing starts from the full-text matches
+   * (and sorts them); a common term walks the time index instead and stops at a page.
+   */
+  private searchIsRare(search: string | undefined): boolean {
+    const term = ftsTerm(search);
+    if (!term) return false;
+    const { n } = this.db.prepare('SELECT count(*) AS n FROM (SELECT rowid FROM search WHERE search MATCH ? LIMIT ?)').get(term, RARE_MATCHES) as { n: number };
+    return n < RARE_MATCHES;
   }
 
   /** One entry; with `recipient`, only when it is theirs, and only their row shown. */
@@ -428,7 +441,7 @@ export class Quarantine {
 }
 
 /** The SQL of a listing (validated): a user's view walks their own rows (recipients_address), else the messages' indexes. */
-function listQuery(q: QuarantineQuery): { sql: string; args: unknown[]; limit: number; recipient?: string } {
+function listQuery(q: QuarantineQuery, rareSearch = false): { sql: string; args: unknown[]; limit: number; recipient?: string } {
   const limit = q.limit ?? DEFAULT_LIMIT;
   if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) throw new QuarantineError('INVALID', `limit must be an integer between 1 and ${MAX_LIMIT}, got ${String(q.limit)}`);
   if (q.reason !== undefined && !QUARANTINE_REASONS.includes(q.reason as QuarantineReason)) {
@@ -456,9 +469,11 @@ function listQuery(q: QuarantineQuery): { sql: string; args: unknown[]; limit: n
   }
   const search = q.search?.trim();
   if (search) {
-    if ([...search].length >= 3) {
-      where.push('m.seq IN (SELECT rowid FROM search WHERE search MATCH ?)');
-      args.push(`"${search.replace(/"/g, '""')}"`);
+    const term = ftsTerm(search);
+    if (term) {
+      // "+": not through the rowid, so that the planner walks the time index (a common term).
+      where.push(`${rareSearch ? '' : '+'}m.seq IN (SELECT rowid FROM search WHERE search MATCH ?)`);
+      args.push(term);
     } else {
       // Too short for trigrams: a scan, bounded by the LIMIT along the time index.
       const like = `%${search.replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
@@ -473,6 +488,12 @@ function listQuery(q: QuarantineQuery): { sql: string; args: unknown[]; limit: n
   const from = recipient ? 'recipients r JOIN messages m ON m.id = r.id' : 'messages m';
   const sql = `SELECT m.* FROM ${from} WHERE ${where.join(' AND ')} ORDER BY ${t}.time DESC, ${t}.id DESC LIMIT ?`;
   return { sql, args: [...args, limit + 1], limit, ...(recipient ? { recipient } : {}) };
+}
+
+/** The full-text query for a search of 3+ characters (one quoted trigram phrase); undefined for shorter ones. */
+function ftsTerm(search: string | undefined): string | undefined {
+  const s = search?.trim();
+  return s && [...s].length >= 3 ? `"${s.replace(/"/g, '""')}"` : undefined;
 }
 
 function validEntry(e: QuarantineEntry): Omit<QuarantineEntry, 'recipients'> & { recipients: { address: string; destination?: Destination }[] } {

@@ -180,7 +180,9 @@ describe('the quarantine store', () => {
       newest: {}, page2: { before: deep.next }, recipient: { recipient: 'user42@example.test' }, reason: { reason: 'virus' },
       search_rare: { search: 'needle' }, search_common: { search: 'invoice' }, recipient_search: { recipient: 'user7@example.test', search: 'needle' },
     };
-    const report: Record<string, number> = {};
+    // The median of 20 (the machine is shared: a single slow run says more about the neighbours),
+    // the worst printed beside it.
+    const report: Record<string, { median: number; worst: number }> = {};
     for (const [name, form] of Object.entries(forms)) {
       const ms: number[] = [];
       for (let k = 0; k < 20; k++) {
@@ -190,10 +192,10 @@ describe('the quarantine store', () => {
         assert.ok(page.items.length > 0, name);
       }
       ms.sort((a, b) => a - b);
-      report[name] = Math.round(ms[ms.length - 1]! * 10) / 10;
+      report[name] = { median: Math.round(ms[10]! * 10) / 10, worst: Math.round(ms[ms.length - 1]! * 10) / 10 };
     }
-    process.stdout.write(`# quarantine list at 100k rows, worst of 20 (ms): ${JSON.stringify(report)}\n`);
-    for (const [name, worst] of Object.entries(report)) assert.ok(worst < 200, `${name}: ${worst} ms`);
+    process.stdout.write(`# quarantine list at 100k rows, 20 runs each (ms): ${JSON.stringify(report)}\n`);
+    for (const [name, r] of Object.entries(report)) assert.ok(r.median < 100, `${name}: median ${r.median} ms`);
     q.close();
   });
 
