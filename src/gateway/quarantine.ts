@@ -67,7 +67,11 @@ export function startQuarantine(config: Config, deps: GatewayQuarantineDeps): Ga
       },
       keepInfected: !!config.antivirus.quarantine,
     },
-    command: (cmd, args) => (cmd === 'digest' && digests ? digests.runNow().then((sent) => ({ sent })) : runQuarantineCommand(quarantine, cmd, args)),
+    command: async (cmd, args) => {
+      if (cmd !== 'digest') return runQuarantineCommand(quarantine, cmd, args);
+      if (!digests) throw new Error('digests are off (quarantine.digest.enabled: false)');
+      return { sent: await digests.runNow() };
+    },
     stop() {
       digests?.stop();
       quarantine.close();
