@@ -59,6 +59,8 @@ const USAGE = `usage: portcullis <command> [options]
   queue delete ID
   queue hold ID|--user U|--client IP    put messages on hold (kept, not delivered)
   queue release ID|--user U|--client IP release held messages for delivery
+  quarantine list|show|release|delete|stats|digest [ID] [--json] [--recipient A] [--reason R]
+                                        what is held and why; release delivers the original (docs/quarantine.md)
   tls-rpt send [--date YYYY-MM-DD] [--json]
                                         send a day's TLS-RPT reports now (docs/outbound-tls.md)
   complaints list [--user U] [--since 7d] [--json]
@@ -94,6 +96,7 @@ async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'dns' && argv[1] === 'ptr-plan') return withConfig(argv.slice(2), async (args) => (await import('./ptr-plan.js')).ptrPlanCommand(args));
   if (argv[0] === 'queue' && (argv[1] === 'hold' || argv[1] === 'release')) return withConfig(argv.slice(2), async (args, cfg) => (await import('./queue-hold.js')).queueHoldCommand(argv[1] as 'hold' | 'release', args, cfg));
   if (argv[0] === 'user' && (argv[1] === 'unlock' || argv[1] === 'locks')) return withConfig(argv.slice(2), async (args, cfg) => (await import('./queue-hold.js')).userLockCommand(argv[1] as 'unlock' | 'locks', args, cfg));
+  if (argv[0] === 'quarantine') return withConfig(argv.slice(1), async (args, cfg) => (await import('./quarantine.js')).quarantineCommand(args, cfg));
   if (argv[0] === 'symbols') return withConfig(argv.slice(1), async (args, cfg, file) => (await import('./symbols.js')).symbolsCommand(args, cfg, file));
   const { values, positionals } = parseArgs({
     args: argv,
