@@ -28,6 +28,7 @@ import { mxDeliveryConfigSchema } from '../delivery/mx-config.js';
 import { outboundTlsConfigSchema } from '../delivery/tls-policy/config.js';
 import { dkimSigningConfigSchema } from '../delivery/dkim/config.js';
 import { outboundLimitsConfigSchema, outboundContentConfigSchema } from '../pipeline/outbound/config.js';
+import { storeConfigSchema } from '../store/config.js';
 
 export const configSchema = z.strictObject({
   hostname: domainName.default(() => os.hostname().toLowerCase()),
@@ -51,6 +52,7 @@ export const configSchema = z.strictObject({
     mailbox: z.string().optional(),
   }).prefault({}),
   queue: queueConfigSchema,
+  store: storeConfigSchema,
   policy: policyConfigSchema,
   dns: dnsConfigSchema,
   dnsbl: dnsblConfigSchema,
