@@ -15,7 +15,7 @@ import { Queue } from '../queue/queue.js';
 import { describeQueued, type QueuedView } from '../queue/describe.js';
 import { silentLogger } from '../log.js';
 import { readPassword } from './password-input.js';
-import { SqliteStore } from '../store/sqlite-store.js';
+import { openStateStore } from '../store/open.js';
 import { BruteForce } from '../auth/brute-force.js';
 import { checkIp, describeIpVerdict } from './check-ip.js';
 import { scanPaths, scanExitStatus, describeScan, scanProblems } from './scan.js';
@@ -343,7 +343,7 @@ async function auth(sub: string | undefined, args: string[], file: string | unde
   if ((sub !== 'status' && sub !== 'unblock') || args.length !== 1) throw new UsageError('usage: portcullis auth status|unblock USER|IP');
   const cfg = config(file);
   fs.mkdirSync(cfg.data_dir, { recursive: true, mode: 0o700 });
-  const store = SqliteStore.open(path.join(cfg.data_dir, 'state.db'));
+  const store = await openStateStore(cfg.store, cfg.data_dir, silentLogger(), { fallback: false });
   try {
     const bf = new BruteForce(store, cfg.auth.brute_force);
     if (sub === 'unblock') {
