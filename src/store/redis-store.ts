@@ -131,41 +131,7 @@ export class RedisStore implements StateStore {
    */
   static async open(options: RedisStoreOptions, requireConnection = false): Promise<RedisStore> {
     const timeoutMs = options.timeoutMs ?? 500;
-    const common = {
-      commandTimeout: timeoutMs,
-      connectTimeout: Math.max(timeoutMs, 1000),
-      enableOfflineQueue: false, // fail fast while down: the caller falls back, no session waits
-      maxRetriesPerRequest: 0,
-      enableAutoPipelining: true, // concurrent calls (a message's lookups) share one write
-      // Reconnect for ever, backing off to 2 s.
-      retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
-    } satisfies RedisOptions;
-    let client: Redis | Cluster;
-    if (options.cluster) {
-      const url = new URL(options.url);
-      const clusterOptions: ClusterOptions = {
-        enableOfflineQueue: false,
-        enableAutoPipelining: true,
-        clusterRetryStrategy: common.retryStrategy,
-        redisOptions: { ...common, username: decodeURIComponent(url.username) || undefined, password: decodeURIComponent(url.password) || undefined },
-      };
-      client = new Cluster(options.cluster.nodes.map((n) => ({ host: n.host, port: n.port })), clusterOptions);
-    } else if (options.sentinel) {
-      const url = new URL(options.url);
-      client = new Redis({
-        ...common,
-        sentinels: options.sentinel.sentinels.map((s) => ({ host: s.host, port: s.port })),
-        name: options.sentinel.name,
-        sentinelPassword: options.sentinel.password,
-        password: decodeURIComponent(url.password) || undefined,
-        username: decodeURIComponent(url.username) || undefined,
-        db: Number(url.pathname.slice(1) || 0),
-      });
-    } else {
-      client = new Redis(options.url, common);
-    }
-    // Without a listener ioredis prints every reconnection failure; FallbackStore reports outages.
-    client.on('error', () => {});
+    const client = createRedisClient(options);
     client.defineCommand('pcIncr', { numberOfKeys: 1, lua: INCR });
     client.defineCommand('pcHit', { numberOfKeys: 1, lua: HIT });
     client.defineCommand('pcDelete', { numberOfKeys: 1, lua: DELETE });
@@ -334,7 +300,52 @@ export class RedisStore implements StateStore {
   }
 }
 
-function waitReady(client: Redis | Cluster, ms: number): Promise<boolean> {
+/**
+ * An ioredis client for `store.*` (one server, Sentinel or Cluster): commands bounded by
+ * `timeoutMs` and never queued while disconnected (they fail at once, so callers fall back
+ * instead of hanging a session); reconnection for ever, backing off to 2 s; calls made together
+ * share one write (auto-pipelining). The Bayes Redis store uses it too.
+ */
+export function createRedisClient(options: Pick<RedisStoreOptions, 'url' | 'sentinel' | 'cluster' | 'timeoutMs'>): Redis | Cluster {
+  const timeoutMs = options.timeoutMs ?? 500;
+  const common = {
+    commandTimeout: timeoutMs,
+    connectTimeout: Math.max(timeoutMs, 1000),
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 0,
+    enableAutoPipelining: true,
+    retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
+  } satisfies RedisOptions;
+  let client: Redis | Cluster;
+  if (options.cluster) {
+    const url = new URL(options.url);
+    const clusterOptions: ClusterOptions = {
+      enableOfflineQueue: false,
+      enableAutoPipelining: true,
+      clusterRetryStrategy: common.retryStrategy,
+      redisOptions: { ...common, username: decodeURIComponent(url.username) || undefined, password: decodeURIComponent(url.password) || undefined },
+    };
+    client = new Cluster(options.cluster.nodes.map((n) => ({ host: n.host, port: n.port })), clusterOptions);
+  } else if (options.sentinel) {
+    const url = new URL(options.url);
+    client = new Redis({
+      ...common,
+      sentinels: options.sentinel.sentinels.map((s) => ({ host: s.host, port: s.port })),
+      name: options.sentinel.name,
+      sentinelPassword: options.sentinel.password,
+      password: decodeURIComponent(url.password) || undefined,
+      username: decodeURIComponent(url.username) || undefined,
+      db: Number(url.pathname.slice(1) || 0),
+    });
+  } else {
+    client = new Redis(options.url, common);
+  }
+  // Without a listener ioredis prints every reconnection failure; the stores report outages.
+  client.on('error', () => {});
+  return client;
+}
+
+export function waitReady(client: Redis | Cluster, ms: number): Promise<boolean> {
   if (client.status === 'ready') return Promise.resolve(true);
   return new Promise((resolve) => {
     const done = (ok: boolean) => {

@@ -75,7 +75,7 @@ const EXPIRE_BATCH = 2000;
  */
 const CACHE_MAX = 400_000;
 /** Classifying refreshes a token's last-seen time only when it is older than this. */
-const TOUCH_AFTER_S = 86_400;
+export const TOUCH_AFTER_S = 86_400;
 
 /** A token's key: the first 8 bytes of its SHA-1 as a signed 64-bit integer (decimal). */
 export function tokenHash(token: string): bigint {
@@ -332,4 +332,80 @@ export class BayesStore {
 
 function jsonArray(hashes: readonly bigint[]): string {
   return `[${hashes.join(',')}]`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The backend interface the classifier and `portcullis train` use. BayesStore above (SQLite,
+// synchronous) is one implementation through SqliteBayesTokenStore; RedisBayesStore
+// (redis-store.ts) is the other, shared by several gateway nodes. Async, for the network.
+
+export type LearnOutcome = 'learned' | 'relearned' | 'already';
+
+export interface BayesTokenStore {
+  /** Counts for each hash, in the order given (undefined: never seen). ONE round trip. */
+  lookup(hashes: readonly bigint[]): Promise<(StoredCount | undefined)[]>;
+  totals(): Promise<{ spam: number; ham: number; lastExpire: number }>;
+  tokenCount(): Promise<number>;
+  /** The class a message signature was learned as, if any. */
+  learnedAs(sig: Buffer): Promise<BayesClass | undefined>;
+  /** Learns messages, each counted once by its signature (see BayesStore.learnMany). */
+  learnMany(items: readonly { sig: Buffer; hashes: Hashes; cls: BayesClass }[]): Promise<LearnOutcome[]>;
+  /** Removes a learned message's counts; false when it was never learned. */
+  forget(sig: Buffer, hashes: readonly bigint[]): Promise<boolean>;
+  /** The hashes whose counts show them unseen for a day (pure: no I/O). */
+  staleOf(hashes: readonly bigint[], counts: readonly (StoredCount | undefined)[]): bigint[];
+  /** Marks tokens used in a classification as seen; best effort. */
+  touch(hashes: readonly bigint[]): Promise<void>;
+  /** One bounded step of expiry (see BayesStore.expire). */
+  expire(days: number, maxRows?: number): Promise<{ tokens: number; signatures: number; done: boolean }>;
+  close(): Promise<void>;
+}
+
+/** The SQLite file behind the BayesTokenStore interface (BayesStore itself unchanged). */
+export class SqliteBayesTokenStore implements BayesTokenStore {
+  constructor(readonly file: BayesStore) {}
+
+  static open(file: string, options: BayesStoreOptions = {}): SqliteBayesTokenStore {
+    return new SqliteBayesTokenStore(BayesStore.open(file, options));
+  }
+
+  async lookup(hashes: readonly bigint[]) {
+    return this.file.lookup(hashes);
+  }
+
+  async totals() {
+    return this.file.totals();
+  }
+
+  async tokenCount() {
+    return this.file.tokenCount();
+  }
+
+  async learnedAs(sig: Buffer) {
+    return this.file.learnedAs(sig);
+  }
+
+  async learnMany(items: readonly { sig: Buffer; hashes: Hashes; cls: BayesClass }[]) {
+    return this.file.learnMany(items);
+  }
+
+  async forget(sig: Buffer, hashes: readonly bigint[]) {
+    return this.file.forget(sig, hashes);
+  }
+
+  staleOf(hashes: readonly bigint[], counts: readonly (StoredCount | undefined)[]) {
+    return this.file.staleOf(hashes, counts);
+  }
+
+  async touch(hashes: readonly bigint[]) {
+    this.file.touch(hashes);
+  }
+
+  async expire(days: number, maxRows?: number) {
+    return this.file.expire(days, maxRows);
+  }
+
+  async close() {
+    this.file.close();
+  }
 }
