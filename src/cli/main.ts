@@ -26,6 +26,7 @@ import { ZoneSet } from '../dns/zones/zone-mirror.js';
 import { applyAssignments, describeSettings, DEFAULT_SETTINGS, SettingsError, userSettingsSchema } from '../pipeline/user-settings.js';
 import { UserPolicies } from '../pipeline/user-policies.js';
 import { trainCommand } from './train.js';
+import { storeCommand } from './store-migrate.js';
 import { rulesCommand } from './rules.js';
 import { checkUriCommand } from './check-uri.js';
 import { symbolsCommand } from './symbols.js';
@@ -63,6 +64,8 @@ const USAGE = `usage: portcullis <command> [options]
   check-spf IP SENDER HELO [--json]     the SPF results for a client, and what the gateway would do
   auth status USER|IP                   failed logins, blocks and known networks
   auth unblock USER|IP                  lift blocks and failure counts
+  store migrate --to URL|sqlite [--json]
+                                        copy counters, blocks, rates and Bayes to Redis or back (docs/store.md)
   dkim keygen DOMAIN [--selector S] [--type rsa|ed25519]
                                         make a DKIM key, sign DOMAIN's mail, print the TXT record
   dkim list [DOMAIN] [--json]           keys: domain, selector, type, created, active, record
@@ -94,6 +97,7 @@ async function main(argv: string[]): Promise<number> {
   // So do these: each command's module owns its options; --config is taken out here.
   if (argv[0] === 'tls-rpt') return withConfig(argv.slice(1), (args, cfg) => tlsRptCommand(args, cfg));
   if (argv[0] === 'train') return withConfig(argv.slice(1), (args, cfg) => trainCommand(args, cfg));
+  if (argv[0] === 'store') return withConfig(argv.slice(1), (args, cfg) => storeCommand(args, cfg));
   if (argv[0] === 'rules') return withConfig(argv.slice(1), (args, cfg) => rulesCommand(args, cfg));
   if (argv[0] === 'check-uri') return withConfig(argv.slice(1), (args, cfg) => checkUriCommand(args, cfg));
   if (argv[0] === 'dkim') return withConfig(argv.slice(1), (args, cfg) => dkimCommand(args, cfg));

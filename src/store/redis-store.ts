@@ -19,7 +19,7 @@
 import { Redis, Cluster, type RedisOptions, type ClusterOptions } from 'ioredis';
 import {
   StoreError, checkIncrement, checkKey, checkPrefix, checkScanLimit, checkTtl, checkValue, checkWindow, compareUtf8, leadingNumber,
-  type ScanEntry, type StateStore,
+  type DumpEntry, type DumpableStore, type ScanEntry,
 } from './store.js';
 
 export interface RedisStoreOptions {
@@ -112,7 +112,7 @@ export function globEscape(s: string): string {
   return s.replace(/[*?[\]\\^]/g, '\\$&');
 }
 
-export class RedisStore implements StateStore {
+export class RedisStore implements DumpableStore {
   private readonly client: Client;
   private readonly prefix: string;
   private readonly now: () => number;
@@ -253,6 +253,53 @@ export class RedisStore implements StateStore {
     const [cur, prev, start] = await this.run(() => this.client.pcHit(this.wkey(key), w, now));
     const remaining = w - (now - Number(start));
     return Number(cur) + Math.floor((Number(prev) * remaining) / w);
+  }
+
+  async *dump(): AsyncIterable<DumpEntry> {
+    this.assertOpen();
+    const nodes: Redis[] = this.client instanceof Cluster ? this.client.nodes('master') : [this.client as Redis];
+    const now = this.now();
+    for (const kind of ['v', 'w'] as const) {
+      const base = `${this.prefix}${kind}:`;
+      for (const node of nodes) {
+        let cursor = '0';
+        do {
+          const [next, keys] = await this.run(() => node.scan(cursor, 'MATCH', `${globEscape(base)}*`, 'COUNT', 1000));
+          cursor = next;
+          const rows = await this.run(() => Promise.all(keys.map((k) => this.client.hgetall(k))));
+          for (let i = 0; i < keys.length; i++) {
+            const key = keys[i]!.slice(base.length);
+            const h = rows[i]!;
+            if (kind === 'v' && h.v !== undefined) {
+              if (h.e === undefined) yield { kind: 'value', key, value: h.v };
+              else if (Number(h.e) > now) yield { kind: 'value', key, value: h.v, expiresAt: Number(h.e) };
+            } else if (kind === 'w' && h.w !== undefined && Number(h.s) + 2 * Number(h.w) > now) {
+              yield { kind: 'window', key, windowMs: Number(h.w), start: Number(h.s), cur: Number(h.c), prev: Number(h.p) };
+            }
+          }
+        } while (cursor !== '0');
+      }
+    }
+  }
+
+  async restore(e: DumpEntry): Promise<void> {
+    this.assertOpen();
+    checkKey(e.key);
+    const now = this.now();
+    await this.run(async () => {
+      if (e.kind === 'value') {
+        checkValue(e.key, e.value);
+        const k = this.vkey(e.key);
+        const tx = this.client.multi().del(k);
+        if (e.expiresAt === undefined) tx.hset(k, 'v', e.value);
+        else tx.hset(k, 'v', e.value, 'e', String(e.expiresAt)).pexpire(k, Math.max(1, e.expiresAt - now));
+        await tx.exec();
+      } else {
+        const k = this.wkey(e.key);
+        await this.client.multi().del(k).hset(k, 'w', String(e.windowMs), 's', String(e.start), 'c', String(e.cur), 'p', String(e.prev))
+          .pexpire(k, Math.max(1, e.start + 2 * e.windowMs - now)).exec();
+      }
+    });
   }
 
   async close(): Promise<void> {

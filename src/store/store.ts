@@ -158,3 +158,18 @@ export function leadingNumber(text: string): number {
 export function compareUtf8(a: string, b: string): number {
   return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
 }
+
+// ---------------------------------------------------------------------------------------------
+// Copying a whole store (`portcullis store migrate`): every live entry, windows included, in
+// a form every backend can write back exactly.
+
+export type DumpEntry =
+  | { readonly kind: 'value'; readonly key: string; readonly value: string; readonly expiresAt?: number }
+  | { readonly kind: 'window'; readonly key: string; readonly windowMs: number; readonly start: number; readonly cur: number; readonly prev: number };
+
+export interface DumpableStore extends StateStore {
+  /** Every live entry (values, counters, windows), in no particular order. */
+  dump(): AsyncIterable<DumpEntry>;
+  /** Writes one entry as dumped (overwriting): a value keeps its absolute expiry, a window its buckets. */
+  restore(entry: DumpEntry): Promise<void>;
+}

@@ -13,7 +13,7 @@
 import type { Redis, Cluster } from 'ioredis';
 import { createRedisClient, waitReady, type RedisStoreOptions } from '../../store/redis-store.js';
 import { StoreError } from '../../store/store.js';
-import { TOUCH_AFTER_S, type BayesClass, type BayesTokenStore, type Hashes, type LearnOutcome, type StoredCount } from './store.js';
+import { TOUCH_AFTER_S, type BayesClass, type BayesDumpEntry, type DumpableBayesStore, type Hashes, type LearnOutcome, type StoredCount } from './store.js';
 
 const PARSE = `
 local function parse(v)
@@ -106,7 +106,7 @@ export interface RedisBayesOptions extends Pick<RedisStoreOptions, 'url' | 'sent
   readonly now?: () => number;
 }
 
-export class RedisBayesStore implements BayesTokenStore {
+export class RedisBayesStore implements DumpableBayesStore {
   private readonly client: (Redis | Cluster) & Scripted;
   private readonly keys: { tokens: string; learned: string; totals: string };
   private readonly now: () => number;
@@ -210,6 +210,44 @@ export class RedisBayesStore implements BayesTokenStore {
     const done = t.done && l.done;
     if (done) await this.run(() => this.client.hset(this.keys.totals, 'last_expire', String(this.seconds())));
     return { tokens: t.n, signatures: l.n, done };
+  }
+
+  async *dump(): AsyncIterable<BayesDumpEntry> {
+    for (const kind of ['tokens', 'learned'] as const) {
+      let cursor = '0';
+      do {
+        const [next, flat] = await this.run(() => this.client.hscan(this.keys[kind], cursor, 'COUNT', 2000));
+        cursor = next;
+        for (let i = 0; i + 1 < flat.length; i += 2) {
+          const [f, v] = [flat[i]!, flat[i + 1]!];
+          if (kind === 'tokens') {
+            const [spam, ham, atime] = v.split(':').map(Number);
+            yield { kind: 'token', h: BigInt(f), spam: spam!, ham: ham!, atime: atime! };
+          } else {
+            yield { kind: 'learned', sig: Buffer.from(f, 'hex'), cls: v.startsWith('1') ? 'spam' : 'ham', at: Number(v.split(':')[1]) };
+          }
+        }
+      } while (cursor !== '0');
+    }
+    yield { kind: 'totals', ...(await this.totals()) };
+  }
+
+  async restore(entries: readonly BayesDumpEntry[]): Promise<void> {
+    const tokens: string[] = [];
+    const learned: string[] = [];
+    let totals: string[] | undefined;
+    for (const e of entries) {
+      if (e.kind === 'token') tokens.push(String(e.h), `${e.spam}:${e.ham}:${e.atime}`);
+      else if (e.kind === 'learned') learned.push(e.sig.toString('hex'), `${e.cls === 'spam' ? 1 : 0}:${e.at}`);
+      else totals = ['spam', String(e.spam), 'ham', String(e.ham), 'last_expire', String(e.lastExpire)];
+    }
+    await this.run(async () => {
+      const ops: Promise<unknown>[] = [];
+      if (tokens.length) ops.push(this.client.hset(this.keys.tokens, ...tokens));
+      if (learned.length) ops.push(this.client.hset(this.keys.learned, ...learned));
+      if (totals) ops.push(this.client.hset(this.keys.totals, ...totals));
+      await Promise.all(ops);
+    });
   }
 
   async close(): Promise<void> {
