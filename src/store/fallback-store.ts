@@ -33,8 +33,10 @@ export class FallbackStore implements StateStore {
   private readonly degradedGauge: client.Gauge;
   private readonly fallbackTotal: client.Counter;
   private readonly probeMs: number;
+  private readonly where: string;
   private degradedSince: number | undefined;
   private probe: NodeJS.Timeout | undefined;
+  private probing = false;
   private closed = false;
 
   constructor(private readonly primary: Probed, options: FallbackOptions) {
@@ -51,8 +53,6 @@ export class FallbackStore implements StateStore {
     this.degradedGauge.set(0);
     this.where = options.describe ?? 'redis';
   }
-
-  private readonly where: string;
 
   /** True while calls are answered from memory. */
   get degraded(): boolean {
@@ -127,8 +127,6 @@ export class FallbackStore implements StateStore {
     this.probe = setInterval(() => void this.tryRecover(), this.probeMs);
     this.probe.unref();
   }
-
-  private probing = false;
 
   private async tryRecover(): Promise<void> {
     if (this.probing || this.closed || this.degradedSince === undefined) return;
