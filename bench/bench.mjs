@@ -389,7 +389,7 @@ async function runPortcullis(t, rep) {
       const calls = redisCalls(redis.port) - before;
       const msgs = r.e2e?.delivered || r.accept?.accepted || MESSAGES;
       r.redis = { commands: calls, commands_per_msg: calls / (msgs + WARMUP) };
-      r.note = [r.note, `Redis: ${calls} commands for ${msgs + WARMUP} messages (warm-up included) = ${(calls / (msgs + WARMUP)).toFixed(2)} per message`].filter(Boolean).join('; ');
+      r.note = [r.note, `Redis: ${calls} commands for ${msgs + WARMUP} messages (warm-up included) = ${(calls / (msgs + WARMUP)).toFixed(2)} per message (since start: ${JSON.stringify(redisCalls.last)})`].filter(Boolean).join('; ');
     }
     const errs = tail(serverLog, 200).split('\n').filter((l) => /"level":\s*(50|60)|"level":"(error|fatal)"/.test(l));
     if (errs.length) r.note = `${errs.length} error lines in the gateway log, e.g. ${errs[0].slice(0, 200)}`;
@@ -419,7 +419,9 @@ function redisCalls(port) {
   const r = spawnSync('redis-cli', ['-p', String(port), 'INFO', 'commandstats'], { encoding: 'utf8' });
   if (r.status !== 0) return NaN;
   let n = 0;
-  for (const m of r.stdout.matchAll(/^cmdstat_(\w+):calls=(\d+)/gm)) if (m[1] !== 'info') n += Number(m[2]);
+  const by = {};
+  for (const m of r.stdout.matchAll(/^cmdstat_(\w+):calls=(\d+)/gm)) if (m[1] !== 'info') { n += Number(m[2]); by[m[1]] = Number(m[2]); }
+  redisCalls.last = by;
   return n;
 }
 
