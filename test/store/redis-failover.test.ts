@@ -5,7 +5,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Redis } from 'ioredis';
 import { startGateway } from '../helpers/gateway.js';
-import { SmtpClient } from '../helpers/smtp-client.js';
+import { SmtpClient, show, transaction } from '../helpers/smtp-client.js';
+import { makeMessage } from '../helpers/messages.js';
 import { freePorts, waitFor } from '../helpers/wait.js';
 import { needRedis, startRedis } from './redis-server.js';
 
@@ -87,4 +88,61 @@ test('Redis killed mid-run: brute force still throttles from memory, loudly; bac
   t.after(() => back.disconnect());
   await waitFor('the failure counted in Redis again', async () => (await back.hget(`failover:v:bf:f:pair:127.0.0.24|${USER}`, 'v')) === '1', { timeoutMs: 5_000 });
   assert.equal(gw.logs.filter((l) => l.event === 'store_degraded').length, 1);
+});
+
+test('Redis killed and restarted under load: every acknowledged message is delivered, none refused for it', { timeout: 180_000 }, async (t) => {
+  if (!needRedis(t)) return;
+  const redis = await startRedis();
+  t.after(() => redis.stop());
+  const RCPT = 'inbox@example.test';
+  const gw = await startGateway({
+    users: { [RCPT]: 'Load-test-pw-5150' },
+    config: {
+      store: { backend: 'redis', url: redis.url(), prefix: 'load:', timeout: '200ms' },
+      // Limits high enough never to refuse, low enough to be counted: every connection and
+      // message goes through the store (hit), and through Bayes (its totals in Redis).
+      limits: { connection_rate_per_ip: 100_000, messages_per_ip: 100_000, recipients_per_ip: 100_000, window: '1h' },
+      log: { level: 'info' },
+    },
+  });
+  t.after(() => gw.cleanup());
+  const marks: string[] = [];
+  const refused: string[] = [];
+  let stop = false;
+  const sender = async (w: number) => {
+    for (let i = 0; !stop; i++) {
+      const mark = `load-${w}-${i}-${Date.now()}`;
+      const c = await SmtpClient.connect(gw.ports.mx, { localAddress: `127.0.0.${40 + w}` });
+      try {
+        await c.ehlo(`sender${w}.example.net`);
+        const r = await transaction(c, `s${w}@sender.example`, [RCPT], makeMessage({ from: `s${w}@sender.example`, to: RCPT, subject: mark, body: `message ${i} of sender ${w}` }));
+        if (r.final?.code === 250) marks.push(mark);
+        else refused.push(`${mark}: ${show(r.final ?? r.data ?? r.rcpts[0] ?? r.mail)}`);
+      } finally {
+        c.close();
+      }
+    }
+  };
+  const senders = Promise.all([0, 1, 2, 3].map(sender));
+  await waitFor('some messages before the outage', () => marks.length >= 20, { timeoutMs: 30_000 });
+  await redis.kill();
+  const atKill = marks.length;
+  await waitFor('messages during the outage', () => marks.length >= atKill + 20, { timeoutMs: 30_000 });
+  await redis.start();
+  await waitFor('the store_recovered line', () => gw.logs.find((l) => l.event === 'store_recovered'), { timeoutMs: 20_000 });
+  const atRestart = marks.length;
+  await waitFor('messages after the restart', () => marks.length >= atRestart + 20, { timeoutMs: 30_000 });
+  stop = true;
+  await senders;
+
+  assert.deepEqual(refused, [], 'nothing was refused because Redis went away');
+  process.stdout.write(`# under load: ${marks.length} messages acknowledged (${atKill} before the kill, ${atRestart - atKill} during the outage, ${marks.length - atRestart} after)\n`);
+  const delivered = await waitFor('every acknowledged message in the Maildir', () => {
+    const files = gw.allMailboxFiles().map((m) => m.content.toString('latin1'));
+    const found = marks.filter((m) => files.some((f) => f.includes(`Subject: ${m}\r`) || f.includes(`Subject: ${m}\n`)));
+    return found.length === marks.length ? found : false;
+  }, { timeoutMs: 60_000, intervalMs: 500 });
+  assert.equal(delivered.length, marks.length);
+  assert.equal(gw.logs.filter((l) => l.event === 'store_degraded').length, 1);
+  assert.ok(gw.logs.some((l) => l.event === 'bayes_unavailable'), 'Bayes said it gives no verdict during the outage');
 });
