@@ -78,6 +78,10 @@ const TARGETS = [
   { id: 'portcullis-maildir-tls', group: 'Portcullis', label: 'Portcullis → Maildir', kind: 'portcullis', delivery: 'maildir', tls: 'starttls' },
   { id: 'portcullis-relay', group: 'Portcullis', label: 'Portcullis → smtp-sink (relay)', kind: 'portcullis', delivery: 'relay', tls: 'none' },
   { id: 'portcullis-relay-tls', group: 'Portcullis', label: 'Portcullis → smtp-sink (relay)', kind: 'portcullis', delivery: 'relay', tls: 'starttls' },
+  // The same relay path with the state store in Redis (store.backend: redis; a local redis-server,
+  // no persistence), to compare with the embedded store in the same run: Redis commands per
+  // message are counted from INFO commandstats before and after.
+  { id: 'portcullis-relay-redis', group: 'Portcullis', label: 'Portcullis → smtp-sink (relay), Redis store', kind: 'portcullis', delivery: 'relay', tls: 'none', store: 'redis' },
 ];
 const wanted = opt.targets ? new Set(opt.targets.split(',').map((s) => s.trim())) : null;
 const targets = TARGETS.filter((t) => !wanted || wanted.has(t.id));
@@ -321,7 +325,7 @@ async function runHaraka(t, rep) {
   }
 }
 
-function portcullisConfig({ dataDir, port, sinkPort, delivery }) {
+function portcullisConfig({ dataDir, port, sinkPort, delivery, redisUrl }) {
   const lines = [
     '# Written by bench/bench.mjs for one benchmark run.',
     'hostname: bench.portcullis.test',
@@ -340,6 +344,7 @@ function portcullisConfig({ dataDir, port, sinkPort, delivery }) {
   // checks are measured apart, in bench/edge.mjs, against real DNS servers on loopback).
   // BENCH_PORTCULLIS_EXTRA: more configuration lines, to measure what one defence costs.
   if (process.env.BENCH_PORTCULLIS_EXTRA) lines.push(...process.env.BENCH_PORTCULLIS_EXTRA.split('\n'));
+  if (redisUrl) lines.push(`store: { backend: redis, url: ${JSON.stringify(redisUrl)}, prefix: "bench:" }`);
   lines.push('dns: { servers: ["127.0.0.1:1"] }', 'greeting: { delay: 0s }', 'queue: { fsync: true }', 'metrics: { enabled: false }', 'log: { level: warn }', 'shutdown_grace: 5s', '');
   return lines.join('\n');
 }
@@ -353,7 +358,9 @@ async function runPortcullis(t, rep) {
   const port = await freePort();
   const sinkPort = await freePort();
   const config = path.join(dir, 'portcullis.yaml');
-  fs.writeFileSync(config, portcullisConfig({ dataDir, port, sinkPort, delivery: t.delivery }));
+  let redis = null;
+  if (t.store === 'redis') redis = await startRedis(dir, t, rep);
+  fs.writeFileSync(config, portcullisConfig({ dataDir, port, sinkPort, delivery: t.delivery, redisUrl: redis?.url }));
   const serverLog = path.join(logDir, `${t.id}-${rep}-portcullis.log`);
   let rcpt = 'bench@sink.test';
   let sink = null;
@@ -374,14 +381,48 @@ async function runPortcullis(t, rep) {
   const server = startProcess(process.execPath, [...(process.env.BENCH_NODE_ARGS ? process.env.BENCH_NODE_ARGS.split(' ') : []), cli, 'serve', '--config', config], { log: serverLog, cwd: dir });
   try {
     await waitPort(port, { proc: server, timeoutMs: 60000 });
+    const before = redis ? redisCalls(redis.port) : 0;
     const r = await measure({ t, port, server, sink, counter, rcpt });
+    if (redis) {
+      // Commands, not round trips: calls made together share one write (auto-pipelining), so
+      // round trips per message are at most this. Warm-up messages are counted too.
+      const calls = redisCalls(redis.port) - before;
+      const msgs = r.e2e?.delivered || r.accept?.accepted || MESSAGES;
+      r.redis = { commands: calls, commands_per_msg: calls / (msgs + WARMUP) };
+      r.note = [r.note, `Redis: ${calls} commands for ${msgs + WARMUP} messages (warm-up included) = ${(calls / (msgs + WARMUP)).toFixed(2)} per message (since start: ${JSON.stringify(redisCalls.last)})`].filter(Boolean).join('; ');
+    }
     const errs = tail(serverLog, 200).split('\n').filter((l) => /"level":\s*(50|60)|"level":"(error|fatal)"/.test(l));
     if (errs.length) r.note = `${errs.length} error lines in the gateway log, e.g. ${errs[0].slice(0, 200)}`;
     return r;
   } finally {
     await stopProcess(server, 8000);
     if (sink) await stopProcess(sink);
+    if (redis) await stopProcess(redis.proc);
   }
+}
+
+/** A redis-server for one run, on a free loopback port in the run's directory, without persistence. */
+async function startRedis(dir, t, rep) {
+  const bin = '/usr/bin/redis-server';
+  if (!fs.existsSync(bin)) throw new Error('redis-server is not installed (apt-get install redis-server)');
+  const port = await freePort();
+  const rdir = path.join(dir, 'redis');
+  fs.mkdirSync(rdir, { recursive: true });
+  const proc = startProcess(bin, ['--port', String(port), '--bind', '127.0.0.1', '--dir', rdir, '--save', '', '--appendonly', 'no'],
+    { log: path.join(logDir, `${t.id}-${rep}-redis.log`), cwd: rdir });
+  await waitPort(port, { proc, timeoutMs: 10000 });
+  return { port, proc, url: `redis://127.0.0.1:${port}/0` };
+}
+
+/** Commands the server has run so far (INFO commandstats), less the INFO calls themselves. */
+function redisCalls(port) {
+  const r = spawnSync('redis-cli', ['-p', String(port), 'INFO', 'commandstats'], { encoding: 'utf8' });
+  if (r.status !== 0) return NaN;
+  let n = 0;
+  const by = {};
+  for (const m of r.stdout.matchAll(/^cmdstat_(\w+):calls=(\d+)/gm)) if (m[1] !== 'info') { n += Number(m[2]); by[m[1]] = Number(m[2]); }
+  redisCalls.last = by;
+  return n;
 }
 
 const RUNNERS = { 'smtp-source': runSinkSource, sink: runSink, haraka: runHaraka, portcullis: runPortcullis };

@@ -42,6 +42,8 @@ command -v curl >/dev/null 2>&1 || missing_pkgs+=(curl)
 # nacl, keys looked up with dnspython); the port-25 policy output by nft's syntax check.
 /usr/bin/python3 -c 'import dkim, dns.resolver, nacl' >/dev/null 2>&1 || missing_pkgs+=(python3-dkim python3-dnspython python3-nacl)
 [[ -x /usr/sbin/nft ]] || missing_pkgs+=(nftables)
+# The Redis state store (src/store/redis-store.ts, test/store/) is tested against a real redis-server.
+[[ -x /usr/bin/redis-server ]] || missing_pkgs+=(redis-server)
 
 if ((${#missing_pkgs[@]})); then
   if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then

@@ -1,6 +1,7 @@
 // The content spam defences as one unit (docs/spam.md): the rule engine, Bayes and the URI
 // check, built from the configuration for the SMTP path and for `portcullis scan` alike, plus
 // the learning entry points (autolearn after a verdict, a user's Junk moves over IMAP).
+import type { StoreConfig } from '../store/config.js';
 import type { RulesConfig } from './rules/config.js';
 import type { BayesConfig } from './bayes/config.js';
 import type { UriConfig } from './uri/config.js';
@@ -15,7 +16,6 @@ import { BAYES_SYMBOLS } from './bayes/symbols.js';
 import { URI_SYMBOLS, uriListSymbols } from './uri/symbols.js';
 import { autolearnClass, Bayes, bayesCheck, type BayesClass, type ClientFacts } from './bayes/index.js';
 import { uriCheck } from './uri/uri-check.js';
-import { bayesFile } from './bayes/config.js';
 import type { PhishingConfig } from './phish/config.js';
 import { impersonationCheck } from './phish/impersonation.js';
 import { PHISH_SYMBOLS } from './phish/symbols.js';
@@ -55,6 +55,8 @@ export interface SpamEngineConfig {
   readonly bayes: BayesConfig;
   readonly uri: UriConfig;
   readonly phishing: PhishingConfig;
+  /** With `backend: redis`, Bayes tokens are shared through Redis (docs/store.md). */
+  readonly store?: StoreConfig;
 }
 
 /** The content checks' fixed declarations (the configured families come from the lists and rules). */
@@ -88,10 +90,10 @@ export function createSpamEngine(c: SpamEngineConfig, deps: SpamEngineDeps): Spa
       checks.push(rulesCheck(engine, { extract: { maxUris: c.uri.max_uris, redirectors: c.uri.redirectors } }));
     }
     if (c.bayes.enabled) {
-      const b = Bayes.open(bayesFile(c), Bayes.optionsFrom(c.bayes));
+      const b = Bayes.fromConfig(c, Bayes.optionsFrom(c.bayes));
       bayes = b;
       closers.push(() => b.close());
-      checks.push(bayesCheck(b));
+      checks.push(bayesCheck(b, log));
     }
     if (c.uri.enabled) {
       const u = uriCheck({ resolver: deps.resolver, config: c.uri, ownDomains, logger: log, timeoutMs: deps.dnsTimeoutMs });

@@ -44,6 +44,8 @@ const USAGE = `usage: portcullis <command> [options]
   check-spf IP SENDER HELO [--json]     the SPF results for a client, and what the gateway would do
   auth status USER|IP                   failed logins, blocks and known networks
   auth unblock USER|IP                  lift blocks and failure counts
+  store migrate --to URL|sqlite [--json]
+                                        copy counters, blocks, rates and Bayes to Redis or back (docs/store.md)
   dkim keygen DOMAIN [--selector S] [--type rsa|ed25519]
                                         make a DKIM key, sign DOMAIN's mail, print the TXT record
   dkim list [DOMAIN] [--json]           keys: domain, selector, type, created, active, record
@@ -89,6 +91,7 @@ async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'complaints') return withConfig(argv.slice(1), async (args, cfg) => (await import('./complaints.js')).complaintsCommand(args, cfg));
   if (argv[0] === 'reports') return withConfig(argv.slice(1), async (args, cfg) => (await import('./complaints.js')).reportsCommand(args, cfg));
   if (argv[0] === 'train') return withConfig(argv.slice(1), async (args, cfg) => (await import('./train.js')).trainCommand(args, cfg));
+  if (argv[0] === 'store') return withConfig(argv.slice(1), async (args, cfg) => (await import('./store-migrate.js')).storeCommand(args, cfg));
   if (argv[0] === 'rules') return withConfig(argv.slice(1), async (args, cfg) => (await import('./rules.js')).rulesCommand(args, cfg));
   if (argv[0] === 'check-uri') return withConfig(argv.slice(1), async (args, cfg) => (await import('./check-uri.js')).checkUriCommand(args, cfg));
   if (argv[0] === 'dkim') return withConfig(argv.slice(1), async (args, cfg) => (await import('./dkim.js')).dkimCommand(args, cfg));
@@ -355,9 +358,9 @@ async function auth(sub: string | undefined, args: string[], file: string | unde
   if ((sub !== 'status' && sub !== 'unblock') || args.length !== 1) throw new UsageError('usage: portcullis auth status|unblock USER|IP');
   const cfg = config(file);
   fs.mkdirSync(cfg.data_dir, { recursive: true, mode: 0o700 });
-  const { SqliteStore } = await import('../store/sqlite-store.js');
+  const { openStateStore } = await import('../store/open.js');
   const { BruteForce } = await import('../auth/brute-force.js');
-  const store = SqliteStore.open(path.join(cfg.data_dir, 'state.db'));
+  const store = await openStateStore(cfg.store, cfg.data_dir, silentLogger(), { fallback: false });
   try {
     const bf = new BruteForce(store, cfg.auth.brute_force);
     if (sub === 'unblock') {

@@ -10,6 +10,8 @@ import { Progress, corpusBytes } from './corpus/progress.js';
 import { Bayes } from '../checks/bayes/index.js';
 import { bayesConfigSchema, bayesFile, type BayesConfig } from '../checks/bayes/config.js';
 import type { BayesClass } from '../checks/bayes/store.js';
+import type { StoreConfig } from '../store/config.js';
+import { describe as describeRedis } from '../store/redis-store.js';
 
 export const TRAIN_USAGE = `usage: portcullis train [--config FILE] --spam PATH... --ham PATH... [--forget] [--json]
 
@@ -25,6 +27,8 @@ export interface TrainConfig {
   readonly bayes?: Partial<BayesConfig>;
   /** The content checks' scan cap: training reads a message as the gateway's Bayes check does. */
   readonly spam?: { readonly max_scan_bytes: number };
+  /** With `backend: redis`, train the Bayes tokens shared by every node (docs/store.md). */
+  readonly store?: StoreConfig;
 }
 
 export interface ClassCounts {
@@ -81,10 +85,10 @@ export async function trainCommand(argv: string[], config: TrainConfig): Promise
     console.error(`train: invalid bayes configuration: ${(err as Error).message}`);
     return 2;
   }
-  const file = bayesFile(config);
+  const file = config.store?.backend === 'redis' ? `${describeRedis({ url: config.store.url, sentinel: config.store.sentinel, cluster: config.store.cluster })} (prefix ${config.store.prefix})` : bayesFile(config);
   let bayes: Bayes;
   try {
-    bayes = Bayes.open(file, Bayes.optionsFrom(cfg));
+    bayes = Bayes.fromConfig(config, Bayes.optionsFrom(cfg));
   } catch (err) {
     console.error(`train: cannot open ${file}: ${(err as Error).message}`);
     return 1;
@@ -154,7 +158,7 @@ export async function trainCommand(argv: string[], config: TrainConfig): Promise
     console.error(`train: ${(err as Error).message}`);
     return 1;
   } finally {
-    bayes.close();
+    await bayes.close();
   }
 }
 

@@ -30,6 +30,7 @@ import { dkimSigningConfigSchema } from '../delivery/dkim/config.js';
 import { outboundLimitsConfigSchema, outboundContentConfigSchema } from '../pipeline/outbound/config.js';
 import { reportsConfigSchema } from '../reports/config.js';
 import { quarantineConfigSchema } from '../quarantine/config.js';
+import { storeConfigSchema } from '../store/config.js';
 
 export const configSchema = z.strictObject({
   hostname: domainName.default(() => os.hostname().toLowerCase()),
@@ -55,6 +56,7 @@ export const configSchema = z.strictObject({
   // Complaint (ARF), DMARC and TLS-RPT reports arriving at the role addresses (docs/deliverability.md).
   reports: reportsConfigSchema,
   queue: queueConfigSchema,
+  store: storeConfigSchema,
   policy: policyConfigSchema,
   dns: dnsConfigSchema,
   dnsbl: dnsblConfigSchema,

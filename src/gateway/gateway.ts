@@ -27,7 +27,7 @@ import { UserPolicies } from '../pipeline/user-policies.js';
 import { startPop3 } from '../mailbox/pop3/server.js';
 import { startImap } from '../mailbox/imap/index.js';
 import { NetworkSet } from '../net/cidr.js';
-import { SqliteStore } from '../store/sqlite-store.js';
+import { openStateStore } from '../store/open.js';
 import { BruteForce } from '../auth/brute-force.js';
 import { serveControl } from '../control/socket.js';
 import { describeQueued } from '../queue/describe.js';
@@ -165,7 +165,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     if (recovered) qlog.info({ event: 'queue_recovered', messages: recovered }, `resuming ${recovered} queued message(s)`);
     metrics.sources.queueSize = () => queue.size;
 
-    const store = SqliteStore.open(path.join(dataDir, 'state.db'));
+    const store = await openStateStore(config.store, dataDir, logger.child({ component: 'store' }), { registry: metrics.registry });
     cleanups.unshift(() => store.close());
     // Held originals and why (docs/quarantine.md); closed after the listeners that add to it.
     const quarantine = startQuarantine(config, { logger, maildir, queue, accounts, store, newId: queueIdGenerator() });

@@ -18,7 +18,7 @@ import type Database from 'better-sqlite3';
 import { openSqliteFile } from './sqlite-file.js';
 import {
   StoreError, checkIncrement, checkKey, checkPrefix, checkScanLimit, checkTtl, checkValue, checkWindow,
-  type ScanEntry, type StateStore,
+  type DumpEntry, type DumpableStore, type ScanEntry,
 } from './store.js';
 
 export interface SqliteStoreOptions {
@@ -79,7 +79,7 @@ interface Statements {
   purgeWindows: Database.Statement<{ now: Num; batch: Num }>;
 }
 
-export class SqliteStore implements StateStore {
+export class SqliteStore implements DumpableStore {
   private readonly db: Database.Database;
   private readonly now: () => number;
   private readonly q: Statements;
@@ -240,6 +240,33 @@ export class SqliteStore implements StateStore {
     if (!row) return 1;
     const remaining = w - (now - row.start); // part of the previous bucket still inside the window
     return row.cur + Math.floor((row.prev * remaining) / w);
+  }
+
+  async *dump(): AsyncIterable<DumpEntry> {
+    this.assertOpen();
+    const now = this.now();
+    const kv = this.db.prepare(`SELECT key, CAST(value AS TEXT) AS v, expires_at FROM kv WHERE ${LIVE}`);
+    for (const r of kv.iterate({ now }) as Iterable<{ key: string; v: string; expires_at: number | null }>) {
+      yield r.expires_at === null ? { kind: 'value', key: r.key, value: r.v } : { kind: 'value', key: r.key, value: r.v, expiresAt: r.expires_at };
+    }
+    const win = this.db.prepare('SELECT key, window_ms, start, cur, prev FROM windows WHERE expires_at > ?');
+    for (const r of win.iterate(now) as Iterable<{ key: string; window_ms: number; start: number; cur: number; prev: number }>) {
+      yield { kind: 'window', key: r.key, windowMs: r.window_ms, start: r.start, cur: r.cur, prev: r.prev };
+    }
+  }
+
+  async restore(e: DumpEntry): Promise<void> {
+    this.assertOpen();
+    checkKey(e.key);
+    if (e.kind === 'value') {
+      checkValue(e.key, e.value);
+      this.q.set.run({ key: e.key, value: e.value, exp: e.expiresAt ?? null });
+    } else {
+      this.db.prepare(`INSERT INTO windows (key, window_ms, start, cur, prev, expires_at) VALUES (?, ?, ?, ?, ?, ?)
+        ON CONFLICT (key) DO UPDATE SET window_ms = excluded.window_ms, start = excluded.start, cur = excluded.cur, prev = excluded.prev, expires_at = excluded.expires_at`)
+        .run(e.key, e.windowMs, e.start, e.cur, e.prev, e.start + 2 * e.windowMs);
+    }
+    this.wrote();
   }
 
   /** Deletes expired rows (all of them, in batches); returns how many. Runs on a timer too. */

@@ -61,7 +61,8 @@ export const MAX_SCAN_LIMIT = 10_000;
 /** Longest TTL or window accepted (about 10 years); longer means "no expiry" — say so with 0. */
 export const MAX_TTL_MS = 10 * 365 * 24 * 3600 * 1000;
 
-export type StoreErrorCode = 'INVALID_KEY' | 'INVALID_VALUE' | 'INVALID_TTL' | 'INVALID_ARGUMENT' | 'CLOSED' | 'SCHEMA';
+/** UNAVAILABLE: a networked backend could not answer (down, unreachable, too slow); the call may be retried. */
+export type StoreErrorCode = 'INVALID_KEY' | 'INVALID_VALUE' | 'INVALID_TTL' | 'INVALID_ARGUMENT' | 'CLOSED' | 'SCHEMA' | 'UNAVAILABLE';
 
 /** Refused input or an unusable store; `message` says what is wrong. */
 export class StoreError extends Error {
@@ -140,4 +141,35 @@ export function checkScanLimit(limit: unknown): number {
     throw new StoreError('INVALID_ARGUMENT', `scan limit must be an integer between 1 and ${MAX_SCAN_LIMIT}, got ${String(limit)}`);
   }
   return limit;
+}
+
+/**
+ * The number at the start of a text, as SQLite's CAST(text AS NUMERIC) reads it ("41" → 41,
+ * "007" → 7, "3.5 kg" → 3.5, "blocked" → 0), so every backend's `get`/`incr` agree on text values.
+ */
+export function leadingNumber(text: string): number {
+  const m = /^\s*[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?/.exec(text);
+  if (!m) return 0;
+  const n = Number(m[0].trim());
+  return Number.isFinite(n) ? n : 0;
+}
+
+/** Byte order of UTF-8 (SQLite's BINARY collation), which differs from JS's UTF-16 order above U+FFFF. */
+export function compareUtf8(a: string, b: string): number {
+  return Buffer.compare(Buffer.from(a, 'utf8'), Buffer.from(b, 'utf8'));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Copying a whole store (`portcullis store migrate`): every live entry, windows included, in
+// a form every backend can write back exactly.
+
+export type DumpEntry =
+  | { readonly kind: 'value'; readonly key: string; readonly value: string; readonly expiresAt?: number }
+  | { readonly kind: 'window'; readonly key: string; readonly windowMs: number; readonly start: number; readonly cur: number; readonly prev: number };
+
+export interface DumpableStore extends StateStore {
+  /** Every live entry (values, counters, windows), in no particular order. */
+  dump(): AsyncIterable<DumpEntry>;
+  /** Writes one entry as dumped (overwriting): a value keeps its absolute expiry, a window its buckets. */
+  restore(entry: DumpEntry): Promise<void>;
 }

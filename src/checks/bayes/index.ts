@@ -6,10 +6,15 @@ import type { Check, ConnectionFacts } from '../types.js';
 import type { ParsedMessage } from '../../mime/text.js';
 import { tokenize, type TokenizeOptions } from './tokenize.js';
 import { bayesSymbols, combineTokens, DEFAULT_PARAMS, type ClassifierParams } from './classifier.js';
-import { BayesStore, tokenHash, type BayesClass } from './store.js';
+import { SqliteBayesTokenStore, tokenHash, type BayesClass, type BayesTokenStore, type Hashes } from './store.js';
+import { RedisBayesStore } from './redis-store.js';
+import { StoreError } from '../../store/store.js';
+import type { StoreConfig } from '../../store/config.js';
+import type { Logger } from '../../log.js';
+import { bayesFile } from './config.js';
 import type { BayesConfig } from './config.js';
 
-export { bayesFile } from './config.js';
+export { bayesFile };
 export { BayesStoreError, type BayesClass } from './store.js';
 
 export { bayesConfigSchema, type BayesConfig } from './config.js';
@@ -46,6 +51,8 @@ export interface BayesResult {
   /** Strongest tokens first (at most 10), for the reason. */
   readonly clues: readonly BayesClue[];
   readonly reason: string;
+  /** The token store could not answer (Redis down): no verdict, and `reason` says why. */
+  readonly unavailable?: boolean;
 }
 
 /** Where the message came from, for the relay tokens our own Received field would carry. */
@@ -69,14 +76,32 @@ export class Bayes {
   private readonly hashMemo = new Map<string, bigint>();
 
   private constructor(
-    private readonly store: BayesStore,
+    private readonly store: BayesTokenStore,
     private readonly params: ClassifierParams,
     private readonly options: BayesOptions,
   ) {}
 
   static open(file: string, options: BayesOptions = {}): Bayes {
     const params = { ...DEFAULT_PARAMS, ...options.params, ...(options.maxTokens ? { maxTokens: options.maxTokens } : {}) };
-    return new Bayes(BayesStore.open(file, { busyTimeoutMs: options.busyTimeoutMs, now: options.now }), params, options);
+    return Bayes.withStore(SqliteBayesTokenStore.open(file, { busyTimeoutMs: options.busyTimeoutMs, now: options.now }), options);
+  }
+
+  /** Bayes over any token store (the SQLite file, or Redis shared by several nodes). */
+  static withStore(store: BayesTokenStore, options: BayesOptions = {}): Bayes {
+    const params = { ...DEFAULT_PARAMS, ...options.params, ...(options.maxTokens ? { maxTokens: options.maxTokens } : {}) };
+    return new Bayes(store, params, options);
+  }
+
+  /**
+   * The store the configuration names: with `store.backend: redis`, Redis (shared by every
+   * node, under store.prefix); otherwise the file (`bayes.file`, default <data_dir>/bayes.sqlite).
+   */
+  static fromConfig(config: { readonly data_dir: string; readonly bayes?: { readonly file?: string }; readonly store?: StoreConfig }, options: BayesOptions = {}): Bayes {
+    const s = config.store;
+    if (s?.backend === 'redis') {
+      return Bayes.withStore(new RedisBayesStore({ url: s.url, prefix: s.prefix, sentinel: s.sentinel, cluster: s.cluster, timeoutMs: s.timeout, now: options.now }), options);
+    }
+    return Bayes.open(bayesFile(config), options);
   }
 
   /** Bayes options from the configuration section. */
@@ -99,16 +124,28 @@ export class Bayes {
   }
 
   async classify(msg: ParsedMessage, client?: ClientFacts): Promise<BayesResult> {
-    const totals = this.store.totals();
+    try {
+      return await this.classifyOrThrow(msg, client);
+    } catch (err) {
+      // A store that cannot answer gives no verdict: never a guess from partial counts.
+      if (!(err instanceof StoreError) || err.code !== 'UNAVAILABLE') throw err;
+      return { symbols: [], tokensUsed: 0, clues: [], reason: `Bayes store unavailable: ${err.message}`, unavailable: true };
+    }
+  }
+
+  private async classifyOrThrow(msg: ParsedMessage, client?: ClientFacts): Promise<BayesResult> {
+    const totals = await this.store.totals();
     const min = this.options.minLearned ?? 200;
     if (totals.spam < min || totals.ham < min) {
       return { symbols: [], tokensUsed: 0, clues: [], reason: `not enough learned yet: ${totals.spam} spam and ${totals.ham} ham, ${min} of each needed` };
     }
     const tokens = this.tokens(msg, client);
     const hashes = tokens.map(this.hash);
-    const counts = this.store.lookup(hashes);
+    const counts = await this.store.lookup(hashes);
     const r = combineTokens(counts, totals, this.params);
-    this.store.touch(this.store.staleOf(hashes, counts));
+    const stale = this.store.staleOf(hashes, counts);
+    // Best effort, and not waited for by the message beyond the store's own bound.
+    if (stale.length) await this.store.touch(stale).catch(() => undefined);
     const symbols = bayesSymbols(r.probability);
     const clues = r.clues.slice(0, 10).map((c) => ({ token: tokens[c.index]!, probability: c.probability }));
     const shown = clues.slice(0, 5).map((c) => `${JSON.stringify(c.token.slice(0, 40))} ${c.probability.toFixed(3)}`).join(', ');
@@ -130,15 +167,17 @@ export class Bayes {
   /** Learns several messages in one transaction (bulk training: `portcullis train`). */
   async learnMany(items: readonly { msg: ParsedMessage; cls: BayesClass; client?: ClientFacts }[]): Promise<('learned' | 'relearned' | 'already')[]> {
     for (const it of items) if (it.cls !== 'spam' && it.cls !== 'ham') throw new TypeError(`learn: class must be "spam" or "ham", not ${JSON.stringify(it.cls)}`);
-    const work = items.map((it) => {
-      const sig = messageSignature(it.msg);
-      const hashes = () => this.tokens(it.msg, it.client).map(this.hash);
-      // Known already as this class (a rerun of train): skip the tokenizing. Otherwise tokenize
-      // now, outside the write lock; the store still decides inside its transaction.
-      return { sig, cls: it.cls, hashes: this.store.learnedAs(sig) === it.cls ? hashes : hashes() };
+    const work: { sig: Buffer; cls: BayesClass; hashes: Hashes }[] = items.map((it) => ({
+      sig: messageSignature(it.msg), cls: it.cls, hashes: () => this.tokens(it.msg, it.client).map(this.hash),
+    }));
+    // Known already as this class (a rerun of train): skip the tokenizing. Otherwise tokenize
+    // now, outside the write lock; the store still decides inside its transaction.
+    const known = await Promise.all(work.map((w) => this.store.learnedAs(w.sig)));
+    work.forEach((w, i) => {
+      if (known[i] !== w.cls && typeof w.hashes === 'function') w.hashes = w.hashes();
     });
-    const outcome = this.store.learnMany(work);
-    this.maybeExpire();
+    const outcome = await this.store.learnMany(work);
+    await this.maybeExpire();
     return outcome;
   }
 
@@ -148,15 +187,15 @@ export class Bayes {
   }
 
   async stats(): Promise<{ spam: number; ham: number; tokens: number }> {
-    const t = this.store.totals();
-    return { spam: t.spam, ham: t.ham, tokens: this.store.tokenCount() };
+    const [t, tokens] = await Promise.all([this.store.totals(), this.store.tokenCount()]);
+    return { spam: t.spam, ham: t.ham, tokens };
   }
 
   /** Deletes what was not seen for expireDays: a whole run, at most expireMaxRows tokens. */
   async expire(): Promise<{ tokens: number; signatures: number }> {
     const days = this.options.expireDays ?? 90;
     if (!(days > 0)) return { tokens: 0, signatures: 0 };
-    const r = this.store.expire(days, this.options.expireMaxRows ?? 100_000);
+    const r = await this.store.expire(days, this.options.expireMaxRows ?? 100_000);
     return { tokens: r.tokens, signatures: r.signatures };
   }
 
@@ -164,15 +203,15 @@ export class Bayes {
    * Once a day, learning carries expiry along: one small step per learn call until the run is
    * done, so the gateway's event loop (SQLite calls are synchronous) is never held for long.
    */
-  private maybeExpire(): void {
+  private async maybeExpire(): Promise<void> {
     const days = this.options.expireDays ?? 90;
     if (!(days > 0)) return;
     const now = Math.floor((this.options.now ?? Date.now)() / 1000);
-    if (now - this.store.totals().lastExpire >= EXPIRE_EVERY_S) this.store.expire(days, EXPIRE_STEP_ROWS);
+    if (now - (await this.store.totals()).lastExpire >= EXPIRE_EVERY_S) await this.store.expire(days, EXPIRE_STEP_ROWS);
   }
 
-  close(): void {
-    this.store.close();
+  close(): Promise<void> {
+    return this.store.close();
   }
 }
 
@@ -202,7 +241,9 @@ export function messageSignature(msg: ParsedMessage): Buffer {
  * The data-stage check: one BAYES_xx symbol (two at ≥ 99.9 %), weighted in conf/scores.yaml.
  * Nothing until enough mail was learned (min_learned of each class).
  */
-export function bayesCheck(bayes: Bayes): Check<'data'> {
+export function bayesCheck(bayes: Bayes, log?: Logger): Check<'data'> {
+  // A store outage is said once when it starts and once when it ends, not per message.
+  let down = false;
   return {
     name: 'bayes',
     stage: 'data',
@@ -210,6 +251,11 @@ export function bayesCheck(bayes: Bayes): Check<'data'> {
     async run({ conn, message }) {
       const msg = await message.content();
       const r = await bayes.classify(msg, clientFacts(conn));
+      if (r.unavailable !== down) {
+        down = !!r.unavailable;
+        if (down) log?.warn({ event: 'bayes_unavailable', reason: r.reason }, 'Bayes gives no verdict while its store is unavailable');
+        else log?.info({ event: 'bayes_available' }, 'Bayes store answers again');
+      }
       if (r.probability === undefined) return {};
       return { symbols: r.symbols.map((name) => ({ name, reason: r.reason })), facts: { bayes: { probability: r.probability } } };
     },

@@ -15,7 +15,7 @@
 // as one JSON array; see CACHE_MAX) and its writes
 // are one transaction.
 import crypto from 'node:crypto';
-import type Database from 'better-sqlite3';
+import Database from 'better-sqlite3';
 import { openSqliteFile } from '../../store/sqlite-file.js';
 
 export class BayesStoreError extends Error {
@@ -75,7 +75,7 @@ const EXPIRE_BATCH = 2000;
  */
 const CACHE_MAX = 400_000;
 /** Classifying refreshes a token's last-seen time only when it is older than this. */
-const TOUCH_AFTER_S = 86_400;
+export const TOUCH_AFTER_S = 86_400;
 
 /** A token's key: the first 8 bytes of its SHA-1 as a signed 64-bit integer (decimal). */
 export function tokenHash(token: string): bigint {
@@ -332,4 +332,134 @@ export class BayesStore {
 
 function jsonArray(hashes: readonly bigint[]): string {
   return `[${hashes.join(',')}]`;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The backend interface the classifier and `portcullis train` use. BayesStore above (SQLite,
+// synchronous) is one implementation through SqliteBayesTokenStore; RedisBayesStore
+// (redis-store.ts) is the other, shared by several gateway nodes. Async, for the network.
+
+export type LearnOutcome = 'learned' | 'relearned' | 'already';
+
+export interface BayesTokenStore {
+  /** Counts for each hash, in the order given (undefined: never seen). ONE round trip. */
+  lookup(hashes: readonly bigint[]): Promise<(StoredCount | undefined)[]>;
+  totals(): Promise<{ spam: number; ham: number; lastExpire: number }>;
+  tokenCount(): Promise<number>;
+  /** The class a message signature was learned as, if any. */
+  learnedAs(sig: Buffer): Promise<BayesClass | undefined>;
+  /** Learns messages, each counted once by its signature (see BayesStore.learnMany). */
+  learnMany(items: readonly { sig: Buffer; hashes: Hashes; cls: BayesClass }[]): Promise<LearnOutcome[]>;
+  /** Removes a learned message's counts; false when it was never learned. */
+  forget(sig: Buffer, hashes: readonly bigint[]): Promise<boolean>;
+  /** The hashes whose counts show them unseen for a day (pure: no I/O). */
+  staleOf(hashes: readonly bigint[], counts: readonly (StoredCount | undefined)[]): bigint[];
+  /** Marks tokens used in a classification as seen; best effort. */
+  touch(hashes: readonly bigint[]): Promise<void>;
+  /** One bounded step of expiry (see BayesStore.expire). */
+  expire(days: number, maxRows?: number): Promise<{ tokens: number; signatures: number; done: boolean }>;
+  close(): Promise<void>;
+}
+
+/** Everything a Bayes store holds, one entry at a time (`portcullis store migrate`). */
+export type BayesDumpEntry =
+  | { readonly kind: 'token'; readonly h: bigint; readonly spam: number; readonly ham: number; readonly atime: number }
+  | { readonly kind: 'learned'; readonly sig: Buffer; readonly cls: BayesClass; readonly at: number }
+  | { readonly kind: 'totals'; readonly spam: number; readonly ham: number; readonly lastExpire: number };
+
+export interface DumpableBayesStore extends BayesTokenStore {
+  dump(): AsyncIterable<BayesDumpEntry>;
+  /** Writes entries as dumped, overwriting (so a second copy changes nothing). */
+  restore(entries: readonly BayesDumpEntry[]): Promise<void>;
+}
+
+/** The SQLite file behind the BayesTokenStore interface (BayesStore itself unchanged). */
+export class SqliteBayesTokenStore implements DumpableBayesStore {
+  constructor(readonly file: BayesStore, private readonly path?: string) {}
+
+  static open(file: string, options: BayesStoreOptions = {}): SqliteBayesTokenStore {
+    return new SqliteBayesTokenStore(BayesStore.open(file, options), file);
+  }
+
+  /** A second connection for bulk copies (BayesStore keeps its own statements to itself). */
+  private raw(readonly: boolean): Database.Database {
+    if (!this.path) throw new BayesStoreError('this Bayes store was not opened from a file');
+    const db = new Database(this.path, { readonly });
+    db.pragma('busy_timeout = 5000');
+    return db;
+  }
+
+  async *dump(): AsyncIterable<BayesDumpEntry> {
+    const db = this.raw(true);
+    try {
+      for (const r of db.prepare('SELECT h, spam, ham, atime FROM tokens').safeIntegers(true).iterate() as Iterable<{ h: bigint; spam: bigint; ham: bigint; atime: bigint }>) {
+        yield { kind: 'token', h: r.h, spam: Number(r.spam), ham: Number(r.ham), atime: Number(r.atime) };
+      }
+      for (const r of db.prepare('SELECT sig, class, at FROM learned').iterate() as Iterable<{ sig: Buffer; class: number; at: number }>) {
+        yield { kind: 'learned', sig: r.sig, cls: r.class ? 'spam' : 'ham', at: r.at };
+      }
+      const t = db.prepare('SELECT spam, ham, last_expire AS lastExpire FROM totals WHERE id = 1').get() as { spam: number; ham: number; lastExpire: number };
+      yield { kind: 'totals', ...t };
+    } finally {
+      db.close();
+    }
+  }
+
+  async restore(entries: readonly BayesDumpEntry[]): Promise<void> {
+    const db = this.raw(false);
+    try {
+      const tok = db.prepare('INSERT INTO tokens (h, spam, ham, atime) VALUES (?, ?, ?, ?) ON CONFLICT (h) DO UPDATE SET spam = excluded.spam, ham = excluded.ham, atime = excluded.atime');
+      const sig = db.prepare('INSERT INTO learned (sig, class, at) VALUES (?, ?, ?) ON CONFLICT (sig) DO UPDATE SET class = excluded.class, at = excluded.at');
+      const tot = db.prepare('UPDATE totals SET spam = ?, ham = ?, last_expire = ? WHERE id = 1');
+      db.transaction(() => {
+        for (const e of entries) {
+          if (e.kind === 'token') tok.run(e.h, e.spam, e.ham, e.atime);
+          else if (e.kind === 'learned') sig.run(e.sig, e.cls === 'spam' ? 1 : 0, e.at);
+          else tot.run(e.spam, e.ham, e.lastExpire);
+        }
+      }).immediate();
+    } finally {
+      db.close();
+    }
+  }
+
+  async lookup(hashes: readonly bigint[]) {
+    return this.file.lookup(hashes);
+  }
+
+  async totals() {
+    return this.file.totals();
+  }
+
+  async tokenCount() {
+    return this.file.tokenCount();
+  }
+
+  async learnedAs(sig: Buffer) {
+    return this.file.learnedAs(sig);
+  }
+
+  async learnMany(items: readonly { sig: Buffer; hashes: Hashes; cls: BayesClass }[]) {
+    return this.file.learnMany(items);
+  }
+
+  async forget(sig: Buffer, hashes: readonly bigint[]) {
+    return this.file.forget(sig, hashes);
+  }
+
+  staleOf(hashes: readonly bigint[], counts: readonly (StoredCount | undefined)[]) {
+    return this.file.staleOf(hashes, counts);
+  }
+
+  async touch(hashes: readonly bigint[]) {
+    this.file.touch(hashes);
+  }
+
+  async expire(days: number, maxRows?: number) {
+    return this.file.expire(days, maxRows);
+  }
+
+  async close() {
+    this.file.close();
+  }
 }
