@@ -53,9 +53,13 @@ export function startQuarantine(config: Config, deps: GatewayQuarantineDeps): Ga
     }),
   });
   const links = createLinks({ dataDir, store: deps.store });
-  const digests = config.quarantine.digest.enabled
-    ? new DigestScheduler({ config: config.quarantine.digest, hostname: config.hostname, quarantine, links, logger: log, deliver: (address, message) => deps.maildir.deliver(mailboxPath(dataDir, address), 'INBOX', { size: message.length, stream: () => bufferStream(message), buffers: [message] }).then(() => undefined), isLocal: (a) => deps.accounts.hasUser(a) })
-    : undefined;
+  const deliverDigest = async (address: string, message: Buffer) => {
+    await deps.maildir.deliver(mailboxPath(dataDir, address), 'INBOX', { size: message.length, stream: () => Readable.from([message]), buffers: [message] });
+  };
+  const digests = !config.quarantine.digest.enabled ? undefined : new DigestScheduler({
+    config: config.quarantine.digest, hostname: config.hostname, quarantine, links, logger: log,
+    deliver: deliverDigest, isLocal: (a) => deps.accounts.hasUser(a),
+  });
   digests?.start();
   return {
     quarantine,
@@ -79,6 +83,3 @@ export function startQuarantine(config: Config, deps: GatewayQuarantineDeps): Ga
   };
 }
 
-function bufferStream(b: Buffer): Readable {
-  return Readable.from([b]);
-}
