@@ -3,8 +3,7 @@
 import { z } from 'zod';
 
 // The header list OpenDKIM/rspamd sign by default. mailauth signs each field of the list that is
-// present (all its instances) and cannot oversign (list a name once more than present), so the
-// From oversigning OpenDKIM does is not available here.
+// present (all its instances); From is oversigned on top of that (oversign.ts).
 export const DEFAULT_SIGNED_HEADERS = [
   'from', 'sender', 'reply-to', 'subject', 'date', 'message-id', 'to', 'cc',
   'mime-version', 'content-type', 'content-transfer-encoding', 'content-id', 'content-description',
@@ -16,7 +15,7 @@ export const DEFAULT_SIGNED_HEADERS = [
 export const dkimSigningConfigSchema = z.strictObject({
   /** Sign mail of our domains once a key exists for them. */
   sign: z.boolean().default(true),
-  /** Header fields covered by the signature, when present (lower-case; a name listed twice counts once: see above). */
+  /** Header fields covered by the signature, when present (lower-case; a name listed twice counts once; From is always oversigned). */
   headers: z.array(z.string().regex(/^[\x21-\x39\x3b-\x7e]+$/, 'a header field name')).min(1).default([...DEFAULT_SIGNED_HEADERS]),
   /** Signature lifetime in seconds (the x= tag); 0 leaves x= out. */
   expire: z.number().int().min(0).default(0),

@@ -69,7 +69,7 @@ export class OutboundSigner {
       const usable = this.keys(domain);
       if (!usable.length) return undefined;
       const input = content.buffers ? Buffer.concat(content.buffers as Buffer[]) : content.stream();
-      const sig = Buffer.from(await signatures(input, usable, config), 'latin1');
+      const sig = Buffer.from(await signatures(input, usable, config, new Date(), head), 'latin1');
       logger.debug({ event: 'dkim_signed', id: msg.id, domain: usable[0]!.domain, selectors: usable.map((k) => k.selector) }, 'DKIM-signed');
       return prepend(sig, content);
     } catch (err) {

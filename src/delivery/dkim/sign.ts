@@ -1,13 +1,14 @@
 // DKIM signing of outgoing mail with mailauth's dkimSign: relaxed/relaxed, the configured header
 // list, no l= tag, x= only when configured. One signature per active key of the From domain
 // (RSA and Ed25519 side by side, RFC 8463). mailauth signs each listed field that is present,
-// once per instance, and ignores a name listed twice, so From cannot be oversigned with it
-// (docs/outbound-dkim.md).
+// once per instance, and ignores a name listed twice; From is then oversigned by re-signing
+// mailauth's signature with one more `from` in h= (oversign.ts, docs/outbound-dkim.md).
 import type { Readable } from 'node:stream';
 import addressparser from 'nodemailer/lib/addressparser/index.js';
 import { dkimSign } from 'mailauth/lib/dkim/sign.js';
 import type { DkimKey } from './keys.js';
 import type { DkimSigningConfig } from './config.js';
+import { oversignFrom } from './oversign.js';
 
 type Parsed = { address?: string; group?: Parsed[] };
 
@@ -39,8 +40,11 @@ export function keysFor(domain: string | undefined, keys: readonly DkimKey[]): D
   return [];
 }
 
-/** The DKIM-Signature fields (CRLF-terminated) of `input` signed with `usable`. Throws on a signing fault. */
-export async function signatures(input: Buffer | Readable, usable: readonly DkimKey[], config: DkimSigningConfig, now = new Date()): Promise<string> {
+/**
+ * The DKIM-Signature fields (CRLF-terminated) of `input` signed with `usable`, From oversigned.
+ * `head`: the message's header section (needed when `input` is a stream). Throws on a signing fault.
+ */
+export async function signatures(input: Buffer | Readable, usable: readonly DkimKey[], config: DkimSigningConfig, now = new Date(), head?: Buffer): Promise<string> {
   const result = await dkimSign(input, {
     canonicalization: 'relaxed/relaxed',
     signTime: now,
@@ -55,7 +59,9 @@ export async function signatures(input: Buffer | Readable, usable: readonly Dkim
     })),
   } as never) as { signatures: string; errors: unknown[] };
   if (result.errors.length > 0) throw new Error(`DKIM signing failed: ${String((result.errors[0] as { err?: unknown }).err ?? result.errors[0])}`);
-  return result.signatures;
+  const header = head ?? (Buffer.isBuffer(input) ? input : undefined);
+  if (!header) throw new Error('DKIM signing of a stream needs its header section');
+  return oversignFrom(result.signatures, header, usable);
 }
 
 /** The DKIM-Signature fields for `raw`; empty when signing is off or no key applies. */
