@@ -28,6 +28,7 @@ import { mxDeliveryConfigSchema } from '../delivery/mx-config.js';
 import { outboundTlsConfigSchema } from '../delivery/tls-policy/config.js';
 import { dkimSigningConfigSchema } from '../delivery/dkim/config.js';
 import { outboundLimitsConfigSchema, outboundContentConfigSchema } from '../pipeline/outbound/config.js';
+import { consoleConfigSchema } from '../web/config.js';
 
 export const configSchema = z.strictObject({
   hostname: domainName.default(() => os.hostname().toLowerCase()),
@@ -84,6 +85,8 @@ export const configSchema = z.strictObject({
     address: z.string().default('127.0.0.1'),
     port: port.default(9225),
   }).prefault({}),
+  /** The web console, HTTPS only (docs/console.md). */
+  console: consoleConfigSchema,
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
   }).prefault({}),

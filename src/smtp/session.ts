@@ -38,6 +38,7 @@ import type { NetworkSet } from '../net/cidr.js';
 import { clientAddress } from '../net/cidr.js';
 import type { StateStore } from '../store/store.js';
 import type { ClientLimits } from './client-limits.js';
+import type { TraceEntry } from '../trace/trace-store.js';
 
 /** The sections of the configuration a session reads (the whole Config fits). */
 export interface SessionConfig {
@@ -73,6 +74,8 @@ export interface SessionDeps {
    * the MIME walk's limits and inspectors). Absent in tests that need no content checks: defaults.
    */
   readonly messageModel?: MessageModelOptions;
+  /** The console's message trace (src/trace/): each decision logged as "message" is also recorded here. Never throws. */
+  readonly trace?: (entry: TraceEntry) => void;
 }
 
 export interface SessionSpam {
@@ -105,6 +108,8 @@ interface Transaction {
   /** Observe mode: the refusals of the session so far that were not sent. */
   readonly wouldRefuse: string[];
   rejectedRecipients: number;
+  /** From the header section, for the message trace. */
+  messageId?: string;
 }
 
 type Mode = 'command' | 'data' | 'auth' | 'closed';
@@ -856,6 +861,7 @@ export class SmtpSession {
       return refuse(R.queueFailure, 'tempfail');
     }
     const headers = parseHeaderBlock(spool.headerBlock!);
+    tx.messageId = headers.find((h) => h.key === 'message-id')?.value.trim().replace(/^<|>$/g, '').slice(0, 998);
     const hops = headers.filter((h) => h.key === 'received').length;
     if (hops > 50) return refuse(reply(554, '5.4.6', 'Error: too many hops (mail loop?)'), 'loop');
     const conn = this.facts();
@@ -1001,6 +1007,8 @@ export class SmtpSession {
       ...(quarantine ? { quarantine: true } : {}),
       ...(attachments ? { attachments } : {}),
     }, 'message');
+    this.deps.trace?.({ queueId: tx.id, messageId: tx.messageId, sender: tx.sender, recipients: tx.recipients.map((x) => x.shown), action, reply: `${r.code} ${r.enhanced ?? ''}`.trim(),
+      score: score ?? symbols.reduce((n, s) => n + s.score, 0), size, client: this.remoteAddress, user: this.authUser, symbols, attachments });
   }
 
   private refuse(demand: Demand, recipient?: string): void {
