@@ -70,6 +70,9 @@ export async function startConsole(deps: ConsoleDeps): Promise<ConsoleServer> {
   app.decorateRequest('consoleSession', null as unknown as ConsoleSession);
   // Every request has a session (anonymous before login), so every form can carry a CSRF token.
   app.addHook('onRequest', async (req, reply) => {
+    // The stylesheet and the icon need no session; giving them one would race a login in
+    // another tab (a late request with the old cookie would set a fresh anonymous one).
+    if (req.url.startsWith('/static/') || req.url === '/favicon.ico') return;
     const existing = sessions.get(req.cookies[SESSION_COOKIE]);
     req.consoleSession = existing ?? sessions.create();
     if (!existing) setSessionCookie(reply, req.consoleSession);
@@ -103,6 +106,7 @@ export async function startConsole(deps: ConsoleDeps): Promise<ConsoleServer> {
   });
 
   app.get('/static/console.css', (_req, reply) => reply.type('text/css; charset=utf-8').header('cache-control', 'max-age=3600').send(css));
+  app.get('/favicon.ico', (_req, reply) => reply.code(204).header('cache-control', 'max-age=86400').send());
   app.get('/', (req, reply) => reply.redirect(!req.consoleSession.user ? '/login' : req.consoleSession.admin ? '/admin' : '/settings', 303));
   app.get('/login', (req, reply) => loginPage(ctx, req, reply));
   app.post('/login', async (req, reply) => {

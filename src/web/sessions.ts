@@ -45,8 +45,19 @@ export class SessionStore {
   create(user?: string, admin = false): ConsoleSession {
     const s: ConsoleSession = { id: newToken(), csrf: newToken(), user, admin: !!user && admin, lastSeen: this.now() };
     this.sessions.set(s.id, s);
-    while (this.sessions.size > MAX_SESSIONS) this.sessions.delete(this.sessions.keys().next().value!);
+    if (this.sessions.size > MAX_SESSIONS) this.evict();
     return s;
+  }
+
+  /** The least recently used anonymous session goes first: a flood of visitors must not log users out. */
+  private evict(): void {
+    for (const [id, s] of this.sessions) {
+      if (!s.user) {
+        this.sessions.delete(id);
+        return;
+      }
+    }
+    this.sessions.delete(this.sessions.keys().next().value!);
   }
 
   /** Ends `old` (if any) and starts a logged-in session under a new id. */

@@ -87,6 +87,11 @@ describe('web console', { timeout: 240_000 }, () => {
     const r = await attacker.get('/settings');
     assert.equal(r.status, 303);
     assert.equal(r.headers.location, '/login');
+    // Logging in again while logged in (another account, same browser) replaces the session again.
+    const again = await c.login(USERS.bob.address, USERS.bob.password);
+    assert.equal(again.status, 303, again.body);
+    assert.notEqual(c.cookies.get('__Host-portcullis'), after);
+    assert.match((await c.get('/settings')).body, /Filtering for bob@example\.test/);
   });
 
   it('CSRF: a state-changing POST without the token or with a wrong one is refused and changes nothing', async () => {
