@@ -54,10 +54,17 @@ test('prune drops rows older than the retention, with their recipients and symbo
   store.close();
 });
 
-test('the session hook never throws: a closed store is reported to onError', () => {
+test('the session hook batches: nothing is lost, reads see the batch at once, and a fault goes to onError, never thrown', async () => {
   const { store } = open(Date.now);
-  store.close();
   const errors: Error[] = [];
-  traceRecorder(store, (e) => errors.push(e))(entry());
-  assert.equal(errors.length, 1);
+  const hook = traceRecorder(store, (e) => errors.push(e));
+  for (let i = 0; i < 1200; i++) hook(entry({ queueId: `B${i}` }));
+  assert.equal(store.size, 1200);
+  hook(entry({ queueId: 'LATE' }));
+  assert.equal(store.find(parseTraceQuery('late')).length, 1);
+  store.close();
+  // A closed store: the timed flush fails, reported, not thrown (the test would crash otherwise).
+  hook(entry({ queueId: 'AFTER' }));
+  await new Promise((r) => setTimeout(r, 400));
+  assert.equal(errors.length, 1, String(errors));
 });

@@ -138,10 +138,18 @@ export class TraceStore {
   }
 
   close(): void {
-    if (this.db.open) this.db.close();
+    if (!this.db.open) return;
+    try {
+      this.flush();
+    } finally {
+      this.db.close();
+    }
   }
 
-  private readonly insertAll = (e: TraceEntry): number => this.db.transaction(() => {
+  private pending: TraceEntry[] = [];
+  private flushTimer: NodeJS.Timeout | undefined;
+
+  private insertOne(e: TraceEntry): number {
     const time = e.time ?? this.now();
     const symbols = e.symbols.map((s) => ({ name: s.name, score: s.score, reason: s.reason }));
     const detail = JSON.stringify({ recipients: e.recipients, symbols, attachments: e.attachments ?? [] });
@@ -149,19 +157,52 @@ export class TraceStore {
     for (const r of new Set(e.recipients.map((x) => x.toLowerCase()))) this.q.insertRcpt.run(id, r, time);
     for (const s of new Set(e.symbols.map((x) => x.name))) this.q.insertSymbol.run(id, s, time);
     return Number(id);
-  })();
+  }
 
-  /** Records one decision; returns its row id. Throws only on a database fault (the caller logs it). */
+  /** Records one decision now; returns its row id. Throws only on a database fault (the caller logs it). */
   record(entry: TraceEntry): number {
-    return this.insertAll(entry);
+    this.flush();
+    return this.db.transaction(() => this.insertOne(entry))();
+  }
+
+  /**
+   * Records one decision in the next batch: one transaction per `batchMs` instead of one per
+   * message keeps the SMTP path's cost to a push (a commit costs far more than the inserts).
+   * Every read flushes first, so the console always sees what was decided.
+   */
+  enqueue(entry: TraceEntry, onError: (err: Error) => void, batchMs = 200): void {
+    this.pending.push({ ...entry, time: entry.time ?? this.now() });
+    const flush = () => {
+      try {
+        this.flush();
+      } catch (err) {
+        onError(err as Error);
+      }
+    };
+    if (this.pending.length >= 500) flush();
+    else this.flushTimer ??= setTimeout(flush, batchMs).unref();
+  }
+
+  /** Writes the pending batch. Throws on a database fault (the batch is dropped: the trace is not mail). */
+  flush(): void {
+    if (this.flushTimer) clearTimeout(this.flushTimer);
+    this.flushTimer = undefined;
+    if (!this.pending.length) return;
+    const batch = this.pending;
+    this.pending = [];
+    this.db.transaction(() => {
+      for (const e of batch) this.insertOne(e);
+    })();
   }
 
   get(id: number): TraceRow | undefined {
+    this.flush();
     const r = this.q.byId.get(id);
     return r && toRow(r);
   }
 
   find(query: TraceQuery, limit = 100): TraceRow[] {
+    this.flush();
     const rows = query.kind === 'queue-id' ? this.q.byQueueId.all(query.value, limit)
       : query.kind === 'message-id' ? this.q.byMessageId.all(query.value, limit)
         : query.kind === 'address' ? this.q.byAddress.all(query.value, query.value, limit)
@@ -171,6 +212,7 @@ export class TraceStore {
 
   /** Messages per hour and action over the last `hours` hours (oldest first, every hour present). */
   hourly(hours = 24): { hour: number; counts: Record<string, number> }[] {
+    this.flush();
     const nowHour = Math.floor(this.now() / HOUR);
     const first = nowHour - hours + 1;
     const out = Array.from({ length: hours }, (_, i) => ({ hour: (first + i) * HOUR, counts: {} as Record<string, number> }));
@@ -182,19 +224,23 @@ export class TraceStore {
   }
 
   topSymbols(sinceMs: number, limit = 10): { name: string; count: number }[] {
+    this.flush();
     return this.q.topSymbols.all(sinceMs, limit).map((r) => ({ name: r.name, count: r.n }));
   }
 
   symbolCount(sinceMs: number, name: string): number {
+    this.flush();
     return this.q.symbolCount.get(sinceMs, name)?.n ?? 0;
   }
 
   /** Drops rows older than `retentionMs`; returns how many. */
   prune(retentionMs: number): number {
+    this.flush();
     return this.q.prune.run(this.now() - retentionMs).changes;
   }
 
   get size(): number {
+    this.flush();
     return this.q.count.get()?.n ?? 0;
   }
 }
@@ -208,11 +254,14 @@ function toRow(r: Row): TraceRow {
   };
 }
 
-/** The session's hook (SessionDeps.trace): records, and logs instead of throwing, so mail flow never depends on the trace. */
+/**
+ * The session's hook (SessionDeps.trace): batches (enqueue), and reports a failed batch to
+ * `onError` instead of throwing, so mail flow never depends on the trace.
+ */
 export function traceRecorder(store: TraceStore, onError: (err: Error) => void): (entry: TraceEntry) => void {
   return (entry) => {
     try {
-      store.record(entry);
+      store.enqueue(entry, onError);
     } catch (err) {
       onError(err as Error);
     }
