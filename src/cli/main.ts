@@ -36,6 +36,7 @@ import net from 'node:net';
 import { tlsRptCommand } from './tls-rpt.js';
 import path from 'node:path';
 import fs from 'node:fs';
+import { quarantineCommand } from './quarantine.js';
 
 const USAGE = `usage: portcullis <command> [options]
 
@@ -76,6 +77,8 @@ const USAGE = `usage: portcullis <command> [options]
   queue show ID
   queue flush                           retry every deferred message now
   queue delete ID
+  quarantine list|show|release|delete|stats|digest [ID] [--json] [--recipient A] [--reason R]
+                                        what is held and why; release delivers the original (docs/quarantine.md)
   tls-rpt send [--date YYYY-MM-DD] [--json]
                                         send a day's TLS-RPT reports now (docs/outbound-tls.md)
 
@@ -99,6 +102,7 @@ async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'dkim') return withConfig(argv.slice(1), (args, cfg) => dkimCommand(args, cfg));
   if (argv[0] === 'policy' && argv[1] === 'port25') return withConfig(argv.slice(2), (args, cfg) => port25Command(args, cfg));
   if (argv[0] === 'dns' && argv[1] === 'ptr-plan') return withConfig(argv.slice(2), async (args) => ptrPlanCommand(args));
+  if (argv[0] === 'quarantine') return withConfig(argv.slice(1), (args, cfg) => quarantineCommand(args, cfg));
   if (argv[0] === 'symbols') return withConfig(argv.slice(1), (args, cfg, file) => symbolsCommand(args, cfg, file));
   const { values, positionals } = parseArgs({
     args: argv,

@@ -29,6 +29,7 @@ import { outboundTlsConfigSchema } from '../delivery/tls-policy/config.js';
 import { dkimSigningConfigSchema } from '../delivery/dkim/config.js';
 import { outboundLimitsConfigSchema, outboundContentConfigSchema } from '../pipeline/outbound/config.js';
 import { consoleConfigSchema } from '../web/config.js';
+import { quarantineConfigSchema } from '../quarantine/config.js';
 
 export const configSchema = z.strictObject({
   hostname: domainName.default(() => os.hostname().toLowerCase()),
@@ -62,6 +63,7 @@ export const configSchema = z.strictObject({
   limits: limitsConfigSchema,
   attachments: attachmentsConfigSchema.prefault({}),
   antivirus: avConfigSchema,
+  quarantine: quarantineConfigSchema,
   authentication: dkimConfigSchema,
   self_check: selfCheckConfigSchema,
   archives: archiveConfigSchema,

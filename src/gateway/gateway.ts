@@ -44,11 +44,14 @@ import { OutboundSigner } from '../delivery/dkim/outbound.js';
 import { DkimKeyStore } from '../delivery/dkim/keys.js';
 import { TraceStore, traceRecorder } from '../trace/trace-store.js';
 import { startConsole } from '../web/server.js';
+import { startQuarantine, type GatewayQuarantine } from './quarantine.js';
 
 export interface Gateway {
   readonly config: Config;
   readonly metrics: Metrics;
   readonly queue: Queue;
+  /** The quarantine (absent when quarantine.enabled is false): the store, its links, its commands. */
+  readonly quarantine?: GatewayQuarantine;
   addresses(): Record<string, { address: string; port: number }>;
   reload(): Promise<void>;
   stop(): Promise<void>;
@@ -154,6 +157,9 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
 
     const store = SqliteStore.open(path.join(dataDir, 'state.db'));
     cleanups.unshift(() => store.close());
+    // Held originals and why (docs/quarantine.md); closed after the listeners that add to it.
+    const quarantine = startQuarantine(config, { logger, maildir, queue, accounts, store, newId: queueIdGenerator() });
+    if (quarantine) cleanups.unshift(() => quarantine.stop());
     const alog = logger.child({ component: 'auth' });
     const bruteForce = new BruteForce(store, config.auth.brute_force, {
       blocked: (scope, ip, account, until) => {
@@ -270,6 +276,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       spam: { users: userPolicies, autolearn: spam.autolearn },
       messageModel: messageModelOptions(config, clamd),
       trace: trace && traceRecorder(trace, (err) => logger.error({ event: 'trace_write_failed', err: err.message }, 'cannot record the message trace')),
+      quarantine: quarantine?.session,
     });
     // Registered before start: a listener that cannot bind must not leave the ones before it
     // open (and the process alive, refusing sessions on a closed store).
@@ -330,7 +337,12 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
         case 'queue.delete': return { result: await queue.delete(id) };
         case 'tls-rpt.send': return outboundTls.sendReports(submitReport, typeof req.args?.date === 'string' ? req.args.date : undefined);
         case 'status': return { pid: process.pid, queue: queue.size, sessions: listeners.sessionCount, listeners: allAddresses() };
-        default: throw new Error(`unknown command ${req.cmd}`);
+        default:
+          if (req.cmd.startsWith('quarantine.')) {
+            if (!quarantine) throw new Error('the quarantine is off (quarantine.enabled: false)');
+            return quarantine.command(req.cmd.slice('quarantine.'.length), req.args);
+          }
+          throw new Error(`unknown command ${req.cmd}`);
       }
     });
     cleanups.unshift(() => new Promise<void>((r) => control.close(() => r())));
@@ -352,6 +364,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       config,
       metrics,
       queue,
+      quarantine,
       addresses: () => allAddresses(),
       async reload() {
         await tlsManager.reload();

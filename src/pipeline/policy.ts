@@ -1,9 +1,10 @@
 // Symbols → one action per recipient (DESIGN.md). Detection lives in checks; this is the only
-// place that turns a score into reject / junk / tag / deliver.
+// place that turns a score into reject / quarantine / junk / tag / deliver.
 import type { ScoredSymbol } from '../checks/types.js';
 import type { Floor } from './actions.js';
 
-export type Action = 'deliver' | 'tag' | 'junk' | 'reject';
+/** `quarantine` comes only from a symbol's action (the floor), never from the score: held, not delivered. */
+export type Action = 'deliver' | 'tag' | 'junk' | 'quarantine' | 'reject';
 
 export interface Thresholds {
   readonly tag: number;
@@ -43,7 +44,7 @@ export function actionFor(score: number, t: Thresholds): Action {
   return 'deliver';
 }
 
-const RANK: Record<Action, number> = { deliver: 0, tag: 1, junk: 2, reject: 3 };
+const RANK: Record<Action, number> = { deliver: 0, tag: 1, junk: 2, quarantine: 3, reject: 4 };
 
 /**
  * The verdict per recipient. `floor` is what the actions layer asked for beyond the score (a
@@ -51,20 +52,21 @@ const RANK: Record<Action, number> = { deliver: 0, tag: 1, junk: 2, reject: 3 };
  * own policy (role address, opt-out, allow list) does not say otherwise.
  */
 export function decide(symbols: readonly ScoredSymbol[], recipients: readonly RecipientPolicy[], defaults: Thresholds, observe: boolean, asked?: Floor): Verdict {
-  // "quarantine" delivers to Junk until the quarantine store exists (docs/pipeline.md).
-  const floor = asked === 'quarantine' ? 'junk' : asked;
+  const floor = asked;
   const score = totalScore(symbols);
   const actions = recipients.map((r): Action => {
     if (r.optOut || r.list === 'allow') return 'deliver';
     let a = r.list === 'block' ? 'reject' : actionFor(score, r.thresholds ?? defaults);
     if (floor && RANK[floor] > RANK[a]) a = floor;
-    return r.exempt && (a === 'reject' || a === 'junk') ? 'tag' : a;
+    return r.exempt && (a === 'reject' || a === 'junk' || a === 'quarantine') ? 'tag' : a;
   });
   const allReject = actions.length > 0 && actions.every((a) => a === 'reject');
   if (observe) {
     return { score, actions: actions.map((a) => (a === 'reject' ? 'tag' : a)), rejectAll: false, wouldReject: allReject };
   }
-  // A recipient whose policy says reject while others accept gets the message in Junk:
-  // the SMTP transaction can only answer once for the whole message.
-  return { score, actions: allReject ? actions : actions.map((a) => (a === 'reject' ? 'junk' : a)), rejectAll: allReject, wouldReject: allReject };
+  // A recipient whose policy says reject while others accept gets the message in Junk (held
+  // in the quarantine when a symbol asked for that): the SMTP transaction can only answer once
+  // for the whole message.
+  const instead: Action = floor === 'quarantine' ? 'quarantine' : 'junk';
+  return { score, actions: allReject ? actions : actions.map((a) => (a === 'reject' ? instead : a)), rejectAll: allReject, wouldReject: allReject };
 }

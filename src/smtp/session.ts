@@ -39,6 +39,7 @@ import { clientAddress } from '../net/cidr.js';
 import type { StateStore } from '../store/store.js';
 import type { ClientLimits } from './client-limits.js';
 import type { TraceEntry } from '../trace/trace-store.js';
+import type { QuarantineEntry, QuarantineReason } from '../quarantine/types.js';
 
 /** The sections of the configuration a session reads (the whole Config fits). */
 export interface SessionConfig {
@@ -76,6 +77,25 @@ export interface SessionDeps {
   readonly messageModel?: MessageModelOptions;
   /** The console's message trace (src/trace/): each decision logged as "message" is also recorded here. Never throws. */
   readonly trace?: (entry: TraceEntry) => void;
+  /** Where held originals go (src/quarantine/, docs/quarantine.md); absent: nothing is kept. */
+  readonly quarantine?: SessionQuarantine;
+}
+
+/** The quarantine as a session uses it (Quarantine fits). */
+export interface SessionQuarantine {
+  /** Keeps the original; resolves with its id once durable, rejects when it could not. */
+  add(entry: QuarantineEntry, original: NodeJS.ReadableStream): Promise<string>;
+  /** Takes back an entry of a message that was not accepted after all (the client will retry). */
+  discard(id: string): Promise<void>;
+  /** antivirus.quarantine: also keep the infected mail that was refused. */
+  readonly keepInfected: boolean;
+}
+
+/** One quarantine entry of a transaction, for the log line. */
+interface Held {
+  readonly id: string;
+  readonly reason: QuarantineReason;
+  readonly recipients: readonly string[];
 }
 
 export interface SessionSpam {
@@ -879,7 +899,11 @@ export class SmtpSession {
     const symbols = [...this.connSymbols, ...this.heloSymbols, ...tx.symbols, ...outcome.symbols];
     tx.wouldRefuse.push(...this.observed('data', outcome));
     if (outcome.demand) {
-      this.logMessage(tx, outcome.demand.kind, outcome.demand.reply, symbols, spool.size);
+      // antivirus.quarantine: the refused infected message is kept (it was never accepted, so
+      // nobody else has it); a failure to keep it never turns the refusal into an accept.
+      const virus = outcome.demand.kind === 'reject' && this.deps.quarantine?.keepInfected ? symbols.find((s) => s.name === 'AV_VIRUS') : undefined;
+      const held = virus ? await this.hold(tx, 'virus', this.destinations(tx, tx.recipients.map(() => 'deliver')), symbols, undefined, virus.reason) : undefined;
+      this.logMessage(tx, outcome.demand.kind, outcome.demand.reply, symbols, spool.size, undefined, undefined, undefined, held ? [held] : undefined);
       spool.discard();
       this.deps.metrics.messages.inc({ outcome: outcome.demand.kind });
       return this.reply(outcome.demand.reply);
@@ -899,6 +923,29 @@ export class SmtpSession {
     if (verdict.wouldReject && p.observe) {
       tx.wouldRefuse.push(...this.observed('data', { wouldRefuse: [{ kind: 'reject', reply: contentReply(), symbol: 'SCORE' }] }));
     }
+    // The quarantine band (a symbol's action `quarantine`): those recipients' copy is held, the
+    // original as received, instead of delivered. If it cannot be kept it goes to Junk, as before
+    // the quarantine existed: the mail is never lost.
+    const actions = [...verdict.actions];
+    const held: Held[] = [];
+    const bandIndex = actions.flatMap((a, k) => (a === 'quarantine' ? [k] : []));
+    if (bandIndex.length) {
+      const band = await this.hold(tx, 'policy_band', this.destinations(tx, actions.map((a) => (a === 'quarantine' ? 'deliver' : 'reject'))), symbols, verdict.score);
+      if (band) held.push(band);
+      for (const k of bandIndex) actions[k] = band ? 'quarantine' : 'junk';
+    }
+    const destinations = this.destinations(tx, actions);
+    // Stripped or defanged attachments: the original is kept for the recipients of the rewritten copy.
+    const rewritePlan = destinations.length ? outcome.rewrite : undefined;
+    if (rewritePlan) {
+      const stripped = rewritePlan.changes.some((c) => c.action === 'strip');
+      const detail = rewritePlan.changes.slice(0, 20).map((c) => `${c.action === 'strip' ? 'stripped' : 'defanged'} ${JSON.stringify(c.name)} (${c.reason})`).join('; ');
+      const kept = await this.hold(tx, stripped ? 'attachment_stripped' : 'attachment_defanged', destinations, symbols, verdict.score, detail);
+      if (kept) held.push(kept);
+    }
+    const forget = () => {
+      for (const h of held) this.deps.quarantine?.discard(h.id).catch(() => undefined);
+    };
     // The one rewrite (strip/defang attachments), after every check saw the message as received.
     // It goes to the message's spill file; the original is never changed in place, and a failed
     // rewrite refuses the message rather than queue half of one.
@@ -907,7 +954,7 @@ export class SmtpSession {
     let bodySize = spool.size - block.length;
     let file = spool.spilled ? { name: `${tx.id}.eml`, offset: block.length } : undefined;
     const trace = [...tx.trace, ...outcome.trace];
-    const rewrite = outcome.rewrite;
+    const rewrite = rewritePlan;
     if (rewrite) {
       try {
         const out = await writeRewritten(spool.stream(), rewrite, spool.spillPath, { fsync: false }); // commit() fsyncs it
@@ -916,9 +963,13 @@ export class SmtpSession {
         bodySize = out.size - block.length;
         file = { name: `${tx.id}.eml`, offset: block.length };
         trace.push(rewrite.summaryHeader);
+        // Where the user (or the console) finds the original.
+        const kept = held.find((h) => h.reason !== 'policy_band');
+        if (kept) trace.push(`X-Portcullis-Quarantine: ${kept.id} (the original, as received)`);
       } catch (err) {
         this.log.error({ event: 'rewrite_failed', id: tx.id, err: (err as Error).message }, 'cannot rewrite message');
         fs.rm(spool.spillPath, { force: true }, () => undefined);
+        forget();
         return refuse(R.queueFailure, 'tempfail');
       }
     }
@@ -927,7 +978,6 @@ export class SmtpSession {
       authResults: [...this.connAuthResults, ...tx.authResults, ...outcome.authResults], trace, score: verdict.score, symbols, thresholds: p.thresholds,
     });
     const header = rewriteHeaders(fields, block, this.hostname, verdict.score >= p.thresholds.tag ? p.subject_tag : '');
-    const destinations = this.destinations(tx, verdict.actions);
     const inline = file ? [prefix, header] : [prefix, header, ...(spool.body ?? [])];
     const size = prefix.length + header.length + bodySize;
     const attachments = rewrite?.changes.map((c) => `${c.action} ${JSON.stringify(c.name)}${c.newName ? ` → ${JSON.stringify(c.newName)}` : ''} (${c.reason})`);
@@ -936,24 +986,49 @@ export class SmtpSession {
       tls: this.tlsInfo?.protocol, score: verdict.score, symbols: symbols.map((s) => s.name), ...(attachments ? { attachments } : {}),
     };
     try {
-      await this.deps.queue.commit({
-        id: tx.id, sender: tx.sender, recipients: destinations, meta, inline, size, authenticated: !!this.authUser,
-        file,
-      });
+      // Every recipient held in the quarantine: nothing to queue (the quarantine is durable).
+      if (destinations.length) {
+        await this.deps.queue.commit({
+          id: tx.id, sender: tx.sender, recipients: destinations, meta, inline, size, authenticated: !!this.authUser,
+          file,
+        });
+      } else spool.discard();
     } catch (err) {
       this.log.error({ event: 'queue_write_failed', id: tx.id, err: (err as Error).message }, 'queue write failed');
       if (rewrite) fs.rm(spool.spillPath, { force: true }, () => undefined);
+      forget();
       return refuse(R.queueFailure, 'tempfail');
     }
     this.messages++;
-    const actions = [...new Set(verdict.actions)];
-    const outcomeName = actions.length === 1 ? actions[0]! : 'mixed';
+    const distinct = [...new Set(actions)];
+    const outcomeName = distinct.length === 1 ? distinct[0]! : 'mixed';
     this.deps.metrics.messages.inc({ outcome: outcomeName });
     for (const s of symbols) this.deps.metrics.symbols.inc({ symbol: s.name });
-    this.logMessage(tx, outcomeName, R.queued(tx.id), symbols, size, verdict.score, [...this.connWouldRefuse, ...this.heloWouldRefuse, ...tx.wouldRefuse], attachments, floor === 'quarantine');
+    this.logMessage(tx, outcomeName, R.queued(tx.id), symbols, size, verdict.score, [...this.connWouldRefuse, ...this.heloWouldRefuse, ...tx.wouldRefuse], attachments, held);
     this.send(R.queued(tx.id));
     // Autolearn after the answer: it must not delay the client, and a failure only costs a lesson.
     if (!this.authUser) this.deps.spam?.autolearn(message, symbols, tx.id, { ip: this.remoteAddress, helo: this.helo });
+  }
+
+  /**
+   * Keeps the message as received in the quarantine for `recipients` (their final destinations);
+   * undefined when there is no quarantine, nobody to keep it for, or the write failed (logged:
+   * the message goes on where the policy sends it).
+   */
+  private async hold(tx: Transaction, reason: QuarantineReason, recipients: readonly { address: string; destination: Destination }[], symbols: readonly ScoredSymbol[], score: number | undefined, detail?: string): Promise<Held | undefined> {
+    const q = this.deps.quarantine;
+    const spool = this.spool;
+    if (!q || !spool || !recipients.length) return undefined;
+    try {
+      const id = await q.add({
+        reason, sender: tx.sender, recipients, queueId: tx.id, score: score ?? totalOf(symbols),
+        symbols: symbols.map((s) => ({ name: s.name, score: s.score, reason: s.reason })), ...(detail ? { detail } : {}),
+      }, spool.stream());
+      return { id, reason, recipients: recipients.map((r) => r.address) };
+    } catch (err) {
+      this.log.error({ event: 'quarantine_failed', id: tx.id, reason, err: (err as Error).message }, 'could not keep the message in the quarantine');
+      return undefined;
+    }
   }
 
   /** Each recipient's policy: role addresses exempt, then the user's own spam settings. */
@@ -974,10 +1049,12 @@ export class SmtpSession {
   }
 
   /** One queue recipient per final destination; the folder follows the recipient's action. */
-  private destinations(tx: Transaction, actions: Action[]): { address: string; destination: Destination }[] {
+  private destinations(tx: Transaction, actions: readonly Action[]): { address: string; destination: Destination }[] {
     const out: { address: string; destination: Destination }[] = [];
     const seen = new Set<string>();
     tx.recipients.forEach((r, k) => {
+      // Held in the quarantine (or, for hold(), not part of this entry): no copy here.
+      if (actions[k] === 'quarantine' || actions[k] === 'reject') return;
       const folder = actions[k] === 'junk' ? 'Junk' : 'INBOX';
       const res = r.resolution;
       const add = (address: string, destination: Destination) => {
@@ -995,7 +1072,7 @@ export class SmtpSession {
     return out;
   }
 
-  private logMessage(tx: Transaction, action: string, r: Reply, symbols: ScoredSymbol[], size: number, score?: number, wouldReject?: readonly string[], attachments?: string[], quarantine?: boolean): void {
+  private logMessage(tx: Transaction, action: string, r: Reply, symbols: ScoredSymbol[], size: number, score?: number, wouldReject?: readonly string[], attachments?: string[], held?: readonly Held[]): void {
     this.log.info({
       event: 'message', id: tx.id, helo: this.helo, user: this.authUser, tls: this.tlsInfo?.protocol,
       sender: tx.sender, recipients: tx.recipients.map((x) => x.shown), rejected_recipients: tx.rejectedRecipients,
@@ -1003,8 +1080,8 @@ export class SmtpSession {
       symbols: symbols.map((s) => ({ name: s.name, score: s.score, reason: s.reason })),
       // Observe mode: every refusal that was held back, with the exact reply it would have sent.
       ...(wouldReject?.length ? { observe: 'would reject', would_reply: wouldReject } : {}),
-      // policy.actions "quarantine" acts as junk until the quarantine lands (docs/pipeline.md).
-      ...(quarantine ? { quarantine: true } : {}),
+      // What was kept in the quarantine, under which id (docs/quarantine.md).
+      ...(held?.length ? { quarantine: held.map((h) => ({ id: h.id, reason: h.reason, recipients: h.recipients })) } : {}),
       ...(attachments ? { attachments } : {}),
     }, 'message');
     this.deps.trace?.({ queueId: tx.id, messageId: tx.messageId, sender: tx.sender, recipients: tx.recipients.map((x) => x.shown), action, reply: `${r.code} ${r.enhanced ?? ''}`.trim(),
@@ -1026,6 +1103,10 @@ export class SmtpSession {
   }
 }
 
+
+function totalOf(symbols: readonly ScoredSymbol[]): number {
+  return Math.round(symbols.reduce((n, s) => n + s.score, 0) * 100) / 100;
+}
 
 function describeTls(s: tls.TLSSocket): ConnectionFacts['tls'] {
   const cipher = s.getCipher();

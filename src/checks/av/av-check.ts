@@ -10,8 +10,8 @@
 // Outcomes (detection apart from policy, failure as a result):
 // - a virus: symbol AV_VIRUS carrying 554 5.7.1 "Error: message contains a virus: <signature>"
 //   (refused at end of DATA under its default action, reject); logged, counted
-//   (callbacks.onVirus), optionally copied to the quarantine folder. Never bounced: the refusal
-//   is the SMTP reply.
+//   (callbacks.onVirus); the SMTP session keeps the refused message in the quarantine when
+//   antivirus.quarantine is on (src/quarantine/). Never bounced: the refusal is the SMTP reply.
 // - clamd unreachable, failing or too slow: symbol AV_UNAVAILABLE carrying 451 4.7.1 (action
 //   tempfail by default; "tag" accepts the message unscanned); either way an error-level log
 //   line and callbacks.onUnavailable.
@@ -27,7 +27,6 @@ import { R } from '../../protocol/reply.js';
 import { headerValue } from '../../protocol/headers.js';
 import { ClamdClient, formatClamdAddress, parseClamdAddress, type ScanResult } from './clamd.js';
 import { archiveConfigSchema, type ArchiveConfig, type AvConfig } from './config.js';
-import { quarantineMessage } from './quarantine.js';
 import type { ArchiveFinding, ArchiveSymbol } from '../../mime/archive.js';
 import type { InspectorFinding } from '../../mime/inspector.js';
 import type { MimeWalk } from '../../mime/model.js';
@@ -49,7 +48,6 @@ export interface AvCheckDeps {
   readonly clamd?: ClamdClient;
   readonly logger?: Logger;
   readonly callbacks?: AvCallbacks;
-  readonly now?: () => Date;
 }
 
 /** The AV check, or none when antivirus.enabled is false. */
@@ -142,17 +140,6 @@ export function avCheck(deps: AvCheckDeps): Check<'data'> {
           event: 'virus', session: conn.sessionId, client: conn.remoteAddress, sender: envelope.sender,
           recipients: envelope.recipients, signature: v.signature, where: v.where, size: message.size,
         }, `virus found: ${v.signature}`);
-        if (config.quarantine) {
-          try {
-            const file = await quarantineMessage(config.quarantine, message.stream(), {
-              signature: v.signature, where: v.where, sessionId: conn.sessionId, client: conn.remoteAddress, helo: conn.helo,
-              sender: envelope.sender, recipients: envelope.recipients, size: message.size,
-            }, deps.now?.());
-            log?.info({ event: 'quarantined', session: conn.sessionId, file }, 'infected message copied to quarantine');
-          } catch (err) {
-            log?.error({ event: 'quarantine_failed', session: conn.sessionId, dir: config.quarantine, err: (err as Error).message }, 'could not write the quarantine copy');
-          }
-        }
         symbols.push({ name: 'AV_VIRUS', reason: v.where === 'message' ? v.signature : `${v.signature} in ${v.where}`, reply: virusReply(v.signature) });
         return { symbols };
       }

@@ -4,11 +4,14 @@ import { archiveConfigSchema, archiveLimits, avConfigSchema } from './config.js'
 
 test('antivirus: defaults, units, and errors that name the key', () => {
   const d = avConfigSchema.parse(undefined);
-  assert.deepEqual(d, { enabled: false, clamd: '/run/clamav/clamd.ctl', timeout: 30_000, max_stream: 25 * 1024 * 1024, max_concurrency: 8 });
+  assert.deepEqual(d, { enabled: false, clamd: '/run/clamav/clamd.ctl', timeout: 30_000, max_stream: 25 * 1024 * 1024, max_concurrency: 8, quarantine: false });
   const c = avConfigSchema.parse({ enabled: true, clamd: '127.0.0.1:3310', timeout: '5s', max_stream: '10MiB', quarantine: '/var/q' });
   assert.equal(c.timeout, 5000);
   assert.equal(c.max_stream, 10 * 1024 * 1024);
+  // The old meaning (a folder of copies) is still accepted: the gateway reads it as true, with a warning.
   assert.equal(c.quarantine, '/var/q');
+  assert.equal(avConfigSchema.parse({ quarantine: true }).quarantine, true);
+  assert.equal(avConfigSchema.safeParse({ quarantine: '' }).success, false);
   for (const bad of [{ clamd: 'localhost' }, { max_concurrency: 0 }, { timeout: 'soon' }, { colour: 'blue' }]) {
     const r = avConfigSchema.safeParse(bad);
     assert.equal(r.success, false, JSON.stringify(bad));

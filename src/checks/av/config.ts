@@ -24,8 +24,11 @@ export const avConfigSchema = z.strictObject({
   max_stream: size('25MiB'),
   /** Scans in flight at once (clamd's MaxThreads defaults to 10). */
   max_concurrency: z.number().int().min(1).max(256).default(8),
-  /** Folder for a copy of each refused infected message (+ a .json sidecar), mode 0600; unset = no copy. */
-  quarantine: z.string().min(1).optional(),
+  /**
+   * Also keep each refused infected message in the quarantine (docs/quarantine.md). A folder
+   * path (the old meaning) still means on, with a warning at start: the folder is not used.
+   */
+  quarantine: z.union([z.boolean(), z.string().min(1)]).default(false),
 }).prefault({});
 
 export const archiveConfigSchema = z.strictObject({
