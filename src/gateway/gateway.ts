@@ -352,6 +352,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       const web = await startConsole({
         config: config.console, thresholds: config.policy.thresholds, tls: tlsManager, accounts, bruteForce, trace, logger, metrics,
         queue: { list: () => queue.list().map(describeQueued), flush: () => (relay.forgetDownHosts(), mx?.forgetDownHosts(), queue.flush()), delete: (id) => queue.delete(id) },
+        quarantine: quarantine && { store: quarantine.quarantine, links: quarantine.links, learn: config.bayes.enabled ? (raw, cls, user) => spam.learnFromUser(raw, cls, user) : undefined },
       });
       cleanups.unshift(() => web.close());
       consoleAddress = web.address;

@@ -14,12 +14,22 @@ import type { ConsoleConfig } from './config.js';
 import type { SessionStore, ConsoleSession } from './sessions.js';
 import type { SafeHtml } from './html.js';
 import type { PageOptions } from './layout.js';
+import type { Quarantine } from '../quarantine/quarantine.js';
+import type { Links } from '../quarantine/links.js';
 
 /** The queue as the control socket drives it (src/gateway/gateway.ts). */
 export interface QueueControl {
   list(): QueuedView[];
   flush(): number;
   delete(id: string): Promise<'deleted' | 'busy' | 'unknown'>;
+}
+
+/** The quarantine as the console uses it (src/gateway/quarantine.ts builds it). */
+export interface ConsoleQuarantine {
+  readonly store: Quarantine;
+  readonly links: Links;
+  /** Teaches Bayes from an original (absent: Bayes is off). */
+  readonly learn?: (raw: Buffer, cls: 'ham' | 'spam', user: string) => Promise<void>;
 }
 
 export interface ConsoleDeps {
@@ -32,6 +42,8 @@ export interface ConsoleDeps {
   readonly queue: QueueControl;
   readonly logger: Logger;
   readonly metrics: Metrics;
+  /** Absent when quarantine.enabled is false: no quarantine pages, and /q/link answers 404. */
+  readonly quarantine?: ConsoleQuarantine;
 }
 
 export interface ConsoleServer {

@@ -18,6 +18,7 @@ import type { ConsoleContext, ConsoleDeps, ConsoleServer } from './context.js';
 import { registerUserPages } from './user-pages.js';
 import { registerAdminPages } from './admin-pages.js';
 import { checkLogin } from './login.js';
+import { registerQuarantinePages } from './quarantine-pages.js';
 
 const STATIC_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../src/web/static');
 
@@ -45,7 +46,7 @@ export async function startConsole(deps: ConsoleDeps): Promise<ConsoleServer> {
   });
 
   const ctx: ConsoleContext = {
-    ...deps, sessions, log, failedLogins: 0, quarantineEnabled: false,
+    ...deps, sessions, log, failedLogins: 0, quarantineEnabled: !!deps.quarantine,
     render(req, reply, opts, body, status = 200) {
       return reply.code(status).type('text/html; charset=utf-8').send(page({ ...opts, session: req.consoleSession }, body));
     },
@@ -138,6 +139,7 @@ export async function startConsole(deps: ConsoleDeps): Promise<ConsoleServer> {
   });
   registerUserPages(app, ctx);
   registerAdminPages(app, ctx);
+  if (deps.quarantine) registerQuarantinePages(app, ctx, deps.quarantine);
 
   // Traces older than the retention go, now and every hour.
   const prune = () => {

@@ -8,51 +8,18 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import puppeteer, { type Browser } from 'puppeteer-core';
 import { assertReply, USERS, userMap } from '../helpers/fixtures.js';
 import type { Gateway } from '../helpers/gateway.js';
 import { SmtpClient, transaction } from '../helpers/smtp-client.js';
 import { ADMIN, startConsoleGateway } from './console-client.js';
+import { login, watchedPage } from './browser-helpers.js';
 
 const CHROMIUM = '/usr/bin/chromium';
 const shotDir = process.env.CONSOLE_SCREENSHOTS ? path.resolve(process.env.CONSOLE_SCREENSHOTS) : fs.mkdtempSync(path.join(os.tmpdir(), 'console-shots-'));
 fs.mkdirSync(shotDir, { recursive: true });
 
 const HOSTILE_MID = `x"><script>alert('mid')</script><img src=x onerror=alert('img')>@evil.example`;
-
-export interface Watched {
-  readonly page: Page;
-  readonly problems: string[];
-}
-
-/** A page in a fresh browser context (its own cookies) whose dialogs, errors and foreign requests are collected as problems. */
-export async function watchedPage(browser: Browser, origin: string): Promise<Watched> {
-  const context = await browser.createBrowserContext();
-  const page = await context.newPage();
-  await page.setViewport({ width: 1200, height: 900 });
-  const problems: string[] = [];
-  page.on('dialog', (d) => {
-    problems.push(`dialog: ${d.message()}`);
-    void d.dismiss();
-  });
-  page.on('pageerror', (e) => problems.push(`page error: ${(e as Error).message}`));
-  page.on('console', (m) => {
-    if (m.type() === 'error') problems.push(`console error: ${m.text()}`);
-  });
-  page.on('request', (r) => {
-    const u = r.url();
-    if (!u.startsWith(origin) && !u.startsWith('data:') && u !== 'about:blank') problems.push(`request to ${u}`);
-  });
-  return { page, problems };
-}
-
-export async function login(w: Watched, origin: string, user: string, password: string): Promise<void> {
-  await w.page.goto(`${origin}/login`);
-  await w.page.type('input[name=user]', user);
-  await w.page.type('input[name=password]', password);
-  await Promise.all([w.page.waitForNavigation(), w.page.click('button[type=submit]')]);
-  assert.notEqual(new URL(w.page.url()).pathname, '/login', `login as ${user} failed: ${await w.page.$eval('main', (m) => m.textContent)}`);
-}
 
 const sendMail = async (gw: Gateway, to: string, message: string | Buffer) => {
   const c = await SmtpClient.connect(gw.ports.mx);
