@@ -29,6 +29,7 @@ import { outboundTlsConfigSchema } from '../delivery/tls-policy/config.js';
 import { dkimSigningConfigSchema } from '../delivery/dkim/config.js';
 import { outboundLimitsConfigSchema, outboundContentConfigSchema } from '../pipeline/outbound/config.js';
 import { reportsConfigSchema } from '../reports/config.js';
+import { consoleConfigSchema } from '../web/config.js';
 import { quarantineConfigSchema } from '../quarantine/config.js';
 import { storeConfigSchema } from '../store/config.js';
 
@@ -91,6 +92,8 @@ export const configSchema = z.strictObject({
     address: z.string().default('127.0.0.1'),
     port: port.default(9225),
   }).prefault({}),
+  /** The web console, HTTPS only (docs/console.md). */
+  console: consoleConfigSchema,
   log: z.strictObject({
     level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace']).default('info'),
   }).prefault({}),

@@ -45,6 +45,8 @@ import { DkimKeyStore } from '../delivery/dkim/keys.js';
 import { startReportIntake } from './reports.js';
 import { OutboundGuard } from '../pipeline/outbound/limits.js';
 import { outboundControl, queueAlert } from './outbound.js';
+import { TraceStore, traceRecorder } from '../trace/trace-store.js';
+import { startConsole } from '../web/server.js';
 import { startQuarantine, type GatewayQuarantine } from './quarantine.js';
 
 export interface Gateway {
@@ -282,6 +284,9 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     const runner = new CheckRunner(checks, policy, checkLog, {
       onCheckFailure: (check) => metrics.checkFailures.inc({ check }),
     });
+    // The message trace the console searches (src/trace/), kept while the console is on.
+    const trace = config.console.enabled ? TraceStore.open(TraceStore.fileIn(dataDir)) : undefined;
+    if (trace) cleanups.unshift(() => trace.close());
     const listeners = new SmtpListeners({
       config,
       tlsOptions: () => (tlsManager.available ? tlsManager.serverOptions() : undefined),
@@ -299,6 +304,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       spam: { users: userPolicies, autolearn: spam.autolearn },
       messageModel: messageModelOptions(config, clamd),
       outbound,
+      trace: trace && traceRecorder(trace, (err) => logger.error({ event: 'trace_write_failed', err: err.message }, 'cannot record the message trace')),
       quarantine: quarantine?.session,
     });
     // Registered before start: a listener that cannot bind must not leave the ones before it
@@ -317,8 +323,10 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     cleanups.unshift(() => imap.close());
     const pop3 = await startPop3({ config: config.pop3, dataDir, accounts, bruteForce, tls: tlsManager, logger });
     cleanups.unshift(() => pop3.close(config.shutdown_grace));
+    let consoleAddress: { address: string; port: number } | undefined;
     const allAddresses = () => ({
       ...listeners.addresses(),
+      ...(consoleAddress ? { console: consoleAddress } : {}),
       ...Object.fromEntries([...imap.addresses, ...pop3.addresses].map((a) => [a.name, { address: a.address, port: a.port }])),
     });
     // Our own addresses against the DNS lists, now and then (docs/audit.md "self-check").
@@ -370,6 +378,17 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       }
     });
     cleanups.unshift(() => new Promise<void>((r) => control.close(() => r())));
+    // The web console, HTTPS only (docs/console.md): not started without a certificate.
+    if (trace && !tlsManager.available) logger.warn({ event: 'console_no_tls' }, 'the console is not started: it needs TLS (tls.certificates or tls.self_signed)');
+    else if (trace) {
+      const web = await startConsole({
+        config: config.console, thresholds: config.policy.thresholds, tls: tlsManager, accounts, bruteForce, trace, logger, metrics,
+        queue: { list: () => queue.list().map(describeQueued), flush: () => (relay.forgetDownHosts(), mx?.forgetDownHosts(), queue.flush()), delete: (id) => queue.delete(id) },
+        quarantine: quarantine && { store: quarantine.quarantine, links: quarantine.links, learn: config.bayes.enabled ? (raw, cls, user) => spam.learnFromUser(raw, cls, user) : undefined },
+      });
+      cleanups.unshift(() => web.close());
+      consoleAddress = web.address;
+    }
     queue.start(router);
 
     logger.info({ event: 'ready', listeners: allAddresses(), domains: config.domains, data_dir: dataDir, tls: tlsManager.describe(), queued: queue.size }, 'Portcullis ready');

@@ -41,6 +41,7 @@ import type { ClientLimits } from './client-limits.js';
 import type { OutboundGuard } from '../pipeline/outbound/limits.js';
 import { outboundSymbols } from '../pipeline/outbound/content.js';
 import type { HoldInfo } from '../queue/hold.js';
+import type { TraceEntry } from '../trace/trace-store.js';
 import type { QuarantineEntry, QuarantineReason } from '../quarantine/types.js';
 
 /** The sections of the configuration a session reads (the whole Config fits). */
@@ -79,6 +80,8 @@ export interface SessionDeps {
   readonly messageModel?: MessageModelOptions;
   /** Outbound limits, locks and the outbound content policy for authenticated users (absent in tests that do not need them). */
   readonly outbound?: OutboundGuard;
+  /** The console's message trace (src/trace/): each decision logged as "message" is also recorded here. Never throws. */
+  readonly trace?: (entry: TraceEntry) => void;
   /** Where held originals go (src/quarantine/, docs/quarantine.md); absent: nothing is kept. */
   readonly quarantine?: SessionQuarantine;
 }
@@ -130,6 +133,8 @@ interface Transaction {
   /** Observe mode: the refusals of the session so far that were not sent. */
   readonly wouldRefuse: string[];
   rejectedRecipients: number;
+  /** From the header section, for the message trace. */
+  messageId?: string;
 }
 
 type Mode = 'command' | 'data' | 'auth' | 'closed';
@@ -888,6 +893,7 @@ export class SmtpSession {
       return refuse(R.queueFailure, 'tempfail');
     }
     const headers = parseHeaderBlock(spool.headerBlock!);
+    tx.messageId = headers.find((h) => h.key === 'message-id')?.value.trim().replace(/^<|>$/g, '').slice(0, 998);
     const hops = headers.filter((h) => h.key === 'received').length;
     if (hops > 50) return refuse(reply(554, '5.4.6', 'Error: too many hops (mail loop?)'), 'loop');
     const conn = this.facts();
@@ -1105,6 +1111,8 @@ export class SmtpSession {
       ...(held?.length ? { quarantine: held.map((h) => ({ id: h.id, reason: h.reason, recipients: h.recipients })) } : {}),
       ...(attachments ? { attachments } : {}),
     }, 'message');
+    this.deps.trace?.({ queueId: tx.id, messageId: tx.messageId, sender: tx.sender, recipients: tx.recipients.map((x) => x.shown), action, reply: `${r.code} ${r.enhanced ?? ''}`.trim(),
+      score: score ?? symbols.reduce((n, s) => n + s.score, 0), size, client: this.remoteAddress, user: this.authUser, symbols, attachments });
   }
 
   private refuse(demand: Demand, recipient?: string): void {

@@ -76,6 +76,8 @@ export function baseConfig(ports: GatewayPorts, dataDir: string): ConfigObject {
     },
     tls: { self_signed: true },
     metrics: { enabled: false },
+    // The console's fixed port (8443) would clash between gateways; its tests turn it on (test/web/).
+    console: { enabled: false },
     // A closed loopback port: every DNS question fails at once (ICMP unreachable), so tests that
     // do not start a DNS server of their own never wait on the machine's resolver.
     dns: { servers: ['127.0.0.1:1'] },
