@@ -7,7 +7,7 @@ import type { Config } from '../config/schema.js';
 import { parseDuration } from '../config/units.js';
 import { ReportsStore, reportsFile } from '../reports/store.js';
 import type { DmarcSendOutcome } from '../reports/dmarc-out.js';
-import { callControl } from '../control/socket.js';
+import { sendNow } from './tls-rpt.js';
 
 export const COMPLAINTS_USAGE = `usage: portcullis complaints list [--user USER] [--since 7d] [--limit N] [--json]
        portcullis complaints show ID [--json]
@@ -151,21 +151,8 @@ async function sendDmarc(args: string[], cfg: Config): Promise<number> {
     console.error(`${(err as Error).message}\n${SEND_DMARC_USAGE}`);
     return 2;
   }
-  const date = parsed.values.date;
-  if (date !== undefined && (!/^\d{4}-\d{2}-\d{2}$/.test(date) || Number.isNaN(Date.parse(`${date}T00:00:00Z`)))) {
-    console.error(`--date: "${date}" is not a date of the form YYYY-MM-DD\n${SEND_DMARC_USAGE}`);
-    return 2;
-  }
-  const reply = await callControl(cfg.data_dir, { cmd: 'dmarc.send', args: date ? { date } : {} }, 120_000);
-  if (!reply) {
-    console.error(`the gateway is not running (no control socket under ${cfg.data_dir}); reports are sent by the running gateway`);
-    return 1;
-  }
-  if (!reply.ok) {
-    console.error(reply.error ?? 'the gateway refused the request');
-    return 1;
-  }
-  const outcomes = reply.result as DmarcSendOutcome[];
+  const outcomes = await sendNow<DmarcSendOutcome>(cfg, 'dmarc.send', parsed.values.date, SEND_DMARC_USAGE);
+  if (!outcomes) return outcomes === null ? 2 : 1;
   if (parsed.values.json) console.log(JSON.stringify(outcomes, null, 2));
   else if (!outcomes.length) console.log('no DMARC evaluations recorded for that day');
   else {

@@ -31,21 +31,8 @@ export async function tlsRptCommand(args: string[], cfg: Config): Promise<number
     console.error(TLS_RPT_USAGE);
     return 2;
   }
-  const date = values.date;
-  if (date !== undefined && (!/^\d{4}-\d{2}-\d{2}$/.test(date) || Number.isNaN(Date.parse(`${date}T00:00:00Z`)))) {
-    console.error(`--date: "${date}" is not a date of the form YYYY-MM-DD\n${TLS_RPT_USAGE}`);
-    return 2;
-  }
-  const reply = await callControl(cfg.data_dir, { cmd: 'tls-rpt.send', args: date ? { date } : {} }, 120_000);
-  if (!reply) {
-    console.error(`the gateway is not running (no control socket under ${cfg.data_dir}); reports are sent by the running gateway`);
-    return 1;
-  }
-  if (!reply.ok) {
-    console.error(reply.error ?? 'the gateway refused the request');
-    return 1;
-  }
-  const outcomes = reply.result as Outcome[];
+  const outcomes = await sendNow<Outcome>(cfg, 'tls-rpt.send', values.date, TLS_RPT_USAGE);
+  if (!outcomes) return outcomes === null ? 2 : 1;
   if (values.json) console.log(JSON.stringify(outcomes, null, 2));
   else if (outcomes.length === 0) console.log('no TLS attempts recorded for that day');
   else {
@@ -55,4 +42,26 @@ export async function tlsRptCommand(args: string[], cfg: Config): Promise<number
     }
   }
   return outcomes.some((o) => o.status === 'failed') ? 1 : 0;
+}
+
+/**
+ * Asks the running gateway to send one UTC day's reports now (`tls-rpt send`, `reports
+ * send-dmarc`): the outcomes; null after a usage error (bad --date), undefined after any other
+ * failure (both already printed).
+ */
+export async function sendNow<T>(cfg: Config, cmd: string, date: string | undefined, usage: string): Promise<T[] | null | undefined> {
+  if (date !== undefined && (!/^\d{4}-\d{2}-\d{2}$/.test(date) || Number.isNaN(Date.parse(`${date}T00:00:00Z`)))) {
+    console.error(`--date: "${date}" is not a date of the form YYYY-MM-DD\n${usage}`);
+    return null;
+  }
+  const reply = await callControl(cfg.data_dir, { cmd, args: date ? { date } : {} }, 120_000);
+  if (!reply) {
+    console.error(`the gateway is not running (no control socket under ${cfg.data_dir}); reports are sent by the running gateway`);
+    return undefined;
+  }
+  if (!reply.ok) {
+    console.error(reply.error ?? 'the gateway refused the request');
+    return undefined;
+  }
+  return reply.result as T[];
 }
