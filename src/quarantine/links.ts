@@ -86,8 +86,10 @@ export function createLinks(opts: LinksOptions): Links {
     if (typeof token !== 'string' || token.length > MAX_TOKEN) throw new LinkError('ALTERED', 'not a valid link');
     const [body, sig, extra] = token.split('.');
     if (!body || !sig || extra !== undefined) throw new LinkError('ALTERED', 'not a valid link');
-    const given = Buffer.from(sig, 'base64url');
-    const want = mac(body);
+    // Compared as text, not as decoded bytes: base64url's last character carries spare bits, so
+    // decoding would accept four spellings of one signature (a link "altered" yet still valid).
+    const given = Buffer.from(sig, 'latin1');
+    const want = Buffer.from(mac(body).toString('base64url'), 'latin1');
     if (given.length !== want.length || !crypto.timingSafeEqual(given, want)) throw new LinkError('ALTERED', 'the link was altered or is not ours');
     let claim: LinkClaim;
     try {

@@ -142,7 +142,7 @@ export class Quarantine {
   async add(entry: QuarantineEntry, original: Buffer | Readable | NodeJS.ReadableStream): Promise<string> {
     this.checkOpen();
     const e = validEntry(entry);
-    const id = crypto.randomBytes(12).toString('base64url');
+    const id = newId();
     const tmp = path.join(this.dir, 'tmp', `${id}.eml`);
     const shard = path.join(this.dir, 'messages', id[0]!);
     const final = path.join(shard, `${id}.eml`);
@@ -547,5 +547,16 @@ async function syncDir(dir: string): Promise<void> {
     await fh.sync();
   } finally {
     await fh.close();
+  }
+}
+
+/**
+ * A new entry id: 16 base64url characters that never begin with "-" or "_", so an id typed on a
+ * command line is never taken for an option (`quarantine release -Fav…`) and sorts with the rest.
+ */
+export function newId(): string {
+  for (;;) {
+    const id = crypto.randomBytes(12).toString('base64url');
+    if (/^[A-Za-z0-9]/.test(id)) return id;
   }
 }

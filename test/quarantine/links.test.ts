@@ -71,6 +71,12 @@ describe('digest links', () => {
     for (const bad of [flip(fresh, 3), flip(fresh, fresh.length - 2), `${body}.`, body, `${fresh}.x`, '', 'x'.repeat(5000), `${body}.${sig}${sig}`]) {
       await assert.rejects(links.consumeLink(bad), refused('ALTERED'), bad.slice(0, 40));
     }
+    // base64url's last character has spare bits: every other spelling of it, even one that decodes
+    // to the same bytes, is a different link and refused.
+    for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_') {
+      if (c === sig.at(-1)) continue;
+      await assert.rejects(links.consumeLink(`${body}.${sig.slice(0, -1)}${c}`), refused('ALTERED'), `last character ${c}`);
+    }
     const other = createLinks({ dataDir: freshDir(), store, now: () => now });
     await assert.rejects(links.consumeLink(other.signLink({ id: 'CCCCCCCCCCCCCCCC', recipient: 'alice@example.test', action: 'release', expiresAt: now + HOUR })), refused('ALTERED'), 'signed with another key');
 

@@ -10,7 +10,7 @@ import { Readable, Writable } from 'node:stream';
 import { after, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { createLogger } from '../../src/log.js';
-import { Quarantine, QuarantineError, type QuarantineEntry, type Releaser } from '../../src/quarantine/quarantine.js';
+import { newId, Quarantine, QuarantineError, type QuarantineEntry, type Releaser } from '../../src/quarantine/quarantine.js';
 import { quarantineConfigSchema } from '../../src/quarantine/config.js';
 import { sharedDir } from '../helpers/paths.js';
 
@@ -57,6 +57,9 @@ describe('the quarantine store', () => {
     const id2 = await q.add(entry({ reason: 'virus' }), Readable.from([raw.subarray(0, 7), raw.subarray(7)]));
     assert.match(id1, /^[A-Za-z0-9_-]{16}$/);
     assert.notEqual(id1, id2);
+    // An id never looks like a command-line option (1 in 32 plain base64url ids would).
+    const drawn = Array.from({ length: 5000 }, newId);
+    assert.ok(drawn.every((id) => /^[A-Za-z0-9][A-Za-z0-9_-]{15}$/.test(id)), drawn.find((id) => !/^[A-Za-z0-9]/.test(id)));
     for (const id of [id1, id2]) {
       assert.ok((await readAll(q.original(id))).equals(raw));
       const file = path.join(dir, 'quarantine', 'messages', id[0]!, `${id}.eml`);
