@@ -8,3 +8,8 @@ export function rfc5322Date(d: Date): string {
   return `${DAYS[d.getUTCDay()]}, ${d.getUTCDate()} ${MONTHS[d.getUTCMonth()]} ${d.getUTCFullYear()} ` +
     `${pad(d.getUTCHours())}:${pad(d.getUTCMinutes())}:${pad(d.getUTCSeconds())} +0000`;
 }
+
+/** The UTC calendar day of a time, "YYYY-MM-DD" (report periods: DMARC and TLS-RPT days). */
+export function utcDay(t: number): string {
+  return new Date(t).toISOString().slice(0, 10);
+}

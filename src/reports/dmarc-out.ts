@@ -16,7 +16,7 @@ import type Database from 'better-sqlite3';
 import { getDomain } from 'tldts';
 import type { Resolver } from '../dns/types.js';
 import type { Logger } from '../log.js';
-import { rfc5322Date } from '../protocol/date.js';
+import { rfc5322Date, utcDay } from '../protocol/date.js';
 import type { DmarcObservation } from './dmarc-observation.js';
 
 /** Distinct rows kept per policy domain and day; past it the day's report says so (truncated). */
@@ -69,7 +69,6 @@ export interface DmarcSendOutcome {
 
 export type DmarcSubmit = (envelope: { from: string; to: readonly string[] }, message: Buffer) => Promise<void>;
 
-const utcDay = (ms: number) => new Date(ms).toISOString().slice(0, 10);
 
 export class DmarcReporter {
   private readonly rowsSeen = new Map<string, number>();

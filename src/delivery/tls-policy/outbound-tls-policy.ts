@@ -5,7 +5,8 @@ import type { Logger } from '../../log.js';
 import type { OutboundTlsPolicy } from '../outbound-tls.js';
 import type { OutboundTlsConfig } from './config.js';
 import { createTlsPolicy } from './policy.js';
-import { createTlsRptStore, utcDay } from './tlsrpt-aggregate.js';
+import { createTlsRptStore } from './tlsrpt-aggregate.js';
+import { utcDay } from '../../protocol/date.js';
 import { sendReports, type ReportEnvelope, type SendOutcome } from './tlsrpt-send.js';
 
 export interface OutboundTlsPolicyOptions {

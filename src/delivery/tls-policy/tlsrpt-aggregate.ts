@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from '../../log.js';
+import { utcDay } from '../../protocol/date.js';
 import type { TlsAttempt, TlsResultType } from '../outbound-tls.js';
 import type { AttemptSink, PolicyDetails } from './policy.js';
 
@@ -55,10 +56,6 @@ export interface TlsRptStore extends AttemptSink {
 const MAX_DOMAINS_PER_DAY = 20_000;
 const MAX_DETAILS_PER_POLICY = 200;
 const WRITE_DELAY_MS = 5_000;
-
-export function utcDay(t: number): string {
-  return new Date(t).toISOString().slice(0, 10);
-}
 
 export function createTlsRptStore(opts: { dataDir: string; logger: Logger; now?: () => number }): TlsRptStore {
   const now = opts.now ?? Date.now;
