@@ -125,6 +125,16 @@ test('a name that no check emits is refused with its key, as config check and se
   assert.match(bad.stderr, /exclude each other/);
 });
 
+test('the Bayes band table of docs/bayes.md gives the shipped weights', () => {
+  const r = portcullis('--json');
+  assert.equal(r.status, 0, r.stderr);
+  const weight = new Map((JSON.parse(r.stdout) as SymbolRow[]).map((s) => [s.name, s.weight]));
+  const doc = fs.readFileSync(path.resolve(here, '../../../docs/bayes.md'), 'utf8');
+  const rows = [...doc.matchAll(/^\| `(BAYES_\d+)` \| [^|]+ \| (−?-?[\d.]+)/gm)];
+  assert.equal(rows.length, 10, 'ten bands in the table');
+  for (const [, name, w] of rows) assert.equal(Number(w!.replace('−', '-')), weight.get(name!), `${name} in docs/bayes.md`);
+});
+
 test('the whole-configuration example of docs/migration.md means the same before and after', () => {
   const doc = fs.readFileSync(path.resolve(here, '../../../docs/migration.md'), 'utf8');
   const block = (label: string) => {
