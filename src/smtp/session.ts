@@ -35,6 +35,7 @@ import type { Destination, Queue } from '../queue/queue.js';
 import type { Logger } from '../log.js';
 import type { Metrics } from '../metrics.js';
 import type { NetworkSet } from '../net/cidr.js';
+import { upgradeToTls } from '../net/starttls.js';
 import { clientAddress } from '../net/cidr.js';
 import type { StateStore } from '../store/store.js';
 import type { ClientLimits } from './client-limits.js';
@@ -579,32 +580,25 @@ export class SmtpSession {
     }
     this.send(R.startTls);
     this.flush();
-    const plain = this.socket;
-    plain.removeAllListeners('data');
-    plain.removeAllListeners('timeout');
-    plain.removeAllListeners('close');
-    plain.setTimeout(0);
-    const secure = new tls.TLSSocket(plain, { ...options, isServer: true });
     this.busy = true; // hold input until the handshake is done
-    const failed = (err: Error) => {
-      this.log.info({ event: 'tls_failed', err: err.message }, 'TLS handshake failed');
-      this.mode = 'closed';
-      secure.destroy();
-      plain.destroy();
-      this.finish();
-    };
-    secure.once('error', failed);
-    secure.once('secure', () => {
-      secure.removeListener('error', failed);
-      this.socket = secure;
-      this.tlsInfo = describeTls(secure);
-      // RFC 3207 s4.2: forget everything learnt before TLS.
-      this.helo = undefined;
-      this.esmtp = false;
-      this.resetTransaction();
-      this.attach(secure);
-      this.busy = false;
-      this.processInput();
+    upgradeToTls(this.socket, options, {
+      timeoutMs: this.deps.config.smtp.idle_timeout,
+      onFail: (err) => {
+        this.log.info({ event: 'tls_failed', err: err.message }, 'TLS handshake failed');
+        this.mode = 'closed';
+        this.finish();
+      },
+      onSecure: (secure) => {
+        this.socket = secure;
+        this.tlsInfo = describeTls(secure);
+        // RFC 3207 s4.2: forget everything learnt before TLS.
+        this.helo = undefined;
+        this.esmtp = false;
+        this.resetTransaction();
+        this.attach(secure);
+        this.busy = false;
+        this.processInput();
+      },
     });
   }
 

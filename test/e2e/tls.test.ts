@@ -2,6 +2,7 @@
 // and the STARTTLS plaintext command injection probes (CVE-2011-0411).
 import assert from 'node:assert/strict';
 import type net from 'node:net';
+import { connect as netConnect } from 'node:net';
 import tls from 'node:tls';
 import selfsigned from 'selfsigned';
 import { after, before, describe, it } from 'node:test';
@@ -11,7 +12,7 @@ import { assertReply, EXT_SENDER, plainToken, USERS, userMap } from '../helpers/
 import { startGateway, type Gateway } from '../helpers/gateway.js';
 import { makeMessage, marker } from '../helpers/messages.js';
 import { SmtpClient } from '../helpers/smtp-client.js';
-import { sleep } from '../helpers/wait.js';
+import { sleep, waitFor } from '../helpers/wait.js';
 
 describe('TLS', { timeout: 180_000 }, () => {
   let gw: Gateway;
@@ -198,4 +199,51 @@ describe('TLS', { timeout: 180_000 }, () => {
     const stored = await gw.waitForMail(USERS.alice.address, m);
     assert.match(stored.toString('utf8'), /^Received:/, 'stored message starts with the Received header');
   });
+});
+
+describe('a client that says STARTTLS and then nothing is dropped at the idle timeout', { timeout: 120_000 }, () => {
+  let gw: Gateway;
+  before(async () => {
+    gw = await startGateway({
+      users: userMap('alice'),
+      config: { smtp: { idle_timeout: '2s' }, pop3: { idle_timeout: '2s' }, imap: { login_timeout: '2s' } },
+    });
+  });
+  after(async () => {
+    await gw?.cleanup();
+  });
+
+  // Each dialogue up to the server's go-ahead for the handshake; then the client stays silent.
+  const dialogues: Array<{ proto: string; port: () => number; say: string[]; goAhead: RegExp }> = [
+    { proto: 'SMTP', port: () => gw.ports.mx, say: ['EHLO client.example\r\n', 'STARTTLS\r\n'], goAhead: /^220 .*\r\n$/m },
+    { proto: 'POP3', port: () => gw.ports.pop3, say: ['STLS\r\n'], goAhead: /^\+OK .*\r\n$/m },
+    { proto: 'IMAP', port: () => gw.ports.imap, say: ['a1 STARTTLS\r\n'], goAhead: /^a1 OK .*\r\n$/m },
+  ];
+  for (const d of dialogues) {
+    it(`${d.proto}: the silent handshake is closed after about 2 s, not held open`, async () => {
+      const sock = netConnect(d.port());
+      let text = '';
+      const closed = new Promise<number>((resolve) => sock.once('close', () => resolve(Date.now())));
+      sock.on('error', () => undefined);
+      const waitText = async (re: RegExp) => {
+        for (const t0 = Date.now(); !re.test(text); await sleep(20)) if (Date.now() - t0 > 10_000) throw new Error(`no ${re} in ${JSON.stringify(text)}`);
+      };
+      sock.on('data', (b: Buffer) => {
+        text += b.toString('latin1');
+      });
+      await waitText(/\r\n/); // the greeting
+      for (const line of d.say) {
+        const before = text.length;
+        sock.write(line);
+        for (const t0 = Date.now(); text.length === before || !text.endsWith('\r\n'); await sleep(20)) if (Date.now() - t0 > 10_000) throw new Error(`no answer to ${line.trim()}: ${text}`);
+      }
+      assert.match(text.split('\r\n').filter(Boolean).at(-1)! + '\r\n', d.goAhead, text);
+      const silentFrom = Date.now();
+      const at = await Promise.race([closed, sleep(15_000).then(() => undefined)]);
+      sock.destroy();
+      assert.ok(at !== undefined, `${d.proto}: the connection was still open 15 s after STARTTLS with no handshake`);
+      assert.ok(at - silentFrom >= 1500, `${d.proto}: closed after ${at - silentFrom} ms, before the 2 s timeout`);
+      await waitFor(`${d.proto}: tls_failed logged`, () => gw.logs.some((l) => l.event === 'tls_failed' && /timed out/.test(String(l.err))));
+    });
+  }
 });

@@ -7,9 +7,9 @@
 // Hand-written protocol code: no maintained standalone IMAP server library exists on npm
 // (wildduck's imap-core ships only inside wildduck, which needs MongoDB).
 import type net from 'node:net';
-import tls from 'node:tls';
 import { mailboxPath } from '../../auth/accounts.js';
 import type { Logger } from '../../log.js';
+import { upgradeToTls } from '../../net/starttls.js';
 import { DEFAULT_FOLDERS } from '../folder-names.js';
 import { ensureFolder } from '../maildir-folders.js';
 import { imapFlags, type FolderIndex } from '../maildir-index.js';
@@ -305,29 +305,20 @@ export class ImapSession implements CommandSession {
     }
     this.send(`${cmd.tag} OK Begin TLS negotiation now`);
     this.tlsPending = true;
-    const plain = this.socket;
-    plain.removeAllListeners('data');
-    plain.removeAllListeners('timeout');
-    plain.removeAllListeners('close');
-    plain.setTimeout(0);
-    const secure = new tls.TLSSocket(plain, { ...this.services.tls.serverOptions(), isServer: true });
-    const timer = setTimeout(() => failed(new Error('handshake timeout')), 30_000);
-    const failed = (err: Error) => {
-      clearTimeout(timer);
-      this.log.info({ event: 'tls_failed', err: err.message }, 'TLS handshake failed');
-      secure.destroy();
-      plain.destroy();
-      this.cleanup();
-    };
-    secure.once('error', failed);
-    secure.once('secure', () => {
-      clearTimeout(timer);
-      secure.removeListener('error', failed);
-      this.socket = secure;
-      this.secure = true;
-      this.tlsPending = false;
-      this.attach(secure);
-      void this.pump();
+    upgradeToTls(this.socket, this.services.tls.serverOptions(), {
+      // Not yet logged in: the login timeout bounds the handshake as it bounds the rest.
+      timeoutMs: this.services.config.login_timeout,
+      onFail: (err) => {
+        this.log.info({ event: 'tls_failed', err: err.message }, 'TLS handshake failed');
+        this.cleanup();
+      },
+      onSecure: (secure) => {
+        this.socket = secure;
+        this.secure = true;
+        this.tlsPending = false;
+        this.attach(secure);
+        void this.pump();
+      },
     });
     return undefined;
   }

@@ -17,6 +17,7 @@ import { mailboxPath, normalizeAddress } from '../../auth/accounts.js';
 import type { BruteForce } from '../../auth/brute-force.js';
 import type { Logger } from '../../log.js';
 import { clientAddress } from '../../net/cidr.js';
+import { upgradeToTls } from '../../net/starttls.js';
 import type { Pop3Config, Pop3ListenerConfig } from './config.js';
 import { Maildrop, pumpMessage, type MaildropMessage, type SizeCache } from './maildrop.js';
 import { TXT, shown } from './replies.js';
@@ -422,31 +423,23 @@ export class Pop3Session {
     }
     this.send(`+OK ${TXT.beginTls}`);
     const plain = this.socket;
-    plain.removeAllListeners('data');
-    plain.removeAllListeners('timeout');
-    plain.removeAllListeners('close');
-    plain.setTimeout(0);
-    const secure = new tls.TLSSocket(plain, { ...options, isServer: true });
     this.busy = true; // hold input until the handshake is done
-    const failed = (err: Error) => {
-      this.log.info({ event: 'tls_failed', err: err.message }, 'TLS handshake failed');
-      this.state = 'closed';
-      secure.destroy();
-      plain.destroy();
-      this.finish();
-    };
-    secure.setTimeout(this.deps.config.idle_timeout, () => failed(new Error('handshake timed out')));
-    secure.once('error', failed);
-    secure.once('secure', () => {
-      secure.removeListener('error', failed);
-      secure.removeAllListeners('timeout');
-      this.socket = secure;
-      this.secure = true;
-      // RFC 2595 s4: whatever was said before TLS is forgotten.
-      this.pendingUser = undefined;
-      this.attach(secure);
-      this.busy = false;
-      this.processInput();
+    upgradeToTls(plain, options, {
+      timeoutMs: this.deps.config.idle_timeout,
+      onFail: (err) => {
+        this.log.info({ event: 'tls_failed', err: err.message }, 'TLS handshake failed');
+        this.state = 'closed';
+        this.finish();
+      },
+      onSecure: (secure) => {
+        this.socket = secure;
+        this.secure = true;
+        // RFC 2595 s4: whatever was said before TLS is forgotten.
+        this.pendingUser = undefined;
+        this.attach(secure);
+        this.busy = false;
+        this.processInput();
+      },
     });
     plain.on('close', () => {
       if (this.socket === plain) this.finish();
