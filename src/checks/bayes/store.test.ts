@@ -96,6 +96,15 @@ test('counts cached between lookups stay exact: our writes and another process\'
     assert.deepEqual(counts(a.lookup(H('tok', 'never', 'other'))), [{ spam: 2, ham: 1 }, { spam: 1, ham: 0 }, { spam: 1, ham: 0 }]);
     a.forget(sig('one'), H('tok', 'other'));
     assert.deepEqual(counts(a.lookup(H('tok', 'other'))), [{ spam: 1, ham: 1 }, undefined]);
+    // The totals are kept between messages too, and stay as exact.
+    const t = (s: BayesStore) => ({ spam: s.totals().spam, ham: s.totals().ham });
+    assert.deepEqual(t(a), { spam: 1, ham: 1 });
+    b.learn(sig('four'), H('x'), 'ham');
+    assert.deepEqual(t(a), { spam: 1, ham: 2 }, 'the other connection\'s learning');
+    a.learn(sig('five'), H('y'), 'spam');
+    assert.deepEqual(t(a), { spam: 2, ham: 2 }, 'our own learning');
+    a.forget(sig('five'), H('y'));
+    assert.deepEqual(t(a), { spam: 1, ham: 2 }, 'our own forgetting');
   } finally {
     a.close();
     b.close();

@@ -109,6 +109,9 @@ export class BayesStore {
   /** Counts by hash (null: not in the store), valid for `cacheVersion` (see CACHE_MAX). */
   private readonly cache = new Map<bigint, StoredCount | null>();
   private cacheVersion: unknown;
+  /** totals() as last read, valid while data_version is `totalsVersion` and we wrote nothing. */
+  private totalsCache: { spam: number; ham: number; lastExpire: number } | undefined;
+  private totalsVersion: unknown;
 
   private constructor(db: Database.Database, now: () => number, private readonly busyTimeoutMs: number) {
     this.db = db;
@@ -176,11 +179,22 @@ export class BayesStore {
 
   /** Our own writes change these tokens: their cached counts go (other connections' writes change data_version). */
   private forgetCached(hashes: readonly bigint[]): void {
+    this.totalsCache = undefined;
     for (const h of hashes) this.cache.delete(h);
   }
 
+  /**
+   * The learned-message counts. Read once per message, so kept between messages: PRAGMA
+   * data_version (another connection wrote) costs a fraction of the SELECT, and our own writes
+   * drop the copy (see forgetCached and expire).
+   */
   totals(): { spam: number; ham: number; lastExpire: number } {
-    return this.totalsStmt.get() as { spam: number; ham: number; lastExpire: number };
+    const version = this.versionStmt.get();
+    if (!this.totalsCache || version !== this.totalsVersion) {
+      this.totalsCache = { ...(this.totalsStmt.get() as { spam: number; ham: number; lastExpire: number }) };
+      this.totalsVersion = version;
+    }
+    return { ...this.totalsCache };
   }
 
   tokenCount(): number {
@@ -297,6 +311,7 @@ export class BayesStore {
    */
   expire(days: number, maxRows = 100_000): { tokens: number; signatures: number; done: boolean } {
     this.cache.clear();
+    this.totalsCache = undefined;
     const cutoff = this.seconds() - Math.round(days * 86_400);
     let tokens = 0;
     let signatures = 0;
