@@ -51,6 +51,33 @@ export const BUILTIN_BRANDS: readonly Brand[] = [
   { names: ['omaha steaks'], domains: ['omahasteaks.com'] }, { names: ["dick's sporting goods"], domains: ['dickssportinggoods.com'] }, { names: ['bass pro shops', 'bass pro'], domains: ['basspro.com'] }, { names: ["cabela's"], domains: ['cabelas.com'] }, { names: ['yeti'], domains: ['yeti.com'], strict: true },
   // Travel
   { names: ['booking.com'], domains: ['booking.com'] }, { names: ['airbnb'] }, { names: ['marriott', 'marriott bonvoy'] }, { names: ['hilton', 'hilton honors'], strict: true }, { names: ['expedia'] }, { names: ['delta air lines', 'delta airlines'], domains: ['delta.com'] },
+  // Japan: by the Council of Anti-Phishing Japan's monthly reports, the country most targeted
+  // by brand phishing in 2022–2026 (card issuers, banks, rail and toll, carriers, mobile
+  // operators). Names in Japanese script are found anywhere in a display name (Japanese writes
+  // no spaces between words), so only forms that name the brand itself are listed.
+  { names: ['三井住友カード', '三井住友銀行', 'smbcカード', 'smbc', 'vpass'], domains: ['smbc-card.com', 'smbc.co.jp', 'vpass.ne.jp', 'smbc-gp.co.jp'] },
+  { names: ['イオンカード', 'イオン銀行', 'aeon card'], domains: ['aeon.co.jp', 'aeonbank.co.jp', 'aeon.com', 'aeon.jp'] },
+  { names: ['jcb', 'jcbカード', 'myjcb'], domains: ['jcb.co.jp', 'jcb.jp', 'jcb-card.jp'] },
+  { names: ['三菱ufj銀行', '三菱ufjニコス', 'mufg'], domains: ['mufg.jp', 'bk.mufg.jp', 'cr.mufg.jp'] },
+  { names: ['みずほ銀行', 'mizuho'], domains: ['mizuhobank.co.jp', 'mizuho-fg.co.jp', 'mizuho-sc.com'] },
+  { names: ['りそな銀行', 'resona'], domains: ['resonabank.co.jp', 'resona-gr.co.jp'] },
+  { names: ['ゆうちょ銀行', '日本郵便', 'japan post'], domains: ['japanpost.jp', 'jp-bank.japanpost.jp', 'post.japanpost.jp'] },
+  { names: ['楽天カード', '楽天銀行', '楽天市場', '楽天証券', '楽天グループ', 'rakuten'], domains: ['rakuten.co.jp', 'rakuten.com', 'rakuten-card.co.jp', 'rakuten-bank.co.jp', 'rakuten-sec.co.jp', 'rakuten.ne.jp'] },
+  { names: ['セゾンカード', 'saison card'], domains: ['saisoncard.co.jp', 'saison.co.jp', 'saisoncard.jp'] },
+  { names: ['エポスカード', 'epos card'], domains: ['eposcard.co.jp', '0101.co.jp'] },
+  { names: ['ビューカード', 'えきねっと', 'jr東日本', 'eki-net'], domains: ['jreast.co.jp', 'eki-net.com', 'viewsnet.jp', 'jrview.jp'] },
+  { names: ['etc利用照会', 'etcマイレージ'], domains: ['etc-meisai.jp', 'smile-etc.jp', 'w-nexco.co.jp', 'c-nexco.co.jp', 'e-nexco.co.jp'] },
+  { names: ['ヤマト運輸', 'クロネコヤマト'], domains: ['kuronekoyamato.co.jp', 'yamato-hd.co.jp'] },
+  { names: ['佐川急便'], domains: ['sagawa-exp.co.jp', 'sagawa-mov.co.jp'] },
+  { names: ['nttドコモ', 'ドコモ', 'docomo'], domains: ['docomo.ne.jp', 'nttdocomo.co.jp', 'docomo.jp', 'nttdocomo.com'] },
+  { names: ['ソフトバンク', 'softbank'], domains: ['softbank.jp', 'softbank.ne.jp', 'softbank.co.jp', 'ymobile.jp'] },
+  { names: ['メルカリ', 'mercari'], domains: ['mercari.com', 'mercari.jp', 'merpay.com'] },
+  { names: ['paypay'], domains: ['paypay.ne.jp'] },
+  { names: ['国税庁', 'e-tax', '国税電子申告'], domains: ['nta.go.jp', 'e-tax.nta.go.jp'] },
+  { names: ['sbi証券'], domains: ['sbisec.co.jp', 'sbigroup.co.jp'] },
+  { names: ['マイナポータル', 'マイナポイント'], domains: ['myna.go.jp', 'digital.go.jp', 'soumu.go.jp'] },
+  { names: ['東京電力', 'tepco'], domains: ['tepco.co.jp', 'tepco-ep.co.jp'] },
+  { names: ['アマゾン'], domains: ['amazon.co.jp', 'amazon.com', 'amazonses.com'] },
   // Insurance, health, government
   { names: ['blue cross', 'bluecross', 'blue cross blue shield', 'bcbs'], domains: ['bcbs.com', 'anthem.com'] }, { names: ['aetna'] }, { names: ['cigna'] }, { names: ['unitedhealthcare', 'united healthcare'], domains: ['uhc.com', 'unitedhealthcare.com'] },
   { names: ['medicare'], domains: ['medicare.gov', 'cms.gov'] }, { names: ['state farm'] }, { names: ['allstate'] }, { names: ['geico'] }, { names: ['progressive', 'progressive insurance'], domains: ['progressive.com'], strict: true },

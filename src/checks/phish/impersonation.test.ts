@@ -39,6 +39,29 @@ test('common-word brands count only alone; affiliations and "X at Y" name the re
   assert.ok('FROM_BRAND_MISMATCH' in await symbols('Support (PayPal) <x@evil.example.net>'));
 });
 
+test('a hyphenated display name still names its brand; a brand spelt with its hyphen is still itself', async () => {
+  assert.match((await symbols('DHL-Post Office <delivery-@muthihi.example.za>')).FROM_BRAND_MISMATCH ?? '', /dhl/);
+  assert.ok('FROM_BRAND_MISMATCH' in await symbols('"UPS-Delivery" <track@parcel.example.net>'), 'a strict brand with service words');
+  assert.ok(!('FROM_BRAND_MISMATCH' in await symbols('T-Mobile <alerts@t-mobile.com>')));
+  assert.ok(!('FROM_BRAND_MISMATCH' in await symbols('Jean-Luc Picard <jl@example.net>')));
+  assert.ok(!('FROM_BRAND_MISMATCH' in await symbols('"Chase-Miller Consulting" <office@example.net>')), 'a strict brand beside another word');
+});
+
+test('Japanese brands are found inside a display name written without spaces, RFC 2047 encoded or not', async () => {
+  const b64 = (t: string) => `=?UTF-8?B?${Buffer.from(t).toString('base64')}?=`;
+  for (const [from, brand] of [
+    [`${b64('三井住友カード株式会社')} <info@fjfjjc.example.com>`, '三井住友カード'],
+    [`${b64('【重要】イオンカードからのお知らせ')} <no-reply.email.aeon@lygsjzhentan.example.cn>`, 'イオンカード'],
+    [`${b64('ＪＣＢカード')} <card@secure-jcb.example.top>`, 'jcb'],
+    [`${b64('えきねっと')} <info@ekinet-user.example.com>`, 'えきねっと'],
+    [`${b64('ETC利用照会サービス')} <etc@meisai-etc.example.cn>`, 'etc利用照会'],
+  ] as const) assert.ok((await symbols(from)).FROM_BRAND_MISMATCH?.includes(brand), `${from}: ${JSON.stringify(await symbols(from))}`);
+  for (const from of [
+    `${b64('三井住友カード')} <info@mail.smbc-card.com>`, `${b64('イオンカード')} <info@mail.aeon.co.jp>`, `${b64('楽天カード')} <info@mail.rakuten-card.co.jp>`,
+    `${b64('山田太郎')} <taro@example.jp>`, `${b64('イオンモール')} <info@aeonmall.example.com>`,
+  ]) assert.ok(!('FROM_BRAND_MISMATCH' in await symbols(from)), from);
+});
+
 test('look-alike characters in the display name: FROM_NAME_HOMOGLYPH and the brand found behind them', async () => {
   const s = await symbols('"BIueCross Ins. PoIicy" <BIueCrossInsPoIicy@multiplybkk.com>');
   assert.ok('FROM_NAME_HOMOGLYPH' in s && 'FROM_BRAND_MISMATCH' in s, JSON.stringify(s));

@@ -74,15 +74,25 @@ interface BrandIndex {
   readonly strict: ReadonlyMap<string, CompiledBrand>;
   /** Non-strict names of 6 letters or more, run together ("bluecross"). */
   readonly compact: readonly { readonly text: string; readonly brand: CompiledBrand }[];
+  /** Names in a script written without spaces (Japanese, Chinese, Korean): found anywhere. */
+  readonly unspaced: readonly { readonly text: string; readonly brand: CompiledBrand }[];
 }
+
+/** Scripts written without spaces between words: a brand's name there has no word boundary. */
+const UNSPACED = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}\p{Script=Hangul}]/u;
 
 function indexBrands(brands: readonly CompiledBrand[]): BrandIndex {
   const byFirst = new Map<string, { brand: CompiledBrand; words: readonly string[] }[]>();
   const strict = new Map<string, CompiledBrand>();
   const compact: { text: string; brand: CompiledBrand }[] = [];
+  const unspaced: { text: string; brand: CompiledBrand }[] = [];
   for (const brand of brands) {
     for (const words of brand.names) {
       if (!words.length) continue;
+      if (words.some((w) => UNSPACED.test(w))) {
+        unspaced.push({ text: words.join(' '), brand });
+        continue;
+      }
       if (brand.strict) {
         if (!strict.has(words.join(' '))) strict.set(words.join(' '), brand);
         continue;
@@ -91,9 +101,9 @@ function indexBrands(brands: readonly CompiledBrand[]): BrandIndex {
       list.push({ brand, words });
       byFirst.set(words[0]!, list);
     }
-    if (!brand.strict) for (const text of brand.compact) if (text.length >= 6) compact.push({ text, brand });
+    if (!brand.strict) for (const text of brand.compact) if (text.length >= 6 && !UNSPACED.test(text)) compact.push({ text, brand });
   }
-  return { byFirst, strict, compact };
+  return { byFirst, strict, compact, unspaced };
 }
 
 export function impersonationCheck(options: ImpersonationOptions): Check<'data'> {
@@ -233,14 +243,21 @@ function sender(name: string): string {
 /** The brand a display name names, if any. */
 function brandIn(display: string, index: BrandIndex): CompiledBrand | undefined {
   const name = sender(display);
-  const w = words(name.toLowerCase());
+  const lower = name.toLowerCase();
+  const w = words(lower);
   if (!w.length) return undefined;
-  // Only "Chase" or "Chase Online Banking", never "Chase Miller".
-  const strict = index.strict.get(w.filter((x) => !SERVICE_WORDS.has(x)).join(' '));
-  if (strict) return strict;
-  for (let i = 0; i < w.length; i++) {
-    for (const n of index.byFirst.get(w[i]!) ?? []) if (containsRun(w.slice(i), n.words)) return n.brand;
+  // As written, then with hyphenated words taken apart ("DHL-Post Office" names DHL; a name
+  // written with its hyphen, "T-Mobile", is found in the first pass).
+  const split = w.flatMap((x) => (x.includes('-') ? x.split('-').filter(Boolean) : [x]));
+  for (const list of split.length === w.length ? [w] : [w, split]) {
+    // Only "Chase" or "Chase Online Banking", never "Chase Miller".
+    const strict = index.strict.get(list.filter((x) => !SERVICE_WORDS.has(x)).join(' '));
+    if (strict) return strict;
+    for (let i = 0; i < list.length; i++) {
+      for (const n of index.byFirst.get(list[i]!) ?? []) if (containsRun(list.slice(i), n.words)) return n.brand;
+    }
   }
+  if (UNSPACED.test(lower)) for (const u of index.unspaced) if (lower.includes(u.text)) return u.brand;
   // Run-together names ("BlueCrossInsPolicy", "WellsFargoAlerts"): a long name inside one
   // longer word, so that a short brand is not found inside an unrelated word.
   for (const x of w) {
