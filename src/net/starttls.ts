@@ -6,14 +6,17 @@
 // like an idle one, never held open forever.
 import type net from 'node:net';
 import tls from 'node:tls';
+import type { Logger } from '../log.js';
 
 export interface ServerTlsUpgrade {
   /** The handshake's time limit (ms): the session's idle timeout. */
   readonly timeoutMs: number;
   /** The handshake is done: the session attaches its handlers to `secure`. */
   readonly onSecure: (secure: tls.TLSSocket) => void;
-  /** The handshake failed or timed out; both sockets are destroyed already. */
+  /** The handshake failed or timed out: logged (`tls_failed`) and both sockets destroyed already. */
   readonly onFail: (err: Error) => void;
+  /** The session's logger, for the one `tls_failed` line. */
+  readonly log: Pick<Logger, 'info'>;
 }
 
 export function upgradeToTls(plain: net.Socket, options: tls.TlsOptions, up: ServerTlsUpgrade): tls.TLSSocket {
@@ -29,6 +32,7 @@ export function upgradeToTls(plain: net.Socket, options: tls.TlsOptions, up: Ser
     if (settled) return;
     settled = true;
     clearTimeout(timer);
+    up.log.info({ event: 'tls_failed', err: err.message }, 'TLS handshake failed');
     secure.destroy();
     plain.destroy();
     up.onFail(err);

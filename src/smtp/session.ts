@@ -583,8 +583,8 @@ export class SmtpSession {
     this.busy = true; // hold input until the handshake is done
     upgradeToTls(this.socket, options, {
       timeoutMs: this.deps.config.smtp.idle_timeout,
-      onFail: (err) => {
-        this.log.info({ event: 'tls_failed', err: err.message }, 'TLS handshake failed');
+      log: this.log,
+      onFail: () => {
         this.mode = 'closed';
         this.finish();
       },

@@ -308,10 +308,8 @@ export class ImapSession implements CommandSession {
     upgradeToTls(this.socket, this.services.tls.serverOptions(), {
       // Not yet logged in: the login timeout bounds the handshake as it bounds the rest.
       timeoutMs: this.services.config.login_timeout,
-      onFail: (err) => {
-        this.log.info({ event: 'tls_failed', err: err.message }, 'TLS handshake failed');
-        this.cleanup();
-      },
+      log: this.log,
+      onFail: () => this.cleanup(),
       onSecure: (secure) => {
         this.socket = secure;
         this.secure = true;

@@ -426,8 +426,8 @@ export class Pop3Session {
     this.busy = true; // hold input until the handshake is done
     upgradeToTls(plain, options, {
       timeoutMs: this.deps.config.idle_timeout,
-      onFail: (err) => {
-        this.log.info({ event: 'tls_failed', err: err.message }, 'TLS handshake failed');
+      log: this.log,
+      onFail: () => {
         this.state = 'closed';
         this.finish();
       },
