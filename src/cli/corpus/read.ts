@@ -144,14 +144,18 @@ async function* readFile(file: string, size: number, opts: Opts): AsyncGenerator
     opts.onSkip({ name: file, reason: errText(err) });
     return;
   }
-  const source = () => (whole ? [whole] : fs.createReadStream(file, { highWaterMark: CHUNK })) as AsyncIterable<Buffer>;
+  // What the mbox and tar readers take: the bytes already read, or the file streamed.
+  async function* source(): AsyncGenerator<Buffer> {
+    if (whole) yield whole;
+    else yield* fs.createReadStream(file, { highWaterMark: CHUNK }) as AsyncIterable<Buffer>;
+  }
   const lower = file.toLowerCase();
   if (head[0] === 0x1f && head[1] === 0x8b) {
     yield* readGzip(file, opts);
   } else if (isTarHeader(head)) {
-    yield* readTar(file, toAsync(source()), opts);
+    yield* readTar(file, source(), opts);
   } else if (head.subarray(0, 5).toString('latin1') === 'From ' && !/\.(eml|msg)$/.test(lower)) {
-    yield* splitMbox(file, toAsync(source()), opts);
+    yield* splitMbox(file, source(), opts);
   } else if (!looksLikeMessage(head)) {
     // Mail folders hold other files too (dovecot.index, dovecot-uidlist, subscriptions…).
     opts.onSkip({ name: file, reason: 'not a message (no header field at the start)' });
@@ -168,10 +172,6 @@ async function* readFile(file: string, size: number, opts: Opts): AsyncGenerator
 
 /** Files up to this size are read in one call (see readFile). */
 const WHOLE_READ_BYTES = 1024 * 1024;
-
-async function* toAsync(source: AsyncIterable<Buffer> | Iterable<Buffer>): AsyncGenerator<Buffer> {
-  yield* source;
-}
 
 /** A gzip file holds a tarball, an mbox, or one message: look at what it unpacks to. */
 async function* readGzip(file: string, opts: Opts): AsyncGenerator<CorpusMessage> {
