@@ -44,7 +44,7 @@ describe('DKIM, DMARC and ARC through the running gateway', { timeout: 180_000 }
   let gw: Gateway;
   before(async () => {
     dns = await startDnsServer(ZONE);
-    gw = await startGateway({ users: userMap('alice'), config: { dns: { servers: [dns.server], timeout: '500ms', attempts: 1 } } });
+    gw = await startGateway({ users: userMap('alice'), config: { dns: { servers: [dns.server], timeout: '2s', attempts: 2 } } });
   });
   after(async () => {
     await gw?.cleanup();

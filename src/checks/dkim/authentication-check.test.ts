@@ -165,6 +165,20 @@ describe('DMARC', () => {
     assert.equal(refusal(r), undefined);
   });
 
+  test('p=reject, the aligned DKIM key or the aligned SPF unreadable (DNS): DMARC_TEMPERROR, never a reject; an unaligned one changes nothing', async () => {
+    const raw = await signed(message('a@example.org'), 'example.org');
+    const key = await run(raw, { 'TXT sel._domainkey.example.org': 'error', 'TXT _dmarc.example.org': [['v=DMARC1; p=reject']] });
+    assert.ok(names(key).includes('DMARC_TEMPERROR'), names(key).join());
+    assert.equal(refusal(key), undefined);
+    assert.match(key.symbols!.find((s) => s.name === 'DMARC_TEMPERROR')!.reason, /DKIM key of example\.org could not be fetched/);
+    assert.equal(key.facts?.dmarc?.result, 'temperror');
+    const spf = await run(forged(), zoneWith('v=DMARC1; p=reject'), { spf: { result: 'temperror', domain: 'example.org' } });
+    assert.ok(names(spf).includes('DMARC_TEMPERROR'), names(spf).join());
+    assert.equal(refusal(spf), undefined);
+    const other = await run(await signed(message('a@example.org'), 'elsewhere.test'), { 'TXT sel._domainkey.elsewhere.test': 'error', 'TXT _dmarc.example.org': [['v=DMARC1; p=reject']] });
+    assert.ok(names(other).includes('DMARC_REJECT'), names(other).join());
+  });
+
   test('sp= for subdomains, np= for non-existent subdomains (RFC 9091)', async () => {
     const zone: FakeZone = { 'TXT _dmarc.example.org': [['v=DMARC1; p=reject; sp=quarantine; np=none']], 'A real.example.org': ['192.0.2.1'] };
     const sub = await run(message('x@real.example.org'), zone);

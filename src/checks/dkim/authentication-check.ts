@@ -161,10 +161,11 @@ async function dmarcPhase(p: {
     return { symbols: [{ name: 'DMARC_PERMERROR', reason: 'no usable From address: DMARC cannot be evaluated' }], authResults: ['dmarc=permerror (no From address)'], fact: { result: 'permerror', aligned: false } };
   }
   const dkimPass = p.dkim.filter((s) => s.kind === 'valid').map((s) => s.domain);
+  const dkimTemp = p.dkim.filter((s) => s.kind === 'tempfail').map((s) => s.domain);
   // RFC 7489 s6.6.1: a From with several domains is evaluated for each of them; the worst decides.
   const outcomes: DmarcOutcome[] = [];
   for (const fromDomain of domains.slice(0, MAX_FROM_DOMAINS)) {
-    outcomes.push(await evaluateDmarc({ fromDomain, dkimPass, spf: p.spf, sampleKey: p.sampleKey, resolve: p.resolve }));
+    outcomes.push(await evaluateDmarc({ fromDomain, dkimPass, dkimTemp, spf: p.spf, sampleKey: p.sampleKey, resolve: p.resolve }));
   }
   const worst = outcomes.reduce((a, b) => (rank(b) > rank(a) ? b : a));
   const authResults: string[] = [];

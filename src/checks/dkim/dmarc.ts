@@ -69,6 +69,8 @@ export interface DmarcInput {
   readonly fromDomain: string;
   /** Domains (d=) of the DKIM signatures that passed. */
   readonly dkimPass: readonly string[];
+  /** Domains (d=) of the DKIM signatures whose key could not be fetched (DNS failure). */
+  readonly dkimTemp?: readonly string[];
   /** The SPF result the MAIL stage found, with the domain it checked; undefined when SPF did not run. */
   readonly spf?: { readonly result: string; readonly domain: string };
   /** Stable per message (so a retry samples alike): see sampleKey(). */
@@ -127,6 +129,15 @@ export async function evaluateDmarc(input: DmarcInput): Promise<DmarcOutcome> {
   if (alignedDkim || alignedSpf) {
     const by = alignedDkim ? `DKIM signature of ${alignedDkim}` : `SPF of ${alignedSpf}`;
     return { ...common, result: 'pass', alignedDkim, alignedSpf, reason: `${by} aligned with From ${fromDomain} (record of ${where})` };
+  }
+  // RFC 7489 s6.6.2: an aligned identifier that could not be checked for a DNS failure leaves
+  // the result undecided. A refusal on it would refuse the domain's own mail whenever its DNS,
+  // or ours, is slow; a temperror is scored and never refuses (like rspamd's DMARC_DNSFAIL).
+  const tempDkim = input.dkimTemp?.find((d) => aligned(d, fromDomain, record.adkim === 's'));
+  const tempSpf = input.spf?.result === 'temperror' && aligned(input.spf.domain, fromDomain, record.aspf === 's') ? normal(input.spf.domain) : undefined;
+  if (tempDkim || tempSpf) {
+    const what = tempDkim ? `the DKIM key of ${tempDkim} could not be fetched` : `SPF of ${tempSpf} ended in a DNS error`;
+    return { ...common, result: 'temperror', reason: `nothing aligned with From ${fromDomain} passed and ${what}: DMARC undecided (${source}=${policy} in the record of ${where})` };
   }
   const tried: string[] = [];
   tried.push(input.dkimPass.length ? `DKIM passed only for ${input.dkimPass.join(', ')}` : 'no valid DKIM signature');
