@@ -111,6 +111,19 @@ export function startLists(o: {
     }
   };
 
+  /** Why a new list cannot have this address (not ours, or a user, alias or role address already). */
+  const freeAddress = (list: string): string | undefined => {
+    const at = list.lastIndexOf('@');
+    const local = list.slice(0, at);
+    const domain = list.slice(at + 1);
+    if (at < 1 || !config.domains.includes(domain)) return `${list}: a list lives on a local domain (domains: ${config.domains.join(', ')})`;
+    if (config.roles.addresses.map((r) => r.toLowerCase()).includes(local)) return `${list}: ${local}@ is a role address`;
+    for (const a of [list, `${local}-request@${domain}`, `${local}-owner@${domain}`, `${local}-bounces@${domain}`]) {
+      const exp = o.accounts.expand(a, (d) => config.domains.includes(d));
+      if (exp && (exp.users.length || exp.external.length)) return `${list}: ${a} is a user or an alias already`;
+    }
+    return undefined;
+  };
   const service = new ListService({
     store, tokens, state: o.state, config: config.lists, resolver: o.dns, logger, hostname: config.hostname,
     webUrl: config.lists.web_url ?? `https://${config.hostname}:${config.console.port}`, submit, sign,
@@ -189,7 +202,7 @@ export function startLists(o: {
     },
     async command(cmd, args) {
       try {
-        return await listCommand(service, store, cmd, args ?? {});
+        return await listCommand(service, store, cmd, args ?? {}, freeAddress);
       } catch (err) {
         if (err instanceof ListError || err instanceof TokenError) throw new Error(err.message);
         throw err;
@@ -220,10 +233,15 @@ function show(l: List, store: ListStore) {
 }
 
 /** The control commands of `portcullis list` (src/cli/list.ts); the roster only goes to the administrator here. */
-async function listCommand(service: ListService, store: ListStore, cmd: string, args: Record<string, unknown>): Promise<unknown> {
+async function listCommand(service: ListService, store: ListStore, cmd: string, args: Record<string, unknown>, free: (list: string) => string | undefined): Promise<unknown> {
   const settings = Array.isArray(args.settings) ? args.settings.map(String) : [];
   switch (cmd) {
-    case 'create': return show(store.create(str(args.list, 'the list address'), parseSettings(settings)), store);
+    case 'create': {
+      const list = str(args.list, 'the list address').trim().toLowerCase();
+      const problem = free(list);
+      if (problem) throw new ListError('INVALID', problem);
+      return show(store.create(list, parseSettings(settings)), store);
+    }
     case 'delete': store.delete(str(args.list, 'the list address')); return { deleted: args.list };
     case 'set': return show(store.set(str(args.list, 'the list address'), parseSettings(settings)), store);
     case 'show': return args.list ? show(store.require(String(args.list)), store) : store.all().map((l) => show(l, store));

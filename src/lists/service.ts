@@ -54,6 +54,9 @@ export interface Arrival {
 
 export type ConfirmOutcome = { action: 'subscribe' | 'unsubscribe'; list: string; address: string };
 
+/** Held-post notices to the owners per list and hour at most. */
+const NOTICES_PER_HOUR = 10;
+
 const domainOf = (a: string) => a.slice(a.lastIndexOf('@') + 1);
 
 export class ListService {
@@ -158,6 +161,11 @@ export class ListService {
   private async notifyOwners(list: List, subject: string, text: string): Promise<void> {
     const to = [...new Set([...list.owners, ...list.moderators])];
     if (!to.length) return;
+    // A flood of held posts must not become a flood of notices: some an hour, the rest in `list held`.
+    if ((await this.deps.state.hit(`list:notify:${list.address}`, 3_600_000)) > NOTICES_PER_HOUR) {
+      this.deps.logger.info({ event: 'list_notice_skipped', list: list.address }, `more than ${NOTICES_PER_HOUR} notices this hour: see portcullis list held`);
+      return;
+    }
     try {
       await this.deps.submit({ from: bouncesAddress(list.address), to }, this.message(list, to.join(', '), subject, text));
     } catch (err) {

@@ -93,6 +93,9 @@ const MIGRATIONS: Record<number, string> = {
   `,
 };
 
+/** Held posts kept per list at most. */
+export const MAX_HELD = 1000;
+
 const DEFAULTS: ListSettings = { description: '', owners: [], moderators: [], reply_to: 'sender', content: 'plain', posting: 'members' };
 const ADDRESS = /^[a-z0-9!#$%&'*+/=?^_`{|}~.-]+@[a-z0-9.-]+$/;
 
@@ -237,9 +240,11 @@ export class ListStore {
     return this.member(list, address);
   }
 
+  /** Keeps a post for moderation; past MAX_HELD per list the oldest go (a flood of spam must not fill the disk). */
   hold(list: string, post: { sender: string; from: string; subject: string; reason: string; raw: Buffer }): number {
     const r = this.db.prepare('INSERT INTO held (list, sender, from_header, subject, reason, at, raw) VALUES (?, ?, ?, ?, ?, ?, ?)')
       .run(list, post.sender, post.from.slice(0, 500), post.subject.slice(0, 500), post.reason, this.now(), post.raw);
+    this.db.prepare('DELETE FROM held WHERE list = ? AND id NOT IN (SELECT id FROM held WHERE list = ? ORDER BY id DESC LIMIT ?)').run(list, list, MAX_HELD);
     return Number(r.lastInsertRowid);
   }
 

@@ -58,6 +58,7 @@ export function registerListPages(app: FastifyInstance, ctx: ConsoleContext, lis
     const token = tokenOf(req);
     try {
       const claim = await lists.describe(token);
+      if (claim.action === 'subscribe') throw new TokenError('ALTERED', 'not an unsubscribe link');
       return ctx.render(req, reply, { title: 'Unsubscribe' }, html`<p>Unsubscribe <strong>${claim.address}</strong> from <strong>${claim.list}</strong>?</p>
 <form method="post" action="/list/unsubscribe?token=${token}">${csrfField(req.consoleSession)}<button type="submit">Unsubscribe</button></form>`);
     } catch (err) {

@@ -114,6 +114,12 @@ describe('mailing lists', { timeout: 300_000 }, () => {
     const again = await gw.cli(['list', 'create', LIST]);
     assert.equal(again.code, 1);
     assert.match(again.stderr, /list team@example\.test exists already/);
+    const foreign = await gw.cli(['list', 'create', 'news@elsewhere.example']);
+    assert.match(foreign.stderr, /news@elsewhere\.example: a list lives on a local domain/);
+    const taken = await gw.cli(['list', 'create', OWNER]);
+    assert.match(taken.stderr, /alice@example\.test is a user or an alias already/);
+    const role = await gw.cli(['list', 'create', 'postmaster@example.test']);
+    assert.match(role.stderr, /postmaster@ is a role address/);
     const bad = await gw.cli(['list', 'set', LIST, 'colour=red']);
     assert.match(bad.stderr, /unknown setting "colour"/);
     const shown = JSON.parse((await gw.cliOk(['list', 'show', LIST, '--json'])).stdout) as { owners: string[]; reply_to: string; content: string };
