@@ -240,16 +240,18 @@ describe('mailing lists', { timeout: 300_000 }, () => {
     assert.equal(field(copy, 'reply-to'), '<alice@strict.example>');
     assert.equal(field(copy, 'x-original-from'), 'alice@strict.example');
     const res = await authenticate(copy.raw, {
-      ip: '192.0.2.1', helo: 'mx.example.test', sender: copy.mailFrom, mta: 'receiver.test', disableBimi: true, disableArc: true,
+      ip: '192.0.2.1', helo: 'mx.example.test', sender: copy.mailFrom, mta: 'receiver.test', disableBimi: true,
       resolver: (name: string, type: string) => {
         const r = new Resolver();
         r.setServers([dns.server]);
         return r.resolve(name, type as 'TXT');
       },
-    } as never) as { dkim: { results: { signingDomain: string; status: { result: string } }[] }; dmarc: { status: { result: string }; domain: string } };
+    } as never) as { dkim: { results: { signingDomain: string; status: { result: string } }[] }; dmarc: { status: { result: string }; domain: string }; arc: { status: { result: string }; i?: number; signature?: { signingDomain?: string } } };
     assert.deepEqual(res.dkim.results.map((r) => [r.signingDomain, r.status.result]), [['example.test', 'pass']]);
     assert.equal(res.dmarc.domain, 'example.test');
     assert.equal(res.dmarc.status.result, 'pass', 'aligned: the receiver\'s DMARC passes');
+    assert.equal(res.arc.status.result, 'pass', 'the list\'s ARC seal verifies');
+    assert.equal(res.arc.i, 1);
   });
 
   it('one-click unsubscribe (RFC 8058) works without a session', async () => {
