@@ -48,7 +48,7 @@ import { outboundControl, queueAlert } from './outbound.js';
 import { TraceStore, traceRecorder } from '../trace/trace-store.js';
 import { startConsole } from '../web/server.js';
 import { startQuarantine, type GatewayQuarantine } from './quarantine.js';
-import { startLists } from './lists.js';
+import { startLists, type RunningLists } from './lists.js';
 
 export interface Gateway {
   readonly config: Config;
@@ -132,6 +132,8 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     let queueRef: Queue | undefined;
     // Delivery outcomes of authenticated mail feed the outbound baseline (failure rate).
     let outboundRef: OutboundGuard | undefined;
+    // A list copy the queue gives up on counts against the member (src/gateway/lists.ts).
+    let listsRef: RunningLists | undefined;
     const remoteOutcome = (m: QueuedMessage, r: QueuedRecipient, delivered: boolean) => {
       if (r.destination.kind === 'relay') void outboundRef?.outcome(m, delivered);
     };
@@ -154,6 +156,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
           metrics.undeliverable.inc();
           qlog.warn({ event: 'undeliverable', id: m.id, sender: m.sender, to: r.address, reply: r.lastReply, authenticated: m.authenticated }, 'undeliverable: recorded, not bounced');
           remoteOutcome(m, r, false);
+          listsRef?.undeliverable(m, r);
         },
         finished: async (m, failed) => {
           if (!failed.length || !queueRef) return;
@@ -219,6 +222,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     // Mailing lists (docs/lists.md): their addresses accepted at RCPT, their mail read after delivery.
     const lists = startLists({ config, dataDir, state: store, queue, accounts, dns, logger, newId: newReportId });
     cleanups.unshift(() => lists.close());
+    listsRef = lists;
     const resolver: RecipientResolver = lists.resolver;
     // Outbound limits and locks of authenticated senders, in the shared state store (docs/outbound.md).
     const outbound = new OutboundGuard({

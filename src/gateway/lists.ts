@@ -37,6 +37,8 @@ export interface RunningLists {
   /** The spool Maildir of a list address; undefined for any other mailbox. */
   mailboxDir(mailbox: string): string | undefined;
   delivered(msg: QueuedMessage, address: string, content: Content): void;
+  /** The queue gave up on a recipient (Queue events.failed): a list copy counts as a hard bounce. */
+  undeliverable(msg: QueuedMessage, recipient: { address: string; lastReply?: string }): void;
   /** `portcullis list …` through the control socket. */
   command(cmd: string, args: Record<string, unknown> | undefined): Promise<unknown>;
   close(): Promise<void>;
@@ -199,6 +201,14 @@ export function startLists(o: {
           }
         }
       });
+    },
+    undeliverable(msg, recipient) {
+      if (msg.meta.origin !== 'list') return;
+      const at = msg.sender.lastIndexOf('@');
+      const t = at > 0 ? targetOf(msg.sender.slice(0, at), msg.sender.slice(at + 1)) : undefined;
+      if (t?.kind === 'bounce' && t.member && t.member === recipient.address.toLowerCase()) {
+        run(async () => service.failedCopy(t.list, t.member!, recipient.lastReply ?? 'failed'));
+      }
     },
     async command(cmd, args) {
       try {

@@ -186,10 +186,24 @@ export class ListService {
       this.deps.logger.info({ event: 'list_bounce', list: list.address, member, hard: false, reason: verdict.reason }, 'temporary bounce: not counted');
       return;
     }
+    this.countHard(list, member, verdict.reason);
+  }
+
+  /**
+   * Our own queue gave up on a list copy (a 5xx from the member's server, or the queue lifetime
+   * passed): counted like a hard bounce to the member's VERP address, since no DSN will come.
+   */
+  failedCopy(listAddress: string, member: string, reply: string): void {
+    const list = this.deps.store.get(listAddress);
+    if (!list) return;
+    this.countHard(list, member, `undeliverable from here: ${reply.slice(0, 200)}`);
+  }
+
+  private countHard(list: List, member: string, reason: string): void {
     const before = this.deps.store.member(list.address, member);
     const after = this.deps.store.bounce(list.address, member, this.deps.config.bounce_limit);
     if (!after) return;
-    this.deps.logger.info({ event: 'list_bounce', list: list.address, member, hard: true, bounces: after.bounces, reason: verdict.reason }, `hard bounce ${after.bounces} of ${member}`);
+    this.deps.logger.info({ event: 'list_bounce', list: list.address, member, hard: true, bounces: after.bounces, reason }, `hard bounce ${after.bounces} of ${member}`);
     if (before?.state === 'confirmed' && after.state === 'disabled') {
       this.deps.logger.warn({ event: 'list_member_disabled', list: list.address, member, bounces: after.bounces },
         `${member} disabled on ${list.address} after ${after.bounces} hard bounces (lists.bounce_limit)`);

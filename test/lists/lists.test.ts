@@ -313,4 +313,16 @@ describe('mailing lists', { timeout: 300_000 }, () => {
     await sleep(500);
     assert.deepEqual(sent('carol@remote.example', mark), [], 'a disabled member gets no posts');
   });
+  it('counts a copy its own queue cannot deliver (550 from the member\'s server) as a hard bounce', async () => {
+    await subscribeByMail('henry@remote.example');
+    sink.reject.set('henry@remote.example', 550);
+    for (let n = 1; n <= 3; n++) {
+      const mark = sink.messages.length;
+      await send('bob@remote.example', LIST, `refused copy ${n}`);
+      await waitFor(`post ${n} at bob`, () => sent('bob@remote.example', mark).find((m) => field(m, 'subject') === `refused copy ${n}`));
+      await waitFor(`failure ${n} counted`, async () => (await members()).find((m) => m.address === 'henry@remote.example')?.bounces === n, { timeoutMs: 20_000, details: () => gw.tail(20) });
+    }
+    assert.equal(await stateOf('henry@remote.example'), 'disabled');
+    assert.ok(sink.rcptLog.some((r) => r.address === 'henry@remote.example' && r.code === 550), 'the sink refused the copies');
+  });
 });
