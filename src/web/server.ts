@@ -19,6 +19,7 @@ import { registerUserPages } from './user-pages.js';
 import { registerAdminPages } from './admin-pages.js';
 import { checkLogin } from './login.js';
 import { registerQuarantinePages } from './quarantine-pages.js';
+import { registerListPages } from './list-pages.js';
 
 const STATIC_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../src/web/static');
 
@@ -81,6 +82,8 @@ export async function startConsole(deps: ConsoleDeps): Promise<ConsoleServer> {
   // CSRF: every state-changing request carries the session's token (forms: hidden field _csrf).
   app.addHook('preHandler', async (req, reply) => {
     if (req.method === 'GET' || req.method === 'HEAD') return;
+    // RFC 8058 one-click unsubscribe (list-pages.ts): its signed token is the proof, a mail client has no session.
+    if ((req.routeOptions.config as { csrfExempt?: boolean }).csrfExempt) return;
     const body = req.body as Record<string, unknown> | undefined;
     if (!csrfMatches(req.consoleSession, body?._csrf)) {
       log.warn({ event: 'console_csrf_refused', client: clientAddress(req.ip), url: req.url, user: req.consoleSession.user }, 'request without a valid CSRF token refused');
@@ -140,6 +143,7 @@ export async function startConsole(deps: ConsoleDeps): Promise<ConsoleServer> {
   registerUserPages(app, ctx);
   registerAdminPages(app, ctx);
   if (deps.quarantine) registerQuarantinePages(app, ctx, deps.quarantine);
+  if (deps.lists) registerListPages(app, ctx, deps.lists);
 
   // Traces older than the retention go, now and every hour.
   const prune = () => {
