@@ -47,6 +47,7 @@ import { OutboundGuard } from '../pipeline/outbound/limits.js';
 import { outboundControl, queueAlert } from './outbound.js';
 import { TraceStore, traceRecorder } from '../trace/trace-store.js';
 import { startConsole } from '../web/server.js';
+import type { OutboundLock } from '../web/context.js';
 import { startQuarantine, type GatewayQuarantine } from './quarantine.js';
 
 export interface Gateway {
@@ -383,7 +384,15 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     else if (trace) {
       const web = await startConsole({
         config: config.console, thresholds: config.policy.thresholds, tls: tlsManager, accounts, bruteForce, trace, logger, metrics,
-        queue: { list: () => queue.list().map(describeQueued), flush: () => (relay.forgetDownHosts(), mx?.forgetDownHosts(), queue.flush()), delete: (id) => queue.delete(id) },
+        queue: {
+          list: () => queue.list().map(describeQueued), flush: () => (relay.forgetDownHosts(), mx?.forgetDownHosts(), queue.flush()), delete: (id) => queue.delete(id),
+          // The same control commands as `portcullis queue hold|release` and `user locks|unlock`.
+          hold: async (id) => ((await outboundControl({ cmd: 'queue.hold', args: { id } }, queue, outbound)) as { held: string[] }).held,
+          release: async (id) => ((await outboundControl({ cmd: 'queue.release', args: { id } }, queue, outbound)) as { released: string[] }).released,
+          locks: async () => ((await outboundControl({ cmd: 'user.locks' }, queue, outbound)) as { locks: OutboundLock[] }).locks,
+          unlock: async (user) => ((await outboundControl({ cmd: 'user.unlock', args: { user } }, queue, outbound)) as { unlocked: boolean }).unlocked,
+        },
+        reports: reports.store,
         quarantine: quarantine && { store: quarantine.quarantine, links: quarantine.links, learn: config.bayes.enabled ? (raw, cls, user) => spam.learnFromUser(raw, cls, user) : undefined },
       });
       cleanups.unshift(() => web.close());
