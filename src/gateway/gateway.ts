@@ -48,6 +48,7 @@ import { outboundControl, queueAlert } from './outbound.js';
 import { TraceStore, traceRecorder } from '../trace/trace-store.js';
 import { startConsole } from '../web/server.js';
 import type { OutboundLock } from '../web/context.js';
+import type { JunkTrainEvent } from '../mailbox/imap/services.js';
 import { startQuarantine, type GatewayQuarantine } from './quarantine.js';
 
 export interface Gateway {
@@ -315,11 +316,13 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     // Mailbox access, TLS only: IMAP and POP3 on the same Maildirs (docs/imap.md, docs/pop3.md).
     // A message moved into or out of Junk teaches Bayes what the user thinks of it.
     const mlog = logger.child({ component: 'mailbox' });
+    // The console's Junk page moves through the same code and calls the same hook.
+    const onJunkTrain = (e: JunkTrainEvent) => spam.learnFromUser(e.message, e.cls, e.user).catch((err) => {
+      mlog.warn({ event: 'bayes_user_learn_failed', user: e.user, class: e.cls, err: (err as Error).message }, 'cannot learn from a Junk move');
+    });
     const imap = !config.imap.enabled ? { addresses: [], close: async () => undefined } : await startImap({
       config: config.imap, dataDir, accounts, bruteForce, tls: tlsManager, logger, maxMessageSize: config.smtp.max_message_size,
-      onJunkTrain: (e) => spam.learnFromUser(e.message, e.cls, e.user).catch((err) => {
-        mlog.warn({ event: 'bayes_user_learn_failed', user: e.user, class: e.cls, err: (err as Error).message }, 'cannot learn from a Junk move');
-      }),
+      onJunkTrain,
     });
     cleanups.unshift(() => imap.close());
     const pop3 = await startPop3({ config: config.pop3, dataDir, accounts, bruteForce, tls: tlsManager, logger });
@@ -393,6 +396,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
           unlock: async (user) => ((await outboundControl({ cmd: 'user.unlock', args: { user } }, queue, outbound)) as { unlocked: boolean }).unlocked,
         },
         reports: reports.store,
+        junk: { dataDir, onJunkTrain },
         quarantine: quarantine && { store: quarantine.quarantine, links: quarantine.links, learn: config.bayes.enabled ? (raw, cls, user) => spam.learnFromUser(raw, cls, user) : undefined },
       });
       cleanups.unshift(() => web.close());

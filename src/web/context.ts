@@ -17,6 +17,7 @@ import type { PageOptions } from './layout.js';
 import type { Quarantine } from '../quarantine/quarantine.js';
 import type { Links } from '../quarantine/links.js';
 import type { ReportsStore } from '../reports/store.js';
+import type { JunkTrainHook } from '../mailbox/imap/services.js';
 
 /** A lock as `portcullis user locks --json` prints it (src/pipeline/outbound/limits.ts). */
 export interface OutboundLock {
@@ -61,6 +62,8 @@ export interface ConsoleDeps {
   readonly quarantine?: ConsoleQuarantine;
   /** The complaints and DMARC / TLS-RPT reports received (src/gateway/reports.ts); absent: no reports page. */
   readonly reports?: ReportsStore;
+  /** The users' Maildirs for the Junk page, and the hook IMAP's Junk moves call (absent: no Junk page). */
+  readonly junk?: { readonly dataDir: string; readonly onJunkTrain?: JunkTrainHook };
 }
 
 export interface ConsoleServer {
@@ -84,6 +87,8 @@ export interface ConsoleContext extends ConsoleDeps {
   readonly quarantineEnabled: boolean;
   /** The reports page exists (a reports store was given). */
   readonly reportsEnabled: boolean;
+  /** The Junk training page exists. */
+  readonly junkEnabled: boolean;
   render(req: FastifyRequest, reply: FastifyReply, opts: Omit<PageOptions, 'session'>, body: SafeHtml, status?: number): FastifyReply;
   /** The logged-in user, or a redirect to the login page (undefined: the reply is sent). */
   user(req: FastifyRequest, reply: FastifyReply): string | undefined;

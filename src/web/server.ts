@@ -21,6 +21,7 @@ import { checkLogin } from './login.js';
 import { registerQuarantinePages } from './quarantine-pages.js';
 import { registerReportPages } from './report-pages.js';
 import { registerQueuePages } from './queue-pages.js';
+import { registerJunkPages } from './junk-pages.js';
 
 const STATIC_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../src/web/static');
 
@@ -48,9 +49,9 @@ export async function startConsole(deps: ConsoleDeps): Promise<ConsoleServer> {
   });
 
   const ctx: ConsoleContext = {
-    ...deps, sessions, log, failedLogins: 0, quarantineEnabled: !!deps.quarantine, reportsEnabled: !!deps.reports,
+    ...deps, sessions, log, failedLogins: 0, quarantineEnabled: !!deps.quarantine, reportsEnabled: !!deps.reports, junkEnabled: !!deps.junk,
     render(req, reply, opts, body, status = 200) {
-      return reply.code(status).type('text/html; charset=utf-8').send(page({ quarantine: ctx.quarantineEnabled, reports: ctx.reportsEnabled, ...opts, session: req.consoleSession }, body));
+      return reply.code(status).type('text/html; charset=utf-8').send(page({ quarantine: ctx.quarantineEnabled, reports: ctx.reportsEnabled, junk: ctx.junkEnabled, ...opts, session: req.consoleSession }, body));
     },
     user(req, reply) {
       const s = req.consoleSession;
@@ -144,6 +145,7 @@ export async function startConsole(deps: ConsoleDeps): Promise<ConsoleServer> {
   registerQueuePages(app, ctx);
   if (deps.quarantine) registerQuarantinePages(app, ctx, deps.quarantine);
   if (deps.reports) registerReportPages(app, ctx, deps.reports);
+  if (deps.junk) registerJunkPages(app, ctx, deps.junk);
 
   // Traces older than the retention go, now and every hour.
   const prune = () => {
