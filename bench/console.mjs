@@ -83,7 +83,7 @@ for (let i = 0; i < VIEWABLE; i++) {
   viewable.push(await quarantine.add({ reason: 'policy_band', sender: `news@sender${i % 997}.example`, recipients: [pick(users, i)], score: 9, symbols: [{ name: 'BAYES_99', score: 5, reason: 'bayes' }] }, raw));
 }
 const quarantineFillMs = Date.now() - t1;
-const quarantineCount = quarantine.stats().count;
+const quarantineCount = quarantine.totals().count;
 
 const web = await startConsole({
   config: config.console, thresholds: config.policy.thresholds, tls, accounts, bruteForce, trace, logger, metrics: createMetrics(),
