@@ -47,6 +47,8 @@ import { OutboundGuard } from '../pipeline/outbound/limits.js';
 import { outboundControl, queueAlert } from './outbound.js';
 import { TraceStore, traceRecorder } from '../trace/trace-store.js';
 import { startConsole } from '../web/server.js';
+import type { OutboundLock } from '../web/context.js';
+import type { JunkTrainEvent } from '../mailbox/imap/services.js';
 import { startQuarantine, type GatewayQuarantine } from './quarantine.js';
 import { startLists, type RunningLists } from './lists.js';
 
@@ -325,11 +327,13 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     // Mailbox access, TLS only: IMAP and POP3 on the same Maildirs (docs/imap.md, docs/pop3.md).
     // A message moved into or out of Junk teaches Bayes what the user thinks of it.
     const mlog = logger.child({ component: 'mailbox' });
+    // The console's Junk page moves through the same code and calls the same hook.
+    const onJunkTrain = (e: JunkTrainEvent) => spam.learnFromUser(e.message, e.cls, e.user).catch((err) => {
+      mlog.warn({ event: 'bayes_user_learn_failed', user: e.user, class: e.cls, err: (err as Error).message }, 'cannot learn from a Junk move');
+    });
     const imap = !config.imap.enabled ? { addresses: [], close: async () => undefined } : await startImap({
       config: config.imap, dataDir, accounts, bruteForce, tls: tlsManager, logger, maxMessageSize: config.smtp.max_message_size,
-      onJunkTrain: (e) => spam.learnFromUser(e.message, e.cls, e.user).catch((err) => {
-        mlog.warn({ event: 'bayes_user_learn_failed', user: e.user, class: e.cls, err: (err as Error).message }, 'cannot learn from a Junk move');
-      }),
+      onJunkTrain,
     });
     cleanups.unshift(() => imap.close());
     const pop3 = await startPop3({ config: config.pop3, dataDir, accounts, bruteForce, tls: tlsManager, logger });
@@ -395,7 +399,16 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     else if (trace) {
       const web = await startConsole({
         config: config.console, thresholds: config.policy.thresholds, tls: tlsManager, accounts, bruteForce, trace, logger, metrics,
-        queue: { list: () => queue.list().map(describeQueued), flush: () => (relay.forgetDownHosts(), mx?.forgetDownHosts(), queue.flush()), delete: (id) => queue.delete(id) },
+        queue: {
+          list: () => queue.list().map(describeQueued), flush: () => (relay.forgetDownHosts(), mx?.forgetDownHosts(), queue.flush()), delete: (id) => queue.delete(id),
+          // The same control commands as `portcullis queue hold|release` and `user locks|unlock`.
+          hold: async (id) => ((await outboundControl({ cmd: 'queue.hold', args: { id } }, queue, outbound)) as { held: string[] }).held,
+          release: async (id) => ((await outboundControl({ cmd: 'queue.release', args: { id } }, queue, outbound)) as { released: string[] }).released,
+          locks: async () => ((await outboundControl({ cmd: 'user.locks' }, queue, outbound)) as { locks: OutboundLock[] }).locks,
+          unlock: async (user) => ((await outboundControl({ cmd: 'user.unlock', args: { user } }, queue, outbound)) as { unlocked: boolean }).unlocked,
+        },
+        reports: reports.store,
+        junk: { dataDir, onJunkTrain },
         lists: lists.service,
         quarantine: quarantine && { store: quarantine.quarantine, links: quarantine.links, learn: config.bayes.enabled ? (raw, cls, user) => spam.learnFromUser(raw, cls, user) : undefined },
       });

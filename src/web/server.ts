@@ -20,6 +20,9 @@ import { registerAdminPages } from './admin-pages.js';
 import { checkLogin } from './login.js';
 import { registerQuarantinePages } from './quarantine-pages.js';
 import { registerListPages } from './list-pages.js';
+import { registerReportPages } from './report-pages.js';
+import { registerQueuePages } from './queue-pages.js';
+import { registerJunkPages } from './junk-pages.js';
 
 const STATIC_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../src/web/static');
 
@@ -47,9 +50,9 @@ export async function startConsole(deps: ConsoleDeps): Promise<ConsoleServer> {
   });
 
   const ctx: ConsoleContext = {
-    ...deps, sessions, log, failedLogins: 0, quarantineEnabled: !!deps.quarantine,
+    ...deps, sessions, log, failedLogins: 0, quarantineEnabled: !!deps.quarantine, reportsEnabled: !!deps.reports, junkEnabled: !!deps.junk,
     render(req, reply, opts, body, status = 200) {
-      return reply.code(status).type('text/html; charset=utf-8').send(page({ ...opts, session: req.consoleSession }, body));
+      return reply.code(status).type('text/html; charset=utf-8').send(page({ quarantine: ctx.quarantineEnabled, reports: ctx.reportsEnabled, junk: ctx.junkEnabled, ...opts, session: req.consoleSession }, body));
     },
     user(req, reply) {
       const s = req.consoleSession;
@@ -142,8 +145,11 @@ export async function startConsole(deps: ConsoleDeps): Promise<ConsoleServer> {
   });
   registerUserPages(app, ctx);
   registerAdminPages(app, ctx);
+  registerQueuePages(app, ctx);
   if (deps.quarantine) registerQuarantinePages(app, ctx, deps.quarantine);
   if (deps.lists) registerListPages(app, ctx, deps.lists);
+  if (deps.reports) registerReportPages(app, ctx, deps.reports);
+  if (deps.junk) registerJunkPages(app, ctx, deps.junk);
 
   // Traces older than the retention go, now and every hour.
   const prune = () => {
