@@ -66,6 +66,19 @@ function renderComponents(c, p) {
   if (c.checks) renderCheckCosts(c.checks, p);
   if (c.imap) renderImapLoad(c.imap, p);
   if (c.outbound) renderOutbound(c.outbound, p);
+  if (c.console) renderConsole(c.console, p);
+}
+
+/** Console page server time (bench/console.mjs): issue 16's target, p99 under 200 ms with 100,000 quarantined messages. */
+function renderConsole(r, p) {
+  p('## Web console page time', '');
+  if (r.error) { p(`Not measured: ${r.error}`, ''); return; }
+  p(`\`bench/console.mjs\`: the console alone over HTTPS (keep-alive, one client), logged in as an administrator, over ` +
+    `${int(r.quarantine_entries)} quarantined messages and a message trace of ${int(r.trace_rows)} messages; ${r.requests_per_page} requests per page after 10 warm-up requests. ` +
+    `Time from request to the last byte of the page, measured by the client on the same machine. Target: p99 under ${r.target_p99_ms} ms.`, '');
+  p('| page | p50 ms | p99 ms | max ms |', '|---|---:|---:|---:|');
+  for (const pg of r.pages) p(`| ${pg.page} | ${ms(pg.p50_ms)} | ${ms(pg.p99_ms)} | ${ms(pg.max_ms)} |`);
+  p('', `Worst p99: **${ms(r.worst_p99_ms)} ms** — ${r.ok ? 'under' : '**over**'} the ${r.target_p99_ms} ms target.`, '');
 }
 
 /** Outbound delivery with DKIM signing (bench/outbound.mjs), next to smtp-sink's own rate. */

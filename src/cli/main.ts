@@ -73,6 +73,8 @@ const USAGE = `usage: portcullis <command> [options]
   reports show ID
   reports send-dmarc [--date YYYY-MM-DD]
                                         send a day's DMARC aggregate reports now (reports.dmarc_out)
+  list create|delete|show|set|members|subscribe|unsubscribe|import|held|approve|discard LIST …
+                                        mailing lists with confirmed opt-in (docs/lists.md)
 
 Every command takes --config FILE (or PORTCULLIS_CONFIG) to find the data directory;
 without one, the embedded defaults apply (data in ./data or PORTCULLIS_DATA_DIR).`;
@@ -99,6 +101,7 @@ async function main(argv: string[]): Promise<number> {
   if (argv[0] === 'dns' && argv[1] === 'ptr-plan') return withConfig(argv.slice(2), async (args) => (await import('./ptr-plan.js')).ptrPlanCommand(args));
   if (argv[0] === 'queue' && (argv[1] === 'hold' || argv[1] === 'release')) return withConfig(argv.slice(2), async (args, cfg) => (await import('./queue-hold.js')).queueHoldCommand(argv[1] as 'hold' | 'release', args, cfg));
   if (argv[0] === 'user' && (argv[1] === 'unlock' || argv[1] === 'locks')) return withConfig(argv.slice(2), async (args, cfg) => (await import('./queue-hold.js')).userLockCommand(argv[1] as 'unlock' | 'locks', args, cfg));
+  if (argv[0] === 'list') return withConfig(argv.slice(1), async (args, cfg) => (await import('./list.js')).listCommand(args, cfg));
   if (argv[0] === 'quarantine') return withConfig(argv.slice(1), async (args, cfg) => (await import('./quarantine.js')).quarantineCommand(args, cfg));
   if (argv[0] === 'symbols') return withConfig(argv.slice(1), async (args, cfg, file) => (await import('./symbols.js')).symbolsCommand(args, cfg, file));
   const { values, positionals } = parseArgs({

@@ -29,6 +29,7 @@ import { outboundTlsConfigSchema } from '../delivery/tls-policy/config.js';
 import { dkimSigningConfigSchema } from '../delivery/dkim/config.js';
 import { outboundLimitsConfigSchema, outboundContentConfigSchema } from '../pipeline/outbound/config.js';
 import { reportsConfigSchema } from '../reports/config.js';
+import { listsConfigSchema } from '../lists/config.js';
 import { consoleConfigSchema } from '../web/config.js';
 import { quarantineConfigSchema } from '../quarantine/config.js';
 import { storeConfigSchema } from '../store/config.js';
@@ -56,6 +57,8 @@ export const configSchema = z.strictObject({
   }).prefault({}),
   // Complaint (ARF), DMARC and TLS-RPT reports arriving at the role addresses (docs/deliverability.md).
   reports: reportsConfigSchema,
+  // Mailing lists with confirmed opt-in on the local domains (docs/lists.md).
+  lists: listsConfigSchema,
   queue: queueConfigSchema,
   store: storeConfigSchema,
   policy: policyConfigSchema,

@@ -47,7 +47,10 @@ import { OutboundGuard } from '../pipeline/outbound/limits.js';
 import { outboundControl, queueAlert } from './outbound.js';
 import { TraceStore, traceRecorder } from '../trace/trace-store.js';
 import { startConsole } from '../web/server.js';
+import type { OutboundLock } from '../web/context.js';
+import type { JunkTrainEvent } from '../mailbox/imap/services.js';
 import { startQuarantine, type GatewayQuarantine } from './quarantine.js';
+import { startLists, type RunningLists } from './lists.js';
 
 export interface Gateway {
   readonly config: Config;
@@ -131,6 +134,8 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     let queueRef: Queue | undefined;
     // Delivery outcomes of authenticated mail feed the outbound baseline (failure rate).
     let outboundRef: OutboundGuard | undefined;
+    // A list copy the queue gives up on counts against the member (src/gateway/lists.ts).
+    let listsRef: RunningLists | undefined;
     const remoteOutcome = (m: QueuedMessage, r: QueuedRecipient, delivered: boolean) => {
       if (r.destination.kind === 'relay') void outboundRef?.outcome(m, delivered);
     };
@@ -153,6 +158,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
           metrics.undeliverable.inc();
           qlog.warn({ event: 'undeliverable', id: m.id, sender: m.sender, to: r.address, reply: r.lastReply, authenticated: m.authenticated }, 'undeliverable: recorded, not bounced');
           remoteOutcome(m, r, false);
+          listsRef?.undeliverable(m, r);
         },
         finished: async (m, failed) => {
           if (!failed.length || !queueRef) return;
@@ -215,7 +221,11 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       });
     };
     outboundTls.startReportTimer(submitReport);
-    const resolver = new RecipientResolver(config, accounts);
+    // Mailing lists (docs/lists.md): their addresses accepted at RCPT, their mail read after delivery.
+    const lists = startLists({ config, dataDir, state: store, queue, accounts, dns, logger, newId: newReportId });
+    cleanups.unshift(() => lists.close());
+    listsRef = lists;
+    const resolver: RecipientResolver = lists.resolver;
     // Outbound limits and locks of authenticated senders, in the shared state store (docs/outbound.md).
     const outbound = new OutboundGuard({
       store, config: config.outbound.limits, content: config.outbound.content, queue, logger: logger.child({ component: 'outbound' }),
@@ -244,11 +254,14 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       maildir,
       relay,
       mx,
-      mailboxDir: (address) => mailboxPath(dataDir, address),
+      mailboxDir: (address) => lists.mailboxDir(address) ?? mailboxPath(dataDir, address),
       route: (domain) => resolver.route(domain),
       metrics,
       sign: dkimSigner(config, dataDir, logger),
-      observe: reports.intake,
+      observe: {
+        delivered: (m, a, c) => (reports.intake.delivered(m, a, c), lists.delivered(m, a, c)),
+        leaving: (m, c) => reports.intake.leaving(m, c),
+      },
     });
     const checkLog = logger.child({ component: 'checks' });
     const ownAddresses = [...new Set(config.listeners.map((l) => l.address).filter((a) => a !== '0.0.0.0' && a !== '::'))];
@@ -314,11 +327,13 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     // Mailbox access, TLS only: IMAP and POP3 on the same Maildirs (docs/imap.md, docs/pop3.md).
     // A message moved into or out of Junk teaches Bayes what the user thinks of it.
     const mlog = logger.child({ component: 'mailbox' });
+    // The console's Junk page moves through the same code and calls the same hook.
+    const onJunkTrain = (e: JunkTrainEvent) => spam.learnFromUser(e.message, e.cls, e.user).catch((err) => {
+      mlog.warn({ event: 'bayes_user_learn_failed', user: e.user, class: e.cls, err: (err as Error).message }, 'cannot learn from a Junk move');
+    });
     const imap = !config.imap.enabled ? { addresses: [], close: async () => undefined } : await startImap({
       config: config.imap, dataDir, accounts, bruteForce, tls: tlsManager, logger, maxMessageSize: config.smtp.max_message_size,
-      onJunkTrain: (e) => spam.learnFromUser(e.message, e.cls, e.user).catch((err) => {
-        mlog.warn({ event: 'bayes_user_learn_failed', user: e.user, class: e.cls, err: (err as Error).message }, 'cannot learn from a Junk move');
-      }),
+      onJunkTrain,
     });
     cleanups.unshift(() => imap.close());
     const pop3 = await startPop3({ config: config.pop3, dataDir, accounts, bruteForce, tls: tlsManager, logger });
@@ -370,6 +385,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
         case 'dmarc.send': return reports.sendDmarc(typeof req.args?.date === 'string' ? req.args.date : undefined);
         case 'status': return { pid: process.pid, queue: queue.size, sessions: listeners.sessionCount, listeners: allAddresses() };
         default:
+          if (req.cmd.startsWith('list.')) return lists.command(req.cmd.slice('list.'.length), req.args);
           if (req.cmd.startsWith('quarantine.')) {
             if (!quarantine) throw new Error('the quarantine is off (quarantine.enabled: false)');
             return quarantine.command(req.cmd.slice('quarantine.'.length), req.args);
@@ -383,7 +399,17 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     else if (trace) {
       const web = await startConsole({
         config: config.console, thresholds: config.policy.thresholds, tls: tlsManager, accounts, bruteForce, trace, logger, metrics,
-        queue: { list: () => queue.list().map(describeQueued), flush: () => (relay.forgetDownHosts(), mx?.forgetDownHosts(), queue.flush()), delete: (id) => queue.delete(id) },
+        queue: {
+          list: () => queue.list().map(describeQueued), flush: () => (relay.forgetDownHosts(), mx?.forgetDownHosts(), queue.flush()), delete: (id) => queue.delete(id),
+          // The same control commands as `portcullis queue hold|release` and `user locks|unlock`.
+          hold: async (id) => ((await outboundControl({ cmd: 'queue.hold', args: { id } }, queue, outbound)) as { held: string[] }).held,
+          release: async (id) => ((await outboundControl({ cmd: 'queue.release', args: { id } }, queue, outbound)) as { released: string[] }).released,
+          locks: async () => ((await outboundControl({ cmd: 'user.locks' }, queue, outbound)) as { locks: OutboundLock[] }).locks,
+          unlock: async (user) => ((await outboundControl({ cmd: 'user.unlock', args: { user } }, queue, outbound)) as { unlocked: boolean }).unlocked,
+        },
+        reports: reports.store,
+        junk: { dataDir, onJunkTrain },
+        lists: lists.service,
         quarantine: quarantine && { store: quarantine.quarantine, links: quarantine.links, learn: config.bayes.enabled ? (raw, cls, user) => spam.learnFromUser(raw, cls, user) : undefined },
       });
       cleanups.unshift(() => web.close());

@@ -20,6 +20,8 @@ const PURGE_EVERY_MS = 6 * 3600_000;
 
 export interface RunningReports {
   readonly intake: ReportIntake;
+  /** What was received, for the console's reports page (read-only there). */
+  readonly store: ReportsStore;
   /** For the dkim_dmarc_arc check: counts each DMARC evaluation when reports.dmarc_out is on. */
   readonly onDmarc?: (o: DmarcObservation) => void;
   /** Sends a day's DMARC aggregate reports now (default yesterday); `portcullis reports send-dmarc`. */
@@ -87,6 +89,7 @@ export function startReportIntake(o: {
   logger.debug({ event: 'reports_ready', file: path.basename(reportsFile(dataDir)) }, 'reports intake ready');
   return {
     intake,
+    store,
     ...(out.enabled ? { onDmarc: (x: DmarcObservation) => {
       try {
         dmarc.record(x);

@@ -294,6 +294,12 @@ export class Quarantine {
     return { id, recipients: targets };
   }
 
+  /** How many originals are kept and their bytes, from the running totals (no query: the console's list shows it on every page). */
+  totals(): { count: number; bytes: number } {
+    this.checkOpen();
+    return { count: this.count, bytes: this.bytes };
+  }
+
   stats(): QuarantineStats {
     this.checkOpen();
     const byReason: Partial<Record<QuarantineReason, number>> = {};

@@ -1,6 +1,6 @@
 // The administrator's pages: the dashboard (from the message trace and the metrics), the
-// message trace, the queue (the control socket's operations) and the users and aliases (the
-// account store, as `portcullis user|alias` use it). Every page checks the role first.
+// message trace and the users and aliases (the account store, as `portcullis user|alias` use
+// it). The queue is in queue-pages.ts. Every page checks the role first.
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Counter } from 'prom-client';
 import { AccountError } from '../auth/accounts.js';
@@ -45,7 +45,7 @@ export function registerAdminPages(app: FastifyInstance, ctx: ConsoleContext): v
     const m = ctx.metrics;
     const [smtpFailures, blocks, spraying] = await Promise.all([counterTotal(m.authFailures), counterTotal(m.authBlocks), counterTotal(m.authSpraying)]);
     const queued = ctx.queue.list();
-    const held = queued.filter((x) => x.meta && (x.meta as Record<string, unknown>).held).length;
+    const held = queued.filter((x) => x.state === 'held').length;
     return ctx.render(req, reply, { title: 'Dashboard', quarantine: q }, html`
 <div class="cards">
   ${card('messages, last 24 h', ctx.trace.hourly(24).reduce((n, h) => n + Object.values(h.counts).reduce((a, b) => a + b, 0), 0))}
@@ -100,35 +100,6 @@ ${r.attachments.length ? html`<tr><th>Attachments</th><td>${r.attachments.map((a
 <h2>Symbols</h2>
 ${r.symbols.length ? html`<table class="symbols"><thead><tr><th>Symbol</th><th>Score</th><th>Reason</th></tr></thead><tbody>
 ${r.symbols.map((s) => html`<tr><td>${s.name}</td><td>${s.score.toFixed(2)}</td><td>${s.reason ?? ''}</td></tr>`)}</tbody></table>` : html`<p class="muted">No symbols.</p>`}`);
-  });
-
-  const queuePage = (req: FastifyRequest, reply: FastifyReply, notice?: { kind: 'ok' | 'error'; text: string }) => {
-    const list = ctx.queue.list();
-    return ctx.render(req, reply, { title: 'Queue', notice, quarantine: q }, html`
-<form method="post" action="/admin/queue/flush">${csrfField(req.consoleSession)}<button type="submit">Flush: retry every deferred message now</button></form>
-<p>${list.length} message(s) in the queue.</p>
-${list.length ? html`<table class="queue"><thead><tr><th>Queue id</th><th>Arrived</th><th>Sender</th><th>Recipients</th><th>Attempts</th><th></th></tr></thead><tbody>
-${list.slice(0, 1000).map((m) => html`<tr><td>${m.id}</td><td>${m.arrived}</td><td>${m.sender || '<>'}</td>
-<td>${m.recipients.map((r) => html`${r.address} (${r.status}${r.last_reply ? `: ${r.last_reply}` : ''})<br>`)}</td><td>${m.attempts}</td>
-<td><form method="post" action="/admin/queue/delete" class="inline">${csrfField(req.consoleSession)}<input type="hidden" name="id" value="${m.id}"><button type="submit" class="danger">Delete</button></form></td></tr>`)}
-</tbody></table>` : ''}`);
-  };
-  app.get('/admin/queue', (req, reply) => {
-    if (ctx.admin(req, reply)) return queuePage(req, reply);
-  });
-  app.post('/admin/queue/flush', (req, reply) => {
-    if (!ctx.admin(req, reply)) return;
-    const n = ctx.queue.flush();
-    ctx.log.info({ event: 'console_queue_flush', user: req.consoleSession.user, scheduled: n }, 'queue flushed from the console');
-    return queuePage(req, reply, { kind: 'ok', text: `${n} message(s) scheduled for delivery now.` });
-  });
-  app.post('/admin/queue/delete', async (req, reply) => {
-    if (!ctx.admin(req, reply)) return;
-    const id = str((req.body as Record<string, unknown>).id);
-    const result = await ctx.queue.delete(id);
-    ctx.log.info({ event: 'console_queue_delete', user: req.consoleSession.user, id, result }, 'queue delete from the console');
-    return queuePage(req, reply, result === 'deleted' ? { kind: 'ok', text: `Deleted ${id}.` }
-      : { kind: 'error', text: result === 'busy' ? `${id} is being delivered right now; try again in a moment.` : `No message ${id} in the queue.` });
   });
 
   const usersPage = (req: FastifyRequest, reply: FastifyReply, notice?: { kind: 'ok' | 'error'; text: string }, status = 200) => {

@@ -16,12 +16,28 @@ import type { SafeHtml } from './html.js';
 import type { PageOptions } from './layout.js';
 import type { Quarantine } from '../quarantine/quarantine.js';
 import type { Links } from '../quarantine/links.js';
+import type { ReportsStore } from '../reports/store.js';
+import type { JunkTrainHook } from '../mailbox/imap/services.js';
+
+/** A lock as `portcullis user locks --json` prints it (src/pipeline/outbound/limits.ts). */
+export interface OutboundLock {
+  readonly subject: string;
+  readonly code: string;
+  readonly reason: string;
+  readonly since: string;
+}
 
 /** The queue as the control socket drives it (src/gateway/gateway.ts). */
 export interface QueueControl {
   list(): QueuedView[];
   flush(): number;
   delete(id: string): Promise<'deleted' | 'busy' | 'unknown'>;
+  /** Holds / releases one message (src/queue/hold.ts, as `portcullis queue hold|release ID`); the ids changed. */
+  hold(id: string): Promise<string[]>;
+  release(id: string): Promise<string[]>;
+  /** The outbound locks (`portcullis user locks`) and `user unlock USER|IP`. */
+  locks(): Promise<OutboundLock[]>;
+  unlock(subject: string): Promise<boolean>;
 }
 
 /** The quarantine as the console uses it (src/gateway/quarantine.ts builds it). */
@@ -44,6 +60,10 @@ export interface ConsoleDeps {
   readonly metrics: Metrics;
   /** Absent when quarantine.enabled is false: no quarantine pages, and /q/link answers 404. */
   readonly quarantine?: ConsoleQuarantine;
+  /** The complaints and DMARC / TLS-RPT reports received (src/gateway/reports.ts); absent: no reports page. */
+  readonly reports?: ReportsStore;
+  /** The users' Maildirs for the Junk page, and the hook IMAP's Junk moves call (absent: no Junk page). */
+  readonly junk?: { readonly dataDir: string; readonly onJunkTrain?: JunkTrainHook };
 }
 
 export interface ConsoleServer {
@@ -65,6 +85,10 @@ export interface ConsoleContext extends ConsoleDeps {
   failedLogins: number;
   /** The quarantine pages exist (a quarantine store was given). */
   readonly quarantineEnabled: boolean;
+  /** The reports page exists (a reports store was given). */
+  readonly reportsEnabled: boolean;
+  /** The Junk training page exists. */
+  readonly junkEnabled: boolean;
   render(req: FastifyRequest, reply: FastifyReply, opts: Omit<PageOptions, 'session'>, body: SafeHtml, status?: number): FastifyReply;
   /** The logged-in user, or a redirect to the login page (undefined: the reply is sent). */
   user(req: FastifyRequest, reply: FastifyReply): string | undefined;

@@ -129,7 +129,8 @@ ${body.html ? html`<h2>As HTML (sandboxed: no script, nothing remote)</h2>
       if (!(err instanceof QuarantineError)) throw err;
       return ctx.render(req, reply, { title: 'Quarantine', ...nav, notice: { kind: 'error', text: err.message } }, html``, 400);
     }
-    const stats = q.store.stats();
+    // The running totals, not stats(): its count per reason scans the whole index (≈200 ms at 100,000 entries).
+    const stats = q.store.totals();
     return ctx.render(req, reply, { title: 'Quarantine', ...nav }, html`
 <form method="get" action="${adminBase}" role="search"><input type="search" name="q" value="${search}" size="40" placeholder="subject, sender, recipient or Message-ID"> <button type="submit">Search</button></form>
 <p class="muted">${stats.count} message(s) kept, ${Math.round(stats.bytes / 1024)} KiB.</p>

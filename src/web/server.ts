@@ -19,6 +19,10 @@ import { registerUserPages } from './user-pages.js';
 import { registerAdminPages } from './admin-pages.js';
 import { checkLogin } from './login.js';
 import { registerQuarantinePages } from './quarantine-pages.js';
+import { registerListPages } from './list-pages.js';
+import { registerReportPages } from './report-pages.js';
+import { registerQueuePages } from './queue-pages.js';
+import { registerJunkPages } from './junk-pages.js';
 
 const STATIC_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../src/web/static');
 
@@ -46,9 +50,9 @@ export async function startConsole(deps: ConsoleDeps): Promise<ConsoleServer> {
   });
 
   const ctx: ConsoleContext = {
-    ...deps, sessions, log, failedLogins: 0, quarantineEnabled: !!deps.quarantine,
+    ...deps, sessions, log, failedLogins: 0, quarantineEnabled: !!deps.quarantine, reportsEnabled: !!deps.reports, junkEnabled: !!deps.junk,
     render(req, reply, opts, body, status = 200) {
-      return reply.code(status).type('text/html; charset=utf-8').send(page({ ...opts, session: req.consoleSession }, body));
+      return reply.code(status).type('text/html; charset=utf-8').send(page({ quarantine: ctx.quarantineEnabled, reports: ctx.reportsEnabled, junk: ctx.junkEnabled, ...opts, session: req.consoleSession }, body));
     },
     user(req, reply) {
       const s = req.consoleSession;
@@ -81,6 +85,8 @@ export async function startConsole(deps: ConsoleDeps): Promise<ConsoleServer> {
   // CSRF: every state-changing request carries the session's token (forms: hidden field _csrf).
   app.addHook('preHandler', async (req, reply) => {
     if (req.method === 'GET' || req.method === 'HEAD') return;
+    // RFC 8058 one-click unsubscribe (list-pages.ts): its signed token is the proof, a mail client has no session.
+    if ((req.routeOptions.config as { csrfExempt?: boolean }).csrfExempt) return;
     const body = req.body as Record<string, unknown> | undefined;
     if (!csrfMatches(req.consoleSession, body?._csrf)) {
       log.warn({ event: 'console_csrf_refused', client: clientAddress(req.ip), url: req.url, user: req.consoleSession.user }, 'request without a valid CSRF token refused');
@@ -139,7 +145,11 @@ export async function startConsole(deps: ConsoleDeps): Promise<ConsoleServer> {
   });
   registerUserPages(app, ctx);
   registerAdminPages(app, ctx);
+  registerQueuePages(app, ctx);
   if (deps.quarantine) registerQuarantinePages(app, ctx, deps.quarantine);
+  if (deps.lists) registerListPages(app, ctx, deps.lists);
+  if (deps.reports) registerReportPages(app, ctx, deps.reports);
+  if (deps.junk) registerJunkPages(app, ctx, deps.junk);
 
   // Traces older than the retention go, now and every hour.
   const prune = () => {

@@ -15,7 +15,7 @@ const LAYERS: readonly (readonly [rank: number, prefixes: readonly string[]])[] 
   [6, ['smtp/', 'mailbox/', 'web/', 'audit/']],
   [5, ['pipeline/']],
   [4, ['checks/']],
-  [3, ['mime/', 'dns/', 'store/', 'auth/', 'queue/', 'delivery/', 'tls/', 'reports/', 'trace/', 'quarantine/']],
+  [3, ['mime/', 'dns/', 'store/', 'auth/', 'queue/', 'delivery/', 'tls/', 'reports/', 'lists/', 'trace/', 'quarantine/']],
   [1, ['net/', 'config/', 'log.ts', 'metrics.ts', 'protocol/']],
 ];
 

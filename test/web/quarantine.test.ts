@@ -100,6 +100,8 @@ describe('console: the quarantine pages', { timeout: 300_000 }, () => {
     const all = await c.get('/admin/quarantine');
     assert.equal(all.status, 200);
     assert.equal((all.body.match(/<tr><td>/g) ?? []).length, 4, all.body);
+    // The running totals (Quarantine.totals), the same four.
+    assert.match(all.body, /<p class="muted">4 message\(s\) kept, \d+ KiB\.<\/p>/);
     assert.doesNotMatch(all.body, /<script>alert|<img src=x/);
     assert.match(all.body, /&lt;script&gt;alert\(&#39;subject&#39;\)&lt;\/script&gt;/);
     const found = await c.get('/admin/quarantine?q=private');

@@ -1,10 +1,9 @@
 // Commands of the selected state (RFC 3501 6.4, RFC 4315 UIDPLUS, RFC 6851 MOVE, RFC 3691
 // UNSELECT): CHECK, CLOSE, UNSELECT, EXPUNGE, SEARCH, FETCH, STORE, COPY, MOVE and their UID
 // forms. Moves into and out of Junk feed the spam filter's learner (onJunkTrain).
-import fs from 'node:fs/promises';
 import { folderDir } from '../folder-names.js';
 import { folderExists } from '../maildir-folders.js';
-import { systemFlag, type FolderIndex, type MessageRecord } from '../maildir-index.js';
+import { systemFlag, type MessageRecord } from '../maildir-index.js';
 import { encodeValue, str, type ImapValue } from './encode.js';
 import { applyPartial, bodyStructure, envelopeValue, internalDate, parseFetch, sectionData, type FetchItem } from './fetch.js';
 import { mailboxArg } from './mailbox-commands.js';
@@ -13,6 +12,7 @@ import { formatSet, inSet, parseSequenceSet } from './sequence-set.js';
 import { bad, no, ok, type CommandSession, type Completion, type SelectedMailbox } from './command-context.js';
 import { SyntaxError, asAtom, asString, type ParsedCommand, type Token } from './tokens.js';
 import { envelopeOf } from '../message-structure.js';
+import { transfer, trainJunk } from '../junk-move.js';
 
 export const SELECTED_COMMANDS = new Set(['CHECK', 'CLOSE', 'UNSELECT', 'EXPUNGE', 'SEARCH', 'FETCH', 'STORE', 'COPY', 'MOVE',
   'UID SEARCH', 'UID FETCH', 'UID STORE', 'UID COPY', 'UID MOVE', 'UID EXPUNGE']);
@@ -250,66 +250,9 @@ async function copy(s: CommandSession, sel: SelectedMailbox, cmd: ParsedCommand,
     await sel.index.expunge(srcUids);
     if (code) s.send(`* OK [${code}] Moved`);
   }
-  trainJunk(s, sel.name, destName, dest, destRecs);
+  trainJunk({ user: s.user!, from: sel.name, to: destName, dest, recs: destRecs, hook: s.services.onJunkTrain, log: s.log });
   if (!srcUids.length) return no('The messages no longer exist', 'EXPUNGEISSUED');
   return move ? ok(`${uidMode ? 'UID ' : ''}MOVE completed`) : ok(`${uidMode ? 'UID ' : ''}COPY completed`, code);
 }
 
-const errCode = (err: unknown): string | undefined => (err as NodeJS.ErrnoException | undefined)?.code;
-
-/** Puts a copy (hard link, else a byte copy) or the file itself (MOVE) into `dest`. */
-async function transfer(src: FolderIndex, uid: number, dest: FolderIndex, move: boolean): Promise<MessageRecord | undefined> {
-  for (let attempt = 0; attempt < 2; attempt++) {
-    const rec = src.get(uid);
-    if (!rec) return undefined;
-    const from = src.filePath(rec);
-    const tmp = await dest.tmpFile();
-    try {
-      if (move) await fs.rename(from, tmp);
-      else {
-        try {
-          await fs.link(from, tmp);
-        } catch (err) {
-          if (errCode(err) === 'ENOENT') throw err;
-          await fs.copyFile(from, tmp);
-        }
-      }
-    } catch (err) {
-      if (errCode(err) !== 'ENOENT') throw err;
-      await src.sync(); // renamed by a flag change elsewhere, or gone
-      continue;
-    }
-    const size = rec.size ?? (await fs.stat(tmp)).size;
-    try {
-      return await dest.add(tmp, rec.flags, new Date(rec.mtime), size);
-    } catch (err) {
-      // Never lose a moved message: put it back where it was.
-      if (move) await fs.rename(tmp, from).catch(() => {});
-      else await fs.unlink(tmp).catch(() => {});
-      throw err;
-    }
-  }
-  return undefined;
-}
-
-/** Junk training: into Junk → spam; out of Junk (not to Trash) → ham. Never fails the command. */
-function trainJunk(s: CommandSession, from: string, to: string, dest: FolderIndex, recs: MessageRecord[]): void {
-  const hook = s.services.onJunkTrain;
-  const cls = to === 'Junk' && from !== 'Junk' ? 'spam' : from === 'Junk' && to !== 'Junk' && to !== 'Trash' ? 'ham' : undefined;
-  if (!cls || !recs.length) return;
-  const user = s.user!;
-  s.log.info({ event: 'junk_train', user, cls, from, to, messages: recs.length }, `messages moved ${cls === 'spam' ? 'into' : 'out of'} Junk`);
-  if (!hook) return;
-  void (async () => {
-    for (const rec of recs) {
-      const file = dest.filePath(rec);
-      try {
-        const message = await fs.readFile(file);
-        await hook({ user, cls, message, mailbox: to, file });
-      } catch (err) {
-        s.log.warn({ event: 'junk_train_failed', user, cls, file, err: (err as Error).message }, 'junk training hook failed');
-      }
-    }
-  })();
-}
 
