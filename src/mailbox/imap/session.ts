@@ -8,7 +8,7 @@
 // (wildduck's imap-core ships only inside wildduck, which needs MongoDB).
 import type net from 'node:net';
 import tls from 'node:tls';
-import { mailboxPath } from '../../auth/accounts.js';
+import { isAccountsUnavailable, mailboxPath } from '../../auth/accounts.js';
 import type { Logger } from '../../log.js';
 import { DEFAULT_FOLDERS } from '../folder-names.js';
 import { ensureFolder } from '../maildir-folders.js';
@@ -389,7 +389,15 @@ export class ImapSession implements CommandSession {
     const verdict = await s.bruteForce.before(this.remoteAddress, account);
     // A blocked source gets the same reply as a wrong password, after the same delay, and its
     // password is not even checked.
-    const okLogin = !verdict.blocked && user.length <= 320 && pass.length <= 1024 && (await s.accounts.authenticate(user, pass));
+    let okLogin: boolean;
+    try {
+      okLogin = !verdict.blocked && user.length <= 320 && pass.length <= 1024 && (await s.accounts.authenticate(user, pass));
+    } catch (err) {
+      // The accounts cannot be read (Redis down): RFC 5530 UNAVAILABLE, not counted as a failure.
+      if (!isAccountsUnavailable(err)) throw err;
+      this.log.warn({ event: 'auth_unavailable', user: account, protocol: 'imap', err: (err as Error).message }, 'accounts unavailable: temporary authentication failure');
+      return no('Temporary authentication failure, try again later', 'UNAVAILABLE');
+    }
     if (verdict.delayMs) await new Promise((r) => setTimeout(r, verdict.delayMs));
     if (this.closed) return no('Connection closed');
     if (!okLogin) {
