@@ -82,6 +82,9 @@ const TARGETS = [
   // no persistence), to compare with the embedded store in the same run: Redis commands per
   // message are counted from INFO commandstats before and after.
   { id: 'portcullis-relay-redis', group: 'Portcullis', label: 'Portcullis → smtp-sink (relay), Redis store', kind: 'portcullis', delivery: 'relay', tls: 'none', store: 'redis' },
+  // Local delivery with the accounts in Redis too (the recipient is looked up in each node's
+  // in-memory copy of them: no round trip per RCPT).
+  { id: 'portcullis-maildir-redis', group: 'Portcullis', label: 'Portcullis → Maildir, Redis store (accounts in Redis)', kind: 'portcullis', delivery: 'maildir', tls: 'none', store: 'redis' },
 ];
 const wanted = opt.targets ? new Set(opt.targets.split(',').map((s) => s.trim())) : null;
 const targets = TARGETS.filter((t) => !wanted || wanted.has(t.id));
@@ -382,13 +385,16 @@ async function runPortcullis(t, rep) {
   try {
     await waitPort(port, { proc: server, timeoutMs: 60000 });
     const before = redis ? redisCalls(redis.port) : 0;
+    redisCalls.first = redisCalls.last;
     const r = await measure({ t, port, server, sink, counter, rcpt });
     if (redis) {
       // Commands, not round trips: calls made together share one write (auto-pipelining), so
       // round trips per message are at most this. Warm-up messages are counted too.
       const calls = redisCalls(redis.port) - before;
       const msgs = r.e2e?.delivered || r.accept?.accepted || MESSAGES;
-      r.redis = { commands: calls, commands_per_msg: calls / (msgs + WARMUP) };
+      const before_by = redisCalls.first ?? {};
+      r.redis = { commands: calls, commands_per_msg: calls / (msgs + WARMUP),
+        by: Object.fromEntries(Object.entries(redisCalls.last).map(([k, v]) => [k, v - (before_by[k] ?? 0)]).filter(([, v]) => v > 0)) };
       r.note = [r.note, `Redis: ${calls} commands for ${msgs + WARMUP} messages (warm-up included) = ${(calls / (msgs + WARMUP)).toFixed(2)} per message (since start: ${JSON.stringify(redisCalls.last)})`].filter(Boolean).join('; ');
     }
     const errs = tail(serverLog, 200).split('\n').filter((l) => /"level":\s*(50|60)|"level":"(error|fatal)"/.test(l));

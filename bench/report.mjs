@@ -129,6 +129,30 @@ function renderCheckCosts(k, p) {
   p(`| **all checks** | | **${int(k.total_cpu_us_per_msg)}** | | | |`, '');
 }
 
+/** The SMTP path with the Redis store beside the embedded one (issue 17: at most 10% slower; Redis commands per message). */
+function renderRedisStore(byId, med, p) {
+  const pairs = [['portcullis-relay', 'portcullis-relay-redis'], ['portcullis-maildir', 'portcullis-maildir-redis']].filter(([, r]) => byId.has(r));
+  if (!pairs.length) return;
+  p('', '## The Redis store beside the embedded one', '',
+    'Target (issue 17): the SMTP path with `store.backend: redis` (a local redis-server, same run) **at most 10% slower** than with the embedded store. ' +
+    'Redis commands per message come from `INFO commandstats` before and after the run (warm-up included); calls made together share one write (auto-pipelining), ' +
+    'so round trips per message are at most this. With the accounts in Redis, recipients are looked up in each node\'s in-memory copy: no round trip.', '');
+  p('| path | embedded msg/s (end-to-end) | Redis msg/s (end-to-end) | Redis ÷ embedded | ≤ 10% slower | Redis commands per message | by command |', '|---|---:|---:|---:|---|---:|---|');
+  for (const [e, r] of pairs) {
+    const a = med(e);
+    const b = med(r);
+    const label = byId.get(r).t.label;
+    if (!b) { p(`| ${label} | ${a ? int(a.e2e.msgs_per_sec) : '—'} | — | — | not measured | — | — |`); continue; }
+    const rate = (x) => x?.e2e.msgs_per_sec ?? x?.accept.msgs_per_sec;
+    const ratio = a && rate(a) && rate(b) ? rate(b) / rate(a) : null;
+    const withRedis = byId.get(r).runs.filter((x) => x.redis);
+    const cpm = withRedis.length ? withRedis.map((x) => x.redis.commands_per_msg).sort((x, y) => x - y)[Math.floor(withRedis.length / 2)] : null;
+    const by = withRedis.at(-1)?.redis.by ? Object.entries(withRedis.at(-1).redis.by).map(([k, v]) => `${k} ${v}`).join(', ') : '';
+    p(`| ${label} | ${a ? int(rate(a)) : '—'} | ${int(rate(b))} | ${ratio ? `${ratio.toFixed(2)}×` : '—'} | ${ratio ? (ratio >= 0.9 ? 'yes' : '**no**') : '—'} | ${cpm !== null ? cpm.toFixed(2) : '—'} | ${by} |`);
+  }
+  p('');
+}
+
 /** The spam scanning speed section (bench/spam-speed.mjs): Portcullis next to spamd and rspamd. */
 function renderSpamSpeed(s, p) {
   p('## Spam scanning', '');
@@ -208,6 +232,7 @@ export function renderReport({ machine: m, settings: s, corpus, targets, runs, c
         `${((relay.cpu.server_ms_per_msg * need) / 1000).toFixed(1)} cores for the gateway alone; this machine has ${m.nproc}, shared with the load generator and the sink.`);
     }
   }
+  renderRedisStore(byId, med, p);
   const anyPortcullis = [...byId.values()].some(({ t, runs: rs }) => t.kind === 'portcullis' && rs.some((r) => r.ok));
   if (!anyPortcullis) {
     const ids = [...byId.keys()].filter((id) => id.startsWith('portcullis'));

@@ -1,6 +1,8 @@
-// The account store: local users (with scrypt password hashes) and aliases, in one SQLite file
-// `<dataDir>/accounts.db`. The CLI and a running gateway open the same file at once (WAL mode,
-// busy timeout), so a user added with `portcullis user add` is known at the next RCPT.
+// The account store: local users (with scrypt password hashes), aliases and per-user spam
+// settings. By default in one SQLite file `<dataDir>/accounts.db`: the CLI and a running gateway
+// open the same file at once (WAL mode, busy timeout), so a user added with `portcullis user add`
+// is known at the next RCPT. With `store.backend: redis` they live in Redis instead, shared by
+// every node (redis-accounts.ts; opened by openAccountStore() in accounts-open.ts).
 //
 // Security property relied on by the SMTP layer: names stored here use a conservative
 // character set (a-z 0-9 . _ + -), and every lookup applies the same rules, so an address with
@@ -20,7 +22,9 @@ export type AccountErrorCode =
   | 'DUPLICATE'
   | 'UNKNOWN_USER'
   | 'UNKNOWN_ALIAS'
-  | 'SCHEMA';
+  | 'SCHEMA'
+  /** The shared backend (Redis) cannot answer now: a temporary failure, to be retried. */
+  | 'UNAVAILABLE';
 
 /** Refused input or an impossible operation; `message` says what is wrong, for the operator. */
 export class AccountError extends Error {
@@ -224,50 +228,194 @@ const MIGRATIONS: Record<number, string> = {
   `,
 };
 
-export class AccountStore {
-  private readonly db: Database.Database;
-  private readonly hasher: PasswordHasher;
-  private readonly now: () => Date;
+/** Everything the account store holds, for `portcullis store migrate` (both ways). */
+export interface AccountsDump {
+  readonly users: { readonly address: string; readonly hash: string; readonly created: string }[];
+  readonly aliases: { readonly address: string; readonly targets: string[]; readonly created: string }[];
+  readonly settings: { readonly address: string; readonly settings: string }[];
+}
+
+/**
+ * Where the accounts live: the SQLite file of one node (below), or a Redis shared by every node
+ * (redis-accounts.ts). Addresses reaching it are normalised already. The synchronous reads are
+ * the RCPT path's and the console's; a backend that cannot answer one throws AccountError
+ * UNAVAILABLE (never "no such user"). The password hash is read with `userHash`, asynchronously,
+ * from the authoritative copy: a password changed on one node counts on every node at once.
+ */
+export interface AccountBackend {
+  userExists(addr: string): boolean;
+  /** The alias's targets as stored (JSON array), or undefined. */
+  aliasTargets(addr: string): string | undefined;
+  settings(addr: string): string | undefined;
+  allSettings(): { address: string; settings: string }[];
+  listUsers(): { address: string; created: string }[];
+  listAliases(): { address: string; targets: string }[];
+  userHash(addr: string): Promise<string | undefined>;
+  /** Inserts when the name is free; otherwise says what holds it. Atomic against other writers. */
+  insertUser(addr: string, hash: string, ts: string): Promise<'ok' | 'user' | 'alias'>;
+  /** False when there is no such user. */
+  updateHash(addr: string, hash: string, ts: string): Promise<boolean>;
+  /** Compare-and-set: replaces the hash only if it is still `old` (a rehash after login). */
+  rehash(addr: string, fresh: string, ts: string, old: string): Promise<void>;
+  /** Removes the user and its settings; false when there was no such user. */
+  deleteUser(addr: string): Promise<boolean>;
+  insertAlias(addr: string, targetsJson: string, ts: string): Promise<'ok' | 'user' | 'alias'>;
+  deleteAlias(addr: string): Promise<boolean>;
+  /** False when there is no such user. */
+  putSettings(addr: string, json: string, ts: string): Promise<boolean>;
+  dump(): Promise<AccountsDump>;
+  /** Writes every entry, overwriting (a name that is a user in the dump stops being an alias, and so on). */
+  restore(dump: AccountsDump): Promise<void>;
+  close(): void;
+}
+
+/** The account file of one node (the default; `portcullis user add` and the gateway share it). */
+class SqliteAccounts implements AccountBackend {
   private readonly q: {
     user: Database.Statement<[string], { hash: string }>;
     userExists: Database.Statement<[string], { one: number }>;
     alias: Database.Statement<[string], { targets: string }>;
     insertUser: Database.Statement<[string, string, string, string]>;
+    upsertUser: Database.Statement<[string, string, string, string]>;
     updateHash: Database.Statement<[string, string, string]>;
     rehash: Database.Statement<[string, string, string, string]>;
     deleteUser: Database.Statement<[string]>;
     listUsers: Database.Statement<[], { address: string; created: string }>;
+    dumpUsers: Database.Statement<[], { address: string; hash: string; created: string }>;
     insertAlias: Database.Statement<[string, string, string]>;
+    upsertAlias: Database.Statement<[string, string, string]>;
     deleteAlias: Database.Statement<[string]>;
-    listAliases: Database.Statement<[], { address: string; targets: string }>;
+    listAliases: Database.Statement<[], { address: string; targets: string; created: string }>;
     settings: Database.Statement<[string], { settings: string }>;
     putSettings: Database.Statement<[string, string, string]>;
     deleteSettings: Database.Statement<[string]>;
     allSettings: Database.Statement<[], { address: string; settings: string }>;
   };
 
-  private constructor(db: Database.Database, options: AccountStoreOptions) {
-    this.db = db;
-    this.hasher = options.hasher ?? scryptHasher(options.hashParams);
-    this.now = options.now ?? (() => new Date());
+  constructor(private readonly db: Database.Database) {
     this.q = {
       user: db.prepare('SELECT hash FROM users WHERE address = ?'),
       userExists: db.prepare('SELECT 1 AS one FROM users WHERE address = ?'),
       alias: db.prepare('SELECT targets FROM aliases WHERE address = ?'),
       insertUser: db.prepare('INSERT INTO users (address, hash, created, updated) VALUES (?, ?, ?, ?)'),
+      upsertUser: db.prepare('INSERT OR REPLACE INTO users (address, hash, created, updated) VALUES (?, ?, ?, ?)'),
       updateHash: db.prepare('UPDATE users SET hash = ?, updated = ? WHERE address = ?'),
-      // Compare-and-set: a rehash after login must not overwrite a password changed meanwhile.
       rehash: db.prepare('UPDATE users SET hash = ?, updated = ? WHERE address = ? AND hash = ?'),
       deleteUser: db.prepare('DELETE FROM users WHERE address = ?'),
       listUsers: db.prepare('SELECT address, created FROM users ORDER BY address'),
+      dumpUsers: db.prepare('SELECT address, hash, created FROM users ORDER BY address'),
       insertAlias: db.prepare('INSERT INTO aliases (address, targets, created) VALUES (?, ?, ?)'),
+      upsertAlias: db.prepare('INSERT OR REPLACE INTO aliases (address, targets, created) VALUES (?, ?, ?)'),
       deleteAlias: db.prepare('DELETE FROM aliases WHERE address = ?'),
-      listAliases: db.prepare('SELECT address, targets FROM aliases ORDER BY address'),
+      listAliases: db.prepare('SELECT address, targets, created FROM aliases ORDER BY address'),
       settings: db.prepare('SELECT settings FROM user_settings WHERE address = ?'),
       putSettings: db.prepare('INSERT INTO user_settings (address, settings, updated) VALUES (?, ?, ?) ON CONFLICT(address) DO UPDATE SET settings = excluded.settings, updated = excluded.updated'),
       deleteSettings: db.prepare('DELETE FROM user_settings WHERE address = ?'),
-      allSettings: db.prepare('SELECT address, settings FROM user_settings'),
+      allSettings: db.prepare('SELECT address, settings FROM user_settings ORDER BY address'),
     };
+  }
+
+  userExists(addr: string): boolean {
+    return this.q.userExists.get(addr) !== undefined;
+  }
+  aliasTargets(addr: string): string | undefined {
+    return this.q.alias.get(addr)?.targets;
+  }
+  settings(addr: string): string | undefined {
+    return this.q.settings.get(addr)?.settings;
+  }
+  allSettings(): { address: string; settings: string }[] {
+    return this.q.allSettings.all();
+  }
+  listUsers(): { address: string; created: string }[] {
+    return this.q.listUsers.all().map((r) => ({ address: r.address, created: r.created }));
+  }
+  listAliases(): { address: string; targets: string }[] {
+    return this.q.listAliases.all().map((r) => ({ address: r.address, targets: r.targets }));
+  }
+  async userHash(addr: string): Promise<string | undefined> {
+    return this.q.user.get(addr)?.hash;
+  }
+  async insertUser(addr: string, hash: string, ts: string): Promise<'ok' | 'user' | 'alias'> {
+    // Under the write lock: another process may have taken the name since the caller looked.
+    return this.db.transaction(() => {
+      const taken = this.holder(addr);
+      if (taken) return taken;
+      this.q.insertUser.run(addr, hash, ts, ts);
+      return 'ok' as const;
+    }).immediate();
+  }
+  async updateHash(addr: string, hash: string, ts: string): Promise<boolean> {
+    return this.q.updateHash.run(hash, ts, addr).changes > 0;
+  }
+  async rehash(addr: string, fresh: string, ts: string, old: string): Promise<void> {
+    this.q.rehash.run(fresh, ts, addr, old);
+  }
+  async deleteUser(addr: string): Promise<boolean> {
+    return this.db.transaction(() => {
+      if (this.q.deleteUser.run(addr).changes === 0) return false;
+      this.q.deleteSettings.run(addr);
+      return true;
+    })();
+  }
+  async insertAlias(addr: string, targetsJson: string, ts: string): Promise<'ok' | 'user' | 'alias'> {
+    return this.db.transaction(() => {
+      const taken = this.holder(addr);
+      if (taken) return taken;
+      this.q.insertAlias.run(addr, targetsJson, ts);
+      return 'ok' as const;
+    }).immediate();
+  }
+  async deleteAlias(addr: string): Promise<boolean> {
+    return this.q.deleteAlias.run(addr).changes > 0;
+  }
+  async putSettings(addr: string, json: string, ts: string): Promise<boolean> {
+    return this.db.transaction(() => {
+      if (!this.userExists(addr)) return false;
+      this.q.putSettings.run(addr, json, ts);
+      return true;
+    })();
+  }
+  async dump(): Promise<AccountsDump> {
+    return {
+      users: this.q.dumpUsers.all(),
+      aliases: this.q.listAliases.all().map((r) => ({ address: r.address, targets: parseTargets(r.targets), created: r.created })),
+      settings: this.q.allSettings.all(),
+    };
+  }
+  async restore(dump: AccountsDump): Promise<void> {
+    const ts = new Date().toISOString();
+    this.db.transaction(() => {
+      for (const u of dump.users) {
+        this.q.deleteAlias.run(u.address);
+        this.q.upsertUser.run(u.address, u.hash, u.created, ts);
+      }
+      for (const a of dump.aliases) {
+        if (this.q.deleteUser.run(a.address).changes) this.q.deleteSettings.run(a.address);
+        this.q.upsertAlias.run(a.address, JSON.stringify(a.targets), a.created);
+      }
+      for (const s of dump.settings) if (this.userExists(s.address)) this.q.putSettings.run(s.address, s.settings, ts);
+    }).immediate();
+  }
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  private holder(addr: string): 'user' | 'alias' | undefined {
+    if (this.q.userExists.get(addr)) return 'user';
+    if (this.q.alias.get(addr)) return 'alias';
+    return undefined;
+  }
+}
+
+export class AccountStore {
+  private readonly hasher: PasswordHasher;
+  private readonly now: () => Date;
+
+  /** Over any backend: `AccountStore.open(file)` for the file, openAccountStore() (open.ts) for `store.*`. */
+  constructor(private readonly backend: AccountBackend, options: AccountStoreOptions = {}) {
+    this.hasher = options.hasher ?? scryptHasher(options.hashParams);
+    this.now = options.now ?? (() => new Date());
   }
 
   /**
@@ -280,11 +428,11 @@ export class AccountStore {
       migrations: MIGRATIONS,
       tooNew: (message) => new AccountError('SCHEMA', message),
     });
-    return new AccountStore(db, options);
+    return new AccountStore(new SqliteAccounts(db), options);
   }
 
   close(): void {
-    if (this.db.open) this.db.close();
+    this.backend.close();
   }
 
   // --- users --------------------------------------------------------------------------------
@@ -296,28 +444,22 @@ export class AccountStore {
     this.assertNameFree(addr); // fail fast, before the slow hash
     const hash = await this.hasher.hash(password);
     const ts = this.now().toISOString();
-    this.db.transaction(() => {
-      this.assertNameFree(addr); // again, under the write lock: another process may have raced us
-      this.q.insertUser.run(addr, hash, ts, ts);
-    }).immediate();
+    const taken = await this.backend.insertUser(addr, hash, ts); // checked again, atomically
+    if (taken !== 'ok') throw duplicate(addr, taken);
   }
 
   /** Replaces a user's password (policy applies). */
   async setPassword(address: string, password: string): Promise<void> {
     const addr = normalizeAddress(address);
     this.enforcePolicy(password, addr);
-    if (!this.q.userExists.get(addr)) throw unknownUser(addr);
+    if (!this.backend.userExists(addr)) throw unknownUser(addr);
     const hash = await this.hasher.hash(password);
-    const changes = this.q.updateHash.run(hash, this.now().toISOString(), addr).changes;
-    if (changes === 0) throw unknownUser(addr); // deleted while we were hashing
+    if (!(await this.backend.updateHash(addr, hash, this.now().toISOString()))) throw unknownUser(addr); // deleted while we were hashing
   }
 
-  deleteUser(address: string): void {
+  async deleteUser(address: string): Promise<void> {
     const addr = normalizeAddress(address);
-    this.db.transaction(() => {
-      if (this.q.deleteUser.run(addr).changes === 0) throw unknownUser(addr);
-      this.q.deleteSettings.run(addr);
-    })();
+    if (!(await this.backend.deleteUser(addr))) throw unknownUser(addr);
   }
 
   // --- per-user spam settings ---------------------------------------------------------------
@@ -325,51 +467,52 @@ export class AccountStore {
   /** The user's spam settings as stored (JSON text), or undefined when none were set. */
   getSettingsJson(address: string): string | undefined {
     const addr = tryNormalize(address);
-    return addr === undefined ? undefined : this.q.settings.get(addr)?.settings;
+    return addr === undefined ? undefined : this.backend.settings(addr);
   }
 
   /** Stores a user's spam settings (JSON text, validated by the caller); the user must exist. */
-  putSettingsJson(address: string, json: string): void {
+  async putSettingsJson(address: string, json: string): Promise<void> {
     const addr = normalizeAddress(address);
-    if (!this.q.userExists.get(addr)) throw unknownUser(addr);
-    this.q.putSettings.run(addr, json, this.now().toISOString());
+    if (!(await this.backend.putSettings(addr, json, this.now().toISOString()))) throw unknownUser(addr);
   }
 
   /** Every user's stored settings, for the gateway's in-memory copy. */
   allSettingsJson(): { address: string; settings: string }[] {
-    return this.q.allSettings.all();
+    return this.backend.allSettings();
   }
 
   /** All users, sorted by address. */
   listUsers(): { address: string; created: string }[] {
-    return this.q.listUsers.all().map((r) => ({ address: r.address, created: r.created }));
+    return this.backend.listUsers();
   }
 
-  /** True when `address` is a local user; false (never an exception) for unacceptable input. */
+  /** True when `address` is a local user; false for unacceptable input (AccountError UNAVAILABLE when the backend cannot answer). */
   hasUser(address: string): boolean {
     const addr = tryNormalize(address);
-    return addr !== undefined && this.q.userExists.get(addr) !== undefined;
+    return addr !== undefined && this.backend.userExists(addr);
   }
 
   /**
    * Checks a login. An unknown (or unacceptable) address is verified against the dummy hash,
    * so it takes as long as a wrong password for a real user. After a successful login with a
-   * hash made with older parameters, the password is re-hashed with the current ones.
+   * hash made with older parameters, the password is re-hashed with the current ones. A backend
+   * that cannot be read rejects with AccountError UNAVAILABLE: a temporary failure, never a
+   * login without a checked password.
    */
   async authenticate(address: string, password: string): Promise<boolean> {
     const addr = tryNormalize(address);
-    const row = addr === undefined ? undefined : this.q.user.get(addr);
-    if (addr === undefined || row === undefined) {
+    const hash = addr === undefined ? undefined : await this.backend.userHash(addr);
+    if (addr === undefined || hash === undefined) {
       await this.hasher.verify(password, this.hasher.dummy());
       return false;
     }
-    const ok = await this.hasher.verify(password, row.hash);
-    if (ok && this.hasher.needsRehash(row.hash)) {
+    const ok = await this.hasher.verify(password, hash);
+    if (ok && this.hasher.needsRehash(hash)) {
       try {
         const fresh = await this.hasher.hash(password);
-        this.q.rehash.run(fresh, this.now().toISOString(), addr, row.hash);
+        await this.backend.rehash(addr, fresh, this.now().toISOString(), hash);
       } catch {
-        // The login itself succeeded; a failed upgrade (lock timeout, disk) is retried at the next one.
+        // The login itself succeeded; a failed upgrade (lock timeout, disk, Redis) is retried at the next one.
       }
     }
     return ok;
@@ -381,7 +524,7 @@ export class AccountStore {
    * Adds an alias delivering to `targets` (local users, other aliases or external addresses).
    * The alias name follows the user rules and may not be taken by a user or another alias.
    */
-  addAlias(address: string, targets: string[]): void {
+  async addAlias(address: string, targets: string[]): Promise<void> {
     const addr = normalizeAddress(address);
     if (!Array.isArray(targets) || targets.length === 0) {
       throw new AccountError('INVALID_TARGET', `alias ${addr}: at least one target is required`);
@@ -395,22 +538,32 @@ export class AccountStore {
       if (n === addr) throw new AccountError('INVALID_TARGET', `alias ${addr} cannot point to itself`);
       if (!normalized.includes(n)) normalized.push(n);
     }
-    this.db.transaction(() => {
-      this.assertNameFree(addr);
-      this.q.insertAlias.run(addr, JSON.stringify(normalized), this.now().toISOString());
-    }).immediate();
+    const taken = await this.backend.insertAlias(addr, JSON.stringify(normalized), this.now().toISOString());
+    if (taken !== 'ok') throw duplicate(addr, taken);
   }
 
-  deleteAlias(address: string): void {
+  async deleteAlias(address: string): Promise<void> {
     const addr = normalizeAddress(address);
-    if (this.q.deleteAlias.run(addr).changes === 0) {
+    if (!(await this.backend.deleteAlias(addr))) {
       throw new AccountError('UNKNOWN_ALIAS', `no alias ${addr}`);
     }
   }
 
   /** All aliases, sorted by address; targets in the order given. */
   listAliases(): { address: string; targets: string[] }[] {
-    return this.q.listAliases.all().map((r) => ({ address: r.address, targets: parseTargets(r.targets) }));
+    return this.backend.listAliases().map((r) => ({ address: r.address, targets: parseTargets(r.targets) }));
+  }
+
+  // --- copying (store migrate) --------------------------------------------------------------
+
+  /** Every user (with its hash), alias and setting. */
+  exportAll(): Promise<AccountsDump> {
+    return this.backend.dump();
+  }
+
+  /** Writes a dump over this store (same names overwritten, others kept). */
+  importAll(dump: AccountsDump): Promise<void> {
+    return this.backend.restore(dump);
   }
 
   // --- the RCPT path ------------------------------------------------------------------------
@@ -470,14 +623,14 @@ export class AccountStore {
   // --- internals ----------------------------------------------------------------------------
 
   private lookupNormalized(addr: string): LookupResult | undefined {
-    if (this.q.userExists.get(addr)) return { kind: 'user' };
-    const a = this.q.alias.get(addr);
-    return a === undefined ? undefined : { kind: 'alias', targets: parseTargets(a.targets) };
+    if (this.backend.userExists(addr)) return { kind: 'user' };
+    const a = this.backend.aliasTargets(addr);
+    return a === undefined ? undefined : { kind: 'alias', targets: parseTargets(a) };
   }
 
   private assertNameFree(addr: string): void {
-    if (this.q.userExists.get(addr)) throw new AccountError('DUPLICATE', `${addr} is already a user`);
-    if (this.q.alias.get(addr)) throw new AccountError('DUPLICATE', `${addr} is already an alias`);
+    if (this.backend.userExists(addr)) throw duplicate(addr, 'user');
+    if (this.backend.aliasTargets(addr) !== undefined) throw duplicate(addr, 'alias');
   }
 
   private enforcePolicy(password: string, addr: string): void {
@@ -485,6 +638,15 @@ export class AccountStore {
     const why = checkPasswordPolicy(password, addr);
     if (why !== undefined) throw new AccountError('WEAK_PASSWORD', `password for ${addr} refused: ${why}`);
   }
+}
+
+function duplicate(addr: string, kind: 'user' | 'alias'): AccountError {
+  return new AccountError('DUPLICATE', `${addr} is already ${kind === 'user' ? 'a user' : 'an alias'}`);
+}
+
+/** True when `err` says the accounts could not be read (Redis down): answer "try again later". */
+export function isAccountsUnavailable(err: unknown): boolean {
+  return err instanceof AccountError && err.code === 'UNAVAILABLE';
 }
 
 function unknownUser(addr: string): AccountError {

@@ -265,9 +265,9 @@ async function serve(file: string | undefined): Promise<number> {
 
 async function openAccounts(file: string | undefined): Promise<AccountStore> {
   const cfg = config(file);
-  const { AccountStore, accountsFile } = await import('../auth/accounts.js');
-  fs.mkdirSync(cfg.data_dir, { recursive: true, mode: 0o700 });
-  return AccountStore.open(accountsFile(cfg.data_dir));
+  // The node's accounts.db, or the accounts every node shares in Redis (store.backend: redis).
+  const { openAccountStore } = await import('../auth/accounts-open.js');
+  return openAccountStore(cfg.store, cfg.data_dir, { requireConnection: true });
 }
 
 async function user(sub: string | undefined, args: string[], file: string | undefined, fromStdin: boolean): Promise<number> {
@@ -285,7 +285,7 @@ async function user(sub: string | undefined, args: string[], file: string | unde
       }
       case 'del':
         if (args.length !== 1) throw new UsageError('usage: portcullis user del ADDRESS');
-        store.deleteUser(args[0]!);
+        await store.deleteUser(args[0]!);
         console.log(`user ${args[0]} deleted (the mailbox is kept)`);
         return 0;
       case 'list':
@@ -321,7 +321,7 @@ async function userSettings(sub: 'set' | 'show', args: string[], file: string | 
         if (err instanceof SettingsError) throw new UsageError(`user set: ${err.message}`);
         throw err;
       }
-      store.putSettingsJson(address, JSON.stringify(settings));
+      await store.putSettingsJson(address, JSON.stringify(settings));
     }
     if (json) console.log(JSON.stringify({ user: address, ...settings, optout_file: policies.hasOptOutFile(address) }, null, 2));
     else console.log(describeSettings(address, settings, cfg.policy.thresholds, policies.hasOptOutFile(address)));
@@ -338,12 +338,12 @@ async function alias(sub: string | undefined, args: string[], file: string | und
     switch (sub) {
       case 'add':
         if (args.length < 2) throw new UsageError('usage: portcullis alias add ADDRESS TARGET...');
-        store.addAlias(args[0]!, args.slice(1));
+        await store.addAlias(args[0]!, args.slice(1));
         console.log(`alias ${args[0]} → ${args.slice(1).join(', ')}`);
         return 0;
       case 'del':
         if (args.length !== 1) throw new UsageError('usage: portcullis alias del ADDRESS');
-        store.deleteAlias(args[0]!);
+        await store.deleteAlias(args[0]!);
         console.log(`alias ${args[0]} deleted`);
         return 0;
       case 'list':

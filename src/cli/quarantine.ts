@@ -7,7 +7,8 @@ import { parseArgs } from 'node:util';
 import type { Config } from '../config/schema.js';
 import { callControl } from '../control/socket.js';
 import { silentLogger } from '../log.js';
-import { mailboxPath, AccountStore, accountsFile } from '../auth/accounts.js';
+import { mailboxPath } from '../auth/accounts.js';
+import { openAccountStore } from '../auth/accounts-open.js';
 import { MaildirDelivery } from '../delivery/maildir.js';
 import { Queue, type NewMessage } from '../queue/queue.js';
 import { Quarantine, type QuarantineItem, type QuarantinePage, type ReleaseResult, type DeleteResult, type QuarantineStats } from '../quarantine/quarantine.js';
@@ -79,7 +80,7 @@ export async function quarantineCommand(args: string[], cfg: Config): Promise<nu
 async function offline(cfg: Config, sub: string, req: Record<string, unknown>): Promise<unknown> {
   const writes = sub === 'release' || sub === 'delete';
   const unlock = writes ? acquireLock(cfg.data_dir) : () => undefined;
-  const accounts = writes ? AccountStore.open(accountsFile(cfg.data_dir)) : undefined;
+  const accounts = writes ? await openAccountStore(cfg.store, cfg.data_dir, { requireConnection: true }) : undefined;
   let queue: Queue | undefined;
   const commit = async (m: NewMessage) => {
     queue ??= (await Queue.open({

@@ -1,5 +1,6 @@
 // `portcullis store migrate --to redis://host:port/db | sqlite [--json]`: copies the state
-// store (counters, blocks, rates, greeting passes) and the Bayes tokens from the configured
+// store (counters, blocks, rates, greeting passes), the accounts (users with their password
+// hashes, aliases, per-user spam settings) and the Bayes tokens from the configured
 // backend (store.backend) to the other one, so a site can move to several nodes (or back to
 // one) without losing what its defences and its Bayes have learned. Entries are copied as they
 // are, expiries and rate buckets included, overwriting the target's: running it twice changes
@@ -16,6 +17,9 @@ import type { DumpableStore, DumpEntry } from '../store/store.js';
 import { bayesFile } from '../checks/bayes/config.js';
 import { RedisBayesStore } from '../checks/bayes/redis-store.js';
 import { SqliteBayesTokenStore, type BayesDumpEntry, type DumpableBayesStore } from '../checks/bayes/store.js';
+import { AccountStore, accountsFile } from '../auth/accounts.js';
+import { openAccountStore } from '../auth/accounts-open.js';
+import { RedisAccounts } from '../auth/redis-accounts.js';
 
 const USAGE = 'usage: portcullis store migrate --to redis://HOST:PORT/DB|sqlite [--json]';
 /** Bayes entries written per batch (one transaction / one HSET each). */
@@ -29,6 +33,9 @@ export interface MigrateCounts {
   bayesTokens: number;
   bayesMessages: number;
   bayesTotals?: { spam: number; ham: number };
+  users: number;
+  aliases: number;
+  userSettings: number;
 }
 
 export async function storeCommand(args: string[], cfg: Config): Promise<number> {
@@ -60,6 +67,7 @@ export async function storeCommand(args: string[], cfg: Config): Promise<number>
     if (values.json) console.log(JSON.stringify(counts, null, 2));
     else {
       console.log(`copied ${counts.values} values and counters, ${counts.rates} rates from ${counts.from} to ${counts.to}`);
+      console.log(`copied accounts: ${counts.users} users, ${counts.aliases} aliases, ${counts.userSettings} users' spam settings`);
       console.log(`copied Bayes: ${counts.bayesTokens} tokens, ${counts.bayesMessages} learned messages` +
         (counts.bayesTotals ? ` (${counts.bayesTotals.spam} spam, ${counts.bayesTotals.ham} ham)` : ''));
       console.log(toSqlite ? 'now set store.backend: sqlite and restart the gateway'
@@ -90,13 +98,15 @@ export async function migrate(cfg: Config, to: string): Promise<MigrateCounts> {
   let target: DumpableStore | undefined;
   let bayesFrom: DumpableBayesStore | undefined;
   let bayesTo: DumpableBayesStore | undefined;
+  let accountsFrom: AccountStore | undefined;
+  let accountsTo: AccountStore | undefined;
   try {
     if (toSqlite) fs.mkdirSync(cfg.data_dir, { recursive: true, mode: 0o700 });
     target = toSqlite ? SqliteStore.open(stateFile(cfg.data_dir)) : await RedisStore.open(redisTo, true);
     const counts: MigrateCounts = {
       from: s.backend === 'sqlite' ? stateFile(cfg.data_dir) : `${describe(s)} (prefix ${s.prefix})`,
       to: toSqlite ? stateFile(cfg.data_dir) : `${describe(redisTo)} (prefix ${s.prefix})`,
-      values: 0, rates: 0, bayesTokens: 0, bayesMessages: 0,
+      values: 0, rates: 0, bayesTokens: 0, bayesMessages: 0, users: 0, aliases: 0, userSettings: 0,
     };
     const pending: Promise<void>[] = [];
     for await (const e of source.dump() as AsyncIterable<DumpEntry>) {
@@ -106,6 +116,19 @@ export async function migrate(cfg: Config, to: string): Promise<MigrateCounts> {
       if (pending.length >= 500) await Promise.all(pending.splice(0)); // bounded, pipelined to Redis
     }
     await Promise.all(pending);
+
+    // Accounts: from the configured ones (the file only if it exists: no accounts otherwise).
+    // Password hashes are copied as they are: every password keeps working.
+    if (s.backend === 'redis' || fs.existsSync(accountsFile(cfg.data_dir))) {
+      accountsFrom = await openAccountStore(s, cfg.data_dir, { requireConnection: true });
+      accountsTo = toSqlite ? AccountStore.open(accountsFile(cfg.data_dir))
+        : new AccountStore(await RedisAccounts.open({ ...redisTo }, true));
+      const dump = await accountsFrom.exportAll();
+      await accountsTo.importAll(dump);
+      counts.users = dump.users.length;
+      counts.aliases = dump.aliases.length;
+      counts.userSettings = dump.settings.length;
+    }
 
     // Bayes: from the configured one (the file only if it exists: nothing learned otherwise).
     const file = bayesFile(cfg);
@@ -130,6 +153,8 @@ export async function migrate(cfg: Config, to: string): Promise<MigrateCounts> {
     }
     return counts;
   } finally {
+    accountsFrom?.close();
+    accountsTo?.close();
     await Promise.all([source.close(), target?.close(), bayesFrom?.close(), bayesTo?.close()]);
   }
 }

@@ -10,7 +10,8 @@ import { pipeline } from 'node:stream/promises';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { createMetrics, serveMetrics, type Metrics } from '../metrics.js';
-import { AccountStore, accountsFile, mailboxPath } from '../auth/accounts.js';
+import { mailboxPath } from '../auth/accounts.js';
+import { openAccountStore } from '../auth/accounts-open.js';
 import { TlsManager } from '../tls/certificates.js';
 import { Queue, type QueuedMessage, type QueuedRecipient } from '../queue/queue.js';
 import { MaildirDelivery } from '../delivery/maildir.js';
@@ -125,7 +126,8 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
   const cleanups: (() => Promise<void> | void)[] = [unlock];
   try {
     const metrics = createMetrics();
-    const accounts = AccountStore.open(accountsFile(dataDir));
+    // The node's accounts.db, or (store.backend: redis) the accounts every node shares.
+    const accounts = await openAccountStore(config.store, dataDir, { logger: logger.child({ component: 'accounts' }) });
     cleanups.unshift(() => accounts.close());
     const maildir = new MaildirDelivery({ fsync: config.queue.fsync, hostname: config.hostname });
     const tlsManager = await TlsManager.create({ tls: config.tls, hostname: config.hostname, dataDir, logger });

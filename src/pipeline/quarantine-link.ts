@@ -31,6 +31,6 @@ export async function followLink(token: string, deps: FollowLinkDeps): Promise<L
   const stored = deps.accounts.getSettingsJson(claim.recipient);
   const current = stored === undefined ? DEFAULT_SETTINGS : userSettingsSchema.parse(JSON.parse(stored));
   const next = current.allow.some((a) => a.toLowerCase() === item.sender.toLowerCase()) ? current : applyAssignments(current, [`allow+=${item.sender}`]);
-  deps.accounts.putSettingsJson(claim.recipient, JSON.stringify(next));
+  await deps.accounts.putSettingsJson(claim.recipient, JSON.stringify(next));
   return { action: 'allow_sender', claim, sender: item.sender };
 }

@@ -21,7 +21,7 @@ import type { GreetingConfig, ListenerConfig, SmtpConfig, TarpitConfig } from '.
 import type { AuthConfig } from '../auth/config.js';
 import type { QueueConfig } from '../queue/config.js';
 import type { PolicyConfig } from '../pipeline/config.js';
-import type { AccountStore } from '../auth/accounts.js';
+import { isAccountsUnavailable, type AccountStore } from '../auth/accounts.js';
 import type { BruteForce } from '../auth/brute-force.js';
 import type { CheckRunner } from '../pipeline/runner.js';
 import { decide, type Action, type RecipientPolicy } from '../pipeline/policy.js';
@@ -144,6 +144,13 @@ const MAX_HEADER = 1024 * 1024;
 const FORBIDDEN = /^(?:CONNECT|GET|POST|PUT|HEAD|OPTIONS|USER|PASS)\b|^[A-Za-z-]+:\s/;
 
 let sessionCounter = 0;
+
+/** The replies when the account store cannot answer (Redis down): temporary, to be retried. */
+const ACCOUNTS_UNAVAILABLE = {
+  auth: reply(454, '4.7.0', 'Temporary authentication failure, try again later'),
+  lookup: (a: string) => reply(451, '4.3.0', `<${a}>: Recipient address lookup failed temporarily, try again later`),
+  sender: (a: string) => reply(451, '4.3.0', `<${a}>: Sender address lookup failed temporarily, try again later`),
+};
 
 export class SmtpSession {
   private socket: net.Socket;
@@ -658,7 +665,16 @@ export class SmtpSession {
     const verdict = await bf.before(this.remoteAddress, account);
     // A blocked source gets the same reply as a wrong password, after the same tarpit delay,
     // and its password is not even checked.
-    const ok = !verdict.blocked && user.length <= 320 && pass.length <= 1024 && (await this.deps.accounts.authenticate(user, pass));
+    let ok: boolean;
+    try {
+      ok = !verdict.blocked && user.length <= 320 && pass.length <= 1024 && (await this.deps.accounts.authenticate(user, pass));
+    } catch (err) {
+      // The accounts cannot be read (Redis down): "try again later", not counted as a failure —
+      // never a login whose password was not checked.
+      if (!isAccountsUnavailable(err)) throw err;
+      this.log.warn({ event: 'auth_unavailable', user: account, err: (err as Error).message }, 'accounts unavailable: temporary authentication failure');
+      return this.reply(ACCOUNTS_UNAVAILABLE.auth);
+    }
     if (verdict.delayMs) await new Promise((r) => setTimeout(r, verdict.delayMs));
     if (this.mode === 'closed') return;
     if (!ok) {
@@ -723,9 +739,17 @@ export class SmtpSession {
     const sender = addr ? formatAddress(addr) : '';
     if (addr?.utf8 && !smtputf8) return this.reply(R.utf8NeedsSmtputf8(sender));
     if (addr?.literal && this.authUser) return this.reply(R.senderNotOwned(sender, this.authUser));
-    if (addr && this.authUser && (addr.quoted || !this.deps.resolver.owns(this.authUser, `${addr.local}@${addr.domain}`))) {
+    let owned = true;
+    try {
+      owned = !addr || !this.authUser || (!addr.quoted && this.deps.resolver.owns(this.authUser, `${addr.local}@${addr.domain}`));
+    } catch (err) {
+      if (!isAccountsUnavailable(err)) throw err;
+      this.log.warn({ event: 'accounts_unavailable', user: this.authUser, sender, err: (err as Error).message }, 'accounts unavailable: sender not checked, temporary failure');
+      return this.reply(ACCOUNTS_UNAVAILABLE.sender(sender));
+    }
+    if (!owned) {
       this.log.info({ event: 'sender_mismatch', user: this.authUser, sender }, 'sender not owned by user');
-      return this.reply(R.senderNotOwned(sender, this.authUser));
+      return this.reply(R.senderNotOwned(sender, this.authUser!));
     }
     // A locked account (or client address) gets the 451 with the reason (docs/outbound.md).
     const suspended = this.authUser ? await this.deps.outbound?.suspended(this.authUser, this.remoteAddress) : undefined;
@@ -765,13 +789,18 @@ export class SmtpSession {
     for (const key of parsed.params.keys()) return this.reply(R.unsupportedParam(key));
     if (tx.recipients.length >= this.deps.config.smtp.max_recipients) return this.reply(R.tooManyRecipients);
     let resolution: Resolution;
-    if (parsed.postmasterOnly) resolution = this.deps.resolver.postmaster();
-    else {
-      const addr = parsed.address!;
-      if (addr.utf8 && !tx.smtputf8) return this.reply(R.utf8NeedsSmtputf8(formatAddress(addr)));
-      resolution = this.deps.resolver.resolve(addr, { authenticated: !!this.authUser, trusted: this.trustedNetwork });
-    }
     const shown = parsed.postmasterOnly ? 'postmaster' : formatAddress(parsed.address!);
+    if (parsed.address?.utf8 && !tx.smtputf8) return this.reply(R.utf8NeedsSmtputf8(shown));
+    try {
+      if (parsed.postmasterOnly) resolution = this.deps.resolver.postmaster();
+      else resolution = this.deps.resolver.resolve(parsed.address!, { authenticated: !!this.authUser, trusted: this.trustedNetwork });
+      // The recipient's own block list is read here too: the same temporary failure if it cannot be.
+      if (resolution.kind === 'local' && !resolution.role && !this.authUser && tx.sender) this.deps.spam?.users?.settingsFor(resolution.address);
+    } catch (err) {
+      // The accounts cannot be read (Redis down): neither "user unknown" nor accepted.
+      if (!isAccountsUnavailable(err)) throw err;
+      return this.rejectRcpt(ACCOUNTS_UNAVAILABLE.lookup(shown), shown, 'accounts unavailable');
+    }
     if (resolution.kind === 'reject') return this.rejectRcpt(resolution.reply, shown, resolution.why);
     if (!resolution.role && !this.authUser) {
       // Refusals found earlier in the session land here (smtpd_delay_reject): the envelope is

@@ -16,21 +16,20 @@
 // Commands are bounded by `timeoutMs` and never queued while disconnected: a call that cannot be
 // answered fails at once with StoreError UNAVAILABLE, and FallbackStore (fallback-store.ts)
 // turns that into "count in this node's memory, loudly" instead of hanging a session.
-import { Redis, Cluster, type RedisOptions, type ClusterOptions } from 'ioredis';
+import type { Redis, Cluster } from 'ioredis';
+import { closeRedisClient, createRedisClient, describe, redisCall, scanNodes, waitReady, type RedisConnectOptions } from './redis-client.js';
 import {
   StoreError, checkIncrement, checkKey, checkPrefix, checkScanLimit, checkTtl, checkValue, checkWindow, compareUtf8, leadingNumber,
   type DumpEntry, type DumpableStore, type ScanEntry,
 } from './store.js';
 
-export interface RedisStoreOptions {
-  /** redis://[user:password@]host:port/db, or rediss:// for TLS. */
-  readonly url: string;
+// The client and the round-trip helpers live in redis-client.ts (shared with the Bayes and the
+// account stores); re-exported for the callers that import them from here.
+export { createRedisClient, describe, waitReady };
+
+export interface RedisStoreOptions extends RedisConnectOptions {
   /** Prepended to every key. Default `portcullis:`. */
   readonly prefix?: string;
-  readonly sentinel?: { readonly name: string; readonly sentinels: readonly { host: string; port: number }[]; readonly password?: string };
-  readonly cluster?: { readonly nodes: readonly { host: string; port: number }[] };
-  /** Longest wait for one command, and for the first connection in `RedisStore.open`. Default 500 ms. */
-  readonly timeoutMs?: number;
   /** Clock in epoch ms (tests inject one). Default Date.now. */
   readonly now?: () => number;
 }
@@ -217,7 +216,7 @@ export class RedisStore implements DumpableStore {
     const base = `${this.prefix}v:`;
     const match = `${globEscape(base + prefix)}*`;
     return this.run(async () => {
-      const nodes: Redis[] = this.client instanceof Cluster ? this.client.nodes('master') : [this.client as Redis];
+      const nodes = scanNodes(this.client);
       const found = new Set<string>(); // SCAN may return a key twice
       for (const node of nodes) {
         let cursor = '0';
@@ -257,7 +256,7 @@ export class RedisStore implements DumpableStore {
 
   async *dump(): AsyncIterable<DumpEntry> {
     this.assertOpen();
-    const nodes: Redis[] = this.client instanceof Cluster ? this.client.nodes('master') : [this.client as Redis];
+    const nodes = scanNodes(this.client);
     const now = this.now();
     for (const kind of ['v', 'w'] as const) {
       const base = `${this.prefix}${kind}:`;
@@ -305,11 +304,7 @@ export class RedisStore implements DumpableStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    // QUIT lets pending replies arrive; a server that is gone is simply dropped.
-    if (this.client.status === 'ready') {
-      await Promise.race([this.client.quit().catch(() => undefined), new Promise((r) => setTimeout(r, 1000).unref())]);
-    }
-    this.client.disconnect();
+    await closeRedisClient(this.client);
   }
 
   /** The Redis key of a value (for tools and tests: migrate, docs). */
@@ -332,90 +327,11 @@ export class RedisStore implements DumpableStore {
   }
 
   /** Runs Redis commands; any failure of the server or the connection becomes StoreError UNAVAILABLE. */
-  private async run<T>(op: () => Promise<T>): Promise<T> {
-    try {
-      return await op();
-    } catch (err) {
-      if (err instanceof StoreError) throw err;
-      if (this.closed) throw new StoreError('CLOSED', 'the state store is closed');
-      throw new StoreError('UNAVAILABLE', `redis: ${(err as Error).message}`, { cause: err });
-    }
+  private run<T>(op: () => Promise<T>): Promise<T> {
+    return redisCall('redis', 'state store', () => this.closed, op);
   }
 
   private assertOpen(): void {
     if (this.closed) throw new StoreError('CLOSED', 'the state store is closed');
-  }
-}
-
-/**
- * An ioredis client for `store.*` (one server, Sentinel or Cluster): commands bounded by
- * `timeoutMs` and never queued while disconnected (they fail at once, so callers fall back
- * instead of hanging a session); reconnection for ever, backing off to 2 s; calls made together
- * share one write (auto-pipelining). The Bayes Redis store uses it too.
- */
-export function createRedisClient(options: Pick<RedisStoreOptions, 'url' | 'sentinel' | 'cluster' | 'timeoutMs'>): Redis | Cluster {
-  const timeoutMs = options.timeoutMs ?? 500;
-  const common = {
-    commandTimeout: timeoutMs,
-    connectTimeout: Math.max(timeoutMs, 1000),
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    enableAutoPipelining: true,
-    retryStrategy: (times: number) => Math.min(50 * 2 ** Math.min(times, 6), 2000),
-  } satisfies RedisOptions;
-  let client: Redis | Cluster;
-  if (options.cluster) {
-    const url = new URL(options.url);
-    const clusterOptions: ClusterOptions = {
-      enableOfflineQueue: false,
-      enableAutoPipelining: true,
-      clusterRetryStrategy: common.retryStrategy,
-      redisOptions: { ...common, username: decodeURIComponent(url.username) || undefined, password: decodeURIComponent(url.password) || undefined },
-    };
-    client = new Cluster(options.cluster.nodes.map((n) => ({ host: n.host, port: n.port })), clusterOptions);
-  } else if (options.sentinel) {
-    const url = new URL(options.url);
-    client = new Redis({
-      ...common,
-      sentinels: options.sentinel.sentinels.map((s) => ({ host: s.host, port: s.port })),
-      name: options.sentinel.name,
-      sentinelPassword: options.sentinel.password,
-      password: decodeURIComponent(url.password) || undefined,
-      username: decodeURIComponent(url.username) || undefined,
-      db: Number(url.pathname.slice(1) || 0),
-    });
-  } else {
-    client = new Redis(options.url, common);
-  }
-  // Without a listener ioredis prints every reconnection failure; the stores report outages.
-  client.on('error', () => {});
-  return client;
-}
-
-export function waitReady(client: Redis | Cluster, ms: number): Promise<boolean> {
-  if (client.status === 'ready') return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const done = (ok: boolean) => {
-      clearTimeout(timer);
-      client.off('ready', onReady);
-      resolve(ok);
-    };
-    const onReady = () => done(true);
-    const timer = setTimeout(() => done(false), ms);
-    client.on('ready', onReady);
-  });
-}
-
-/** Where the store points, without a password, for messages. */
-export function describe(options: Pick<RedisStoreOptions, 'url' | 'sentinel' | 'cluster'>): string {
-  if (options.cluster) return `cluster ${options.cluster.nodes.map((n) => `${n.host}:${n.port}`).join(',')}`;
-  if (options.sentinel) return `sentinel master ${options.sentinel.name}`;
-  try {
-    const u = new URL(options.url);
-    u.password = '';
-    u.username = '';
-    return u.toString();
-  } catch {
-    return 'redis';
   }
 }

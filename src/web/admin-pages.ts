@@ -154,19 +154,19 @@ ${aliases.map((a) => html`<tr><td>${a.address}</td><td>${a.targets.join(', ')}</
     ctx.sessions.destroyUser(address.toLowerCase(), req.consoleSession.id);
     return `New password set for ${address}.`;
   }));
-  app.post('/admin/users/delete', (req, reply) => change(req, reply, 'user_delete', (b) => {
+  app.post('/admin/users/delete', (req, reply) => change(req, reply, 'user_delete', async (b) => {
     const address = str(b.address);
-    ctx.accounts.deleteUser(address);
+    await ctx.accounts.deleteUser(address);
     ctx.sessions.destroyUser(address.toLowerCase(), req.consoleSession.id);
     return `Deleted ${address}.`;
   }));
-  app.post('/admin/aliases/add', (req, reply) => change(req, reply, 'alias_add', (b) => {
+  app.post('/admin/aliases/add', (req, reply) => change(req, reply, 'alias_add', async (b) => {
     const targets = str(b.targets).split(/[\s,]+/).filter(Boolean);
-    ctx.accounts.addAlias(str(b.address), targets);
+    await ctx.accounts.addAlias(str(b.address), targets);
     return `Added the alias ${str(b.address).toLowerCase()}.`;
   }));
-  app.post('/admin/aliases/delete', (req, reply) => change(req, reply, 'alias_delete', (b) => {
-    ctx.accounts.deleteAlias(str(b.address));
+  app.post('/admin/aliases/delete', (req, reply) => change(req, reply, 'alias_delete', async (b) => {
+    await ctx.accounts.deleteAlias(str(b.address));
     return `Deleted the alias ${str(b.address)}.`;
   }));
 }

@@ -234,7 +234,7 @@ ${page.next ? html`<p><a href="${userBase}?before=${page.next}">Older…</a></p>
     const current = settingsOf(ctx, own.user);
     try {
       if (!current.allow.includes(own.item.sender.toLowerCase())) {
-        ctx.accounts.putSettingsJson(own.user, JSON.stringify(applyAssignments(current, [`allow+=${own.item.sender}`])));
+        await ctx.accounts.putSettingsJson(own.user, JSON.stringify(applyAssignments(current, [`allow+=${own.item.sender}`])));
       }
     } catch (err) {
       if (!(err instanceof SettingsError)) throw err;

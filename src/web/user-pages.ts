@@ -72,13 +72,13 @@ export function registerUserPages(app: FastifyInstance, ctx: ConsoleContext): vo
     const user = ctx.user(req, reply);
     if (user) return settingsPage(req, reply, user);
   });
-  app.post('/settings', (req, reply) => {
+  app.post('/settings', async (req, reply) => {
     const user = ctx.user(req, reply);
     if (!user) return;
     const current = settingsOf(ctx, user);
     try {
       const next = applyAssignments(current, assignmentsFromForm(current, req.body as Record<string, unknown>));
-      ctx.accounts.putSettingsJson(user, JSON.stringify(next));
+      await ctx.accounts.putSettingsJson(user, JSON.stringify(next));
       ctx.log.info({ event: 'console_settings', user }, 'spam settings changed in the console');
       return settingsPage(req, reply, user, { kind: 'ok', text: 'Saved. The next message to you follows these settings.' });
     } catch (err) {

@@ -25,8 +25,9 @@ test('Bayes trained through node A judges on node B (one Redis)', { timeout: 240
   execFileSync('tar', ['xzf', CORPUS, '-C', tmp, '--wildcards', './spam/00[0-3]?.eml', './ham/00[0-3]?.eml']); // 0001–0039
   const redis = await startRedis();
   t.after(() => redis.stop());
-  const node = () => startGateway({
-    users: userMap('alice'),
+  const node = (first: boolean) => startGateway({
+    // The accounts are in Redis too: added once (through node A), known to both.
+    users: first ? userMap('alice') : undefined,
     config: {
       store: { backend: 'redis', url: redis.url(), prefix: 'site:' },
       bayes: { min_learned: 30, autolearn: { enabled: false } },
@@ -34,9 +35,9 @@ test('Bayes trained through node A judges on node B (one Redis)', { timeout: 240
       log: { level: 'info' },
     },
   });
-  const a = await node();
+  const a = await node(true);
   t.after(() => a.cleanup());
-  const b = await node();
+  const b = await node(false);
   t.after(() => b.cleanup());
 
   const trained = JSON.parse((await a.cliOk(['train', '--spam', path.join(tmp, 'spam'), '--ham', path.join(tmp, 'ham'), '--json'])).stdout) as

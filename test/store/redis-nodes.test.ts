@@ -36,8 +36,9 @@ test('two nodes, one Redis: a block on node A holds on node B (and its CLI shows
   if (!needRedis(t)) return;
   const redis = await startRedis();
   t.after(() => redis.stop());
-  const node = () => startGateway({
-    users: { [USER]: PASSWORD },
+  const node = (first: boolean) => startGateway({
+    // The accounts are in Redis too: added once (through node A), known to both.
+    users: first ? { [USER]: PASSWORD } : undefined,
     config: {
       store: { backend: 'redis', url: redis.url(3), prefix: 'site:' },
       auth: { brute_force: { pair_limit: 3, ip_limit: 1000, net_limit: 1_000_000, base_delay: '1ms', max_delay: '5ms', block_time: '10m' } },
@@ -46,9 +47,9 @@ test('two nodes, one Redis: a block on node A holds on node B (and its CLI shows
       log: { level: 'info' },
     },
   });
-  const a = await node();
+  const a = await node(true);
   t.after(() => a.cleanup());
-  const b = await node();
+  const b = await node(false);
   t.after(() => b.cleanup());
 
   // The guesser tries node A until the pair is blocked there.

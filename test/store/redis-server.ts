@@ -1,6 +1,8 @@
 // The real redis-server (Debian redis-server, /usr/bin/redis-server) on a free loopback port in
-// a temporary directory, without persistence (`--save '' --appendonly no`). Tests may stop it
-// (SIGKILL, as a crash) and start it again on the same port to see a gateway ride out an outage.
+// a temporary directory, without persistence (`--save '' --appendonly no`) unless `persist`
+// (append-only file, fsync at every write: what a site keeping its accounts in Redis runs). Tests
+// may stop it (SIGKILL, as a crash) and start it again on the same port to see a gateway ride out
+// an outage; with `persist` it comes back with its data.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -22,19 +24,27 @@ export interface RedisServer {
   /** SIGSTOP: the server keeps its connections but answers nothing (a hung server). */
   pause(): Promise<void>;
   resume(): Promise<void>;
-  /** Starts it again on the same port (empty: no persistence). */
+  /** Starts it again on the same port (empty, unless started with `persist`). */
   start(): Promise<void>;
   /** Stops it for good and removes its directory. */
   stop(): Promise<void>;
 }
 
-export async function startRedis(): Promise<RedisServer> {
+export interface StartRedisOptions {
+  /** Keep the data across kill/start (appendonly, appendfsync always). */
+  readonly persist?: boolean;
+  /** Extra arguments (e.g. `--replicaof`). */
+  readonly args?: readonly string[];
+}
+
+export async function startRedis(options: StartRedisOptions = {}): Promise<RedisServer> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-redis-'));
   const [port] = await freePorts(1);
   let child: ChildProcess | undefined;
   let log = '';
   const start = async () => {
-    child = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'no', '--protected-mode', 'no'], {
+    child = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
+      ...(options.persist ? ['--appendonly', 'yes', '--appendfsync', 'always'] : ['--appendonly', 'no']), '--protected-mode', 'no', ...(options.args ?? [])], {
       cwd: dir, stdio: ['ignore', 'pipe', 'pipe'],
     });
     child.stdout!.on('data', (d: Buffer) => { log += d.toString(); });

@@ -13,6 +13,11 @@ import { SqliteStore, stateFile } from '../../src/store/sqlite-store.js';
 import { RedisStore } from '../../src/store/redis-store.js';
 import { RedisBayesStore } from '../../src/checks/bayes/redis-store.js';
 import { SqliteBayesTokenStore, tokenHash } from '../../src/checks/bayes/store.js';
+import { AccountStore, accountsFile } from '../../src/auth/accounts.js';
+import { RedisAccounts } from '../../src/auth/redis-accounts.js';
+
+const PW = 'Migrated-password-4711';
+const FAST = { ln: 10, r: 8, p: 1, saltBytes: 16, keyBytes: 32 };
 
 async function cli(args: string[]) {
   const r = await runCli(args);
@@ -47,13 +52,18 @@ test('store migrate: SQLite → Redis (twice: nothing changes), then Redis → S
     { sig: Buffer.alloc(20, 2), hashes: ['meeting', 'notes', 'now'].map(tokenHash), cls: 'ham' },
   ]);
   await bayesA.close();
+  const accA = AccountStore.open(accountsFile(dirA), { hashParams: FAST });
+  await accA.addUser('alice@example.test', PW);
+  await accA.addAlias('team@example.test', ['alice@example.test', 'partner@example.net']);
+  await accA.putSettingsJson('alice@example.test', '{"spam_filter":false}');
+  accA.close();
 
   const url = redis.url(2);
   const first = await cli(['store', 'migrate', '--to', url, '--json', '--config', confA]);
   assert.equal(first.code, 0, first.show);
   const counts = JSON.parse(first.stdout);
   assert.deepEqual({ ...counts, from: undefined, to: undefined },
-    { from: undefined, to: undefined, values: 3, rates: 1, bayesTokens: 5, bayesMessages: 2, bayesTotals: { spam: 1, ham: 1 } });
+    { from: undefined, to: undefined, values: 3, rates: 1, bayesTokens: 5, bayesMessages: 2, bayesTotals: { spam: 1, ham: 1 }, users: 1, aliases: 1, userSettings: 1 });
   assert.match(counts.to, /^redis:\/\/127\.0\.0\.1:\d+\/2 \(prefix portcullis:\)$/);
 
   // Run twice: the same counts, and the counter is not doubled.
@@ -80,7 +90,19 @@ test('store migrate: SQLite → Redis (twice: nothing changes), then Redis → S
     await rb.close();
   }
 
+  const ra = new AccountStore(await RedisAccounts.open({ url, prefix: 'portcullis:' }, true));
+  try {
+    assert.equal(await ra.authenticate('alice@example.test', PW), true, 'the password hash arrives as it was: the password still works');
+    assert.deepEqual(ra.expand('team@example.test', (d) => d === 'example.test'), { users: ['alice@example.test'], external: ['partner@example.net'], unknown: [] });
+    assert.equal(ra.getSettingsJson('alice@example.test'), '{"spam_filter":false}');
+  } finally {
+    ra.close();
+  }
+
   // Back: a node configured on Redis (prefix moved:) copies into its embedded files.
+  const seedAcc = new AccountStore(await RedisAccounts.open({ url, prefix: 'moved:' }, true), { hashParams: FAST });
+  await seedAcc.addUser('bob@example.test', PW);
+  seedAcc.close();
   const seed = await RedisStore.open({ url, prefix: 'moved:' }, true);
   await seed.set('greet:pass:198.51.100.9', '1', 86_400_000);
   await seed.incr('bf:f:acct:bob@example.test', 3_600_000, 2);
@@ -89,6 +111,13 @@ test('store migrate: SQLite → Redis (twice: nothing changes), then Redis → S
   assert.equal(back.code, 0, back.show);
   assert.match(back.stdout, /copied 2 values and counters, 0 rates from redis:\/\/127\.0\.0\.1:\d+\/2 \(prefix moved:\) to .*state\.db/);
   assert.match(back.stdout, /Bayes: 0 tokens, 0 learned messages/);
+  assert.match(back.stdout, /copied accounts: 1 users, 0 aliases, 0 users' spam settings/);
+  const accB = AccountStore.open(accountsFile(dirB));
+  try {
+    assert.equal(await accB.authenticate('bob@example.test', PW), true, 'the user from Redis logs in from accounts.db');
+  } finally {
+    accB.close();
+  }
   const b = SqliteStore.open(stateFile(dirB), { purgeIntervalMs: 0 });
   try {
     assert.equal(await b.get('bf:f:acct:bob@example.test'), 2);

@@ -11,8 +11,7 @@
 // Redis failing: calls reject with StoreError UNAVAILABLE (bounded by store.timeout); the Bayes
 // check then gives no verdict for the message (no symbol), never a wrong one.
 import type { Redis, Cluster } from 'ioredis';
-import { createRedisClient, waitReady, type RedisStoreOptions } from '../../store/redis-store.js';
-import { StoreError } from '../../store/store.js';
+import { closeRedisClient, createRedisClient, redisCall, waitReady, type RedisConnectOptions } from '../../store/redis-client.js';
 import { TOUCH_AFTER_S, type BayesClass, type BayesDumpEntry, type DumpableBayesStore, type Hashes, type LearnOutcome, type StoredCount } from './store.js';
 
 const PARSE = `
@@ -101,7 +100,8 @@ interface Scripted {
   bayesPrune(key: string, ...args: string[]): Promise<number>;
 }
 
-export interface RedisBayesOptions extends Pick<RedisStoreOptions, 'url' | 'sentinel' | 'cluster' | 'timeoutMs' | 'prefix'> {
+export interface RedisBayesOptions extends RedisConnectOptions {
+  readonly prefix?: string;
   /** Clock in epoch ms (tests inject one). */
   readonly now?: () => number;
 }
@@ -253,20 +253,11 @@ export class RedisBayesStore implements DumpableBayesStore {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    if (this.client.status === 'ready') {
-      await Promise.race([this.client.quit().catch(() => undefined), new Promise((r) => setTimeout(r, 1000).unref())]);
-    }
-    this.client.disconnect();
+    await closeRedisClient(this.client);
   }
 
   private async run<T>(op: () => Promise<T>): Promise<T> {
-    if (this.closed) throw new StoreError('CLOSED', 'the Bayes store is closed');
-    if (this.firstConnection) await this.firstConnection;
-    try {
-      return await op();
-    } catch (err) {
-      if (err instanceof StoreError) throw err;
-      throw new StoreError('UNAVAILABLE', `redis (bayes): ${(err as Error).message}`, { cause: err });
-    }
+    if (this.firstConnection && !this.closed) await this.firstConnection;
+    return redisCall('redis (bayes)', 'Bayes store', () => this.closed, op);
   }
 }

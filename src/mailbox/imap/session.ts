@@ -7,7 +7,7 @@
 // Hand-written protocol code: no maintained standalone IMAP server library exists on npm
 // (wildduck's imap-core ships only inside wildduck, which needs MongoDB).
 import type net from 'node:net';
-import { mailboxPath } from '../../auth/accounts.js';
+import { isAccountsUnavailable, mailboxPath } from '../../auth/accounts.js';
 import type { Logger } from '../../log.js';
 import { upgradeToTls } from '../../net/starttls.js';
 import { DEFAULT_FOLDERS } from '../folder-names.js';
@@ -378,7 +378,15 @@ export class ImapSession implements CommandSession {
     const verdict = await s.bruteForce.before(this.remoteAddress, account);
     // A blocked source gets the same reply as a wrong password, after the same delay, and its
     // password is not even checked.
-    const okLogin = !verdict.blocked && user.length <= 320 && pass.length <= 1024 && (await s.accounts.authenticate(user, pass));
+    let okLogin: boolean;
+    try {
+      okLogin = !verdict.blocked && user.length <= 320 && pass.length <= 1024 && (await s.accounts.authenticate(user, pass));
+    } catch (err) {
+      // The accounts cannot be read (Redis down): RFC 5530 UNAVAILABLE, not counted as a failure.
+      if (!isAccountsUnavailable(err)) throw err;
+      this.log.warn({ event: 'auth_unavailable', user: account, protocol: 'imap', err: (err as Error).message }, 'accounts unavailable: temporary authentication failure');
+      return no('Temporary authentication failure, try again later', 'UNAVAILABLE');
+    }
     if (verdict.delayMs) await new Promise((r) => setTimeout(r, verdict.delayMs));
     if (this.closed) return no('Connection closed');
     if (!okLogin) {

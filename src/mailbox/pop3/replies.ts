@@ -17,6 +17,7 @@ export const TXT = {
   inUse: '[IN-USE] Mailbox is locked by another POP3 session.',
   userLimit: '[IN-USE] Too many sessions for this account.',
   mailboxError: '[SYS/TEMP] Cannot open the mailbox now, try again later.',
+  accountsUnavailable: '[SYS/TEMP] Temporary authentication failure, try again later.',
   ipLimit: '[SYS/TEMP] Too many connections from your address.',
   serverBusy: '[SYS/TEMP] Too many connections, try again later.',
   shuttingDown: '[SYS/TEMP] Server shutting down.',

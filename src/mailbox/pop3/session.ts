@@ -13,7 +13,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type { AccountStore } from '../../auth/accounts.js';
-import { mailboxPath, normalizeAddress } from '../../auth/accounts.js';
+import { isAccountsUnavailable, mailboxPath, normalizeAddress } from '../../auth/accounts.js';
 import type { BruteForce } from '../../auth/brute-force.js';
 import type { Logger } from '../../log.js';
 import { clientAddress } from '../../net/cidr.js';
@@ -515,7 +515,15 @@ export class Pop3Session {
       const verdict = await bf.before(this.ip, account);
       // A blocked source gets the same reply as a wrong password, after the same tarpit delay,
       // and its password is not even checked.
-      const ok = !verdict.blocked && user.length <= 320 && pass.length <= 1024 && (await this.deps.accounts.authenticate(user, pass));
+      let ok: boolean;
+      try {
+        ok = !verdict.blocked && user.length <= 320 && pass.length <= 1024 && (await this.deps.accounts.authenticate(user, pass));
+      } catch (err) {
+        // The accounts cannot be read (Redis down): RFC 3206 SYS/TEMP, not counted as a failure.
+        if (!isAccountsUnavailable(err)) throw err;
+        this.log.warn({ event: 'pop3_login', user: account, mechanism, result: 'unavailable', err: (err as Error).message }, 'accounts unavailable: temporary authentication failure');
+        return this.err(TXT.accountsUnavailable);
+      }
       if (verdict.delayMs) await new Promise((r) => setTimeout(r, verdict.delayMs));
       if (!ok) {
         await bf.failure(this.ip, account);
