@@ -4,12 +4,11 @@
 // that cannot be anyone's (probeCredentials) and reads the answer: a refusal that names the
 // missing encryption ([PRIVACYREQUIRED], "plaintext", "TLS"…) is safe; "authentication failed"
 // means the server checked a password sent in clear text. Every session ends with LOGOUT.
-import { Dialogue } from './dialogue.js';
+import type { Dialogue } from './dialogue.js';
 import { cleanEvidence, type Finding } from './findings.js';
-import { dialogueOptions, endpointLabel, inspectingTls, probeCredentials, type Endpoint, type ProbeContext } from './probe-context.js';
-import { failureFinding } from './probe-findings.js';
+import { endpointLabel, probeCredentials, type Endpoint, type ProbeContext } from './probe-context.js';
+import { failureFinding, openProbe, type ProbeResult } from './probe-findings.js';
 import { imapCapabilities, imapCommand, imapLogout, readImapGreeting } from './protocols.js';
-import type { ProbeResult } from './smtp-probe.js';
 
 export interface MailboxFacts {
   readonly reachable: boolean;
@@ -25,12 +24,9 @@ export async function probeImap(e: Endpoint, ctx: ProbeContext): Promise<ProbeRe
   const target = endpointLabel(e);
   const implicit = e.service.tls === 'implicit';
   const findings: Finding[] = [];
-  let d: Dialogue;
-  try {
-    d = await Dialogue.open({ ...dialogueOptions(e, ctx), implicitTls: implicit ? inspectingTls(e, ctx) : undefined });
-  } catch (err) {
-    return { facts: { reachable: false, tls: false }, findings: [failureFinding(e, err)] };
-  }
+  const opened = await openProbe(e, ctx);
+  if (opened.unreachable) return opened.unreachable;
+  const d = opened.dialogue;
   let greeting: string | undefined;
   let caps: string[] | undefined;
   try {

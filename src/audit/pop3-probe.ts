@@ -3,25 +3,21 @@
 // the server goes on, PASS with credentials that cannot be anyone's (probeCredentials), reads
 // the answer and QUITs. A refusal that names the missing encryption is safe; "authentication
 // failed" means the server checked a password sent in clear text.
-import { Dialogue } from './dialogue.js';
+import type { Dialogue } from './dialogue.js';
 import { cleanEvidence, type Finding } from './findings.js';
 import type { MailboxFacts } from './imap-probe.js';
 import { PRIVACY_REFUSAL } from './imap-probe.js';
-import { dialogueOptions, endpointLabel, inspectingTls, probeCredentials, type Endpoint, type ProbeContext } from './probe-context.js';
-import { failureFinding } from './probe-findings.js';
+import { endpointLabel, probeCredentials, type Endpoint, type ProbeContext } from './probe-context.js';
+import { failureFinding, openProbe, type ProbeResult } from './probe-findings.js';
 import { pop3Command, pop3Quit, readPop3, readPop3Lines } from './protocols.js';
-import type { ProbeResult } from './smtp-probe.js';
 
 export async function probePop3(e: Endpoint, ctx: ProbeContext): Promise<ProbeResult<MailboxFacts>> {
   const target = endpointLabel(e);
   const implicit = e.service.tls === 'implicit';
   const findings: Finding[] = [];
-  let d: Dialogue;
-  try {
-    d = await Dialogue.open({ ...dialogueOptions(e, ctx), implicitTls: implicit ? inspectingTls(e, ctx) : undefined });
-  } catch (err) {
-    return { facts: { reachable: false, tls: false }, findings: [failureFinding(e, err)] };
-  }
+  const opened = await openProbe(e, ctx);
+  if (opened.unreachable) return opened.unreachable;
+  const d = opened.dialogue;
   let greeting: string | undefined;
   let caps: string[] | undefined;
   try {

@@ -2,9 +2,28 @@
 // answers something that is not its protocol. None of these is a crash; each is a line in the
 // report with what was seen.
 import net from 'node:net';
-import { ProbeError } from './dialogue.js';
+import { Dialogue, ProbeError } from './dialogue.js';
 import { cleanEvidence, type Finding, type Severity } from './findings.js';
-import { endpointLabel, type Endpoint } from './probe-context.js';
+import { dialogueOptions, endpointLabel, inspectingTls, type Endpoint, type ProbeContext } from './probe-context.js';
+
+/** What a probe found out: its protocol's facts and the report lines. */
+export interface ProbeResult<F> {
+  readonly facts: F;
+  readonly findings: Finding[];
+}
+
+/**
+ * Connects to the endpoint for a probe (inside TLS for an implicit-TLS port, certificate
+ * inspected rather than trusted). An endpoint that cannot be reached is the probe's whole result.
+ */
+export async function openProbe(e: Endpoint, ctx: ProbeContext): Promise<{ dialogue: Dialogue; unreachable?: undefined } | { unreachable: ProbeResult<{ reachable: false; tls: false }> }> {
+  const implicit = e.service.tls === 'implicit';
+  try {
+    return { dialogue: await Dialogue.open({ ...dialogueOptions(e, ctx), implicitTls: implicit ? inspectingTls(e, ctx) : undefined }) };
+  } catch (err) {
+    return { unreachable: { facts: { reachable: false, tls: false }, findings: [failureFinding(e, err)] } };
+  }
+}
 
 /** The finding for a probe that could not do its work; `transcript` is what was said before. */
 export function failureFinding(e: Endpoint, err: unknown, transcript: readonly string[] = []): Finding {

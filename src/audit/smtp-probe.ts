@@ -3,10 +3,10 @@
 // The AUTH test sends "AUTH <mechanism>" with no credentials: a 334 answer means the server
 // is waiting for a password in clear text; the audit then cancels with "*" (RFC 4954 s4) and
 // never sends one. Every session ends with QUIT.
-import { Dialogue, ProbeError } from './dialogue.js';
+import { ProbeError, type Dialogue } from './dialogue.js';
 import { cleanEvidence, type Finding } from './findings.js';
-import { dialogueOptions, endpointLabel, inspectingTls, type Endpoint, type ProbeContext } from './probe-context.js';
-import { failureFinding } from './probe-findings.js';
+import { endpointLabel, inspectingTls, type Endpoint, type ProbeContext } from './probe-context.js';
+import { failureFinding, openProbe, type ProbeResult } from './probe-findings.js';
 import {
   bannerHostname, ehlo, hasCapability, readSmtpReply, replyText, smtpAuthMechanisms, smtpCommand, smtpQuit, type SmtpReply,
 } from './protocols.js';
@@ -24,21 +24,15 @@ export interface SmtpFacts {
   readonly tls: boolean;
 }
 
-export interface ProbeResult<F> {
-  readonly facts: F;
-  readonly findings: Finding[];
-}
+export type { ProbeResult } from './probe-findings.js';
 
 export async function probeSmtp(e: Endpoint, ctx: ProbeContext): Promise<ProbeResult<SmtpFacts>> {
   const target = endpointLabel(e);
   const implicit = e.service.tls === 'implicit';
   const findings: Finding[] = [];
-  let d: Dialogue;
-  try {
-    d = await Dialogue.open({ ...dialogueOptions(e, ctx), implicitTls: implicit ? inspectingTls(e, ctx) : undefined });
-  } catch (err) {
-    return { facts: { reachable: false, tls: false }, findings: [failureFinding(e, err)] };
-  }
+  const opened = await openProbe(e, ctx);
+  if (opened.unreachable) return opened.unreachable;
+  const d = opened.dialogue;
   let banner: SmtpReply | undefined;
   let capabilities: readonly string[] | undefined;
   let capabilitiesAfterTls: readonly string[] | undefined;

@@ -1,7 +1,30 @@
 // Chromium pages for the console tests: a fresh context per page, and every dialog, page error,
 // console error and request leaving the console collected as a problem.
 import assert from 'node:assert/strict';
-import type { Browser, Page } from 'puppeteer-core';
+import puppeteer, { type Browser, type Page } from 'puppeteer-core';
+import { assertReply } from '../helpers/fixtures.js';
+import type { Gateway } from '../helpers/gateway.js';
+import { SmtpClient, transaction } from '../helpers/smtp-client.js';
+
+/** Debian's Chromium, headless, trusting the test gateway's self-signed certificate. */
+export function launchChromium(): Promise<Browser> {
+  return puppeteer.launch({
+    executablePath: '/usr/bin/chromium', headless: true, acceptInsecureCerts: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run'],
+  });
+}
+
+/** Sends a message to the gateway's MX port over SMTP and expects its 250. */
+export async function sendOverMx(gw: Gateway, to: string, message: string | Buffer): Promise<void> {
+  const c = await SmtpClient.connect(gw.ports.mx);
+  try {
+    await c.ehlo('client.example.net');
+    const r = await transaction(c, 'sender@example.net', [to], message);
+    assertReply(r.final!, 250);
+  } finally {
+    await c.quit();
+  }
+}
 
 export interface Watched {
   readonly page: Page;

@@ -8,29 +8,17 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import puppeteer, { type Browser } from 'puppeteer-core';
-import { assertReply, USERS, userMap } from '../helpers/fixtures.js';
+import type { Browser } from 'puppeteer-core';
+import { USERS, userMap } from '../helpers/fixtures.js';
 import type { Gateway } from '../helpers/gateway.js';
-import { SmtpClient, transaction } from '../helpers/smtp-client.js';
+import { sharedDir } from '../helpers/paths.js';
 import { ADMIN, startConsoleGateway } from './console-client.js';
-import { login, watchedPage } from './browser-helpers.js';
+import { launchChromium, login, sendOverMx, watchedPage } from './browser-helpers.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const shotDir = process.env.CONSOLE_SCREENSHOTS ? path.resolve(process.env.CONSOLE_SCREENSHOTS) : fs.mkdtempSync(path.join(os.tmpdir(), 'console-shots-'));
 fs.mkdirSync(shotDir, { recursive: true });
 
 const HOSTILE_MID = `x"><script>alert('mid')</script><img src=x onerror=alert('img')>@evil.example`;
-
-const sendMail = async (gw: Gateway, to: string, message: string | Buffer) => {
-  const c = await SmtpClient.connect(gw.ports.mx);
-  try {
-    await c.ehlo('client.example.net');
-    const r = await transaction(c, 'sender@example.net', [to], message);
-    assertReply(r.final!, 250);
-  } finally {
-    await c.quit();
-  }
-};
 
 describe('the console in Chromium', { timeout: 240_000 }, () => {
   let gw: Gateway;
@@ -40,14 +28,11 @@ describe('the console in Chromium', { timeout: 240_000 }, () => {
     let port: number;
     ({ gw, consolePort: port } = await startConsoleGateway({ users: userMap('alice', 'bob') }));
     origin = `https://127.0.0.1:${port}`;
-    browser = await puppeteer.launch({
-      executablePath: CHROMIUM, headless: true, acceptInsecureCerts: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run'],
-    });
+    browser = await launchChromium();
     // Traffic for the dashboard and the trace: a plain message, Crispin's MIME torture test, and a hostile Message-ID.
-    await sendMail(gw, USERS.bob.address, `From: <sender@example.net>\r\nTo: <${USERS.bob.address}>\r\nSubject: hello\r\nMessage-ID: <plain.1@example.net>\r\n\r\nHello\r\n`);
-    await sendMail(gw, USERS.bob.address, fs.readFileSync('/work/shared/conformance/mime/crispin-torture-test.eml'));
-    await sendMail(gw, USERS.alice.address, `From: <sender@example.net>\r\nTo: <${USERS.alice.address}>\r\nSubject: <script>alert('subject')</script>\r\nMessage-ID: <${HOSTILE_MID}>\r\n\r\n<script>alert('body')</script>\r\n`);
+    await sendOverMx(gw, USERS.bob.address, `From: <sender@example.net>\r\nTo: <${USERS.bob.address}>\r\nSubject: hello\r\nMessage-ID: <plain.1@example.net>\r\n\r\nHello\r\n`);
+    await sendOverMx(gw, USERS.bob.address, fs.readFileSync(path.join(sharedDir, 'conformance/mime/crispin-torture-test.eml')));
+    await sendOverMx(gw, USERS.alice.address, `From: <sender@example.net>\r\nTo: <${USERS.alice.address}>\r\nSubject: <script>alert('subject')</script>\r\nMessage-ID: <${HOSTILE_MID}>\r\n\r\n<script>alert('body')</script>\r\n`);
   });
   after(async () => {
     await browser?.close();

@@ -9,16 +9,16 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import puppeteer, { type Browser } from 'puppeteer-core';
-import { assertReply, USERS, userMap } from '../helpers/fixtures.js';
+import type { Browser } from 'puppeteer-core';
+import { USERS, userMap } from '../helpers/fixtures.js';
 import type { Gateway } from '../helpers/gateway.js';
-import { SmtpClient, transaction } from '../helpers/smtp-client.js';
+import { sharedDir } from '../helpers/paths.js';
 import { waitFor } from '../helpers/wait.js';
 import { GTUBE_STRING } from '../../src/checks/gtube/gtube.js';
 import { createLinks } from '../../src/quarantine/links.js';
 import { SqliteStore } from '../../src/store/sqlite-store.js';
 import { ADMIN, ConsoleClient, startConsoleGateway } from './console-client.js';
-import { login, watchedPage } from './browser-helpers.js';
+import { launchChromium, login, sendOverMx, watchedPage } from './browser-helpers.js';
 
 const shotDir = process.env.CONSOLE_SCREENSHOTS ? path.resolve(process.env.CONSOLE_SCREENSHOTS) : fs.mkdtempSync(path.join(os.tmpdir(), 'console-shots-'));
 const HOSTILE_SUBJECT = `<script>alert('subject')</script><img src=x onerror=alert(1)> Invoice`;
@@ -38,17 +38,6 @@ function hostileMessage(to: string): string {
   ].join('\r\n');
 }
 
-async function send(gw: Gateway, to: string, message: string | Buffer): Promise<void> {
-  const c = await SmtpClient.connect(gw.ports.mx);
-  try {
-    await c.ehlo('client.example.net');
-    const r = await transaction(c, 'sender@example.net', [to], message);
-    assertReply(r.final!, 250);
-  } finally {
-    await c.quit();
-  }
-}
-
 describe('console: the quarantine pages', { timeout: 300_000 }, () => {
   let gw: Gateway;
   let port: number;
@@ -62,16 +51,16 @@ describe('console: the quarantine pages', { timeout: 300_000 }, () => {
       config: { policy: { symbols: { GTUBE: 1 }, actions: { GTUBE: 'quarantine' } } },
     }));
     origin = `https://127.0.0.1:${port}`;
-    await send(gw, USERS.bob.address, hostileMessage(USERS.bob.address));
+    await sendOverMx(gw, USERS.bob.address, hostileMessage(USERS.bob.address));
     // The conformance MIME torture tests, each forwarded as a message/rfc822 part beside GTUBE so that it is held.
-    for (const f of ['/work/shared/conformance/mime/crispin-torture-test.eml', '/work/shared/conformance/mime/postal-mime/mimetorture.eml']) {
+    for (const f of [path.join(sharedDir, 'conformance/mime/crispin-torture-test.eml'), path.join(sharedDir, 'conformance/mime/postal-mime/mimetorture.eml')]) {
       const raw = fs.readFileSync(f, 'latin1').replace(/\r?\n/g, '\r\n');
       const wrapped = [`From: <sender@example.net>`, `To: <${USERS.bob.address}>`, `Subject: torture ${path.basename(f)}`, 'MIME-Version: 1.0',
         'Content-Type: multipart/mixed; boundary="wrap-1"', '', '--wrap-1', 'Content-Type: text/plain', '', GTUBE_STRING, '',
         '--wrap-1', 'Content-Type: message/rfc822', '', raw, '--wrap-1--', ''].join('\r\n');
-      await send(gw, USERS.bob.address, Buffer.from(wrapped, 'latin1'));
+      await sendOverMx(gw, USERS.bob.address, Buffer.from(wrapped, 'latin1'));
     }
-    await send(gw, USERS.alice.address, `From: <sender@example.net>\r\nTo: <${USERS.alice.address}>\r\nSubject: alice private\r\n\r\n${GTUBE_STRING}\r\n`);
+    await sendOverMx(gw, USERS.alice.address, `From: <sender@example.net>\r\nTo: <${USERS.alice.address}>\r\nSubject: alice private\r\n\r\n${GTUBE_STRING}\r\n`);
     let last = '';
     const list = await waitFor('four held messages', async () => {
       const r = await gw.cli(['quarantine', 'list', '--json']);
@@ -84,10 +73,7 @@ describe('console: the quarantine pages', { timeout: 300_000 }, () => {
       if (i.subject === 'alice private') ids.alice = i.id;
     }
     assert.ok(ids.hostile && ids.alice, JSON.stringify(list));
-    browser = await puppeteer.launch({
-      executablePath: '/usr/bin/chromium', headless: true, acceptInsecureCerts: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run'],
-    });
+    browser = await launchChromium();
   });
   after(async () => {
     await browser?.close();

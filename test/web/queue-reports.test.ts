@@ -9,7 +9,6 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import puppeteer from 'puppeteer-core';
 import { USERS, userMap } from '../helpers/fixtures.js';
 import type { Gateway } from '../helpers/gateway.js';
 import { Sink } from '../helpers/sink.js';
@@ -17,9 +16,8 @@ import { mailer, sendRaw } from '../helpers/clients.js';
 import { waitFor } from '../helpers/wait.js';
 import { arfReport, dmarcMail, dmarcXml } from '../helpers/report-fixtures.js';
 import { ADMIN, ConsoleClient, startConsoleGateway } from './console-client.js';
-import { login, watchedPage } from './browser-helpers.js';
+import { launchChromium, login, watchedPage } from './browser-helpers.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const shotDir = process.env.CONSOLE_SCREENSHOTS ? path.resolve(process.env.CONSOLE_SCREENSHOTS) : fs.mkdtempSync(path.join(os.tmpdir(), 'console-shots-'));
 fs.mkdirSync(shotDir, { recursive: true });
 
@@ -190,10 +188,7 @@ describe('console: queue hold/release, locks, complaints and reports', { timeout
   });
 
   it('in Chromium, hostile report content is text and nothing runs; screenshots of the reports and queue pages', async () => {
-    const browser = await puppeteer.launch({
-      executablePath: CHROMIUM, headless: true, acceptInsecureCerts: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-dev-shm-usage', '--no-first-run'],
-    });
+    const browser = await launchChromium();
     try {
       const origin = `https://127.0.0.1:${port}`;
       const w = await watchedPage(browser, origin);
