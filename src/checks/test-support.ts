@@ -25,7 +25,7 @@ export class FakeResolver implements Resolver {
     if (v === undefined) return { status: 'nxdomain', source: 'dns' };
     if (v === 'hang') return new Promise<never>(() => {});
     if (v === 'throw') throw new Error('resolver bug');
-    if (v === 'error') return { status: 'error', reason: 'timed out after 2 attempts', source: 'dns' };
+    if (v === 'error') return { status: 'error', code: 'timeout', reason: 'timed out after 2 attempts', source: 'dns' };
     if (v === 'nodata') return { status: 'nodata', source: 'dns' };
     return { status: 'ok', records: v as RecordData[T][], ttl: 300, source: 'dns' };
   }

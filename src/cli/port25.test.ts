@@ -20,7 +20,7 @@ const zone: Record<string, Record<string, string[]>> = {
 };
 const resolver: Resolver = {
   async lookup<T extends RRType>(name: string, type: T): Promise<Lookup<T>> {
-    if (name === 'broken.example.org') return { status: 'error', reason: 'SERVFAIL', source: 'dns' };
+    if (name === 'broken.example.org') return { status: 'error', code: 'servfail', reason: 'SERVFAIL', source: 'dns' };
     const records = zone[name]?.[type];
     if (!zone[name]) return { status: 'nxdomain', source: 'dns' };
     return records ? { status: 'ok', records: records as never, ttl: 60, source: 'dns' } : { status: 'nodata', source: 'dns' };

@@ -17,7 +17,7 @@ function zoneResolver(zone: Zone, asked: string[] = []): Resolver {
       const node = zone[name.toLowerCase()];
       if (!node) return { status: 'nxdomain', source: 'dns' };
       const rr = node[type];
-      if (rr === 'error') return { status: 'error', reason: 'SERVFAIL', source: 'dns' };
+      if (rr === 'error') return { status: 'error', code: 'servfail', reason: 'SERVFAIL', source: 'dns' };
       if (!rr || !rr.length) return { status: 'nodata', source: 'dns' };
       return { status: 'ok', records: rr as never, ttl: 60, source: 'dns' };
     },

@@ -9,7 +9,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import crypto from 'node:crypto';
 import packet from 'dns-packet';
-import type { MxRecord, RRType, TlsaRecord } from './types.js';
+import type { DnsErrorCode, MxRecord, RRType, TlsaRecord } from './types.js';
 
 export interface ServerAddress {
   readonly host: string;
@@ -30,7 +30,7 @@ export function parseServer(spec: string): ServerAddress {
 export type Answer =
   | { status: 'ok'; records: unknown[]; ttl: number; ad: boolean }
   | { status: 'nxdomain' | 'nodata'; ttl: number | undefined }
-  | { status: 'error'; reason: string };
+  | { status: 'error'; code: DnsErrorCode; reason: string };
 
 export interface QueryOptions {
   readonly servers: readonly ServerAddress[];
@@ -53,7 +53,7 @@ const TCP_MAX = 65_535 + 2;
  * SERVFAIL, REFUSED, timeouts and malformed packets move on to the next try.
  */
 export async function query(name: string, type: RRType, opts: QueryOptions): Promise<Answer> {
-  let last: Answer = { status: 'error', reason: 'no DNS server configured' };
+  let last: Answer = { status: 'error', code: 'network', reason: 'no DNS server configured' };
   for (let attempt = 0; attempt < opts.attempts; attempt++) {
     for (const server of opts.servers) {
       last = await exchange(name, type, server, opts.timeoutMs, opts.dnssec ?? false);
@@ -74,7 +74,7 @@ async function exchange(name: string, type: RRType, server: ServerAddress, timeo
   try {
     raw = await udpExchange(request, id, server, timeoutMs);
   } catch (err) {
-    return { status: 'error', reason: `${server.host}:${server.port}: ${(err as Error).message}` };
+    return { status: 'error', code: socketErrorCode(err), reason: `${server.host}:${server.port}: ${(err as Error).message}` };
   }
   let decoded = decode(raw);
   if (decoded && ((decoded.flags ?? 0) & packet.TRUNCATED_RESPONSE) !== 0) {
@@ -84,14 +84,15 @@ async function exchange(name: string, type: RRType, server: ServerAddress, timeo
       raw = await tcpExchange(packet.streamEncode(dnssec ? again : { ...again, additionals: [] }), server, timeoutMs);
       decoded = decode(raw.subarray(2));
     } catch (err) {
-      return { status: 'error', reason: `${server.host}:${server.port} (tcp): ${(err as Error).message}` };
+      return { status: 'error', code: socketErrorCode(err), reason: `${server.host}:${server.port} (tcp): ${(err as Error).message}` };
     }
   }
-  if (!decoded) return { status: 'error', reason: `${server.host}:${server.port}: malformed answer` };
+  if (!decoded) return { status: 'error', code: 'malformed', reason: `${server.host}:${server.port}: malformed answer` };
   return interpret(decoded, id, name, type, server);
 }
 
 function decode(raw: Buffer): packet.Packet | undefined {
+  if (!recordsFit(raw)) return undefined;
   try {
     return packet.decode(raw);
   } catch {
@@ -99,17 +100,60 @@ function decode(raw: Buffer): packet.Packet | undefined {
   }
 }
 
+/**
+ * True when every question and record of the message lies inside it. dns-packet reads a record
+ * whose RDLENGTH runs past the end of the packet as a shorter one (a slice clamps), so such an
+ * answer would be trusted with data that is not there; it is malformed (RFC 1035 s4.1.3).
+ */
+export function recordsFit(buf: Buffer): boolean {
+  if (buf.length < 12) return false;
+  let off = 12;
+  // A name: labels up to a zero label, or a compression pointer (two bytes) that ends it.
+  const skipName = (): boolean => {
+    for (;;) {
+      if (off >= buf.length) return false;
+      const len = buf[off]!;
+      if ((len & 0xc0) === 0xc0) {
+        off += 2;
+        return off <= buf.length;
+      }
+      if (len & 0xc0) return false;
+      off += 1 + len;
+      if (len === 0) return true;
+    }
+  };
+  for (let i = buf.readUInt16BE(4); i > 0; i--) {
+    if (!skipName()) return false;
+    off += 4;
+    if (off > buf.length) return false;
+  }
+  const records = buf.readUInt16BE(6) + buf.readUInt16BE(8) + buf.readUInt16BE(10);
+  for (let i = records; i > 0; i--) {
+    if (!skipName() || off + 10 > buf.length) return false;
+    off += 10 + buf.readUInt16BE(off + 8);
+    if (off > buf.length) return false;
+  }
+  return true;
+}
+
+/** The kind of a socket failure: our own timer, or the network. */
+function socketErrorCode(err: unknown): DnsErrorCode {
+  return err instanceof DnsTimeout ? 'timeout' : 'network';
+}
+
+class DnsTimeout extends Error {}
+
 /** Turns a response into an Answer: checks it answers our question, follows CNAMEs inside it. */
 export function interpret(res: packet.Packet, id: number, name: string, type: RRType, server: ServerAddress): Answer {
   const where = `${server.host}:${server.port}`;
   const q = res.questions?.[0];
   if (res.id !== id || !q || q.name.toLowerCase() !== name.toLowerCase() || q.type !== type) {
-    return { status: 'error', reason: `${where}: answer does not match the question` };
+    return { status: 'error', code: 'malformed', reason: `${where}: answer does not match the question` };
   }
   // dns-packet's decoder adds `rcode` (its types omit it).
   const rcode = (res as packet.Packet & { rcode?: string }).rcode ?? 'NOERROR';
   if (rcode === 'NXDOMAIN') return { status: 'nxdomain', ttl: negativeTtl(res) };
-  if (rcode !== 'NOERROR') return { status: 'error', reason: `${where}: ${rcode}` };
+  if (rcode !== 'NOERROR') return { status: 'error', code: rcode === 'REFUSED' ? 'refused' : 'servfail', reason: `${where}: ${rcode}` };
   // Follow the CNAME chain within the answer section (a recursive server includes it).
   const owners = new Set([name.toLowerCase()]);
   const answers = res.answers ?? [];
@@ -128,7 +172,7 @@ export function interpret(res: packet.Packet, id: number, name: string, type: RR
   let ttl = Infinity;
   for (const a of relevant) {
     const data = recordData(type, a);
-    if (data === undefined) return { status: 'error', reason: `${where}: malformed ${type} record` };
+    if (data === undefined) return { status: 'error', code: 'malformed', reason: `${where}: malformed ${type} record` };
     records.push(data);
     ttl = Math.min(ttl, (a as { ttl?: number }).ttl ?? 0);
   }
@@ -183,7 +227,7 @@ function udpExchange(request: Buffer, id: number, server: ServerAddress, timeout
       if (err) reject(err);
       else resolve(msg!);
     };
-    const timer = setTimeout(() => done(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(() => done(new DnsTimeout(`timed out after ${timeoutMs} ms`)), timeoutMs);
     socket.on('error', (err) => done(err));
     socket.on('message', (msg, rinfo) => {
       // Only the server asked, and only our id: anything else is ignored, not trusted.
@@ -211,7 +255,7 @@ function tcpExchange(request: Buffer, server: ServerAddress, timeoutMs: number):
       if (err) reject(err);
       else resolve(msg!);
     };
-    const timer = setTimeout(() => done(new Error(`timed out after ${timeoutMs} ms`)), timeoutMs);
+    const timer = setTimeout(() => done(new DnsTimeout(`timed out after ${timeoutMs} ms`)), timeoutMs);
     socket.on('error', (err) => done(err));
     socket.on('connect', () => socket.write(request));
     socket.on('data', (chunk) => {

@@ -169,6 +169,37 @@ test('silence, SERVFAIL, a wrong question and garbage end in an error, never a h
   assert.equal(r.stats().cached, 0, 'errors are not cached without errorTtlMs');
 });
 
+test('each failure carries its kind as a code: timeout, servfail, refused, malformed, overload, invalid', async () => {
+  behaviours.set('silent2.test', () => 'silent');
+  behaviours.set('fail2.test', (_q, req) => reply(req, { flags: RCODE.SERVFAIL }));
+  behaviours.set('refused.test', (_q, req) => reply(req, { flags: 5 }));
+  behaviours.set('wrong2.test', (_q, req) => reply({ ...req, questions: [{ type: 'A', name: 'other.test' }] }, {}));
+  const r = resolver();
+  const code = async (name: string) => {
+    const l = await r.lookup(name, 'A');
+    return l.status === 'error' ? l.code : l.status;
+  };
+  assert.equal(await code('silent2.test'), 'timeout');
+  assert.equal(await code('fail2.test'), 'servfail');
+  assert.equal(await code('refused.test'), 'refused');
+  assert.equal(await code('wrong2.test'), 'malformed');
+  assert.equal(await code('bad..name'), 'invalid');
+});
+
+test('a record whose RDLENGTH runs past the end of the packet is malformed, not a shorter record', async () => {
+  // A TXT answer encoded whole, then cut inside its data with the RDLENGTH left as it was.
+  behaviours.set('cut.test', (q, req) => {
+    const whole = packet.encode(reply(req, { answers: [{ type: 'TXT', name: q.name, ttl: 60, data: 'v=spf1 ip4:192.0.2.0/24 -all' }] }));
+    return whole.subarray(0, whole.length - 10);
+  });
+  behaviours.set('whole.test', (q, req) => reply(req, { answers: [{ type: 'TXT', name: q.name, ttl: 60, data: 'v=spf1 -all' }] }));
+  const r = resolver();
+  const cut = await r.lookup('cut.test', 'TXT');
+  assert.equal(cut.status, 'error', JSON.stringify(cut));
+  assert.equal(cut.status === 'error' && cut.code, 'malformed');
+  assert.equal((await r.lookup('whole.test', 'TXT')).status, 'ok');
+});
+
 test('with errorTtlMs, a failed question is remembered that long and then asked again', async () => {
   let clock = 5_000_000;
   let served = 0;

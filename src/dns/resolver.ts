@@ -106,7 +106,7 @@ export function createResolver(opts: ResolverOptions): GatewayResolver {
         stats.errors++;
         // RFC 2308 s7: a server failure may be cached (at most 5 minutes). A few seconds keep a
         // DNS outage from costing every message its own round of sockets and timeouts.
-        const lookup: Lookup<RRType> = { status: 'error', reason: answer.reason, source: 'dns' };
+        const lookup: Lookup<RRType> = { status: 'error', code: answer.code, reason: answer.reason, source: 'dns' };
         remember(key, lookup, (opts.errorTtlMs ?? 0) / 1000);
         return lookup;
       }
@@ -118,7 +118,7 @@ export function createResolver(opts: ResolverOptions): GatewayResolver {
     async lookup<T extends RRType>(rawName: string, type: T): Promise<Lookup<T>> {
       stats.queries++;
       const name = rawName.toLowerCase().replace(/\.$/, '');
-      if (!validName(name)) return { status: 'error', reason: `"${rawName.slice(0, 80)}" is not a valid DNS name`, source: 'dns' };
+      if (!validName(name)) return { status: 'error', code: 'invalid', reason: `"${rawName.slice(0, 80)}" is not a valid DNS name`, source: 'dns' };
       if ((type === 'A' || type === 'TXT') && opts.zones) {
         for (const zone of opts.zones) {
           const local = zone.answer(name, type);
@@ -135,7 +135,7 @@ export function createResolver(opts: ResolverOptions): GatewayResolver {
       if (pending) return (await pending) as Lookup<T>;
       if (inflight.size >= opts.maxInflight) {
         stats.overloaded++;
-        return { status: 'error', reason: `too many DNS queries in flight (${opts.maxInflight})`, source: 'dns' };
+        return { status: 'error', code: 'overload', reason: `too many DNS queries in flight (${opts.maxInflight})`, source: 'dns' };
       }
       const p = ask(name, type, key).finally(() => inflight.delete(key));
       inflight.set(key, p);

@@ -45,7 +45,16 @@ export type Lookup<T extends RRType> =
   /** The name exists but has no record of this type. */
   | { readonly status: 'nodata'; readonly source: Source }
   /** Timeout, SERVFAIL, REFUSED, a malformed answer, or too many queries in flight. */
-  | { readonly status: 'error'; readonly reason: string; readonly source: Source };
+  | { readonly status: 'error'; readonly code: DnsErrorCode; readonly reason: string; readonly source: Source };
+
+/**
+ * Why a lookup failed, for callers that act on the kind (SPF's temperror codes, metrics); the
+ * reason beside it is for people. timeout: no answer in time; servfail: the server answered
+ * SERVFAIL or another error RCODE; refused: REFUSED; malformed: an answer we cannot read (bad
+ * packet, a record running past it, another question); overload: too many of our own queries in
+ * flight; network: no route, no server, a socket error; invalid: the name cannot be asked.
+ */
+export type DnsErrorCode = 'timeout' | 'servfail' | 'refused' | 'malformed' | 'overload' | 'network' | 'invalid';
 
 /** Where the answer came from: the network, the cache, or a local zone mirror. */
 export type Source = 'dns' | 'cache' | 'zone';

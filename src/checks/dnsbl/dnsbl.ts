@@ -165,6 +165,6 @@ async function ask<T extends RRType>(resolver: Resolver, name: string, type: T):
   try {
     return await resolver.lookup(name, type);
   } catch (err) {
-    return { status: 'error', reason: (err as Error).message, source: 'dns' };
+    return { status: 'error', code: 'network', reason: (err as Error).message, source: 'dns' };
   }
 }

@@ -23,7 +23,7 @@ export function memoryResolver(zone: MemoryZone): MemoryResolver {
       asked.push(`${type} ${name}`);
       const entry = byName.get(name);
       if (entry === 'hang') return new Promise<Lookup<T>>(() => {});
-      if (entry === 'servfail') return Promise.resolve({ status: 'error', reason: 'memory: SERVFAIL', source: 'dns' });
+      if (entry === 'servfail') return Promise.resolve({ status: 'error', code: 'servfail', reason: 'memory: SERVFAIL', source: 'dns' });
       if (!entry) {
         const parent = [...byName.keys()].some((n) => n.endsWith(`.${name}`));
         return Promise.resolve(parent ? { status: 'nodata', source: 'dns' } : { status: 'nxdomain', source: 'dns' });

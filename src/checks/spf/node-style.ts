@@ -15,7 +15,7 @@
 // A name that cannot exist in the DNS (an empty label, a label over 63 octets, over 253
 // octets in all) is ENOTFOUND without a query: RFC 7208 s4.3 and the RFC 7208 test suite treat
 // such a target as non-existent, not as a temporary failure.
-import type { Lookup, RRType, Resolver } from '../../dns/types.js';
+import type { DnsErrorCode as ResolverErrorCode, Lookup, RRType, Resolver } from '../../dns/types.js';
 
 /** The shape of node:dns `promises.resolve` that mailauth calls. */
 export type NodeStyleResolve = (name: string, rrtype: string) => Promise<unknown[]>;
@@ -47,13 +47,15 @@ export function dnsError(code: DnsErrorCode, name: string, rrtype: string, detai
   return err;
 }
 
-/** The node:dns code for a resolver error reason (see src/dns/client.ts for the wording). */
-export function errorCode(reason: string): DnsErrorCode {
-  if (/timed out|timeout/i.test(reason)) return 'ETIMEOUT';
-  if (/\bREFUSED\b/.test(reason)) return 'EREFUSED';
-  if (/malformed|does not match the question/i.test(reason)) return 'EBADRESP';
-  if (/ECONNREFUSED|unreachable/i.test(reason)) return 'ECONNREFUSED';
-  return 'ESERVFAIL';
+/** The node:dns code for a resolver error (mailauth tells temperrors from the rest by it). */
+export function errorCode(code: ResolverErrorCode): DnsErrorCode {
+  switch (code) {
+    case 'timeout': return 'ETIMEOUT';
+    case 'refused': return 'EREFUSED';
+    case 'malformed': return 'EBADRESP';
+    case 'network': return 'ECONNREFUSED';
+    default: return 'ESERVFAIL';
+  }
 }
 
 /** True when `name` (without a trailing dot) can be asked at all: labels 1..63 octets, 253 in all. */
@@ -77,7 +79,7 @@ export function nodeStyleResolver(resolver: Resolver): NodeStyleResolve {
       case 'nodata':
         throw dnsError('ENODATA', name, type);
       case 'error':
-        throw dnsError(errorCode(lookup.reason), name, type, lookup.reason);
+        throw dnsError(errorCode(lookup.code), name, type, lookup.reason);
     }
   };
 }

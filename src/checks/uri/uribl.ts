@@ -132,6 +132,6 @@ export async function ask<T extends RRType>(resolver: Resolver, name: string, ty
   try {
     return await resolver.lookup(name, type);
   } catch (err) {
-    return { status: 'error', reason: (err as Error).message, source: 'dns' };
+    return { status: 'error', code: 'network', reason: (err as Error).message, source: 'dns' };
   }
 }

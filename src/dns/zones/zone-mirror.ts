@@ -144,8 +144,8 @@ export class ZoneMirror implements ZoneAnswerer {
     const rel = relativeName(name, this.origin);
     if (rel === undefined) return undefined;
     const z = this.zone;
-    if (!z) return { status: 'error', reason: `zone ${this.origin} is not loaded${this.lastError ? `: ${this.lastError}` : ''}`, source: 'zone' };
-    if (z.expired(this.now())) return { status: 'error', reason: `zone ${this.origin}: data expired ($TIMESTAMP)`, source: 'zone' };
+    if (!z) return { status: 'error', code: 'servfail', reason: `zone ${this.origin} is not loaded${this.lastError ? `: ${this.lastError}` : ''}`, source: 'zone' };
+    if (z.expired(this.now())) return { status: 'error', code: 'servfail', reason: `zone ${this.origin}: data expired ($TIMESTAMP)`, source: 'zone' };
     // The origin itself exists (it would carry SOA/NS) but lists nothing.
     if (rel === '') return { status: 'nodata', source: 'zone' };
     const hit = z.lookup(rel);
