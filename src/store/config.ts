@@ -23,7 +23,11 @@ export const storeConfigSchema = z.strictObject({
   /** The Redis server (redis://[user:password@]host:port/db; rediss:// for TLS). With sentinel, only its password and db are used. */
   url: redisUrl.default('redis://127.0.0.1:6379/0'),
   /** Every key begins with it, so several sites (or test runs) can share one Redis. */
-  prefix: z.string().min(1).max(64).regex(/^[^\s\0]+$/, 'must not contain spaces or NUL').default('portcullis:'),
+  // No braces: Redis Cluster hashes the text between the first `{` and `}` of a key (a hash tag);
+  // the stores put their own tags (`{acct}`, `{bayes}`) after the prefix, so that the keys one
+  // script touches share a slot — a brace in the prefix would move or void those tags.
+  prefix: z.string().min(1).max(64).regex(/^[^\s\0]+$/, 'must not contain spaces or NUL')
+    .regex(/^[^{}]+$/, 'must not contain { or } (Redis Cluster reads them as a hash tag)').default('portcullis:'),
   /** High availability through Redis Sentinel: the sentinels to ask and the name of the master they watch. */
   sentinel: z.strictObject({
     name: z.string().min(1),

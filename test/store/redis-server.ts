@@ -3,10 +3,11 @@
 // (append-only file, fsync at every write: what a site keeping its accounts in Redis runs). Tests
 // may stop it (SIGKILL, as a crash) and start it again on the same port to see a gateway ride out
 // an outage; with `persist` it comes back with its data.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { promisify } from 'node:util';
 import type { TestContext } from 'node:test';
 import { needTool } from '../helpers/clamd.js';
 import { freePorts, tcpAccepts, waitFor } from '../helpers/wait.js';
@@ -72,5 +73,107 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
       await kill();
       fs.rmSync(dir, { recursive: true, force: true });
     },
+  };
+}
+
+export const REDIS_CLI = process.env.PORTCULLIS_REDIS_CLI || '/usr/bin/redis-cli';
+
+/** redis-cli against a loopback port: one command, its reply as text (redis-cli exits 0 even on a Redis error reply). */
+export async function redisCli(port: number, ...args: string[]): Promise<string> {
+  const { stdout } = await promisify(execFile)(REDIS_CLI, ['-h', '127.0.0.1', '-p', String(port), ...args], { timeout: 10_000 });
+  return stdout;
+}
+
+export interface RedisClusterSet {
+  /** The masters, each with its own directory and nodes.conf. */
+  readonly nodes: readonly RedisServer[];
+  /** What `store.cluster.nodes` lists. */
+  readonly seeds: { host: string; port: number }[];
+  stop(): Promise<void>;
+}
+
+/**
+ * A real Redis Cluster of `masters` masters without replicas on loopback: each server with
+ * `--cluster-enabled yes` and an explicit bus port (free, rather than port + 10000), joined by
+ * `redis-cli --cluster create`; returns once every node reports cluster_state:ok.
+ */
+export async function startRedisCluster(masters = 3): Promise<RedisClusterSet> {
+  const buses = await freePorts(masters);
+  const nodes: RedisServer[] = [];
+  try {
+    for (const bus of buses) {
+      nodes.push(await startRedis({ args: ['--cluster-enabled', 'yes', '--cluster-port', String(bus), '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000'] }));
+    }
+    await promisify(execFile)(REDIS_CLI, ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 30_000 });
+    for (const n of nodes) {
+      await waitFor(`cluster_state:ok on ${n.port}`, async () => /cluster_state:ok/.test(await redisCli(n.port, 'cluster', 'info')), { timeoutMs: 20_000, intervalMs: 100 });
+    }
+  } catch (err) {
+    await Promise.all(nodes.map((n) => n.stop()));
+    throw err;
+  }
+  return {
+    nodes,
+    seeds: nodes.map((n) => ({ host: '127.0.0.1', port: n.port })),
+    stop: async () => { await Promise.all(nodes.map((n) => n.stop())); },
+  };
+}
+
+export interface RedisSentinelSet {
+  readonly master: RedisServer;
+  readonly replica: RedisServer;
+  /** The name the sentinel watches (`store.sentinel.name`). */
+  readonly name: string;
+  readonly sentinelPort: number;
+  /** The port of the master the sentinel names now. */
+  currentMaster(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+/**
+ * One master, one replica of it, one sentinel watching them (`redis-server <conf> --sentinel`,
+ * quorum 1, the master down after 1 s of silence). Returns once the replica is in sync and the
+ * sentinel knows it, so that a failover has somewhere to go.
+ */
+export async function startRedisSentinel(name = 'portcullis-test'): Promise<RedisSentinelSet> {
+  const master = await startRedis();
+  const replica = await startRedis({ args: ['--replicaof', '127.0.0.1', String(master.port)] });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-sentinel-'));
+  const [sentinelPort] = await freePorts(1);
+  // The sentinel rewrites its file (what it learns of replicas and epochs): it must be writable.
+  fs.writeFileSync(path.join(dir, 'sentinel.conf'), [
+    `port ${sentinelPort}`, 'bind 127.0.0.1', 'protected-mode no', `dir ${dir}`,
+    `sentinel monitor ${name} 127.0.0.1 ${master.port} 1`,
+    `sentinel down-after-milliseconds ${name} 1000`,
+    `sentinel failover-timeout ${name} 10000`,
+    `sentinel parallel-syncs ${name} 1`, '',
+  ].join('\n'));
+  let log = '';
+  const child = spawn(REDIS_SERVER, [path.join(dir, 'sentinel.conf'), '--sentinel'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.on('data', (d: Buffer) => { log += d.toString(); });
+  child.stderr!.on('data', (d: Buffer) => { log += d.toString(); });
+  const stop = async () => {
+    if (child.exitCode === null && child.signalCode === null) {
+      await new Promise<void>((resolve) => {
+        child.once('exit', () => resolve());
+        child.kill('SIGKILL');
+      });
+    }
+    await Promise.all([master.stop(), replica.stop()]);
+    fs.rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    await waitFor(`sentinel on port ${sentinelPort}`, () => tcpAccepts(sentinelPort!), { timeoutMs: 10_000, intervalMs: 50, details: () => log.slice(-2000) });
+    await waitFor('the replica in sync', async () => /master_link_status:up/.test(await redisCli(replica.port, 'info', 'replication')), { timeoutMs: 15_000, intervalMs: 100 });
+    await waitFor('the sentinel knowing the replica', async () => (await redisCli(sentinelPort!, 'sentinel', 'replicas', name)).includes(String(replica.port)),
+      { timeoutMs: 20_000, intervalMs: 200, details: () => log.slice(-2000) });
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return {
+    master, replica, name, sentinelPort: sentinelPort!,
+    currentMaster: async () => Number((await redisCli(sentinelPort!, 'sentinel', 'get-master-addr-by-name', name)).trim().split('\n')[1]),
+    stop,
   };
 }
