@@ -49,6 +49,12 @@ export function createRedisClient(options: RedisConnectOptions): Redis | Cluster
       sentinelPassword: options.sentinel.password,
       // The sentinels are asked again at every reconnection; give them a moment each.
       sentinelRetryStrategy: (times: number) => Math.min(100 * times, 1000),
+      // A planned failover (SENTINEL FAILOVER) leaves the old master running, and our connection
+      // to it open: it would take writes until the sentinel demotes it, then refuse them. So
+      // follow the sentinels' +switch-master at once (reconnect, asking them for the master),
+      // and treat a READONLY reply the same way, in case that message was missed.
+      failoverDetector: true,
+      reconnectOnError: (err: Error) => (/READONLY/.test(err.message) ? 1 : false),
       password: decodeURIComponent(url.password) || undefined,
       username: decodeURIComponent(url.username) || undefined,
       db: Number(url.pathname.slice(1) || 0),

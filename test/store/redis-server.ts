@@ -121,7 +121,8 @@ export async function startRedisCluster(masters = 3): Promise<RedisClusterSet> {
 
 export interface RedisSentinelSet {
   readonly master: RedisServer;
-  readonly replica: RedisServer;
+  /** Replicas of the master; the first is the sentinel's first choice (replica-priority 10, the others 100). */
+  readonly replicas: readonly RedisServer[];
   /** The name the sentinel watches (`store.sentinel.name`). */
   readonly name: string;
   readonly sentinelPort: number;
@@ -131,13 +132,18 @@ export interface RedisSentinelSet {
 }
 
 /**
- * One master, one replica of it, one sentinel watching them (`redis-server <conf> --sentinel`,
- * quorum 1, the master down after 1 s of silence). Returns once the replica is in sync and the
- * sentinel knows it, so that a failover has somewhere to go.
+ * One master, `replicas` replicas of it, one sentinel watching them (`redis-server <conf>
+ * --sentinel`, quorum 1, a master down after 1 s of silence). Returns once the replicas are in
+ * sync and the sentinel knows them, so that a failover has somewhere to go. (A demoted old
+ * master is turned into a replica only at the sentinel's next INFO round, up to 10 s later: a
+ * second replica makes a second failover possible at once.)
  */
-export async function startRedisSentinel(name = 'portcullis-test'): Promise<RedisSentinelSet> {
+export async function startRedisSentinel(name = 'portcullis-test', replicaCount = 2): Promise<RedisSentinelSet> {
   const master = await startRedis();
-  const replica = await startRedis({ args: ['--replicaof', '127.0.0.1', String(master.port)] });
+  const replicas: RedisServer[] = [];
+  for (let i = 0; i < replicaCount; i++) {
+    replicas.push(await startRedis({ args: ['--replicaof', '127.0.0.1', String(master.port), '--replica-priority', i === 0 ? '10' : '100'] }));
+  }
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'portcullis-sentinel-'));
   const [sentinelPort] = await freePorts(1);
   // The sentinel rewrites its file (what it learns of replicas and epochs): it must be writable.
@@ -146,7 +152,7 @@ export async function startRedisSentinel(name = 'portcullis-test'): Promise<Redi
     `sentinel monitor ${name} 127.0.0.1 ${master.port} 1`,
     `sentinel down-after-milliseconds ${name} 1000`,
     `sentinel failover-timeout ${name} 10000`,
-    `sentinel parallel-syncs ${name} 1`, '',
+    `sentinel parallel-syncs ${name} ${replicaCount}`, '',
   ].join('\n'));
   let log = '';
   const child = spawn(REDIS_SERVER, [path.join(dir, 'sentinel.conf'), '--sentinel'], { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -159,20 +165,24 @@ export async function startRedisSentinel(name = 'portcullis-test'): Promise<Redi
         child.kill('SIGKILL');
       });
     }
-    await Promise.all([master.stop(), replica.stop()]);
+    await Promise.all([master.stop(), ...replicas.map((r) => r.stop())]);
     fs.rmSync(dir, { recursive: true, force: true });
   };
   try {
     await waitFor(`sentinel on port ${sentinelPort}`, () => tcpAccepts(sentinelPort!), { timeoutMs: 10_000, intervalMs: 50, details: () => log.slice(-2000) });
-    await waitFor('the replica in sync', async () => /master_link_status:up/.test(await redisCli(replica.port, 'info', 'replication')), { timeoutMs: 15_000, intervalMs: 100 });
-    await waitFor('the sentinel knowing the replica', async () => (await redisCli(sentinelPort!, 'sentinel', 'replicas', name)).includes(String(replica.port)),
-      { timeoutMs: 20_000, intervalMs: 200, details: () => log.slice(-2000) });
+    for (const r of replicas) {
+      await waitFor(`replica ${r.port} in sync`, async () => /master_link_status:up/.test(await redisCli(r.port, 'info', 'replication')), { timeoutMs: 15_000, intervalMs: 100 });
+    }
+    await waitFor('the sentinel knowing the replicas', async () => {
+      const known = await redisCli(sentinelPort!, 'sentinel', 'replicas', name);
+      return replicas.every((r) => known.includes(String(r.port)));
+    }, { timeoutMs: 20_000, intervalMs: 200, details: () => log.slice(-2000) });
   } catch (err) {
     await stop();
     throw err;
   }
   return {
-    master, replica, name, sentinelPort: sentinelPort!,
+    master, replicas, name, sentinelPort: sentinelPort!,
     currentMaster: async () => Number((await redisCli(sentinelPort!, 'sentinel', 'get-master-addr-by-name', name)).trim().split('\n')[1]),
     stop,
   };
