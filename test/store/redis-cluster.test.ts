@@ -205,3 +205,30 @@ test('redis cluster: two gateway nodes with store.cluster share a login block, t
   assert.match(await greeting(a, '127.0.0.64'), /^220 /);
   assert.ok(![...a.logs, ...b.logs].some((l) => /CROSSSLOT|store_degraded|accounts_unavailable/.test(JSON.stringify(l))), 'no CROSSSLOT refusal, no fallback to memory');
 });
+
+test('redis cluster: a master killed makes calls fail UNAVAILABLE at once (never hang); restarted, the same store works again by itself', { skip, timeout: 60_000 }, async () => {
+  const store = await RedisStore.open(opts(fresh('outage')), true);
+  try {
+    const keys = Array.from({ length: 30 }, (_, i) => `bf:f:ip:198.51.100.${i}`);
+    for (const k of keys) assert.equal(await store.incr(k, 600_000), 1);
+    await cluster.nodes[0]!.kill();
+    // With cluster-require-full-coverage (the default) the cluster refuses everything once it
+    // marks the node failed; before that, only that node's slots fail. Either way: UNAVAILABLE, bounded.
+    const t0 = Date.now();
+    const outcomes = await Promise.all(keys.map((k) => store.incr(k, 600_000).then(() => 'ok', (e: Error) => (e as { code?: string }).code ?? e.message)));
+    assert.ok(outcomes.includes('UNAVAILABLE'), outcomes.join(','));
+    assert.ok(outcomes.every((o) => o === 'ok' || o === 'UNAVAILABLE'), outcomes.join(','));
+    assert.ok(Date.now() - t0 < 5_000, `bounded: ${Date.now() - t0} ms`);
+    await cluster.nodes[0]!.start();
+    for (const n of cluster.nodes) {
+      await waitFor(`cluster_state:ok on ${n.port}`, async () => /cluster_state:ok/.test(await redisCli(n.port, 'cluster', 'info')), { timeoutMs: 20_000, intervalMs: 200 });
+    }
+    await waitFor('every key answered again by the same store', async () => {
+      const r = await Promise.all(keys.map((k) => store.get(k).then(() => true, () => false)));
+      return r.every(Boolean);
+    }, { timeoutMs: 20_000, intervalMs: 200 });
+    assert.ok(await store.ping());
+  } finally {
+    await store.close();
+  }
+});
