@@ -19,5 +19,7 @@ test('store: bad Redis settings name the key and the fault', () => {
   refused({ backend: 'redis', sentinel: { name: 'm', sentinels: [{ host: 'a' }] }, cluster: { nodes: [{ host: 'b' }] } }, /store\.cluster: store\.sentinel and store\.cluster exclude each other/);
   refused({ backend: 'redis', prefix: 'site{a}:' }, /store\.prefix: must not contain \{ or \} \(Redis Cluster reads them as a hash tag\)/);
   refused({ backend: 'redis', cluster: { nodes: [] } }, /store\.cluster\.nodes/);
+  refused({ backend: 'redis', url: 'redis://:pw@x/3', cluster: { nodes: [{ host: 'b' }] } }, /store\.url: with store\.cluster the database must be 0/);
+  assert.equal(buildConfig({ store: { backend: 'redis', url: 'redis://:pw@x/0', cluster: { nodes: [{ host: 'b' }] } } }).store.url, 'redis://:pw@x/0');
   refused({ backend: 'redis', sentinel: { name: '', sentinels: [{ host: 'a' }] } }, /store\.sentinel\.name/);
 });

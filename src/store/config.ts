@@ -17,6 +17,14 @@ const redisUrl = z.string().refine((u) => {
   }
 }, 'must be a Redis URL such as redis://127.0.0.1:6379/0 (rediss:// for TLS)');
 
+function safePath(url: string): string {
+  try {
+    return new URL(url).pathname;
+  } catch {
+    return '';
+  }
+}
+
 export const storeConfigSchema = z.strictObject({
   /** `sqlite`: `<data_dir>/state.db`, one node. `redis`: shared by every node pointing at it. */
   backend: z.enum(['sqlite', 'redis']).default('sqlite'),
@@ -42,6 +50,8 @@ export const storeConfigSchema = z.strictObject({
   timeout: duration('500ms'),
 }).superRefine((s, ctx) => {
   if (s.sentinel && s.cluster) ctx.addIssue({ code: 'custom', path: ['cluster'], message: 'store.sentinel and store.cluster exclude each other: choose one' });
+  // A cluster has database 0 only; ioredis would silently ignore another.
+  if (s.cluster && !['', '/', '/0'].includes(safePath(s.url))) ctx.addIssue({ code: 'custom', path: ['url'], message: 'with store.cluster the database must be 0 (a Redis Cluster has no other)' });
   if (s.timeout < 10 || s.timeout > 60_000) ctx.addIssue({ code: 'custom', path: ['timeout'], message: 'must be between 10ms and 60s' });
 }).prefault({});
 

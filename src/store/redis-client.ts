@@ -32,6 +32,8 @@ export function createRedisClient(options: RedisConnectOptions): Redis | Cluster
   } satisfies RedisOptions;
   let client: Redis | Cluster;
   if (options.cluster) {
+    // Keys a script or a MULTI touches together share a hash tag (`{acct}`, `{bayes}`), so no
+    // command spans slots (docs/store.md, "Sentinel and Cluster").
     const url = new URL(options.url);
     const clusterOptions: ClusterOptions = {
       enableOfflineQueue: false,

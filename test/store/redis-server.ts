@@ -2,7 +2,9 @@
 // a temporary directory, without persistence (`--save '' --appendonly no`) unless `persist`
 // (append-only file, fsync at every write: what a site keeping its accounts in Redis runs). Tests
 // may stop it (SIGKILL, as a crash) and start it again on the same port to see a gateway ride out
-// an outage; with `persist` it comes back with its data.
+// an outage; with `persist` it comes back with its data. startRedisCluster and startRedisSentinel
+// build a real Cluster (redis-cli --cluster create) and a master with replicas watched by a
+// sentinel (`redis-server sentinel.conf --sentinel`) from the same servers.
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
