@@ -4,6 +4,7 @@
 // old master becomes a replica and refuses writes) and then a crash of the new master under load
 // (SIGKILL: the sentinel promotes the other after 1 s of silence) are both ridden out by the
 // nodes by themselves, and every message that got "250" is delivered (counted).
+// About 45 s on a loaded 2-core machine, most of it starting the two gateways; the timeout leaves margin.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startGateway, type Gateway } from '../helpers/gateway.js';
@@ -33,9 +34,13 @@ async function sharedBlock(a: Gateway, b: Gateway, ip: string): Promise<void> {
   assert.equal(await login(b, ip, PASSWORD), 535, `${ip} blocked on B by what happened on A`);
 }
 
-test('Sentinel: two nodes share state through the master; a planned failover and a master crash under load are ridden out, every acknowledged message delivered', { timeout: 60_000 }, async (t) => {
+test('Sentinel: two nodes share state through the master; a planned failover and a master crash under load are ridden out, every acknowledged message delivered', { timeout: 90_000 }, async (t) => {
   if (!needRedis(t)) return;
+  const start = Date.now();
+  const phases: string[] = [];
+  const phase = (name: string) => phases.push(`${name} ${Date.now() - start} ms`);
   const set = await startRedisSentinel();
+  phase('servers up');
   t.after(() => set.stop());
   const node = (first: boolean) => startGateway({
     users: first ? { [USER]: PASSWORD } : undefined,
@@ -51,6 +56,7 @@ test('Sentinel: two nodes share state through the master; a planned failover and
   const [a, b] = await Promise.all([node(true), node(false)]);
   t.after(() => a.cleanup());
   t.after(() => b.cleanup());
+  phase('nodes up');
   assert.ok(a.logs.some((l) => l.event === 'store_open' && /sentinel master/.test(String(l.store))), 'node A opened the store through the sentinel');
 
   // Shared state through the master: a block made on A holds on B; the account added through A logs in on B.
@@ -60,6 +66,7 @@ test('Sentinel: two nodes share state through the master; a planned failover and
   // 1. A planned failover: the replica is promoted, the old master turned into its replica. The
   // nodes' connections to the old master stay open, but it would refuse writes (READONLY): they
   // must follow the sentinel's +switch-master to the new one.
+  phase('shared block');
   const [promoted, other] = set.replicas as [RedisServer, RedisServer];
   assert.match(await redisCli(set.sentinelPort, 'sentinel', 'failover', set.name), /OK/);
   await waitFor('the sentinel naming the first replica as master', async () => (await set.currentMaster()) === promoted.port, { timeoutMs: 15_000, intervalMs: 100 });
@@ -87,6 +94,7 @@ test('Sentinel: two nodes share state through the master; a planned failover and
   }, { timeoutMs: 8_000, intervalMs: 100 });
   process.stdout.write(`# sentinel: both nodes on the new master ${Date.now() - t0} ms after the switch was seen (+500 ms), old master ${(await redisCli(oldMaster, 'role')).split('\n')[0]}\n`);
   await sharedBlock(b, a, '127.0.0.75');
+  phase('planned failover');
 
   // 2. The new master crashes under load; the sentinel promotes another.
   const marks: string[] = [];
@@ -122,6 +130,7 @@ test('Sentinel: two nodes share state through the master; a planned failover and
     await waitFor('messages after the failover', () => marks.length >= atFailover + 20, { timeoutMs: 15_000 });
     stop = true;
     await senders;
+    phase('crash under load');
     process.stdout.write(`# sentinel: ${marks.length} messages acknowledged (${atKill} before the crash, ${atFailover - atKill} during the failover, ${marks.length - atFailover} after), ${deferred.length} deferred with 451\n`);
   } finally {
     stop = true;
@@ -139,4 +148,6 @@ test('Sentinel: two nodes share state through the master; a planned failover and
     return found.length === marks.length ? found : false;
   }, { timeoutMs: 20_000, intervalMs: 500 });
   assert.equal(delivered.length, marks.length);
+  phase('delivered');
+  process.stdout.write(`# sentinel phases (since start): ${phases.join(', ')}\n`);
 });
