@@ -109,6 +109,12 @@ export async function redisCall<T>(what: string, store: string, closed: () => bo
   } catch (err) {
     if (err instanceof StoreError) throw err;
     if (closed()) throw new StoreError('CLOSED', `the ${store} is closed`);
+    // A plain client pointed at one node of a Cluster gets MOVED for most keys (inside a MULTI,
+    // hidden behind EXECABORT): say what to configure instead of echoing the protocol.
+    const errors = [err, ...((err as { previousErrors?: unknown[] }).previousErrors ?? [])];
+    if (errors.some((e) => /^MOVED /.test((e as Error)?.message ?? ''))) {
+      throw new StoreError('UNAVAILABLE', `${what}: the server is a node of a Redis Cluster (it answered MOVED): list the cluster's nodes in store.cluster.nodes instead of one url`, { cause: err });
+    }
     throw new StoreError('UNAVAILABLE', `${what}: ${(err as Error).message}`, { cause: err });
   }
 }

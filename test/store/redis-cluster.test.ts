@@ -114,6 +114,21 @@ test('redis cluster: Bayes learns, relearns, forgets, expires and dumps on a clu
   }
 });
 
+test('redis cluster: a plain url pointed at one node of the cluster is refused with what to configure instead', { skip }, async () => {
+  const store = await RedisStore.open({ url: `redis://127.0.0.1:${cluster.seeds[0]!.port}/0`, prefix: fresh('plain'), timeoutMs: 1000 }, true);
+  try {
+    const errors: string[] = [];
+    for (let i = 0; i < 12; i++) {
+      await store.set(`k${i}`, 'x', 0).catch((e: Error) => errors.push(e.message));
+      await store.incr(`n${i}`, 0).catch((e: Error) => errors.push(e.message));
+    }
+    assert.ok(errors.length > 0, 'most keys live on other nodes');
+    for (const m of errors) assert.match(m, /the server is a node of a Redis Cluster \(it answered MOVED\): list the cluster's nodes in store\.cluster\.nodes/);
+  } finally {
+    await store.close();
+  }
+});
+
 const FAST: ScryptParams = { ln: 10, r: 8, p: 1, saltBytes: 16, keyBytes: 32 };
 
 test('redis cluster: accounts written on one node count on the other (Lua writes, change channel), restore in one MULTI', { skip }, async () => {
