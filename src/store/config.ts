@@ -28,7 +28,7 @@ function safePath(url: string): string {
 export const storeConfigSchema = z.strictObject({
   /** `sqlite`: `<data_dir>/state.db`, one node. `redis`: shared by every node pointing at it. */
   backend: z.enum(['sqlite', 'redis']).default('sqlite'),
-  /** The Redis server (redis://[user:password@]host:port/db; rediss:// for TLS). With sentinel, only its password and db are used. */
+  /** The Redis server (redis://[user:password@]host:port/db; rediss:// for TLS). With sentinel, only its user, password and db are used; with cluster, its user and password (db 0). */
   url: redisUrl.default('redis://127.0.0.1:6379/0'),
   /** Every key begins with it, so several sites (or test runs) can share one Redis. */
   // No braces: Redis Cluster hashes the text between the first `{` and `}` of a key (a hash tag);
