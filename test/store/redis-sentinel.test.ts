@@ -131,7 +131,7 @@ test('Sentinel: two nodes share state through the master; a planned failover and
     stop = true;
     await senders;
     phase('crash under load');
-    process.stdout.write(`# sentinel: ${marks.length} messages acknowledged (${atKill} before the crash, ${atFailover - atKill} during the failover, ${marks.length - atFailover} after), ${deferred.length} deferred with 451\n`);
+    process.stdout.write(`# sentinel: ${marks.length} messages acknowledged (${atKill} before the crash, ${atFailover - atKill} until both stores were back on Redis, ${marks.length - atFailover} after), ${deferred.length} deferred with 451\n`);
   } finally {
     stop = true;
     await senders;
