@@ -87,7 +87,7 @@ export async function redisCli(port: number, ...args: string[]): Promise<string>
 }
 
 export interface RedisClusterSet {
-  /** The masters, each with its own directory and nodes.conf. */
+  /** Every server (masters first, as redis-cli assigns them), each with its own directory and nodes.conf. */
   readonly nodes: readonly RedisServer[];
   /** What `store.cluster.nodes` lists. */
   readonly seeds: { host: string; port: number }[];
@@ -95,18 +95,18 @@ export interface RedisClusterSet {
 }
 
 /**
- * A real Redis Cluster of `masters` masters without replicas on loopback: each server with
- * `--cluster-enabled yes` and an explicit bus port (free, rather than port + 10000), joined by
- * `redis-cli --cluster create`; returns once every node reports cluster_state:ok.
+ * A real Redis Cluster of `masters` masters (and `replicas` replicas of each) on loopback: each
+ * server with `--cluster-enabled yes` and an explicit bus port (free, rather than port + 10000),
+ * joined by `redis-cli --cluster create`; returns once every node reports cluster_state:ok.
  */
-export async function startRedisCluster(masters = 3): Promise<RedisClusterSet> {
-  const buses = await freePorts(masters);
+export async function startRedisCluster(masters = 3, replicas = 0): Promise<RedisClusterSet> {
+  const buses = await freePorts(masters * (1 + replicas));
   const nodes: RedisServer[] = [];
   try {
     for (const bus of buses) {
       nodes.push(await startRedis({ args: ['--cluster-enabled', 'yes', '--cluster-port', String(bus), '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000'] }));
     }
-    await promisify(execFile)(REDIS_CLI, ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], { timeout: 30_000 });
+    await promisify(execFile)(REDIS_CLI, ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', String(replicas), '--cluster-yes'], { timeout: 30_000 });
     for (const n of nodes) {
       await waitFor(`cluster_state:ok on ${n.port}`, async () => /cluster_state:ok/.test(await redisCli(n.port, 'cluster', 'info')), { timeoutMs: 20_000, intervalMs: 100 });
     }
