@@ -398,7 +398,7 @@ async function runPortcullis(t, rep) {
       r.note = [r.note, `Redis: ${calls} commands for ${msgs + WARMUP} messages (warm-up included) = ${(calls / (msgs + WARMUP)).toFixed(2)} per message (since start: ${JSON.stringify(redisCalls.last)})`].filter(Boolean).join('; ');
     }
     const errs = tail(serverLog, 200).split('\n').filter((l) => /"level":\s*(50|60)|"level":"(error|fatal)"/.test(l));
-    if (errs.length) r.note = `${errs.length} error lines in the gateway log, e.g. ${errs[0].slice(0, 200)}`;
+    if (errs.length) r.note = [r.note, `${errs.length} error lines in the gateway log, e.g. ${errs[0].slice(0, 200)}`].filter(Boolean).join('; ');
     return r;
   } finally {
     await stopProcess(server, 8000);

@@ -44,6 +44,7 @@ command -v curl >/dev/null 2>&1 || missing_pkgs+=(curl)
 [[ -x /usr/sbin/nft ]] || missing_pkgs+=(nftables)
 # The Redis state store (src/store/redis-store.ts, test/store/) is tested against a real redis-server.
 [[ -x /usr/bin/redis-server ]] || missing_pkgs+=(redis-server)
+[[ -x /usr/bin/redis-cli ]] || missing_pkgs+=(redis-tools) # redis-cli: the Cluster and Sentinel tests build and ask their servers with it
 
 if ((${#missing_pkgs[@]})); then
   if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then

@@ -10,6 +10,11 @@
 // None expires. Every write is one Lua script (the name check and the write atomic across
 // nodes) that publishes what it changed.
 //
+// Redis Cluster: the channel is classic pub/sub (PUBLISH, also from inside the scripts), which a
+// cluster broadcasts to every node over its bus, so a subscriber on any node hears it — it works
+// as it is (test/store/redis-cluster.test.ts). Sharded pub/sub (SPUBLISH) would keep the
+// messages on the {acct} shard, but accounts change rarely: not worth a second code path.
+//
 // The RCPT path asks synchronously (AccountBackend), so each node keeps a replica in memory:
 // loaded in full when it (re)connects, then kept current from the change channel (a change on
 // one node reaches the others within a round trip). The replica answers only while both

@@ -32,6 +32,8 @@ export function createRedisClient(options: RedisConnectOptions): Redis | Cluster
   } satisfies RedisOptions;
   let client: Redis | Cluster;
   if (options.cluster) {
+    // Keys a script or a MULTI touches together share a hash tag (`{acct}`, `{bayes}`), so no
+    // command spans slots (docs/store.md, "Sentinel and Cluster").
     const url = new URL(options.url);
     const clusterOptions: ClusterOptions = {
       enableOfflineQueue: false,
@@ -49,6 +51,12 @@ export function createRedisClient(options: RedisConnectOptions): Redis | Cluster
       sentinelPassword: options.sentinel.password,
       // The sentinels are asked again at every reconnection; give them a moment each.
       sentinelRetryStrategy: (times: number) => Math.min(100 * times, 1000),
+      // A planned failover (SENTINEL FAILOVER) leaves the old master running, and our connection
+      // to it open: it would take writes until the sentinel demotes it, then refuse them. So
+      // follow the sentinels' +switch-master at once (reconnect, asking them for the master),
+      // and treat a READONLY reply the same way, in case that message was missed.
+      failoverDetector: true,
+      reconnectOnError: (err: Error) => (/READONLY/.test(err.message) ? 1 : false),
       password: decodeURIComponent(url.password) || undefined,
       username: decodeURIComponent(url.username) || undefined,
       db: Number(url.pathname.slice(1) || 0),
@@ -101,6 +109,12 @@ export async function redisCall<T>(what: string, store: string, closed: () => bo
   } catch (err) {
     if (err instanceof StoreError) throw err;
     if (closed()) throw new StoreError('CLOSED', `the ${store} is closed`);
+    // A plain client pointed at one node of a Cluster gets MOVED for most keys (inside a MULTI,
+    // hidden behind EXECABORT): say what to configure instead of echoing the protocol.
+    const errors = [err, ...((err as { previousErrors?: unknown[] }).previousErrors ?? [])];
+    if (errors.some((e) => /^MOVED /.test((e as Error)?.message ?? ''))) {
+      throw new StoreError('UNAVAILABLE', `${what}: the server is a node of a Redis Cluster (it answered MOVED): list the cluster's nodes in store.cluster.nodes instead of one url`, { cause: err });
+    }
     throw new StoreError('UNAVAILABLE', `${what}: ${(err as Error).message}`, { cause: err });
   }
 }

@@ -7,6 +7,8 @@
 // Keys (prefix `portcullis:` by default, store.prefix):
 //   <prefix>v:<key>  hash {v: value, e: expiry in epoch ms (absent = never)}   counters and values
 //   <prefix>w:<key>  hash {w: window ms, s: bucket start, c: current, p: previous}   sliding windows
+// No hash tag: every script and MULTI touches one key, so on a Redis Cluster the keys spread over
+// the masters by slot, and scan/dump walk every master (scanNodes).
 // Redis expires each key itself (PEXPIRE) when its entry ends, so nothing needs purging; the
 // expiry is ALSO kept in the hash and checked against the caller's clock on every read, which
 // is what makes a counter end exactly `ttl` after its first increment, as in SqliteStore (and
