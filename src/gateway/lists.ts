@@ -24,7 +24,7 @@ import { arcSeal, sealDecision } from '../delivery/dkim/arc-seal.js';
 import { ListStore, ListError, listsFile, parseSettings, type List } from '../lists/store.js';
 import { ListTokens, TokenError, tokenKey } from '../lists/tokens.js';
 import { listTarget, type ListTarget } from '../lists/addresses.js';
-import { ListService } from '../lists/service.js';
+import { ListService, type Arrival, type AuthorProof } from '../lists/service.js';
 import { parseMailboxPath } from '../smtp/address.js';
 
 /** Headers signed on list mail: the configured ones and RFC 8058's List-Unsubscribe-Post. */
@@ -129,6 +129,7 @@ export function startLists(o: {
   const service = new ListService({
     store, tokens, state: o.state, config: config.lists, resolver: o.dns, logger, hostname: config.hostname,
     webUrl: config.lists.web_url ?? `https://${config.hostname}:${config.console.port}`, submit, sign,
+    owns: (user, address) => resolver.owns(user, address),
   });
 
   const dirOf = (address: string) => path.join(spool, crypto.createHash('sha256').update(address).digest('hex').slice(0, 32));
@@ -155,7 +156,7 @@ export function startLists(o: {
     }
     return out;
   };
-  const handleIn = async (address: string, raw: Buffer, arrival: { sender: string; client?: string; junk: boolean }) => {
+  const handleIn = async (address: string, raw: Buffer, arrival: Arrival) => {
     const at = address.lastIndexOf('@');
     const t = targetOf(address.slice(0, at), address.slice(at + 1));
     if (t) await service.handle(t, arrival, raw);
@@ -186,8 +187,13 @@ export function startLists(o: {
         const raw = content.buffers ? Buffer.concat(content.buffers as Buffer[]) : await readAll(content);
         const junk = msg.recipients.some((r) => r.address === address && r.destination.kind === 'local' && r.destination.folder === 'Junk');
         const client = typeof msg.meta.client === 'string' ? msg.meta.client : undefined;
+        // What the session proved about the author (src/smtp/session.ts: meta.dmarc_pass, meta.user).
+        const proof: AuthorProof = {
+          ...(typeof msg.meta.dmarc_pass === 'string' ? { dmarcDomain: msg.meta.dmarc_pass } : {}),
+          ...(msg.authenticated && typeof msg.meta.user === 'string' ? { user: msg.meta.user } : {}),
+        };
         try {
-          await handleIn(address, raw, { sender: msg.sender, ...(client ? { client } : {}), junk });
+          await handleIn(address, raw, { sender: msg.sender, ...(client ? { client } : {}), junk, proof });
         } finally {
           // The spool copy of this message (same bytes) is removed: it has been read.
           const digest = crypto.createHash('sha256').update(raw).digest('hex');

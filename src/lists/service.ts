@@ -40,6 +40,8 @@ export interface ListServiceDeps {
   readonly submit: ListSubmit;
   /** DKIM-signs (and ARC-seals when the post allows it) a copy with the list domain's key. */
   readonly sign: (copy: Buffer, listDomain: string, postHead: Buffer) => Promise<Buffer>;
+  /** Whether an authenticated user may send as an address (itself, an alias it owns); default: the same address. */
+  readonly owns?: (user: string, address: string) => boolean;
   readonly now?: () => number;
 }
 
@@ -50,9 +52,25 @@ export interface Arrival {
   readonly client?: string;
   /** The pipeline put it in Junk. */
   readonly junk: boolean;
+  /**
+   * What the gateway proved about the author: the From domain that passed DMARC, and the user
+   * of an authenticated submission. Without one of them a From naming a member proves nothing
+   * (anyone can write it), so the post is held.
+   */
+  readonly proof?: AuthorProof;
+}
+
+export interface AuthorProof {
+  /** The RFC 5322.From domain DMARC passed for (lower case). */
+  readonly dmarcDomain?: string;
+  /** The account that submitted it over authenticated submission. */
+  readonly user?: string;
 }
 
 export type ConfirmOutcome = { action: 'subscribe' | 'unsubscribe'; list: string; address: string };
+
+/** Why a post whose From names a member (or an owner) but whose author nothing proved is held. */
+export const UNPROVEN = 'the author\'s address is not authenticated (no DMARC pass)';
 
 /** Held-post notices to the owners per list and hour at most. */
 const NOTICES_PER_HOUR = 10;
@@ -105,6 +123,7 @@ export class ListService {
       : raw.length > this.deps.config.max_post_size ? `larger than lists.max_post_size (${this.deps.config.max_post_size} bytes)`
       : list.posting === 'owners' && !privileged ? 'only owners and moderators post to this list'
       : !privileged && member?.state !== 'confirmed' ? 'the author is not a member'
+      : !this.proven(arrival.proof, from) ? UNPROVEN
       : undefined;
     if (reason) {
       const id = this.deps.store.hold(list.address, { sender: arrival.sender, from, subject: email.subject ?? '', reason, raw });
@@ -116,6 +135,14 @@ export class ListService {
       return;
     }
     await this.distribute(list, raw, author!, value('subject'));
+  }
+
+  /** The author's address is the one DMARC passed for, or one the submitting user may send as. */
+  private proven(proof: AuthorProof | undefined, from: string): boolean {
+    if (!proof) return false;
+    if (proof.dmarcDomain && proof.dmarcDomain === domainOf(from)) return true;
+    const owns = this.deps.owns ?? ((user: string, address: string) => user.toLowerCase() === address);
+    return !!proof.user && owns(proof.user, from);
   }
 
   /** Sends a post to every confirmed member. Returns the number of copies queued. */
