@@ -26,6 +26,7 @@ import { ListTokens, TokenError, tokenKey } from '../lists/tokens.js';
 import { listTarget, type ListTarget } from '../lists/addresses.js';
 import { ListService, type Arrival, type AuthorProof } from '../lists/service.js';
 import { parseMailboxPath } from '../smtp/address.js';
+import type { ListComplaints } from '../reports/intake.js';
 
 /** Headers signed on list mail: the configured ones and RFC 8058's List-Unsubscribe-Post. */
 const EXTRA_SIGNED = ['list-unsubscribe-post', 'precedence'];
@@ -39,6 +40,8 @@ export interface RunningLists {
   delivered(msg: QueuedMessage, address: string, content: Content): void;
   /** The queue gave up on a recipient (Queue events.failed): a list copy counts as a hard bounce. */
   undeliverable(msg: QueuedMessage, recipient: { address: string; lastReply?: string }): void;
+  /** Complaints about list copies, for the reports intake: the list, the member, its suppression. */
+  readonly complaints: ListComplaints;
   /** `portcullis list …` through the control socket. */
   command(cmd: string, args: Record<string, unknown> | undefined): Promise<unknown>;
   close(): Promise<void>;
@@ -176,10 +179,19 @@ export function startLists(o: {
     }
   });
 
+  const complaints: ListComplaints = {
+    attribute: async (c) => (enabled ? service.attributeCopy({
+      ...(c.original.listId ? { listId: c.original.listId } : {}), ...(c.original.unsubscribe ? { unsubscribe: c.original.unsubscribe } : {}),
+      ...(c.original.mailFrom ? { mailFrom: c.original.mailFrom } : {}), rcptTo: c.originalRcptTo,
+    }) : undefined),
+    suppress: (list, member, why) => run(async () => service.suppress(list, member, why)),
+  };
+
   return {
     service,
     resolver,
     mailboxDir,
+    complaints,
     delivered(msg, address, content) {
       const dir = mailboxDir(address);
       if (!dir) return;
@@ -245,7 +257,7 @@ const str = (v: unknown, what: string) => {
 function show(l: List, store: ListStore) {
   const members = store.members(l.address);
   const count = (s: string) => members.filter((m) => m.state === s).length;
-  return { ...l, created: new Date(l.created).toISOString(), members: { confirmed: count('confirmed'), pending: count('pending'), disabled: count('disabled') }, held: store.held(l.address).length };
+  return { ...l, created: new Date(l.created).toISOString(), members: { confirmed: count('confirmed'), pending: count('pending'), disabled: count('disabled'), suppressed: count('suppressed') }, held: store.held(l.address).length };
 }
 
 /** The control commands of `portcullis list` (src/cli/list.ts); the roster only goes to the administrator here. */
