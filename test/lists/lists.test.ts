@@ -359,7 +359,8 @@ describe('mailing lists', { timeout: 300_000 }, () => {
     await sleep(1000);
     assert.equal(sink.messages.slice(mark).filter((m) => field(m, 'subject') === 'forged ivy').length, 0, 'no member got it');
     assert.deepEqual(sent('relay@remote.example', mark), [], 'nothing went back to the envelope sender');
-    assert.deepEqual(sent('ivy@signed.example', mark), [], 'nor to the address in From');
+    // (ivy's own copy of her signed post may still be on its way: it is not about this one)
+    assert.deepEqual(sent('ivy@signed.example', mark).filter((m) => field(m, 'subject') !== 'signed by ivy'), [], 'nor to the address in From');
 
     // The owner over authenticated submission: the login proves the author (DMARC is not run there).
     mark = sink.messages.length;
