@@ -12,6 +12,8 @@ import type { ReportsStore } from './store.js';
 
 /** Reports waiting to be read at most; past it one is skipped (logged): a flood must not pile up memory. */
 const MAX_BACKLOG = 64;
+/** ARF feedback types that do not mean the recipient wants no more (a list member is kept). */
+const NOT_A_COMPLAINT = new Set(['not-spam', 'auth-failure']);
 /** Bytes read of an outgoing message to find its Message-ID. */
 const HEAD_BYTES = 64 * 1024;
 
@@ -123,8 +125,17 @@ export class ReportIntake {
     } else {
       r = await classifyReport(raw, opts);
     }
-    const listed = r.kind === 'complaint' ? await this.deps.lists?.attribute(r.complaint) : undefined;
-    this.store(msg, address, r, content.size, listed);
+    this.store(msg, address, r, content.size, r.kind === 'complaint' ? await this.listOf(msg, r.complaint) : undefined);
+  }
+
+  /** The list a complaint is about; a failure here costs the attribution, never the complaint. */
+  private async listOf(msg: DeliveredMessage, c: Complaint): Promise<ListAttribution | undefined> {
+    try {
+      return await this.deps.lists?.attribute(c);
+    } catch (err) {
+      this.deps.logger.error({ event: 'report_failed', id: msg.id, err: (err as Error).message }, 'could not trace a complaint to a mailing list');
+      return undefined;
+    }
   }
 
   private store(msg: DeliveredMessage, address: string, r: ClassifiedReport, size: number, listed?: ListAttribution): void {
@@ -149,7 +160,8 @@ export class ReportIntake {
           ...(listed ? { list: listed.list, member: listed.member, list_by: listed.by } : {}),
         }, who.user ? `complaint about mail of ${who.user}` : listed ? `complaint about mail of the list ${listed.list}` : 'complaint about mail not traced to a local user');
         if (who.user) this.deps.onComplaint?.(who.user, r.reporter.verified);
-        if (listed?.member) this.suppressMember(listed, r.reporter, complaint);
+        // "not-spam" (RFC 6430) and "auth-failure" (RFC 6591) are no wish of the recipient's to stop.
+        if (listed?.member && !NOT_A_COMPLAINT.has(r.complaint.feedbackType)) this.suppressMember(listed, r.reporter, complaint);
         break;
       }
       case 'dmarc': {

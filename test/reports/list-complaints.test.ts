@@ -65,9 +65,9 @@ describe('complaints about list mail', { timeout: 240_000 }, () => {
     }, { timeoutMs: 20_000, details: () => gw.tail(20) });
     return new Map(copies.map((m) => [m.rcptTo[0]!, m]));
   }
-  async function report(o: { from: string; envelope: string; original: Buffer | string; mailFrom?: string; rcptTo: string; headersOnly?: boolean }): Promise<ComplaintJson> {
+  async function report(o: { from: string; envelope: string; original: Buffer | string; mailFrom?: string; rcptTo: string; headersOnly?: boolean; feedbackType?: string }): Promise<ComplaintJson> {
     const before = (await complaints()).length;
-    const arf = arfReport({ from: o.from, to: 'abuse@example.test', original: o.original, rcptTo: o.rcptTo, sourceIp: '127.0.0.1', headersOnly: o.headersOnly, ...(o.mailFrom ? { mailFrom: o.mailFrom } : {}) });
+    const arf = arfReport({ from: o.from, to: 'abuse@example.test', original: o.original, rcptTo: o.rcptTo, sourceIp: '127.0.0.1', headersOnly: o.headersOnly, ...(o.feedbackType ? { feedbackType: o.feedbackType } : {}), ...(o.mailFrom ? { mailFrom: o.mailFrom } : {}) });
     assert.deepEqual(await sendRaw(gw.ports.mx, { from: o.envelope, to: ['abuse@example.test'] }, arf), { ok: true });
     const list = await waitFor('the complaint recorded', async () => {
       const l = await complaints();
@@ -130,10 +130,17 @@ describe('complaints about list mail', { timeout: 240_000 }, () => {
     await waitFor('the refusal to suppress logged', () => gw.logs.find((l) => l.event === 'list_complaint_unproven' && l.member === 'dan@remote.example'), { timeoutMs: 10_000 });
     assert.equal(await stateOf('dan@remote.example'), 'confirmed', 'an unauthenticated report without the token changes nothing');
 
+    // The authenticated provider says dan marked it "not spam": no wish to leave, nothing changes.
+    const ok = await report({ from: 'fbl@isp.example', envelope: 'fbl-bounces@isp.example', original: forged, mailFrom: verp, rcptTo: 'dan@remote.example', headersOnly: true, feedbackType: 'not-spam' });
+    assert.deepEqual([ok.member, ok.verified], ['dan@remote.example', true]);
+    await sleep(500);
+    assert.equal(await stateOf('dan@remote.example'), 'confirmed', 'a not-spam report keeps the member');
+
     // The same from the authenticated provider, by Original-Rcpt-To and List-Id alone.
     const v = await report({ from: 'fbl@isp.example', envelope: 'fbl-bounces@isp.example', original: forged, mailFrom: 'redacted@isp.example', rcptTo: 'dan@remote.example', headersOnly: true });
     assert.deepEqual([v.list, v.member, v.listBy, v.verified], [LIST, 'dan@remote.example', 'rcpt-to', true]);
     await waitFor('dan suppressed', async () => (await stateOf('dan@remote.example')) === 'suppressed', { timeoutMs: 20_000 });
+    assert.equal(gw.logs.filter((l) => l.event === 'list_member_suppressed' && l.member === 'dan@remote.example').length, 1, 'by the last report only');
   });
 
   it('a suppressed member is never invited again by the administrator; its own confirmed subscription brings it back', async () => {
