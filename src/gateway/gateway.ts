@@ -250,6 +250,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     const reports = startReportIntake({
       config, dataDir, accounts, maildir, logger, metrics, resolver: dns, submit: submitReport,
       onComplaint: (user) => void outbound.complaint(user),
+      lists: lists.complaints,
     });
     cleanups.unshift(() => reports.close());
     const router = new DeliveryRouter({

@@ -24,8 +24,9 @@ import { arcSeal, sealDecision } from '../delivery/dkim/arc-seal.js';
 import { ListStore, ListError, listsFile, parseSettings, type List } from '../lists/store.js';
 import { ListTokens, TokenError, tokenKey } from '../lists/tokens.js';
 import { listTarget, type ListTarget } from '../lists/addresses.js';
-import { ListService } from '../lists/service.js';
+import { ListService, type Arrival, type AuthorProof } from '../lists/service.js';
 import { parseMailboxPath } from '../smtp/address.js';
+import type { ListComplaints } from '../reports/intake.js';
 
 /** Headers signed on list mail: the configured ones and RFC 8058's List-Unsubscribe-Post. */
 const EXTRA_SIGNED = ['list-unsubscribe-post', 'precedence'];
@@ -39,6 +40,8 @@ export interface RunningLists {
   delivered(msg: QueuedMessage, address: string, content: Content): void;
   /** The queue gave up on a recipient (Queue events.failed): a list copy counts as a hard bounce. */
   undeliverable(msg: QueuedMessage, recipient: { address: string; lastReply?: string }): void;
+  /** Complaints about list copies, for the reports intake: the list, the member, its suppression. */
+  readonly complaints: ListComplaints;
   /** `portcullis list …` through the control socket. */
   command(cmd: string, args: Record<string, unknown> | undefined): Promise<unknown>;
   close(): Promise<void>;
@@ -129,6 +132,7 @@ export function startLists(o: {
   const service = new ListService({
     store, tokens, state: o.state, config: config.lists, resolver: o.dns, logger, hostname: config.hostname,
     webUrl: config.lists.web_url ?? `https://${config.hostname}:${config.console.port}`, submit, sign,
+    owns: (user, address) => resolver.owns(user, address),
   });
 
   const dirOf = (address: string) => path.join(spool, crypto.createHash('sha256').update(address).digest('hex').slice(0, 32));
@@ -155,7 +159,7 @@ export function startLists(o: {
     }
     return out;
   };
-  const handleIn = async (address: string, raw: Buffer, arrival: { sender: string; client?: string; junk: boolean }) => {
+  const handleIn = async (address: string, raw: Buffer, arrival: Arrival) => {
     const at = address.lastIndexOf('@');
     const t = targetOf(address.slice(0, at), address.slice(at + 1));
     if (t) await service.handle(t, arrival, raw);
@@ -175,10 +179,19 @@ export function startLists(o: {
     }
   });
 
+  const complaints: ListComplaints = {
+    attribute: async (c) => (enabled ? service.attributeCopy({
+      ...(c.original.listId ? { listId: c.original.listId } : {}), ...(c.original.unsubscribe ? { unsubscribe: c.original.unsubscribe } : {}),
+      ...(c.original.mailFrom ? { mailFrom: c.original.mailFrom } : {}), rcptTo: c.originalRcptTo,
+    }) : undefined),
+    suppress: (list, member, why) => run(async () => service.suppress(list, member, why)),
+  };
+
   return {
     service,
     resolver,
     mailboxDir,
+    complaints,
     delivered(msg, address, content) {
       const dir = mailboxDir(address);
       if (!dir) return;
@@ -186,8 +199,13 @@ export function startLists(o: {
         const raw = content.buffers ? Buffer.concat(content.buffers as Buffer[]) : await readAll(content);
         const junk = msg.recipients.some((r) => r.address === address && r.destination.kind === 'local' && r.destination.folder === 'Junk');
         const client = typeof msg.meta.client === 'string' ? msg.meta.client : undefined;
+        // What the session proved about the author (src/smtp/session.ts: meta.dmarc_pass, meta.user).
+        const proof: AuthorProof = {
+          ...(typeof msg.meta.dmarc_pass === 'string' ? { dmarcDomain: msg.meta.dmarc_pass } : {}),
+          ...(msg.authenticated && typeof msg.meta.user === 'string' ? { user: msg.meta.user } : {}),
+        };
         try {
-          await handleIn(address, raw, { sender: msg.sender, ...(client ? { client } : {}), junk });
+          await handleIn(address, raw, { sender: msg.sender, ...(client ? { client } : {}), junk, proof });
         } finally {
           // The spool copy of this message (same bytes) is removed: it has been read.
           const digest = crypto.createHash('sha256').update(raw).digest('hex');
@@ -239,7 +257,7 @@ const str = (v: unknown, what: string) => {
 function show(l: List, store: ListStore) {
   const members = store.members(l.address);
   const count = (s: string) => members.filter((m) => m.state === s).length;
-  return { ...l, created: new Date(l.created).toISOString(), members: { confirmed: count('confirmed'), pending: count('pending'), disabled: count('disabled') }, held: store.held(l.address).length };
+  return { ...l, created: new Date(l.created).toISOString(), members: { confirmed: count('confirmed'), pending: count('pending'), disabled: count('disabled'), suppressed: count('suppressed') }, held: store.held(l.address).length };
 }
 
 /** The control commands of `portcullis list` (src/cli/list.ts); the roster only goes to the administrator here. */

@@ -14,6 +14,7 @@ import { ReportsStore, reportsFile } from '../reports/store.js';
 import type { DmarcObservation } from '../reports/dmarc-observation.js';
 import type { DmarcSendOutcome, DmarcSubmit } from '../reports/dmarc-out.js';
 import type { Resolver } from '../dns/types.js';
+import type { ListComplaints } from '../reports/intake.js';
 
 /** How often old complaints, reports and sent-mail records are pruned. */
 const PURGE_EVERY_MS = 6 * 3600_000;
@@ -34,6 +35,8 @@ export function startReportIntake(o: {
   resolver: Resolver; submit: DmarcSubmit;
   /** Verified complaints traced to a user go to the outbound limits (OutboundGuard.complaint). */
   onComplaint?: (user: string) => void;
+  /** Complaints about list mail: traced to the list and member, who is suppressed (docs/lists.md). */
+  lists?: ListComplaints;
 }): RunningReports {
   const { config, dataDir, accounts, maildir, metrics } = o;
   const logger = o.logger.child({ component: 'reports' });
@@ -53,6 +56,7 @@ export function startReportIntake(o: {
     ownDomains: config.domains,
     ownAddresses: new Set([...config.self_check.addresses, config.outbound.delivery.source_ipv4, config.outbound.delivery.source_ipv6].filter((a): a is string => !!a)),
     onReport: (kind) => metrics.reports.inc({ kind }),
+    ...(o.lists ? { lists: o.lists } : {}),
     onComplaint: (user, verified) => {
       if (verified) o.onComplaint?.(user);
     },

@@ -70,4 +70,33 @@ describe('list requests (service)', () => {
     assert.equal(store.member('team@example.org', 'f@example.net'), undefined, 'a used token does not subscribe again');
     assert.match(outbox.at(-1)!.raw, /The confirmation could not be used: the link was already used/);
   });
+
+  it('finds the list and member of a reported copy: its own token, then VERP, then a listed Original-Rcpt-To', async () => {
+    store.confirm('team@example.org', 'h@example.net');
+    const tokens = new ListTokens(Buffer.alloc(32, 1), state);
+    const leave = tokens.sign('team@example.org', 'h@example.net', 'leave', 0);
+    const unsubscribe = `<https://lists.example.org/list/unsubscribe?token=${leave}>, <mailto:team-request@example.org?subject=unsubscribe>`;
+    assert.deepEqual(await service.attributeCopy({ unsubscribe, mailFrom: 'team-bounces+i=example.net@example.org', rcptTo: ['j@example.net'] }),
+      { list: 'team@example.org', member: 'h@example.net', by: 'unsubscribe-token' }, 'the signed token wins');
+    const altered = unsubscribe.replace(/token=(\S{5})/, (_, p: string) => `token=${p.slice(0, 4)}${p[4] === 'A' ? 'B' : 'A'}`);
+    assert.deepEqual(await service.attributeCopy({ unsubscribe: altered, mailFrom: 'team-bounces+i=example.net@example.org', rcptTo: [] }),
+      { list: 'team@example.org', member: 'i@example.net', by: 'verp' }, 'an altered token counts for nothing');
+    assert.deepEqual(await service.attributeCopy({ listId: 'team.example.org', rcptTo: ['nobody@example.net', 'H@example.net'] }), { list: 'team@example.org', member: 'h@example.net', by: 'rcpt-to' });
+    assert.deepEqual(await service.attributeCopy({ listId: 'team.example.org', rcptTo: ['nobody@example.net'] }), { list: 'team@example.org' }, 'a recipient not on the list is not taken for a member');
+    assert.equal(await service.attributeCopy({ listId: 'other.example.org', mailFrom: 'news-bounces+h=example.net@example.org', rcptTo: ['h@example.net'] }), undefined, 'not our list');
+  });
+
+  it('a suppressed member gets nothing, is not invited again, and stays suppressed until it confirms itself', async () => {
+    service.suppress('team@example.org', 'h@example.net', 'complaint 1');
+    assert.equal(store.member('team@example.org', 'h@example.net')?.state, 'suppressed');
+    assert.equal(store.remove('team@example.org', 'h@example.net'), false);
+    outbox.length = 0;
+    const r = await service.invite('team@example.org', ['h@example.net']);
+    assert.deepEqual(r.invited, []);
+    assert.match(r.skipped[0]!.reason, /suppressed after a complaint/);
+    assert.deepEqual(outbox, [], 'no confirmation request to someone who complained');
+    assert.equal(await service.distribute(store.require('team@example.org'), request('x@example.org', 'hi'), { name: '', address: 'x@example.org' }), 0, 'no copy for a suppressed member');
+    store.confirm('team@example.org', 'h@example.net');
+    assert.equal(store.member('team@example.org', 'h@example.net')?.state, 'confirmed');
+  });
 });

@@ -18,7 +18,7 @@ import type { StateStore } from '../store/store.js';
 import type { ListsConfig } from './config.js';
 import { ListError, normalAddress, type List, type ListStore } from './store.js';
 import { ListTokens, TokenError, type TokenClaim } from './tokens.js';
-import { bouncesAddress, ownerAddress, parseRequest, requestAddress, verpAddress, type ListTarget } from './addresses.js';
+import { bouncesAddress, listId, listTarget, ownerAddress, parseRequest, requestAddress, verpAddress, type ListTarget } from './addresses.js';
 import { authorOf, composePost, memberCopy, splitMessage } from './compose.js';
 import { dmarcStrictness } from './dmarc.js';
 import { readBounce } from './bounces.js';
@@ -40,6 +40,8 @@ export interface ListServiceDeps {
   readonly submit: ListSubmit;
   /** DKIM-signs (and ARC-seals when the post allows it) a copy with the list domain's key. */
   readonly sign: (copy: Buffer, listDomain: string, postHead: Buffer) => Promise<Buffer>;
+  /** Whether an authenticated user may send as an address (itself, an alias it owns); default: the same address. */
+  readonly owns?: (user: string, address: string) => boolean;
   readonly now?: () => number;
 }
 
@@ -50,9 +52,49 @@ export interface Arrival {
   readonly client?: string;
   /** The pipeline put it in Junk. */
   readonly junk: boolean;
+  /**
+   * What the gateway proved about the author: the From domain that passed DMARC, and the user
+   * of an authenticated submission. Without one of them a From naming a member proves nothing
+   * (anyone can write it), so the post is held.
+   */
+  readonly proof?: AuthorProof;
+}
+
+export interface AuthorProof {
+  /** The RFC 5322.From domain DMARC passed for (lower case). */
+  readonly dmarcDomain?: string;
+  /** The account that submitted it over authenticated submission. */
+  readonly user?: string;
 }
 
 export type ConfirmOutcome = { action: 'subscribe' | 'unsubscribe'; list: string; address: string };
+
+/** What a complaint report shows of the reported message (src/reports/classify.ts reads it). */
+export interface ReportedCopy {
+  /** The List-Id field's id (team.example.org). */
+  readonly listId?: string;
+  /** The List-Unsubscribe field (it carries the member's own one-click token). */
+  readonly unsubscribe?: string;
+  /** The envelope sender (ARF Original-Mail-From, or the copy's Return-Path): our VERP address. */
+  readonly mailFrom?: string;
+  /** The recipients the report names (ARF Original-Rcpt-To). */
+  readonly rcptTo: readonly string[];
+}
+
+/**
+ * The list a reported message was a copy of, and the member it went to when the report shows
+ * it: `unsubscribe-token` (the member's own signed one-click token: whoever reports it had that
+ * copy), `verp` (the copy's return path names the member), `rcpt-to` (a recipient the report
+ * names is on the list). A member without `by`: the list only.
+ */
+export interface CopyAttribution {
+  readonly list: string;
+  readonly member?: string;
+  readonly by?: 'unsubscribe-token' | 'verp' | 'rcpt-to';
+}
+
+/** Why a post whose From names a member (or an owner) but whose author nothing proved is held. */
+export const UNPROVEN = 'the author\'s address is not authenticated (no DMARC pass)';
 
 /** Held-post notices to the owners per list and hour at most. */
 const NOTICES_PER_HOUR = 10;
@@ -105,6 +147,7 @@ export class ListService {
       : raw.length > this.deps.config.max_post_size ? `larger than lists.max_post_size (${this.deps.config.max_post_size} bytes)`
       : list.posting === 'owners' && !privileged ? 'only owners and moderators post to this list'
       : !privileged && member?.state !== 'confirmed' ? 'the author is not a member'
+      : !this.proven(arrival.proof, from) ? UNPROVEN
       : undefined;
     if (reason) {
       const id = this.deps.store.hold(list.address, { sender: arrival.sender, from, subject: email.subject ?? '', reason, raw });
@@ -116,6 +159,14 @@ export class ListService {
       return;
     }
     await this.distribute(list, raw, author!, value('subject'));
+  }
+
+  /** The author's address is the one DMARC passed for, or one the submitting user may send as. */
+  private proven(proof: AuthorProof | undefined, from: string): boolean {
+    if (!proof) return false;
+    if (proof.dmarcDomain && proof.dmarcDomain === domainOf(from)) return true;
+    const owns = this.deps.owns ?? ((user: string, address: string) => user.toLowerCase() === address);
+    return !!proof.user && owns(proof.user, from);
   }
 
   /** Sends a post to every confirmed member. Returns the number of copies queued. */
@@ -211,6 +262,36 @@ export class ListService {
   }
 
   // ---------------------------------------------------------------------------------------
+  // Complaints
+
+  /** Which list (and member) a reported message was a copy for; undefined when it is not our list mail. */
+  async attributeCopy(copy: ReportedCopy): Promise<CopyAttribution | undefined> {
+    const token = /[?&]token=([A-Za-z0-9_-]+\.[A-Za-z0-9_-]+)/.exec(copy.unsubscribe ?? '')?.[1];
+    if (token) {
+      const claim = await this.deps.tokens.verify(token).catch(() => undefined);
+      if (claim?.action === 'leave' && this.deps.store.get(claim.list)) return { list: claim.list, member: claim.address, by: 'unsubscribe-token' };
+    }
+    const from = copy.mailFrom?.toLowerCase() ?? '';
+    const at = from.lastIndexOf('@');
+    const verp = at > 0 ? listTarget(from.slice(0, at), from.slice(at + 1), (a) => !!this.deps.store.get(a)) : undefined;
+    if (verp?.kind === 'bounce' && verp.member) return { list: verp.list, member: verp.member, by: 'verp' };
+    const id = copy.listId?.toLowerCase();
+    const list = verp?.list ?? (id ? this.deps.store.all().find((l) => listId(l.address) === id)?.address : undefined);
+    if (!list) return undefined;
+    const member = copy.rcptTo.map((a) => a.toLowerCase()).find((a) => this.deps.store.member(list, a));
+    return member ? { list, member, by: 'rcpt-to' } : { list };
+  }
+
+  /** A member complained about the list's mail: no more copies until it subscribes itself again. */
+  suppress(listAddress: string, member: string, why: string): void {
+    const before = this.deps.store.member(listAddress, member);
+    const after = this.deps.store.suppress(listAddress, member);
+    if (!after) return;
+    this.deps.logger.warn({ event: 'list_member_suppressed', list: listAddress, member, was: before?.state ?? 'not a member', reason: why },
+      `${member} suppressed on ${listAddress}: ${why}`);
+  }
+
+  // ---------------------------------------------------------------------------------------
   // Requests
 
   private async request(list: List, kind: 'request' | 'subscribe' | 'unsubscribe', arrival: Arrival, raw: Buffer): Promise<void> {
@@ -273,6 +354,11 @@ export class ListService {
       const m = this.deps.store.member(list.address, address);
       if (m?.state === 'confirmed') {
         skipped.push({ address, reason: 'already a confirmed member' });
+        continue;
+      }
+      // It complained about this list: only its own request (and confirmation) brings it back.
+      if (m?.state === 'suppressed') {
+        skipped.push({ address, reason: 'suppressed after a complaint about the list\'s mail (the address may subscribe itself)' });
         continue;
       }
       this.deps.store.request(list.address, address, this.deps.config.max_members);

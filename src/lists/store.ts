@@ -1,8 +1,10 @@
 // lists.db: the lists, their members and the posts held for moderation. One SQLite file under
 // the data directory, its schema versioned like reports.db (PRAGMA user_version, migrations from
 // 1 up). A member is `pending` from the request until the address confirms, `confirmed` after,
-// `disabled` after repeated hard bounces; only confirmed members receive posts. Nothing here
-// makes a member confirmed except confirm(), which takes a token the address itself answered.
+// `disabled` after repeated hard bounces, `suppressed` after a complaint about the list's mail
+// (kept so that no administrator's invitation reaches it again); only confirmed members receive
+// posts. Nothing here makes a member confirmed except confirm(), which takes a token the
+// address itself answered (that alone lifts a suppression).
 import path from 'node:path';
 import type Database from 'better-sqlite3';
 import { openSqliteFile } from '../store/sqlite-file.js';
@@ -18,7 +20,7 @@ export function listsFile(dataDir: string): string {
   return path.join(dataDir, 'lists.db');
 }
 
-export type MemberState = 'pending' | 'confirmed' | 'disabled';
+export type MemberState = 'pending' | 'confirmed' | 'disabled' | 'suppressed';
 export type ReplyTo = 'sender' | 'list';
 export type ContentPolicy = 'plain' | 'keep';
 export type Posting = 'members' | 'owners';
@@ -73,7 +75,7 @@ const MIGRATIONS: Record<number, string> = {
     CREATE TABLE members (
       list        TEXT NOT NULL REFERENCES lists(address) ON DELETE CASCADE,
       address     TEXT NOT NULL,
-      state       TEXT NOT NULL,             -- pending | confirmed | disabled
+      state       TEXT NOT NULL,             -- pending | confirmed | disabled | suppressed (no CHECK: added in place)
       bounces     INTEGER NOT NULL DEFAULT 0,
       added       INTEGER NOT NULL,
       confirmed   INTEGER,
@@ -206,8 +208,9 @@ export class ListStore {
     return rows.map(toMember);
   }
 
+  /** Members in any state but suppressed (what lists.max_members counts). */
   count(list: string): number {
-    return (this.db.prepare('SELECT count(*) AS n FROM members WHERE list = ?').get(list) as { n: number }).n;
+    return (this.db.prepare("SELECT count(*) AS n FROM members WHERE list = ? AND state != 'suppressed'").get(list) as { n: number }).n;
   }
 
   /**
@@ -228,9 +231,23 @@ export class ListStore {
       ON CONFLICT (list, address) DO UPDATE SET state = 'confirmed', bounces = 0, confirmed = excluded.confirmed`).run(list, address, this.now(), this.now());
   }
 
-  /** Removes the address (whatever its state); true when it was there. */
+  /**
+   * Removes the address; true when it was there. A suppressed address stays (it gets nothing
+   * either way, and the row is what keeps it from being invited again).
+   */
   remove(list: string, address: string): boolean {
-    return this.db.prepare('DELETE FROM members WHERE list = ? AND address = ?').run(list, address).changes > 0;
+    return this.db.prepare("DELETE FROM members WHERE list = ? AND address = ? AND state != 'suppressed'").run(list, address).changes > 0;
+  }
+
+  /**
+   * The address complained about the list's mail: it gets no more copies, whatever it was
+   * (recorded even when it had left, so that nobody invites it again). Undefined without the list.
+   */
+  suppress(list: string, address: string): Member | undefined {
+    if (!this.get(list)) return undefined;
+    this.db.prepare(`INSERT INTO members (list, address, state, added) VALUES (?, ?, 'suppressed', ?)
+      ON CONFLICT (list, address) DO UPDATE SET state = 'suppressed'`).run(list, address, this.now());
+    return this.member(list, address);
   }
 
   /** Counts a hard bounce; disables the member at `limit`. Returns the member after, if any. */

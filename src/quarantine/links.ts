@@ -1,14 +1,13 @@
 // Signed links for the digests: "release this message" / "allow this sender", usable without
-// logging in but only for that message and that user. A token is
-//   base64url(JSON claim) "." base64url(HMAC-SHA256(key, that first part))
-// with a key generated once under the data directory (`quarantine/links.key`, mode 0600). It
-// expires (`expiresAt`) and is single-use: each claim carries a random token id, remembered in
-// the gateway's StateStore until the token would have expired anyway. Refusals are distinct
-// (LinkError: ALTERED, EXPIRED, REUSED) so that the console can say what happened.
-import crypto from 'node:crypto';
-import fs from 'node:fs';
+// logging in but only for that message and that user. The token is the one signed-token format
+// (src/auth/signed-token.ts) with a key generated once under the data directory
+// (`quarantine/links.key`, mode 0600); the claim carries the quarantine id `i`, the recipient `r`
+// and the action `a`. It expires (`expiresAt`) and is single-use: each token's random id is
+// remembered in the gateway's StateStore until the token would have expired anyway. Refusals
+// are distinct (LinkError: ALTERED, EXPIRED, REUSED) so that the console can say what happened.
 import path from 'node:path';
 import type { StateStore } from '../store/store.js';
+import { SignedTokens, tokenKeyFile, type TokenRefusal } from '../auth/signed-token.js';
 import { quarantineDir } from './quarantine.js';
 
 export type LinkAction = 'release' | 'allow_sender';
@@ -28,7 +27,7 @@ export interface LinkClaim extends LinkRequest {
   readonly tokenId: string;
 }
 
-export type LinkErrorCode = 'ALTERED' | 'EXPIRED' | 'REUSED';
+export type LinkErrorCode = TokenRefusal;
 
 export class LinkError extends Error {
   constructor(readonly code: LinkErrorCode, message: string) {
@@ -53,53 +52,21 @@ export interface Links {
 }
 
 const KEY_FILE = 'links.key';
-const MAX_TOKEN = 2048;
 const ACTIONS: readonly LinkAction[] = ['release', 'allow_sender'];
 
 /** The HMAC key: read, or generated once (exclusive create, so two processes agree on one). */
 export function linkKey(dataDir: string): Buffer {
-  const dir = quarantineDir(dataDir);
-  const file = path.join(dir, KEY_FILE);
-  fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
-  try {
-    const fd = fs.openSync(file, 'wx', 0o600);
-    try {
-      fs.writeSync(fd, `${crypto.randomBytes(32).toString('hex')}\n`);
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-  }
-  const hex = fs.readFileSync(file, 'utf8').trim();
-  if (!/^[0-9a-f]{64}$/.test(hex)) throw new Error(`${file} is not a link key (64 hex digits); remove it to make a new one (outstanding links stop working)`);
-  return Buffer.from(hex, 'hex');
+  return tokenKeyFile(path.join(quarantineDir(dataDir), KEY_FILE), 'link key');
 }
 
 export function createLinks(opts: LinksOptions): Links {
-  const key = linkKey(opts.dataDir);
   const now = opts.now ?? Date.now;
-  const mac = (data: string) => crypto.createHmac('sha256', key).update(data).digest();
+  const tokens = new SignedTokens({ key: linkKey(opts.dataDir), now, refuse: (code, message) => new LinkError(code, message) });
 
   const verify = async (token: string): Promise<LinkClaim> => {
-    if (typeof token !== 'string' || token.length > MAX_TOKEN) throw new LinkError('ALTERED', 'not a valid link');
-    const [body, sig, extra] = token.split('.');
-    if (!body || !sig || extra !== undefined) throw new LinkError('ALTERED', 'not a valid link');
-    // Compared as text, not as decoded bytes: base64url's last character carries spare bits, so
-    // decoding would accept four spellings of one signature (a link "altered" yet still valid).
-    const given = Buffer.from(sig, 'latin1');
-    const want = Buffer.from(mac(body).toString('base64url'), 'latin1');
-    if (given.length !== want.length || !crypto.timingSafeEqual(given, want)) throw new LinkError('ALTERED', 'the link was altered or is not ours');
-    let claim: LinkClaim;
-    try {
-      const c = JSON.parse(Buffer.from(body, 'base64url').toString('utf8')) as { t: string; i: string; r: string; a: LinkAction; e: number };
-      claim = { tokenId: String(c.t), id: String(c.i), recipient: String(c.r), action: c.a, expiresAt: Number(c.e) };
-    } catch {
-      throw new LinkError('ALTERED', 'not a valid link');
-    }
-    if (!ACTIONS.includes(claim.action) || !Number.isFinite(claim.expiresAt)) throw new LinkError('ALTERED', 'not a valid link');
-    if (now() >= claim.expiresAt) throw new LinkError('EXPIRED', `the link expired at ${new Date(claim.expiresAt).toISOString()}`);
+    const { tokenId, expiresAt, fields: c } = tokens.verify(token);
+    const claim: LinkClaim = { tokenId, id: String(c.i), recipient: String(c.r), action: c.a as LinkAction, expiresAt: expiresAt ?? NaN };
+    if (!ACTIONS.includes(claim.action) || expiresAt === null) throw new LinkError('ALTERED', 'not a valid link');
     if (await opts.store.getValue(usedKey(claim.tokenId))) throw new LinkError('REUSED', 'the link was already used');
     return claim;
   };
@@ -107,9 +74,7 @@ export function createLinks(opts: LinksOptions): Links {
   return {
     signLink(req) {
       if (!ACTIONS.includes(req.action)) throw new Error(`link action must be one of ${ACTIONS.join(', ')}`);
-      const claim = { t: crypto.randomBytes(12).toString('base64url'), i: req.id, r: req.recipient.toLowerCase(), a: req.action, e: Math.floor(req.expiresAt) };
-      const body = Buffer.from(JSON.stringify(claim)).toString('base64url');
-      return `${body}.${mac(body).toString('base64url')}`;
+      return tokens.sign({ i: req.id, r: req.recipient.toLowerCase(), a: req.action }, req.expiresAt);
     },
     verifyLink: verify,
     async consumeLink(token) {

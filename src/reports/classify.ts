@@ -23,6 +23,10 @@ export interface OriginalMessage {
   readonly queueIds: readonly string[];
   /** Envelope sender, when the report states it (Original-Mail-From) or the original's Return-Path. */
   readonly mailFrom?: string;
+  /** The id in its List-Id field (RFC 2919: team.example.org), lower case: list mail. */
+  readonly listId?: string;
+  /** Its List-Unsubscribe field (ours carries the member's own one-click token). */
+  readonly unsubscribe?: string;
 }
 
 export interface Complaint {
@@ -150,6 +154,8 @@ function originalOf(raw: Buffer, mailFrom?: string): OriginalMessage {
   const f = headerFields(raw);
   const messageId = addrSpec(value(f, 'message-id'));
   const returnPath = addrSpec(value(f, 'return-path'));
+  const listId = addrSpec(value(f, 'list-id'));
+  const unsubscribe = value(f, 'list-unsubscribe')?.slice(0, 2000);
   return {
     ...(messageId ? { messageId } : {}),
     ...(value(f, 'from') ? { from: decodeWords(value(f, 'from')) } : {}),
@@ -158,6 +164,8 @@ function originalOf(raw: Buffer, mailFrom?: string): OriginalMessage {
     ...(value(f, 'date') ? { date: value(f, 'date') } : {}),
     queueIds: portcullisQueueIds(f),
     ...(mailFrom ?? returnPath ? { mailFrom: mailFrom ?? returnPath } : {}),
+    ...(listId ? { listId } : {}),
+    ...(unsubscribe ? { unsubscribe } : {}),
   };
 }
 

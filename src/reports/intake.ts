@@ -5,13 +5,15 @@
 // message (it is in the mailbox already), and no report is ever answered.
 import type { Logger } from '../log.js';
 import type { Content } from '../delivery/types.js';
-import { classifyReport, headerFields, type ClassifiedReport } from './classify.js';
+import { classifyReport, headerFields, type ClassifiedReport, type Complaint, type Reporter } from './classify.js';
 import { recordPassed } from './dmarc-xml.js';
 import type { ReportsConfig } from './config.js';
 import type { ReportsStore } from './store.js';
 
 /** Reports waiting to be read at most; past it one is skipped (logged): a flood must not pile up memory. */
 const MAX_BACKLOG = 64;
+/** ARF feedback types that do not mean the recipient wants no more (a list member is kept). */
+const NOT_A_COMPLAINT = new Set(['not-spam', 'auth-failure']);
 /** Bytes read of an outgoing message to find its Message-ID. */
 const HEAD_BYTES = 64 * 1024;
 
@@ -21,6 +23,21 @@ export interface DeliveredMessage {
   readonly authenticated: boolean;
   readonly arrived: number;
   readonly meta: Readonly<Record<string, unknown>>;
+}
+
+/** The list a reported message was a copy of, and the member (the complainant) when the report shows it. */
+export interface ListAttribution {
+  readonly list: string;
+  readonly member?: string;
+  /** How the member was found: the member's own signed unsubscribe token, the VERP return path, or Original-Rcpt-To. */
+  readonly by?: 'unsubscribe-token' | 'verp' | 'rcpt-to';
+}
+
+/** The mailing lists, as far as complaints concern them (src/gateway/lists.ts). */
+export interface ListComplaints {
+  attribute(c: Complaint): Promise<ListAttribution | undefined>;
+  /** The member gets no more of the list's mail until it subscribes (and confirms) again. */
+  suppress(list: string, member: string, why: string): void;
 }
 
 export interface ReportIntakeDeps {
@@ -42,6 +59,8 @@ export interface ReportIntakeDeps {
   readonly onReport?: (kind: string) => void;
   /** A complaint traced to a local user (the outbound limits count the verified ones). */
   readonly onComplaint?: (user: string, verified: boolean) => void;
+  /** Complaints about list mail are traced to the list and its member, who is suppressed. */
+  readonly lists?: ListComplaints;
   /** Tells postmaster (one message per report); absent: the log line is the alert. */
   readonly alert?: (subject: string, text: string) => Promise<void>;
 }
@@ -106,10 +125,20 @@ export class ReportIntake {
     } else {
       r = await classifyReport(raw, opts);
     }
-    this.store(msg, address, r, content.size);
+    this.store(msg, address, r, content.size, r.kind === 'complaint' ? await this.listOf(msg, r.complaint) : undefined);
   }
 
-  private store(msg: DeliveredMessage, address: string, r: ClassifiedReport, size: number): void {
+  /** The list a complaint is about; a failure here costs the attribution, never the complaint. */
+  private async listOf(msg: DeliveredMessage, c: Complaint): Promise<ListAttribution | undefined> {
+    try {
+      return await this.deps.lists?.attribute(c);
+    } catch (err) {
+      this.deps.logger.error({ event: 'report_failed', id: msg.id, err: (err as Error).message }, 'could not trace a complaint to a mailing list');
+      return undefined;
+    }
+  }
+
+  private store(msg: DeliveredMessage, address: string, r: ClassifiedReport, size: number, listed?: ListAttribution): void {
     const { store, logger } = this.deps;
     const base = { id: msg.id, to: address, reporter: r.reporter.address, verified: r.reporter.verified };
     switch (r.kind) {
@@ -120,13 +149,19 @@ export class ReportIntake {
         logger.warn({ event: 'report_unparsed', ...base, type: r.type, reason: r.reason }, 'report could not be read; kept as unparsed');
         break;
       case 'complaint': {
-        const who = store.attribute(r.complaint, this.deps.localSender);
+        // A list's copy is the list's mail, not its author's: a local author (From) is not the
+        // one who sent it to the complainant, so only our queue id or Message-ID name a user.
+        const traced = store.attribute(r.complaint, listed ? () => undefined : this.deps.localSender);
+        const who = listed ? { ...traced, list: listed.list, ...(listed.member ? { member: listed.member, listBy: listed.by } : {}) } : traced;
         const complaint = store.addComplaint(r.reporter, r.complaint, who);
         logger.warn({
           event: 'complaint', ...base, complaint, feedback_type: r.complaint.feedbackType, format: r.complaint.format,
           user: who.user, attributed_by: who.attributedBy, queue_id: who.queueId, message_id: r.complaint.original.messageId,
-        }, who.user ? `complaint about mail of ${who.user}` : 'complaint about mail not traced to a local user');
+          ...(listed ? { list: listed.list, member: listed.member, list_by: listed.by } : {}),
+        }, who.user ? `complaint about mail of ${who.user}` : listed ? `complaint about mail of the list ${listed.list}` : 'complaint about mail not traced to a local user');
         if (who.user) this.deps.onComplaint?.(who.user, r.reporter.verified);
+        // "not-spam" (RFC 6430) and "auth-failure" (RFC 6591) are no wish of the recipient's to stop.
+        if (listed?.member && !NOT_A_COMPLAINT.has(r.complaint.feedbackType)) this.suppressMember(listed, r.reporter, complaint);
         break;
       }
       case 'dmarc': {
@@ -143,6 +178,22 @@ export class ReportIntake {
       }
     }
     this.deps.onReport?.(r.kind === 'unparsed' ? 'unparsed' : r.kind);
+  }
+
+  /**
+   * The complainant gets no more of the list's mail when the report proves it is about that
+   * member's copy: it carries the member's own signed unsubscribe token (only its recipient had
+   * it), or our MX authenticated the reporter (DMARC pass). Anyone can write an ARF report naming
+   * a member's VERP address; a forged one must not unsubscribe people.
+   */
+  private suppressMember(listed: ListAttribution, reporter: Reporter, complaint: number): void {
+    const why = `complaint ${complaint} from ${reporter.address || 'an unknown reporter'} (found by ${listed.by})`;
+    if (listed.by === 'unsubscribe-token' || reporter.verified) {
+      this.deps.lists!.suppress(listed.list, listed.member!, why);
+      return;
+    }
+    this.deps.logger.warn({ event: 'list_complaint_unproven', list: listed.list, member: listed.member, complaint, reporter: reporter.address, list_by: listed.by },
+      `${why}: not suppressed (the report is not authenticated and does not carry the member's unsubscribe token)`);
   }
 
   /** Our domain failing DMARC from our own addresses: misconfiguration (or a key gone), not spoofing. */

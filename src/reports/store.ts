@@ -93,6 +93,12 @@ const MIGRATIONS: Record<number, string> = {
     CREATE INDEX unparsed_at ON unparsed (at);
   `,
   2: DMARC_OUT_MIGRATION,
+  // Complaints about list mail: the list and the member the reported copy went to.
+  3: `
+    ALTER TABLE complaints ADD COLUMN list TEXT;
+    ALTER TABLE complaints ADD COLUMN member TEXT;
+    ALTER TABLE complaints ADD COLUMN list_by TEXT;
+  `,
 };
 
 export interface SentRecord {
@@ -121,6 +127,11 @@ export interface ComplaintRow {
   readonly sourceIp?: string;
   readonly queueId?: string;
   readonly messageId?: string;
+  /** List mail: the list the reported copy came from, and the member it went to (the complainant). */
+  readonly list?: string;
+  readonly member?: string;
+  /** How the member was found: "unsubscribe-token", "verp" or "rcpt-to". */
+  readonly listBy?: string;
   readonly original: Record<string, unknown>;
 }
 
@@ -156,6 +167,9 @@ export interface Attribution {
   readonly attributedBy?: string;
   readonly client?: string;
   readonly queueId?: string;
+  readonly list?: string;
+  readonly member?: string;
+  readonly listBy?: string;
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
@@ -171,8 +185,8 @@ export class ReportsStore {
       sent: db.prepare('INSERT OR IGNORE INTO sent (queue_id, message_id, user, client, sender, at) VALUES (?, ?, ?, ?, ?, ?)'),
       sentById: db.prepare('SELECT queue_id, user, client FROM sent WHERE queue_id = ?'),
       sentByMessageId: db.prepare('SELECT queue_id, user, client FROM sent WHERE message_id = ? ORDER BY at DESC LIMIT 1'),
-      complaint: db.prepare(`INSERT INTO complaints (at, reporter, reporter_domain, verified, format, feedback_type, user, attributed_by, client, source_ip, queue_id, message_id, original)
-        VALUES (@at, @reporter, @reporterDomain, @verified, @format, @feedbackType, @user, @attributedBy, @client, @sourceIp, @queueId, @messageId, @original)`),
+      complaint: db.prepare(`INSERT INTO complaints (at, reporter, reporter_domain, verified, format, feedback_type, user, attributed_by, client, source_ip, queue_id, message_id, list, member, list_by, original)
+        VALUES (@at, @reporter, @reporterDomain, @verified, @format, @feedbackType, @user, @attributedBy, @client, @sourceIp, @queueId, @messageId, @list, @member, @listBy, @original)`),
       report: db.prepare(`INSERT OR IGNORE INTO reports (at, kind, org, report_id, reporter, verified, domain, begin, end, messages, failed, detail)
         VALUES (@at, @kind, @org, @reportId, @reporter, @verified, @domain, @begin, @end, @messages, @failed, @detail)`),
       record: db.prepare('INSERT INTO dmarc_records (report, source_ip, count, disposition, dkim, spf, header_from, auth) VALUES (?, ?, ?, ?, ?, ?, ?, ?)'),
@@ -226,6 +240,7 @@ export class ReportsStore {
       at: this.now(), reporter: reporter.address, reporterDomain: reporter.domain, verified: reporter.verified ? 1 : 0,
       format: c.format, feedbackType: c.feedbackType, user: who.user ?? null, attributedBy: who.attributedBy ?? null,
       client: who.client ?? null, sourceIp: c.sourceIp ?? null, queueId: who.queueId ?? null, messageId: c.original.messageId ?? null,
+      list: who.list ?? null, member: who.member ?? null, listBy: who.listBy ?? null,
       original: JSON.stringify(original),
     }).lastInsertRowid);
   }
@@ -352,6 +367,7 @@ function complaintRow(r: Record<string, unknown>): ComplaintRow {
     ...(r.user ? { user: r.user as string } : {}), ...(r.attributed_by ? { attributedBy: r.attributed_by as string } : {}),
     ...(r.client ? { client: r.client as string } : {}), ...(r.source_ip ? { sourceIp: r.source_ip as string } : {}),
     ...(r.queue_id ? { queueId: r.queue_id as string } : {}), ...(r.message_id ? { messageId: r.message_id as string } : {}),
+    ...(r.list ? { list: r.list as string } : {}), ...(r.member ? { member: r.member as string } : {}), ...(r.list_by ? { listBy: r.list_by as string } : {}),
     original: JSON.parse(r.original as string) as Record<string, unknown>,
   };
 }

@@ -1034,6 +1034,8 @@ export class SmtpSession {
     const meta = {
       client: this.remoteAddress, helo: this.helo, listener: this.deps.listener.name, user: this.authUser,
       tls: this.tlsInfo?.protocol, score: verdict.score, symbols: symbols.map((s) => s.name), ...(attachments ? { attachments } : {}),
+      // The From domain DMARC proved (lists accept a member's post only from its proven author).
+      ...(outcome.facts.dmarc?.result === 'pass' && outcome.facts.dmarc.domain ? { dmarc_pass: outcome.facts.dmarc.domain.toLowerCase() } : {}),
     };
     try {
       // Every recipient held in the quarantine: nothing to queue (the quarantine is durable).

@@ -5,6 +5,7 @@
 // Every request, post and bounce goes in over SMTP with nodemailer or the raw SMTP client; what
 // the list sends is read where a member would see it: the sink, and mailauth's verifier.
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import { Resolver } from 'node:dns/promises';
 import { authenticate } from 'mailauth';
@@ -13,12 +14,15 @@ import { userMap, USERS } from '../helpers/fixtures.js';
 import { prepareGateway, type Gateway } from '../helpers/gateway.js';
 import { startDnsServer, type DnsServer, type ZoneData } from '../helpers/dns-server.js';
 import { Sink, type SinkMessage } from '../helpers/sink.js';
-import { sendRaw } from '../helpers/clients.js';
+import { mailer, sendRaw } from '../helpers/clients.js';
 import { SmtpClient, transaction } from '../helpers/smtp-client.js';
 import { freePorts, tcpAccepts, waitFor, sleep } from '../helpers/wait.js';
 import { ConsoleClient } from '../web/console-client.js';
+import { keyRecord, sign } from '../dkim/support.js';
 
 const LIST = 'team@example.test';
+/** signed.example's DKIM key: its posts prove their author by signature, not by SPF. */
+const SIGNED_PEM = crypto.generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'pem', type: 'pkcs8' }).toString();
 const OWNER = USERS.alice.address;
 let seq = 0;
 
@@ -61,6 +65,9 @@ describe('mailing lists', { timeout: 300_000 }, () => {
     'strict.example': [{ type: 'TXT', data: 'v=spf1 ip4:127.0.0.1 -all' }, { type: 'A', data: '127.0.0.1' }],
     '_dmarc.strict.example': [{ type: 'TXT', data: 'v=DMARC1; p=reject' }],
     '_dmarc.example.test': [{ type: 'TXT', data: 'v=DMARC1; p=reject' }],
+    'signed.example': [{ type: 'TXT', data: 'v=spf1 ip4:127.0.0.1 -all' }, { type: 'A', data: '127.0.0.1' }],
+    'sel._domainkey.signed.example': [{ type: 'TXT', data: keyRecord(SIGNED_PEM) }],
+    '_dmarc.signed.example': [{ type: 'TXT', data: 'v=DMARC1; p=none' }],
   };
 
   /** Messages the sink got for `to` after index `from`. */
@@ -324,5 +331,46 @@ describe('mailing lists', { timeout: 300_000 }, () => {
     }
     assert.equal(await stateOf('henry@remote.example'), 'disabled');
     assert.ok(sink.rcptLog.some((r) => r.address === 'henry@remote.example' && r.code === 550), 'the sink refused the copies');
+  });
+
+  it('a member\'s post counts only when the gateway authenticated its author: DKIM or submission pass, a forged From is held', async () => {
+    await subscribeByMail('ivy@signed.example');
+    // Relayed through another domain (remote.example's SPF passes, but it is not the From
+    // domain): only ivy's own DKIM signature makes DMARC pass for signed.example.
+    const relayed = async (subject: string, signed: boolean) => {
+      const plain = Buffer.from(message({ from: 'ivy@signed.example', to: LIST, subject, body: 'from ivy' }));
+      const raw = signed ? await sign(plain, { domain: 'signed.example', selector: 'sel', privateKey: SIGNED_PEM }) : plain;
+      const r = await sendRaw(gw.ports.mx, { from: 'relay@remote.example', to: [LIST] }, raw);
+      assert.deepEqual(r, { ok: true }, JSON.stringify(r));
+    };
+    let mark = sink.messages.length;
+    await relayed('signed by ivy', true);
+    await waitFor('ivy\'s signed post at bob', () => sent('bob@remote.example', mark).find((m) => field(m, 'subject') === 'signed by ivy'), { timeoutMs: 20_000, details: () => gw.tail(20) });
+
+    // The same From without the signature: nothing proves ivy wrote it. Held, never bounced.
+    mark = sink.messages.length;
+    await relayed('forged ivy', false);
+    const held = await waitFor('the forged post held', async () => {
+      const h = JSON.parse((await gw.cliOk(['list', 'held', LIST, '--json'])).stdout) as { id: number; from: string; reason: string; subject: string }[];
+      return h.find((x) => x.subject === 'forged ivy');
+    }, { timeoutMs: 20_000, details: () => gw.tail(20) });
+    assert.equal(held.from, 'ivy@signed.example');
+    assert.equal(held.reason, 'the author\'s address is not authenticated (no DMARC pass)');
+    await sleep(1000);
+    assert.equal(sink.messages.slice(mark).filter((m) => field(m, 'subject') === 'forged ivy').length, 0, 'no member got it');
+    assert.deepEqual(sent('relay@remote.example', mark), [], 'nothing went back to the envelope sender');
+    // (ivy's own copy of her signed post may still be on its way: it is not about this one)
+    assert.deepEqual(sent('ivy@signed.example', mark).filter((m) => field(m, 'subject') !== 'signed by ivy'), [], 'nor to the address in From');
+
+    // The owner over authenticated submission: the login proves the author (DMARC is not run there).
+    mark = sink.messages.length;
+    const t = mailer({ port: gw.ports.submission, requireTLS: true, auth: { user: OWNER, pass: USERS.alice.password } });
+    try {
+      await t.sendMail({ envelope: { from: OWNER, to: [LIST] }, raw: message({ from: OWNER, to: LIST, subject: 'from the owner', body: 'hello all' }) });
+    } finally {
+      t.close();
+    }
+    const copy = await waitFor('the owner\'s post at bob', () => sent('bob@remote.example', mark).find((m) => field(m, 'subject') === 'from the owner'), { timeoutMs: 20_000, details: () => gw.tail(20) });
+    assert.equal(field(copy, 'from'), OWNER);
   });
 });
