@@ -85,7 +85,8 @@ export async function complaintsCommand(args: string[], cfg: Config): Promise<nu
     else if (!rows.length) console.log('no complaints');
     else {
       for (const c of rows) {
-        const who = c.user ? `${c.user} (by ${c.attributedBy})` : '(not traced to a local user)';
+        const who = c.list ? `list ${c.list}, member ${c.member ?? '?'} (by ${c.listBy ?? '?'})`
+          : c.user ? `${c.user} (by ${c.attributedBy})` : '(not traced to a local user)';
         console.log(`${String(c.id).padStart(5)}  ${c.at}  ${c.feedbackType.padEnd(9)} ${(c.reporterDomain || c.reporter).padEnd(24)}${c.verified ? '' : ' (unverified)'}  ${who}  ${c.messageId ? `<${c.messageId}>` : ''}`);
       }
     }

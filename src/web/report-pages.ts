@@ -40,7 +40,8 @@ function complaintsTable(rows: readonly ComplaintRow[]): SafeHtml {
 <tbody>${rows.map((c) => html`<tr>
 <td><a href="/admin/complaints/${c.id}">${when(c.at)}</a></td><td>${c.feedbackType} (${c.format})</td>
 <td>${c.reporterDomain || c.reporter}${c.verified ? '' : html` <span class="muted">(unverified)</span>`}</td>
-<td>${c.user ? html`<a href="/admin/trace?q=${encodeURIComponent(c.user)}">${c.user}</a> <span class="muted">(by ${c.attributedBy ?? '?'})</span>` : html`<span class="muted">not traced</span>`}</td>
+<td>${c.list ? html`list ${c.list}, member ${c.member ?? '?'} <span class="muted">(by ${c.listBy ?? '?'})</span>`
+    : c.user ? html`<a href="/admin/trace?q=${encodeURIComponent(c.user)}">${c.user}</a> <span class="muted">(by ${c.attributedBy ?? '?'})</span>` : html`<span class="muted">not traced</span>`}</td>
 <td>${c.messageId ? `<${c.messageId}>` : ''}</td><td>${text(c.original.subject)}</td></tr>`)}</tbody></table>`;
 }
 
@@ -120,6 +121,7 @@ ${row('Received (UTC)', when(c.at))}
 ${row('Reporter', `${c.reporter}${c.verified ? '' : ' (unverified: the report is not authenticated)'}`)}
 ${row('Format', c.format)}
 ${c.user ? html`<tr><th>User</th><td><a href="/admin/trace?q=${encodeURIComponent(c.user)}">${c.user}</a> (traced by ${c.attributedBy ?? '?'})</td></tr>` : row('User', 'not traced to a local user')}
+${c.list ? html`<tr><th>List</th><td>${c.list}: the copy went to member ${c.member ?? '?'} (found by ${c.listBy ?? '?'})</td></tr>` : ''}
 ${row('Submitted from', c.client)}
 ${row('Source IP (reported)', c.sourceIp)}
 ${c.queueId ? html`<tr><th>Our queue id</th><td><a href="/admin/trace?q=${encodeURIComponent(c.queueId)}">${c.queueId}</a></td></tr>` : ''}

@@ -115,6 +115,8 @@ describe('complaints about list mail', { timeout: 240_000 }, () => {
     assert.equal(c.user, undefined, 'the list sent it, not its author alice: her outbound complaint count is not touched');
     await waitFor('carol suppressed', async () => (await stateOf('carol@remote.example')) === 'suppressed', { timeoutMs: 20_000 });
     assert.ok(gw.logs.some((l) => l.event === 'list_member_suppressed' && l.member === 'carol@remote.example' && l.list === LIST), 'the suppression is logged');
+    const text = (await gw.cliOk(['complaints', 'list'])).stdout;
+    assert.match(text, new RegExp(`list ${LIST.replace(/[.]/g, '\\.')}, member carol@remote\\.example \\(by unsubscribe-token\\)`), text);
     const mark = sink.messages.length;
     await post('Tuesday meeting', ['bob@remote.example', 'dan@remote.example']);
     await sleep(500);
