@@ -44,6 +44,10 @@ command -v curl >/dev/null 2>&1 || missing_pkgs+=(curl)
 [[ -x /usr/sbin/nft ]] || missing_pkgs+=(nftables)
 # The Redis state store (src/store/redis-store.ts, test/store/) is tested against a real redis-server.
 [[ -x /usr/bin/redis-server ]] || missing_pkgs+=(redis-server)
+# The scan listeners (src/integrations/, test/integrations/) are driven by the real clients:
+# SpamAssassin's spamc, and rspamc (shipped in Debian's rspamd package).
+command -v spamc >/dev/null 2>&1 || missing_pkgs+=(spamc)
+command -v rspamc >/dev/null 2>&1 || missing_pkgs+=(rspamd)
 
 if ((${#missing_pkgs[@]})); then
   if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
