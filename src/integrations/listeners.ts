@@ -3,6 +3,7 @@
 import type { AnyListenerConfig } from '../smtp/config.js';
 import type { ScanService } from './service.js';
 import { startSpamd, type RunningScanListener } from './spamd.js';
+import { startScanHttp } from './scan-http.js';
 
 export interface ScanListeners {
   addresses(): Record<string, { address: string; port: number }>;
@@ -19,6 +20,7 @@ export async function startScanListeners(listeners: readonly AnyListenerConfig[]
   try {
     for (const l of listeners) {
       if (l.kind === 'spamd') running.push(await startSpamd(l, (shared ??= service())));
+      else if (l.kind === 'scan-http') running.push(await startScanHttp(l, (shared ??= service())));
     }
   } catch (err) {
     await close(0);
