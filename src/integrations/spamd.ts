@@ -190,30 +190,32 @@ class SpamdConnection {
     if (++this.headerLines > MAX_HEADERS) throw badHeader('(too many headers)');
     const m = /^([^:]*):\s*(.*)$/.exec(line);
     if (!m) throw badHeader("(header not in 'Name: value' format)");
-    const [name, value] = [m[1]!, m[2]!];
+    // spamd matches names exactly (spamc writes "Content-length"); other clients write
+    // "Content-Length", so the case is not held against them.
+    const [name, value] = [m[1]!.toLowerCase(), m[2]!];
     const r = this.request!;
     switch (name) {
-      case 'Content-length':
+      case 'content-length':
         if (!/^\d{1,15}$/.test(value)) throw badHeader('(Content-Length contains non-numeric bytes)');
         r.length = Number(value);
         break;
-      case 'User':
+      case 'user':
         if (!/^[\x20-\xff]*$/.test(value)) throw badHeader('(User header contains control chars)');
         r.user = value.trim();
         break;
-      case 'Message-class': {
+      case 'message-class': {
         const cls = value.trim().toLowerCase();
         if (cls !== 'spam' && cls !== 'ham') throw badHeader('(Message-class header contains invalid class)');
         r.messageClass = cls;
         break;
       }
-      case 'Set':
+      case 'set':
         r.set = /local/i.test(value);
         break;
-      case 'Remove':
+      case 'remove':
         r.remove = /local/i.test(value);
         break;
-      case 'Compress':
+      case 'compress':
         if (!/zlib/i.test(value)) throw badHeader(`(compression type not supported: ${printable(value, 50)})`);
         r.compress = true;
         break;
@@ -287,7 +289,7 @@ class SpamdConnection {
     const t0 = performance.now();
     let scan: MessageScan;
     try {
-      scan = await this.service.scanner.scan(raw, { user, ip: undefined });
+      scan = await this.service.scanner.scan(raw, { user });
     } catch (err) {
       this.log.error({ event: 'spamd_scan_failed', err: (err as Error).message }, 'scan failed');
       throw new SpamdError(`SPAMD/1.0 ${EX.SOFTWARE} Internal error: the scan failed`);

@@ -209,3 +209,44 @@ describe('spamd listener with Debian spamc', { timeout: 240_000, skip: missingCl
     assert.ok(gw.running, 'the gateway is still up');
   });
 });
+
+describe('the virus scanner down: spamd EX_TEMPFAIL, rspamd soft reject', { timeout: 120_000, skip: missingClient('spamc', 'spamc') }, () => {
+  let gw: Gateway;
+  let dns: DnsServer;
+  let spamd: number;
+  let http: number;
+
+  before(async () => {
+    dns = await startDnsServer({});
+    [spamd, http] = await freePorts(2);
+    gw = await startGateway({
+      config: ({ ports, tmpDir }) => ({
+        dns: { servers: [dns.server] },
+        // A clamd socket nobody listens on: AV_UNAVAILABLE, a tempfail by default.
+        antivirus: { enabled: true, clamd: path.join(tmpDir, 'no-clamd.sock'), timeout: '2s' },
+        listeners: [
+          { name: 'mx', kind: 'mx', address: '127.0.0.1', port: ports.mx },
+          { name: 'submission', kind: 'submission', address: '127.0.0.1', port: ports.submission },
+          { name: 'submissions', kind: 'submissions', address: '127.0.0.1', port: ports.submissions },
+          { name: 'spamd', kind: 'spamd', port: spamd },
+          { name: 'rspamd', kind: 'scan-http', port: http },
+        ],
+      }),
+    });
+  });
+  after(async () => {
+    await gw?.cleanup();
+    await dns?.close();
+  });
+
+  it('is no verdict: spamd answers 75, /checkv2 "soft reject" with the reason; header names in any case', async () => {
+    const msg = ham();
+    const r = await rawDialogue(spamd, [`CHECK SPAMC/1.5\r\nContent-Length: ${Buffer.byteLength(msg)}\r\n\r\n`, msg]);
+    assert.match(r.text, /^SPAMD\/1\.0 75 Temporary failure: .*virus scanner unavailable/, r.text);
+    const res = await fetch(`http://127.0.0.1:${http}/checkv2`, { method: 'POST', body: msg });
+    const j = await res.json() as { action: string; symbols: Record<string, unknown>; messages: { smtp_message?: string } };
+    assert.equal(j.action, 'soft reject', JSON.stringify(j));
+    assert.ok(j.symbols.AV_UNAVAILABLE, JSON.stringify(j));
+    assert.match(j.messages.smtp_message ?? '', /^451 4\.7\.1 .*virus scanner unavailable/);
+  });
+});
