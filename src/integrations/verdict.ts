@@ -60,7 +60,9 @@ export function processedMessage(original: Buffer, scan: MessageScan, hostname: 
   const ours = Buffer.from(verdictFields(scan).map(([n, v]) => `${n}: ${v}\r\n`).join(''), 'utf8');
   let headers = Buffer.concat([ours, kept]);
   let body = raw.subarray(block.length);
-  const lfOnly = raw !== original;
+  // The input's line ends, judged by its first line (asReceived() made them all CRLF).
+  const firstLf = original.indexOf(0x0a);
+  const lfOnly = firstLf >= 0 && (firstLf === 0 || original[firstLf - 1] !== 0x0d);
   if (lfOnly) {
     headers = Buffer.from(headers.toString('latin1').replace(/\r\n/g, '\n'), 'latin1');
     body = original.subarray(afterLines(original, lines(block)));

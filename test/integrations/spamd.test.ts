@@ -92,6 +92,10 @@ describe('spamd listener with Debian spamc', { timeout: 240_000, skip: missingCl
     assert.match(r0.stdout, /^X-Spam-Flag: YES$/m);
     assert.ok(r0.stdout.endsWith(original.slice(original.indexOf('\n\n') + 2)), 'the body comes back as sent');
     assert.ok(!r0.stdout.includes('\r'), 'LF in, LF out');
+    const crlf = gtube();
+    const rc = await spamc([], crlf);
+    assert.ok(rc.stdout.endsWith(crlf.slice(crlf.indexOf('\r\n\r\n') + 4)), 'CRLF in: the body comes back as sent');
+    assert.match(rc.stdout, /^X-Spam-Flag: YES\r\n/m, 'CRLF in, CRLF out');
     // A forged verdict field in the input is replaced, not kept beside ours.
     const forged = lf(ham()).replace('Subject:', 'X-Spam-Flag: YES\nX-Spam-Status: Yes, score=99\nSubject:');
     const r = await spamc([], forged);
