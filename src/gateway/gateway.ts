@@ -339,7 +339,13 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
         logger: checkLog, events: { onCheckFailure: (check) => metrics.checkFailures.inc({ check }) }, users: userPolicies, bayes: spam.bayes,
       }),
       hostname: config.hostname, subjectTag: config.policy.subject_tag, maxMessageSize: config.smtp.max_message_size, logger,
-      userAddress: (user) => (user.includes('@') ? user.toLowerCase() : config.domains.map((d) => `${user}@${d}`.toLowerCase()).find((a) => accounts.hasUser(a))),
+      // A bare name (spamc -u alice): the local domain that has the account, else the first
+      // (where an opt-out file in alice's home directory still counts).
+      userAddress: (user) => {
+        if (user.includes('@')) return user.toLowerCase();
+        const candidates = config.domains.map((d) => `${user}@${d}`.toLowerCase());
+        return candidates.find((a) => accounts.hasUser(a)) ?? candidates[0];
+      },
     }));
     cleanups.unshift(() => scanListeners.close(config.shutdown_grace));
     // Mailbox access, TLS only: IMAP and POP3 on the same Maildirs (docs/imap.md, docs/pop3.md).

@@ -15,8 +15,8 @@ export interface ScanService {
   readonly logger: Logger;
   /**
    * spamd's `User:` or rspamd's `Deliver-To` → the address whose spam settings apply: an address
-   * as given, a bare name qualified with the first local domain that has that account.
-   * Undefined: nobody we know (the site's settings apply).
+   * as given, a bare name qualified with the first local domain that has that account (else the
+   * first local domain). An address without settings gets the site's.
    */
   userAddress(user: string): string | undefined;
 }
