@@ -335,7 +335,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     const scanListeners = await startScanListeners(config.listeners, () => ({
       scanner: new MessageScanner({
         checks: checks.filter((c) => c === requiredHeaders || c.name === 'antivirus' || spam.checks.includes(c)),
-        policy, thresholds: config.policy.thresholds, attachments: config.attachments, modelOptions: messageModelOptions(config, clamd),
+        policy, observe: config.policy.observe, thresholds: config.policy.thresholds, attachments: config.attachments, modelOptions: messageModelOptions(config, clamd),
         logger: checkLog, events: { onCheckFailure: (check) => metrics.checkFailures.inc({ check }) }, users: userPolicies, bayes: spam.bayes,
       }),
       hostname: config.hostname, subjectTag: config.policy.subject_tag, maxMessageSize: config.smtp.max_message_size, logger,

@@ -121,7 +121,7 @@ export async function startScanHttp(listener: ScanHttpListenerConfig, service: S
     const body = checkReply(scan, service, ms, field('message-id'), field('subject'));
     log.info({
       event: 'scan_http_check', client: req.socket.remoteAddress, from: one(h['from']), rcpt: rcpts.slice(0, 10), user: one(h['user']), applied: user,
-      size: raw.length, score: scan.score, action: body.action, symbols: scan.symbols.map((s) => ({ name: s.name, score: s.score })), ms: Math.round(ms),
+      size: raw.length, score: scan.score, action: body.action, ...(scan.wouldReject ? { observe: 'would reject' } : {}), symbols: scan.symbols.map((s) => ({ name: s.name, score: s.score })), ms: Math.round(ms),
     }, `scanned: ${body.action}`);
     return reply.send(body);
   };

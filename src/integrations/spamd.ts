@@ -296,7 +296,7 @@ class SpamdConnection {
     }
     this.log.info({
       event: 'spamd_scan', method: r.method, client: this.socket.remoteAddress, user: r.user && printable(r.user), applied: user,
-      size: raw.length, score: scan.score, required: scan.required, action: scan.action, spam: scan.spam,
+      size: raw.length, score: scan.score, required: scan.required, action: scan.action, spam: scan.spam, ...(scan.wouldReject ? { observe: 'would reject' } : {}),
       symbols: scan.symbols.map((s) => ({ name: s.name, score: s.score })), ms: Math.round(performance.now() - t0),
     }, scan.spam ? 'identified spam' : 'clean message');
     // A scanner that could not run (clamd down) is no verdict: the client retries later.

@@ -19,8 +19,14 @@ import { recipientPolicy, type UserSettings } from './user-settings.js';
 export interface MessageScannerDeps {
   /** The content checks of the data stage (the caller leaves out those needing the conversation). */
   readonly checks: readonly AnyCheck[];
-  /** The weights and actions of the SMTP path; observe mode is ignored (a scan says what would happen). */
+  /** The weights and actions of the SMTP path. */
   readonly policy: RunnerPolicy;
+  /**
+   * policy.observe for the scan listeners: a refusal is answered as the tag it becomes on the
+   * SMTP path (the MTA acts on our answer). `portcullis scan` leaves it off: it shows what the
+   * gateway would do outside observe mode.
+   */
+  readonly observe?: boolean;
   /** policy.thresholds: the site's tag / junk / reject. */
   readonly thresholds: Thresholds;
   readonly attachments: AttachmentsConfig;
@@ -56,6 +62,8 @@ export interface MessageScan extends ScanResult {
   readonly action: Action;
   /** Marked as spam: the action is tag or stronger, or a check refused the message. */
   readonly spam: boolean;
+  /** Observe mode held back a refusal: the action would have been reject. */
+  readonly wouldReject: boolean;
   readonly demand?: Demand;
   readonly rewritten?: string;
 }
@@ -90,7 +98,7 @@ export class MessageScanner {
   private readonly policy: RunnerPolicy;
 
   constructor(private readonly deps: MessageScannerDeps) {
-    this.policy = { ...deps.policy, observe: false };
+    this.policy = { ...deps.policy, observe: deps.observe ?? false };
     this.runner = new CheckRunner(deps.checks, this.policy, deps.logger, deps.events);
   }
 
@@ -127,12 +135,15 @@ export class MessageScanner {
     const settings = req.user ? this.deps.users?.settingsFor(req.user) : undefined;
     const from = headers.filter((h) => h.key === 'from').flatMap((h) => addressesOf(h.value)).slice(0, 10);
     const rp = recipientPolicy(settings, site, { envelope: req.sender ?? '', from, envelopeAuthenticated: false, fromAuthenticated: false }, false);
-    const verdict = decide(symbols, [rp], site, false, floor);
+    const observe = this.policy.observe;
+    const verdict = decide(symbols, [rp], site, observe, floor);
+    // In observe mode the runner holds refusals back (wouldRefuse) and decide() tags instead.
     const action: Action = demand?.kind === 'reject' ? 'reject' : verdict.actions[0]!;
+    const wouldReject = observe && (verdict.wouldReject || outcome.wouldRefuse.length > 0);
     const thresholds = rp.thresholds ?? site;
     return {
       ...r, symbols, demand, verdict: demand ? demand.kind : r.verdict, score: verdict.score, action, thresholds,
-      required: thresholds.tag, spam: action !== 'deliver',
+      required: thresholds.tag, spam: action !== 'deliver' || wouldReject, wouldReject,
     };
   }
 

@@ -13,7 +13,7 @@ import Database from 'better-sqlite3';
 import { USERS, userMap } from '../helpers/fixtures.js';
 import { startGateway, type Gateway } from '../helpers/gateway.js';
 import { makeMessage, marker } from '../helpers/messages.js';
-import { freePorts } from '../helpers/wait.js';
+import { freePorts, waitFor } from '../helpers/wait.js';
 import { startDnsServer, type DnsServer } from '../helpers/dns-server.js';
 import { missingClient, run, show } from './run.js';
 
@@ -156,5 +156,45 @@ describe('scan-http listener with rspamc', { timeout: 180_000, skip: missingClie
     const empty = await fetch(url('/checkv2'), { method: 'POST' });
     assert.equal(empty.status, 400);
     assert.ok(gw.running);
+  });
+});
+
+describe('scan listeners in observe mode (policy.observe)', { timeout: 120_000, skip: missingClient('rspamc', 'rspamd') || missingClient('spamc', 'spamc') }, () => {
+  let gw: Gateway;
+  let dns: DnsServer;
+  let http: number;
+  let spamd: number;
+
+  before(async () => {
+    dns = await startDnsServer({});
+    [http, spamd] = await freePorts(2);
+    gw = await startGateway({
+      config: ({ ports }) => ({
+        dns: { servers: [dns.server] },
+        policy: { observe: true },
+        listeners: [
+          { name: 'mx', kind: 'mx', address: '127.0.0.1', port: ports.mx },
+          { name: 'submission', kind: 'submission', address: '127.0.0.1', port: ports.submission },
+          { name: 'submissions', kind: 'submissions', address: '127.0.0.1', port: ports.submissions },
+          { name: 'rspamd', kind: 'scan-http', port: http },
+          { name: 'spamd', kind: 'spamd', port: spamd },
+        ],
+      }),
+    });
+  });
+  after(async () => {
+    await gw?.cleanup();
+    await dns?.close();
+  });
+
+  it('a refusal is answered as the tag it becomes over SMTP, and logged as "would reject"', async () => {
+    const tmpFile = path.join(gw.tmpDir, 'gtube.eml');
+    fs.writeFileSync(tmpFile, gtube());
+    const r = await run('rspamc', ['-h', `127.0.0.1:${http}`, tmpFile]);
+    assert.match(r.stdout, /^Action: add header$/m, show(r));
+    assert.match(r.stdout, /^Symbol: GTUBE /m, show(r));
+    const c = await run('spamc', ['-d', '127.0.0.1', '-p', String(spamd), '-c'], gtube());
+    assert.equal(c.code, 1, `still spam for spamc: ${show(c)}`);
+    await waitFor('the observe log lines', () => gw.logs.filter((l) => l.observe === 'would reject' && (l.event === 'scan_http_check' || l.event === 'spamd_scan')).length >= 2);
   });
 });
