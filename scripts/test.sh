@@ -74,6 +74,8 @@ if ((strict)); then
   [[ -x /usr/bin/chromium ]] || die "chromium is required for the audit report test"
   command -v spamassassin >/dev/null 2>&1 || die "spamassassin is required for the rule engine's tests"
   command -v curl >/dev/null 2>&1 || die "curl is required for the IMAP and POP3 tests"
+  command -v spamc >/dev/null 2>&1 || die "spamc is required for the spamd listener's tests (apt-get install spamc)"
+  command -v rspamc >/dev/null 2>&1 || die "rspamc is required for the scan-http listener's tests (apt-get install rspamd)"
   export PORTCULLIS_TEST_STRICT=1
 fi
 log "swaks: $(swaks --version 2>/dev/null | head -1 || echo missing); python3: $(python3 --version 2>&1 || echo missing); node: $(node --version)"
