@@ -26,7 +26,7 @@ const scanListenerFields = {
   allow: z.array(cidr).min(1).default(['127.0.0.0/8', '::1']),
   /** A client that sends nothing for this long is disconnected (a request must also finish in it). */
   timeout: duration('30s'),
-  /** Requests answered at once; more wait their turn (bounded memory: each holds a message). */
+  /** Connections served at once; more are closed as they come (bounded memory: each holds a message). */
   max_connections: z.number().int().min(1).max(10_000).default(50),
 };
 
