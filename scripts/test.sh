@@ -45,6 +45,10 @@ command -v curl >/dev/null 2>&1 || missing_pkgs+=(curl)
 # The Redis state store (src/store/redis-store.ts, test/store/) is tested against a real redis-server.
 [[ -x /usr/bin/redis-server ]] || missing_pkgs+=(redis-server)
 [[ -x /usr/bin/redis-cli ]] || missing_pkgs+=(redis-tools) # redis-cli: the Cluster and Sentinel tests build and ask their servers with it
+# The scan listeners (src/integrations/, test/integrations/) are driven by the real clients:
+# SpamAssassin's spamc, and rspamc (shipped in Debian's rspamd package).
+command -v spamc >/dev/null 2>&1 || missing_pkgs+=(spamc)
+command -v rspamc >/dev/null 2>&1 || missing_pkgs+=(rspamd)
 
 if ((${#missing_pkgs[@]})); then
   if [[ "$(id -u)" == "0" ]] && command -v apt-get >/dev/null 2>&1; then
@@ -52,8 +56,15 @@ if ((${#missing_pkgs[@]})); then
     export DEBIAN_FRONTEND=noninteractive
     # Postfix from Debian must not configure a system MTA (only its programs are used).
     echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections 2>/dev/null || true
+    # Daemons from Debian (rspamd, redis, clamd, dovecot, postfix) must not start as system
+    # services: the tests start their own on loopback. policy-rc.d 101 = "action forbidden".
+    made_policy=0
+    if [[ ! -e /usr/sbin/policy-rc.d ]]; then
+      printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && made_policy=1
+    fi
     apt-get update -qq || die "apt-get update failed"
     apt-get install -y -qq --no-install-recommends "${missing_pkgs[@]}" >/dev/null || die "apt-get install ${missing_pkgs[*]} failed"
+    if ((made_policy)); then rm -f /usr/sbin/policy-rc.d; fi
   elif ((strict)); then
     die "missing ${missing_pkgs[*]} and not root: cannot install them"
   else
@@ -71,6 +82,8 @@ if ((strict)); then
   [[ -x /usr/bin/chromium ]] || die "chromium is required for the audit report test"
   command -v spamassassin >/dev/null 2>&1 || die "spamassassin is required for the rule engine's tests"
   command -v curl >/dev/null 2>&1 || die "curl is required for the IMAP and POP3 tests"
+  command -v spamc >/dev/null 2>&1 || die "spamc is required for the spamd listener's tests (apt-get install spamc)"
+  command -v rspamc >/dev/null 2>&1 || die "rspamc is required for the scan-http listener's tests (apt-get install rspamd)"
   export PORTCULLIS_TEST_STRICT=1
 fi
 log "swaks: $(swaks --version 2>/dev/null | head -1 || echo missing); python3: $(python3 --version 2>&1 || echo missing); node: $(node --version)"

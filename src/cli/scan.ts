@@ -10,15 +10,11 @@
 // Skipped files (unreadable, not a message, too large) are named on stderr and counted.
 import path from 'node:path';
 import type { Config } from '../config/schema.js';
-import { scanModel, formatScan, type ScanResult } from '../checks/attachments/scan.js';
+import { formatScan } from '../checks/attachments/scan.js';
 import { avChecks } from '../checks/av/av-check.js';
 import { builtinSymbols, clamdClient, dnsBudgetMs, messageModelOptions } from '../gateway/checks.js';
-import { bufferModel } from '../mime/model.js';
-import { CheckRunner } from '../pipeline/runner.js';
 import { buildPolicy } from '../gateway/policy.js';
-import { decide, type Action } from '../pipeline/policy.js';
-import { parseHeaderBlock } from '../protocol/headers.js';
-import type { ConnectionFacts, Demand, ScoredSymbol, SymbolHit } from '../checks/types.js';
+import { MessageScanner, type MessageScan } from '../pipeline/message-scanner.js';
 import { createSpamEngine } from '../checks/spam-engine.js';
 import { requiredHeaders } from '../checks/headers/required-headers.js';
 import { readMessages, type CorpusNotice } from './corpus/read.js';
@@ -27,13 +23,9 @@ import { createResolver, resolverOptions } from '../dns/resolver.js';
 import { ZoneSet } from '../dns/zones/zone-mirror.js';
 import { silentLogger } from '../log.js';
 
-export interface MessageVerdict extends ScanResult {
+/** One message's verdict (src/pipeline/message-scanner.ts: the site's thresholds, no user's) and where it came from. */
+export interface MessageVerdict extends MessageScan {
   readonly file: string;
-  /** What the gateway would do for a recipient with the site's thresholds. */
-  readonly action: Action;
-  readonly score: number;
-  /** Marked as spam: the score reaches the tag threshold (X-Spam-Flag: YES), or refused. */
-  readonly spam: boolean;
 }
 
 export interface ScanOutput {
@@ -49,32 +41,6 @@ export interface ScanOptions {
   readonly concurrency?: number;
   /** Where the progress line goes; it is drawn only when this is a terminal. Default stderr. */
   readonly progress?: ProgressStream;
-}
-
-const FACTS: ConnectionFacts = {
-  sessionId: 'scan', listener: 'scan', listenerKind: 'mx', remoteAddress: '127.0.0.1', remotePort: 0,
-  localAddress: '127.0.0.1', localPort: 0, trustedNetwork: false, esmtp: true,
-};
-
-/** A message as the SMTP path holds it: CRLF line ends (files on disk often have LF). */
-function asReceived(raw: Buffer): Buffer {
-  let lf = raw.indexOf(0x0a);
-  if (lf < 0 || (lf > 0 && raw[lf - 1] === 0x0d && raw.indexOf('\n', lf + 1) < 0)) return raw;
-  const out: Buffer[] = [];
-  let start = 0;
-  while (lf >= 0) {
-    out.push(raw.subarray(start, lf > start && raw[lf - 1] === 0x0d ? lf - 1 : lf), CRLF);
-    start = lf + 1;
-    lf = raw.indexOf(0x0a, start);
-  }
-  out.push(raw.subarray(start));
-  return Buffer.concat(out);
-}
-const CRLF = Buffer.from('\r\n');
-
-function headerBlock(raw: Buffer): Buffer {
-  const end = raw.indexOf('\r\n\r\n');
-  return raw.subarray(0, end >= 0 ? end + 4 : raw.length);
 }
 
 export async function scanPaths(cfg: Config, paths: readonly string[], options: ScanOptions = {}): Promise<ScanOutput> {
@@ -107,34 +73,14 @@ export async function openScanner(cfg: Config, options: ScanOptions = {}): Promi
   // The header checks too: a message without a Date or dated ahead scores as it would over SMTP.
   const checks = [requiredHeaders, ...avChecks({ config: cfg.antivirus, archives: cfg.archives, clamd }), ...spam.checks];
   // The weights and actions of the SMTP path; `scan` shows what the gateway would do outside observe mode.
-  const { policy: built } = buildPolicy(cfg, [...builtinSymbols(cfg), ...spam.symbols]);
-  const policy = { ...built, observe: false };
-  const runner = new CheckRunner(checks, policy, silentLogger());
-  const judgeHits = (hits: readonly SymbolHit[]) => runner.judge('data', hits);
-  const modelOptions = messageModelOptions(cfg, clamd);
-  const judge = async (name: string, original: Buffer): Promise<MessageVerdict> => {
-    const raw = asReceived(original);
+  const { policy } = buildPolicy(cfg, [...builtinSymbols(cfg), ...spam.symbols]);
+  const scanner = new MessageScanner({
+    checks, policy, thresholds: cfg.policy.thresholds, attachments: cfg.attachments,
+    modelOptions: messageModelOptions(cfg, clamd), logger: silentLogger(),
+  });
+  const judge = async (name: string, raw: Buffer): Promise<MessageVerdict> => {
     const rewriteTo = rewriteDir ? path.join(rewriteDir, path.basename(name).replace(/[^\w.@+-]/g, '_')) : undefined;
-    const model = bufferModel(raw, modelOptions);
-    const r = await scanModel(model, cfg.attachments, { judge: judgeHits, rewriteTo });
-    const outcome = await runner.run('data', {
-      conn: FACTS,
-      envelope: { sender: '', recipients: [] },
-      message: { ...model, headers: parseHeaderBlock(headerBlock(raw)), bareNewlines: 0 },
-    });
-    // A symbol counts once, as in the runner: the attachment analysis and the AV check read the
-    // same walk, and both report an archive finding (or a virus only a password revealed).
-    const seen = new Set(r.symbols.map((s) => s.name));
-    const symbols: ScoredSymbol[] = [...r.symbols, ...outcome.symbols.filter((s) => !seen.has(s.name))];
-    let demand: Demand | undefined = r.demand;
-    if (outcome.demand && (!demand || outcome.demand.kind === 'reject')) demand = outcome.demand;
-    const floor = policy.actions.apply('data', symbols, false).floor;
-    const verdict = decide(symbols, [{ exempt: false }], cfg.policy.thresholds, false, floor);
-    const action: Action = demand?.kind === 'reject' ? 'reject' : verdict.actions[0]!;
-    return {
-      ...r, file: name, symbols, demand, verdict: demand ? demand.kind : r.verdict, score: verdict.score, action,
-      spam: action !== 'deliver',
-    };
+    return { ...(await scanner.scan(raw, { rewriteTo })), file: name };
   };
   const scan = async (paths: readonly string[]): Promise<ScanOutput> => {
     const results: MessageVerdict[] = [];

@@ -52,6 +52,10 @@ import type { OutboundLock } from '../web/context.js';
 import type { JunkTrainEvent } from '../mailbox/imap/services.js';
 import { startQuarantine, type GatewayQuarantine } from './quarantine.js';
 import { startLists, type RunningLists } from './lists.js';
+import { isSmtpListener } from '../smtp/config.js';
+import { requiredHeaders } from '../checks/headers/required-headers.js';
+import { MessageScanner } from '../pipeline/message-scanner.js';
+import { startScanListeners } from '../integrations/listeners.js';
 
 export interface Gateway {
   readonly config: Config;
@@ -326,7 +330,25 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     // Registered before start: a listener that cannot bind must not leave the ones before it
     // open (and the process alive, refusing sessions on a closed store).
     cleanups.unshift(() => listeners.stop(config.shutdown_grace));
-    await listeners.start(config.listeners);
+    await listeners.start(config.listeners.filter(isSmtpListener));
+    // The scanner behind spamc and rspamc (docs/integrations.md): the same content checks (and
+    // Bayes, clamd, rules) as the data stage, without those that judge the SMTP client.
+    const scanListeners = await startScanListeners(config.listeners, () => ({
+      scanner: new MessageScanner({
+        checks: checks.filter((c) => c === requiredHeaders || c.name === 'antivirus' || spam.checks.includes(c)),
+        policy, observe: config.policy.observe, thresholds: config.policy.thresholds, attachments: config.attachments, modelOptions: messageModelOptions(config, clamd),
+        logger: checkLog, events: { onCheckFailure: (check) => metrics.checkFailures.inc({ check }) }, users: userPolicies, bayes: spam.bayes,
+      }),
+      hostname: config.hostname, subjectTag: config.policy.subject_tag, maxMessageSize: config.smtp.max_message_size, logger,
+      // A bare name (spamc -u alice): the local domain that has the account, else the first
+      // (where an opt-out file in alice's home directory still counts).
+      userAddress: (user) => {
+        if (user.includes('@')) return user.toLowerCase();
+        const candidates = config.domains.map((d) => `${user}@${d}`.toLowerCase());
+        return candidates.find((a) => accounts.hasUser(a)) ?? candidates[0];
+      },
+    }));
+    cleanups.unshift(() => scanListeners.close(config.shutdown_grace));
     // Mailbox access, TLS only: IMAP and POP3 on the same Maildirs (docs/imap.md, docs/pop3.md).
     // A message moved into or out of Junk teaches Bayes what the user thinks of it.
     const mlog = logger.child({ component: 'mailbox' });
@@ -344,6 +366,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     let consoleAddress: { address: string; port: number } | undefined;
     const allAddresses = () => ({
       ...listeners.addresses(),
+      ...scanListeners.addresses(),
       ...(consoleAddress ? { console: consoleAddress } : {}),
       ...Object.fromEntries([...imap.addresses, ...pop3.addresses].map((a) => [a.name, { address: a.address, port: a.port }])),
     });

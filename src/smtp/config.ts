@@ -2,14 +2,49 @@
 // timers), `tarpit` and `limits` (per-client connection, message and recipient limits). Composed
 // into the one schema by src/config/schema.ts; docs/configuration.md explains every key.
 import { z } from 'zod';
-import { duration, port, size } from '../config/fields.js';
+import { cidr, duration, port, size } from '../config/fields.js';
 
-export const listenerSchema = z.strictObject({
-  name: z.string().regex(/^[a-z0-9_-]+$/i, 'must be a short name of letters, digits, - and _'),
+const listenerName = z.string().regex(/^[a-z0-9_-]+$/i, 'must be a short name of letters, digits, - and _');
+
+export const smtpListenerSchema = z.strictObject({
+  name: listenerName,
   kind: z.enum(['mx', 'submission', 'submissions']),
   address: z.string().default('127.0.0.1'),
   port,
 });
+
+/**
+ * The scanner behind other mail systems' clients (docs/integrations.md): `spamd` speaks
+ * SPAMC/1.5 (spamc, Haraka's spamassassin plugin), `scan-http` rspamd's HTTP protocol (rspamc,
+ * Haraka's rspamd plugin). Loopback by default, and only the `allow` networks may talk to it.
+ */
+const scanListenerFields = {
+  name: listenerName,
+  address: z.string().default('127.0.0.1'),
+  port,
+  /** Client networks allowed to connect (spamd --allowed-ips); everyone else is refused. */
+  allow: z.array(cidr).min(1).default(['127.0.0.0/8', '::1']),
+  /** A client that sends nothing for this long is disconnected (a request must also finish in it). */
+  timeout: duration('30s'),
+  /** Connections served at once; more are closed as they come (bounded memory: each holds a message). */
+  max_connections: z.number().int().min(1).max(10_000).default(50),
+};
+
+export const spamdListenerSchema = z.strictObject({
+  ...scanListenerFields,
+  kind: z.literal('spamd'),
+  /** TELL (learning) is refused unless on: spamd -l (allow-tell). */
+  allow_tell: z.boolean().default(false),
+});
+
+export const scanHttpListenerSchema = z.strictObject({
+  ...scanListenerFields,
+  kind: z.literal('scan-http'),
+  /** The shared secret /learnspam and /learnham require in the Password header (rspamd's controller password); unset: learning refused. */
+  password: z.string().min(8, 'must be at least 8 characters').optional(),
+});
+
+export const listenerSchema = z.discriminatedUnion('kind', [smtpListenerSchema, spamdListenerSchema, scanHttpListenerSchema]);
 
 
 export function defaultListeners() {
@@ -64,7 +99,16 @@ export const greetingConfigSchema = z.strictObject({
   pass_ttl: duration('1d'),
 }).prefault({});
 
-export type ListenerConfig = z.output<typeof listenerSchema>;
+/** An SMTP listener (mx, submission, submissions). */
+export type ListenerConfig = z.output<typeof smtpListenerSchema>;
+export type SpamdListenerConfig = z.output<typeof spamdListenerSchema>;
+export type ScanHttpListenerConfig = z.output<typeof scanHttpListenerSchema>;
+/** Any entry of `listeners`. */
+export type AnyListenerConfig = z.output<typeof listenerSchema>;
+
+export function isSmtpListener(l: AnyListenerConfig): l is ListenerConfig {
+  return l.kind === 'mx' || l.kind === 'submission' || l.kind === 'submissions';
+}
 export type SmtpConfig = z.output<typeof smtpConfigSchema>;
 export type TarpitConfig = z.output<typeof tarpitConfigSchema>;
 export type LimitsConfig = z.output<typeof limitsConfigSchema>;

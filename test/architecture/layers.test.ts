@@ -12,7 +12,7 @@ import { repoRoot } from '../helpers/paths.js';
 const LAYERS: readonly (readonly [rank: number, prefixes: readonly string[]])[] = [
   [8, ['cli/']],
   [7, ['gateway/', 'control/', 'config/schema.ts', 'config/load.ts']],
-  [6, ['smtp/', 'mailbox/', 'web/', 'audit/']],
+  [6, ['smtp/', 'mailbox/', 'web/', 'audit/', 'integrations/']],
   [5, ['pipeline/']],
   [4, ['checks/']],
   [3, ['mime/', 'dns/', 'store/', 'auth/', 'queue/', 'delivery/', 'tls/', 'reports/', 'lists/', 'trace/', 'quarantine/']],
