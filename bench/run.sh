@@ -66,6 +66,8 @@ if [ -z "${BENCH_NO_BUILD:-}" ]; then
     say "$BUILD_STATUS"
   fi
   [ -d conf ] && cp -r conf "$SNAP/conf"
+  # The console's stylesheet is read from the source tree at startup (src/web/server.ts).
+  mkdir -p "$SNAP/src/web" && cp -r src/web/static "$SNAP/src/web/static"
   cp package.json "$SNAP/package.json"
   ln -s ../../node_modules "$SNAP/node_modules"
   export BENCH_CLI=${BENCH_CLI:-$SNAP/dist/src/cli/main.js}
