@@ -4,22 +4,15 @@
 import type { MessageScan } from '../pipeline/message-scanner.js';
 import { asReceived, headerBlock } from '../pipeline/message-scanner.js';
 import { parseHeaderBlock } from '../protocol/headers.js';
-import { rewriteHeaders } from '../smtp/trace-headers.js';
+import { rewriteHeaders, spamFields, VERDICT_FIELD_NAMES } from '../smtp/trace-headers.js';
 
-/** Verdict fields that a client adds above the message (as the SMTP path's X-Spam-* lines). */
+/** Verdict fields that a client adds above the message (the SMTP path's X-Spam-* lines). */
 export function verdictFields(scan: MessageScan): [name: string, value: string][] {
-  const spam = scan.spam;
-  const tests = scan.symbols.filter((s) => s.score !== 0).map((s) => `${s.name}=${s.score}`).join(',') || 'none';
-  const fields: [string, string][] = [
-    ['X-Spam-Status', `${spam ? 'Yes' : 'No'}, score=${scan.score} required=${scan.required}\r\n\ttests=${tests}`],
-    ['X-Spam-Score', String(scan.score)],
-  ];
-  if (spam) fields.push(['X-Spam-Flag', 'YES']);
-  return fields;
+  return spamFields(scan.spam, scan.score, scan.required, scan.symbols);
 }
 
 /** The verdict fields a client must take out of the message first: they would speak in our name. */
-export const VERDICT_FIELD_NAMES = ['X-Spam-Status', 'X-Spam-Score', 'X-Spam-Flag', 'X-Spam-Level'] as const;
+export { VERDICT_FIELD_NAMES };
 
 /** Score and threshold as spamd writes them ("%2.1f"). */
 export const spamdNumber = (n: number) => (Number.isFinite(n) ? n.toFixed(1) : n > 0 ? '1000000.0' : '-1000000.0');

@@ -42,12 +42,22 @@ export function buildPrefix(p: PrefixInput): Buffer {
   for (const t of p.trace ?? []) received += `${foldTrace(t)}\r\n`;
   const methods = [...(c.authUser ? [`auth=pass smtp.auth=${clean(c.authUser)}`] : []), ...p.authResults];
   const authResults = `Authentication-Results: ${p.hostname};${methods.length ? methods.map((m) => `\r\n\t${m}`).join(';') : ' none'}\r\n`;
-  const spam = p.score >= p.thresholds.tag;
-  const tests = p.symbols.filter((s) => s.score !== 0).map((s) => `${s.name}=${s.score}`).join(',') || 'none';
-  let xspam = `X-Spam-Status: ${spam ? 'Yes' : 'No'}, score=${p.score} required=${p.thresholds.tag}\r\n\ttests=${tests}\r\n`;
-  xspam += `X-Spam-Score: ${p.score}\r\n`;
-  if (spam) xspam += 'X-Spam-Flag: YES\r\n';
+  const xspam = spamFields(p.score >= p.thresholds.tag, p.score, p.thresholds.tag, p.symbols).map(([n, v]) => `${n}: ${v}\r\n`).join('');
   return Buffer.from(received + authResults + xspam, 'utf8');
+}
+
+/**
+ * The X-Spam-* verdict fields, as SpamAssassin names them: on delivered mail, and in what the scan
+ * listeners (src/integrations/) hand back to other mail systems. Values may be folded (CRLF TAB).
+ */
+export function spamFields(spam: boolean, score: number, required: number, symbols: readonly { name: string; score: number }[]): [name: string, value: string][] {
+  const tests = symbols.filter((s) => s.score !== 0).map((s) => `${s.name}=${s.score}`).join(',') || 'none';
+  const fields: [string, string][] = [
+    ['X-Spam-Status', `${spam ? 'Yes' : 'No'}, score=${score} required=${required}\r\n\ttests=${tests}`],
+    ['X-Spam-Score', String(score)],
+  ];
+  if (spam) fields.push(['X-Spam-Flag', 'YES']);
+  return fields;
 }
 
 /** Folds a check's trace field at spaces so no line passes 78 characters where it can be helped. */
@@ -65,7 +75,9 @@ function foldTrace(field: string): string {
   return lines.join('\r\n');
 }
 
-const VERDICT_HEADERS = new Set(['x-spam-status', 'x-spam-score', 'x-spam-flag', 'x-spam-level', 'x-portcullis-attachments']);
+/** The fields that speak in our name: a message arriving with them has them taken out. */
+export const VERDICT_FIELD_NAMES = ['X-Spam-Status', 'X-Spam-Score', 'X-Spam-Flag', 'X-Spam-Level', 'X-Portcullis-Attachments'] as const;
+const VERDICT_HEADERS = new Set(VERDICT_FIELD_NAMES.map((n) => n.toLowerCase()));
 
 /** The incoming header section minus the fields that claim to be ours; Subject tagged when asked. */
 export function rewriteHeaders(fields: readonly HeaderField[], block: Buffer, hostname: string, subjectTag: string): Buffer {
