@@ -188,6 +188,8 @@ export class SmtpSession {
   private reader: DataReader | undefined;
   private spool: MessageSpool | undefined;
   private dataTimer: NodeJS.Timeout | undefined;
+  /** Runs from the first byte of a command line until its end (see armLineDeadline). */
+  private lineTimer: NodeJS.Timeout | undefined;
   private authContinuation: ((line: string) => Promise<void> | void) | undefined;
   private readonly id: string;
   private readonly remoteAddress: string;
@@ -413,6 +415,7 @@ export class SmtpSession {
         }
         break;
       }
+      this.clearLineDeadline();
       let end = lf;
       if (end > 0 && this.inbuf[end - 1] === 0x0d) end--;
       const raw = this.inbuf.subarray(0, end);
@@ -448,6 +451,33 @@ export class SmtpSession {
       }
     }
     if (!this.busy) this.flush();
+    this.armLineDeadline();
+  }
+
+  /**
+   * A command line must be complete within smtp.idle_timeout of its first byte, as Postfix's
+   * smtpd_per_record_deadline: the socket's idle timer restarts with every byte, so a client that
+   * drips one byte a minute would otherwise hold the session (and a connection slot) for days.
+   * DATA has its own deadline (smtp.data_timeout for the whole message).
+   */
+  private armLineDeadline(): void {
+    const partial = this.greeted && this.mode !== 'data' && this.mode !== 'closed' && !this.busy
+      && (this.skippingLongLine || (this.inbuf?.length ?? 0) > 0);
+    if (!partial) return this.clearLineDeadline();
+    if (this.lineTimer) return;
+    this.lineTimer = setTimeout(() => {
+      this.lineTimer = undefined;
+      if (this.mode === 'closed') return;
+      this.log.info({ event: 'line_deadline', bytes: this.inbuf?.length ?? 0 }, 'command line not completed in time');
+      this.send(R.idleTimeout(this.hostname));
+      this.close();
+    }, this.deps.config.smtp.idle_timeout);
+  }
+
+  private clearLineDeadline(): void {
+    if (!this.lineTimer) return;
+    clearTimeout(this.lineTimer);
+    this.lineTimer = undefined;
   }
 
   // ---- output ------------------------------------------------------------------------------
@@ -489,6 +519,7 @@ export class SmtpSession {
 
   private finish(): void {
     if (this.dataTimer) clearTimeout(this.dataTimer);
+    this.clearLineDeadline();
     this.release();
     // While endOfData() runs, the spool belongs to it (it may be committing the spill file).
     if (!this.busy) {

@@ -139,6 +139,28 @@ describe('protocol limits', { timeout: 180_000 }, () => {
     }
   });
 
+  it('a command dripped one byte at a time is cut smtp.idle_timeout after its first byte (Postfix smtpd_per_record_deadline) → 421 4.4.2', async () => {
+    const c = await mx();
+    const line = `MAIL FROM:<${EXT_SENDER}>`;
+    let sent = 0;
+    // Each byte comes well inside the idle timeout, so only a per-line deadline ends this.
+    const drip = setInterval(() => {
+      if (sent < line.length) c.write(line[sent++]!);
+    }, IDLE_MS / 5);
+    try {
+      const started = Date.now();
+      const r = await c.readReply(IDLE_MS + 8000);
+      const waited = Date.now() - started;
+      assertReply(r, 421, '4.4.2', c.describe());
+      assert.ok(sent < line.length, `the whole line was sent (${sent} bytes) before the 421`);
+      assert.ok(waited >= IDLE_MS - 300 && waited < IDLE_MS * 2.5, `421 after ${waited} ms; expected about ${IDLE_MS}`);
+      assert.ok(await c.waitClosed(3000), c.describe());
+    } finally {
+      clearInterval(drip);
+      c.close();
+    }
+  });
+
   it('idle timeout applies before EHLO too (silent client after connect) → 421 4.4.2', async () => {
     const c = await SmtpClient.connect(gw.ports.mx);
     try {
