@@ -23,7 +23,10 @@ export const imapConfigSchema = z.strictObject({
   max_connections: z.number().int().min(1).max(1_000_000).default(5000),
   /** After login; RFC 3501 5.4 asks for at least 30 minutes (IDLE clients re-issue within 29). */
   idle_timeout: duration('30m'),
-  /** Before login: a client that does not log in soon is dropped. */
+  /**
+   * Before login: a client that does not log in this long after connecting is dropped, however
+   * busy it keeps the line (a deadline from the connection, like Dovecot's login timeout).
+   */
   login_timeout: duration('60s'),
   /** Longest command line (without literals), bytes. */
   max_line: size('64KiB'),

@@ -43,6 +43,8 @@ export class ImapSession implements CommandSession {
   private idleTag: string | undefined;
   private tlsPending = false;
   private readonly onClosed: () => void;
+  /** From the connection until login: the idle timer restarts on every byte, this does not. */
+  private loginDeadline: NodeJS.Timeout | undefined;
 
   constructor(
     socket: net.Socket,
@@ -61,6 +63,12 @@ export class ImapSession implements CommandSession {
       (e) => this.onReaderEvent(e),
     );
     this.attach(socket);
+    this.loginDeadline = setTimeout(() => {
+      if (this.state !== 'notauth' || this.closed) return;
+      this.log.info({ event: 'login_timeout' }, 'no login within imap.login_timeout of connecting');
+      this.send('* BYE Autologout; no login in time');
+      this.end();
+    }, cfg.login_timeout);
     this.send(`* OK [CAPABILITY ${this.capabilities().join(' ')}] Portcullis IMAP ready`);
   }
 
@@ -117,6 +125,7 @@ export class ImapSession implements CommandSession {
   }
 
   private cleanup(): void {
+    clearTimeout(this.loginDeadline);
     if (this.closed) return;
     this.closed = true;
     this.deselect();
@@ -411,6 +420,7 @@ export class ImapSession implements CommandSession {
     this.user = account;
     this.root = root;
     this.state = 'auth';
+    clearTimeout(this.loginDeadline);
     this.socket.setTimeout(s.config.idle_timeout);
     try {
       await ensureFolder(root, 'INBOX');

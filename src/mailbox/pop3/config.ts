@@ -25,6 +25,11 @@ export const pop3ConfigSchema = z.strictObject({
   }),
   /** RFC 1939 s3: an autologout timer of at least 10 minutes. Shorter values are accepted (tests) but break slow clients. */
   idle_timeout: duration('10m').refine((ms) => ms >= 1000, 'must be at least 1s (RFC 1939 asks for 10m)'),
+  /**
+   * Before login: a client that has not logged in this long after connecting is dropped, however
+   * busy it keeps the line (the idle timer restarts on every byte; like Dovecot's login timeout).
+   */
+  login_timeout: duration('60s').refine((ms) => ms >= 1000, 'must be at least 1s'),
   /** Sessions open at once from one client address (authenticated or not). */
   max_connections_per_ip: z.number().int().min(1).max(100_000).default(20),
   /** Sessions of one account at once, counted from the moment its password is being checked. */

@@ -32,6 +32,7 @@ export const TXT = {
   lineTooLong: 'Line too long.',
   tooManyErrors: 'Too many bad commands.',
   idle: 'Disconnected for inactivity.',
+  loginTimeout: 'Disconnected: no login in time.',
   logout: 'Logging out.',
   logoutDeleted: 'Logging out, messages deleted.',
   updateFailed: '[SYS/TEMP] Some deleted messages could not be removed.',

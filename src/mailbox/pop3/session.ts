@@ -70,6 +70,8 @@ export class Pop3Session {
   private readonly ip: string;
   private readonly log: Logger;
   private readonly started = Date.now();
+  /** From the connection until login (see pop3.login_timeout). */
+  private loginDeadline: NodeJS.Timeout | undefined;
   /** Called once when the session is over. */
   onClose: (() => void) | undefined;
 
@@ -106,6 +108,11 @@ export class Pop3Session {
       this.log.info({ event: 'idle_timeout', user: this.user }, 'idle timeout');
       this.closeWith(`-ERR ${TXT.idle}`);
     });
+    this.loginDeadline = setTimeout(() => {
+      if (this.state !== 'authorization') return;
+      this.log.info({ event: 'login_timeout' }, 'no login within pop3.login_timeout of connecting');
+      this.closeWith(`-ERR ${TXT.loginTimeout}`);
+    }, this.deps.config.login_timeout);
   }
 
   private onData(chunk: Buffer): void {
@@ -223,6 +230,7 @@ export class Pop3Session {
   private finish(): void {
     if (this.finished) return;
     this.finished = true;
+    clearTimeout(this.loginDeadline);
     this.state = 'closed';
     this.releaseMailbox();
     if (this.userSlot !== undefined) this.deps.registry.leaveUser(this.userSlot);
@@ -554,6 +562,7 @@ export class Pop3Session {
       this.mailboxDir = dir;
       this.maildrop = drop;
       this.state = 'transaction';
+      clearTimeout(this.loginDeadline);
       keepSlot = true;
       this.userSlot = account;
       const { count, size } = drop.stat();
