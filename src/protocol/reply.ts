@@ -61,6 +61,7 @@ export const R = {
   shuttingDown: (host: string) => reply(421, '4.3.2', `${host} Service shutting down, closing transmission channel`),
   tooManyConnections: (host: string) => reply(421, '4.7.0', `${host} Error: too many connections`),
   idleTimeout: (host: string) => reply(421, '4.4.2', `${host} Error: timeout exceeded`),
+  sessionTooLong: (host: string) => reply(421, '4.4.2', `${host} Error: session too long, reconnect to go on`),
   tooManyErrors: (host: string) => reply(421, '4.7.0', `${host} Error: too many errors`),
   tooManyRecipients: reply(452, '4.5.3', 'Error: too many recipients'),
   queueFailure: reply(451, '4.3.0', 'Error: queue file write error, try again later'),

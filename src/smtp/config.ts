@@ -64,6 +64,12 @@ export const smtpConfigSchema = z.strictObject({
   max_errors: z.number().int().min(1).max(1000).default(20),
   idle_timeout: duration('5m'),
   data_timeout: duration('10m'),
+  /**
+   * The longest session: past it, the session is closed at the next command boundary (never in
+   * the middle of a message) with 421 4.4.2, so a client cannot keep a connection slot forever by
+   * sending a NOOP every few minutes. A sender with more mail reconnects.
+   */
+  max_session_time: duration('1h'),
   max_connections: z.number().int().min(1).max(1_000_000).default(2000),
   bare_newline: z.enum(['normalize', 'reject']).default('normalize'),
 }).prefault({}).prefault({});

@@ -188,6 +188,9 @@ export class SmtpSession {
   private reader: DataReader | undefined;
   private spool: MessageSpool | undefined;
   private dataTimer: NodeJS.Timeout | undefined;
+  /** Set when smtp.max_session_time has passed: the session ends at the next command boundary. */
+  private expired = false;
+  private sessionTimer: NodeJS.Timeout | undefined;
   /** Runs from the first byte of a command line until its end (see armLineDeadline). */
   private lineTimer: NodeJS.Timeout | undefined;
   private authContinuation: ((line: string) => Promise<void> | void) | undefined;
@@ -347,6 +350,10 @@ export class SmtpSession {
   private attach(socket: net.Socket): void {
     socket.setNoDelay(true);
     socket.setTimeout(this.deps.config.smtp.idle_timeout);
+    this.sessionTimer = setTimeout(() => {
+      this.expired = true;
+      this.processInput();
+    }, this.deps.config.smtp.max_session_time);
     socket.on('data', (chunk: Buffer) => this.onData(chunk));
     socket.on('timeout', () => {
       if (this.mode === 'closed') return;
@@ -397,6 +404,12 @@ export class SmtpSession {
   }
 
   private processInput(): void {
+    if (this.expired && this.greeted && this.mode !== 'data' && this.mode !== 'closed' && !this.busy) {
+      this.log.info({ event: 'session_too_long', messages: this.messages }, 'session closed after smtp.max_session_time');
+      this.send(R.sessionTooLong(this.hostname));
+      this.close();
+      return;
+    }
     while (!this.busy && this.mode !== 'closed' && this.inbuf && this.inbuf.length) {
       if (this.mode === 'data') {
         const buf = this.inbuf;
@@ -519,6 +532,7 @@ export class SmtpSession {
 
   private finish(): void {
     if (this.dataTimer) clearTimeout(this.dataTimer);
+    clearTimeout(this.sessionTimer);
     this.clearLineDeadline();
     this.release();
     // While endOfData() runs, the spool belongs to it (it may be committing the spill file).

@@ -1,12 +1,15 @@
 // A client that keeps the line busy without ever finishing: bytes dripped slower than a person
 // types restart a socket's idle timer each time, so idle timeouts alone never end such a
 // session. SMTP bounds each command line (test/e2e/limits.test.ts); IMAP and POP3 bound the time
-// from connecting to logging in (imap.login_timeout, pop3.login_timeout), as Dovecot does.
+// from connecting to logging in (imap.login_timeout, pop3.login_timeout), as Dovecot does; and
+// smtp.max_session_time ends a session kept alive by NOOPs at the next command boundary.
 import assert from 'node:assert/strict';
 import { connect as netConnect } from 'node:net';
 import { after, before, describe, it } from 'node:test';
-import { userMap } from '../helpers/fixtures.js';
+import { assertReply, EXT_SENDER, USERS, userMap } from '../helpers/fixtures.js';
 import { startGateway, type Gateway } from '../helpers/gateway.js';
+import { marker } from '../helpers/messages.js';
+import { SmtpClient } from '../helpers/smtp-client.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
 const LOGIN_MS = 2000;
@@ -52,4 +55,55 @@ describe('a client that drips bytes and never logs in is dropped at the login ti
       }
     });
   }
+});
+
+describe('smtp.max_session_time: a session ends at the next command boundary after it, never inside a message', { timeout: 120_000 }, () => {
+  const CAP_MS = 3000;
+  let gw: Gateway;
+  before(async () => {
+    gw = await startGateway({ users: userMap('alice'), config: { smtp: { max_session_time: '3s' } } });
+  });
+  after(async () => {
+    await gw?.cleanup();
+  });
+
+  it('a NOOP every second keeps no session past the cap: 421 4.4.2', async () => {
+    const c = await SmtpClient.connect(gw.ports.mx);
+    try {
+      const started = Date.now();
+      await c.ehlo();
+      let last = await c.cmd('NOOP');
+      while (last.code === 250 && Date.now() - started < CAP_MS + 5000) {
+        await sleep(1000);
+        last = await c.cmd('NOOP');
+      }
+      assertReply(last, 421, '4.4.2', c.describe());
+      assert.match(last.lines.join(' '), /session too long/);
+      assert.ok(Date.now() - started >= CAP_MS - 300, `421 after ${Date.now() - started} ms`);
+      assert.ok(await c.waitClosed(3000), c.describe());
+    } finally {
+      c.close();
+    }
+  });
+
+  it('a message whose DATA runs past the cap is accepted and delivered; the 421 comes after its 250', async () => {
+    const subject = marker('session-cap');
+    const c = await SmtpClient.connect(gw.ports.mx);
+    try {
+      await c.ehlo();
+      assertReply(await c.cmd(`MAIL FROM:<${EXT_SENDER}>`), 250);
+      assertReply(await c.cmd(`RCPT TO:<${USERS.alice.address}>`), 250);
+      assertReply(await c.cmd('DATA'), 354);
+      c.write(`From: <${EXT_SENDER}>\r\nTo: <${USERS.alice.address}>\r\nSubject: ${subject}\r\n\r\n`);
+      await sleep(CAP_MS + 500);
+      c.write('the rest of the body, after the cap\r\n.\r\n');
+      const replies = await c.readReplies(2, 10_000);
+      assertReply(replies[0]!, 250, undefined, c.describe());
+      assertReply(replies[1]!, 421, '4.4.2', c.describe());
+      assert.ok(await c.waitClosed(3000), c.describe());
+    } finally {
+      c.close();
+    }
+    await gw.waitForMail(USERS.alice.address, subject);
+  });
 });
