@@ -42,6 +42,7 @@ export function createMetrics() {
     avUnavailable: new client.Counter({ name: 'portcullis_av_unavailable_total', help: 'Scans that could not be made: clamd down, failing or too slow', registers: [registry] }),
     archiveFindings: new client.Counter({ name: 'portcullis_archive_findings_total', help: 'Archive findings, by symbol', labelNames: ['symbol'], registers: [registry] }),
     wouldReject: new client.Counter({ name: 'portcullis_would_reject_total', help: 'Observe mode: refusals not sent (logged "would reject" with the reply), by stage and symbol', labelNames: ['stage', 'symbol'], registers: [registry] }),
+    scanRequests: new client.Counter({ name: 'portcullis_scan_requests_total', help: 'Requests to the scan listeners (spamd, scan-http), by listener, kind (scan, learn) and outcome (the action; the learn result; error)', labelNames: ['listener', 'kind', 'outcome'], registers: [registry] }),
     checkFailures: new client.Counter({ name: 'portcullis_check_failures_total', help: 'Checks that failed or timed out', labelNames: ['check'], registers: [registry] }),
   };
   client.collectDefaultMetrics({ register: registry, prefix: 'portcullis_' });

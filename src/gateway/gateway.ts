@@ -340,6 +340,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
         logger: checkLog, events: { onCheckFailure: (check) => metrics.checkFailures.inc({ check }) }, users: userPolicies, bayes: spam.bayes,
       }),
       hostname: config.hostname, subjectTag: config.policy.subject_tag, maxMessageSize: config.smtp.max_message_size, logger,
+      count: (listener, kind, outcome) => metrics.scanRequests.inc({ listener, kind, outcome }),
       // A bare name (spamc -u alice): the local domain that has the account, else the first
       // (where an opt-out file in alice's home directory still counts).
       userAddress: (user) => {

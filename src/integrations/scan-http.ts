@@ -123,6 +123,7 @@ export async function startScanHttp(listener: ScanHttpListenerConfig, service: S
       event: 'scan_http_check', client: req.socket.remoteAddress, from: one(h['from']), rcpt: rcpts.slice(0, 10), user: one(h['user']), applied: user,
       size: raw.length, score: scan.score, action: body.action, ...(scan.wouldReject ? { observe: 'would reject' } : {}), symbols: scan.symbols.map((s) => ({ name: s.name, score: s.score })), ms: Math.round(ms),
     }, `scanned: ${body.action}`);
+    service.count?.(listener.name, 'scan', body.action);
     return reply.send(body);
   };
   app.post('/checkv2', check);
@@ -140,6 +141,7 @@ export async function startScanHttp(listener: ScanHttpListenerConfig, service: S
     const raw = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
     if (!raw.length) return reply.code(400).send({ error: 'no message in the request body' });
     const outcome = await service.scanner.learn(raw, cls);
+    service.count?.(listener.name, 'learn', outcome);
     log.info({ event: 'scan_http_learn', client: req.socket.remoteAddress, class: cls, outcome }, `learned as ${cls}: ${outcome}`);
     // rspamd answers 208 for a message learned before; rspamc shows the error text.
     if (outcome === 'already') return reply.code(208).send({ error: `the message was already learned as ${cls}` });

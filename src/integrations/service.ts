@@ -13,6 +13,8 @@ export interface ScanService {
   /** smtp.max_message_size: a larger body is refused before it is read. */
   readonly maxMessageSize: number;
   readonly logger: Logger;
+  /** Counts one request (portcullis_scan_requests_total). */
+  readonly count?: (listener: string, kind: 'scan' | 'learn', outcome: string) => void;
   /**
    * spamd's `User:` or rspamd's `Deliver-To` → the address whose spam settings apply: an address
    * as given, a bare name qualified with the first local domain that has that account (else the

@@ -291,6 +291,7 @@ class SpamdConnection {
     try {
       scan = await this.service.scanner.scan(raw, { user });
     } catch (err) {
+      this.service.count?.(this.listener.name, 'scan', 'error');
       this.log.error({ event: 'spamd_scan_failed', err: (err as Error).message }, 'scan failed');
       throw new SpamdError(`SPAMD/1.0 ${EX.SOFTWARE} Internal error: the scan failed`);
     }
@@ -299,6 +300,7 @@ class SpamdConnection {
       size: raw.length, score: scan.score, required: scan.required, action: scan.action, spam: scan.spam, ...(scan.wouldReject ? { observe: 'would reject' } : {}),
       symbols: scan.symbols.map((s) => ({ name: s.name, score: s.score })), ms: Math.round(performance.now() - t0),
     }, scan.spam ? 'identified spam' : 'clean message');
+    this.service.count?.(this.listener.name, 'scan', scan.demand?.kind === 'tempfail' ? 'tempfail' : scan.action);
     // A scanner that could not run (clamd down) is no verdict: the client retries later.
     if (scan.demand?.kind === 'tempfail') return `SPAMD/1.0 ${EX.TEMPFAIL} Temporary failure: ${printable(scan.demand.reply.text)}\r\n`;
     return this.result(r, raw, scan);
@@ -335,9 +337,11 @@ class SpamdConnection {
         if (outcome === 'forgotten') did.push('DidRemove: local');
       }
     } catch (err) {
+      this.service.count?.(this.listener.name, 'learn', 'error');
       this.log.error({ event: 'spamd_tell_failed', err: (err as Error).message }, 'learning failed');
       throw new SpamdError(`SPAMD/1.0 ${EX.TEMPFAIL} Temporary failure: cannot learn now`);
     }
+    this.service.count?.(this.listener.name, 'learn', outcome);
     this.log.info({ event: 'spamd_tell', client: this.socket.remoteAddress, user, class: r.messageClass, set: r.set, remove: r.remove, outcome }, `tell: ${outcome}`);
     return `SPAMD/1.1 ${EX.OK} EX_OK\r\n${did.map((d) => `${d}\r\n`).join('')}\r\n`;
   }

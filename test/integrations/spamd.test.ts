@@ -37,17 +37,19 @@ describe('spamd listener with Debian spamc', { timeout: 240_000, skip: missingCl
   let spamd: number;
   let noTell: number;
   let closed: number;
+  let metricsPort: number;
   const spamc = (args: string[], input: string | Buffer, port = spamd) => run('spamc', ['-d', '127.0.0.1', '-p', String(port), ...args], input);
 
   before(async () => {
     dns = await startDnsServer({});
-    [spamd, noTell, closed] = await freePorts(3);
+    [spamd, noTell, closed, metricsPort] = await freePorts(4);
     gw = await startGateway({
       users: userMap('alice', 'bob'),
       config: ({ ports }) => ({
         dns: { servers: [dns.server] },
         smtp: { max_message_size: MAX_SIZE },
         bayes: { min_learned: 1 },
+        metrics: { enabled: true, address: '127.0.0.1', port: metricsPort },
         listeners: [
           { name: 'mx', kind: 'mx', address: '127.0.0.1', port: ports.mx },
           { name: 'submission', kind: 'submission', address: '127.0.0.1', port: ports.submission },
@@ -73,6 +75,15 @@ describe('spamd listener with Debian spamc', { timeout: 240_000, skip: missingCl
     assert.equal(clean.code, 0, show(clean));
     const [score, threshold] = clean.stdout.trim().split('/').map(Number);
     assert.ok(score! < threshold! && threshold === 5, show(clean));
+  });
+
+  it('requests are counted in portcullis_scan_requests_total by listener, kind and outcome', async () => {
+    await spamc(['-c'], lf(gtube()));
+    await spamc(['-L', 'ham'], lf(ham()));
+    const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    const count = (re: string) => Number(new RegExp(`^portcullis_scan_requests_total\\{${re}\\} ([0-9]+)$`, 'm').exec(text)?.[1] ?? 0);
+    assert.ok(count('listener="spamd",kind="scan",outcome="reject"') >= 1, text.split('\n').filter((l) => l.includes('scan_requests')).join('\n'));
+    assert.ok(count('listener="spamd",kind="learn",outcome="[a-z]+"') >= 1, text.split('\n').filter((l) => l.includes('scan_requests')).join('\n'));
   });
 
   it('spamc -R shows our symbols with scores; -y lists them', async () => {
