@@ -45,7 +45,8 @@ export interface ProcResult {
   stderr: string;
 }
 
-function run(cmd: string, args: string[], { stdin, timeoutMs = 60_000 }: { stdin?: string; timeoutMs?: number } = {}): Promise<ProcResult> {
+/** Runs a client program with `stdin` as its input; never throws for a non-zero exit. */
+export function runProgram(cmd: string, args: string[], { stdin, timeoutMs = 60_000 }: { stdin?: string | Buffer; timeoutMs?: number } = {}): Promise<ProcResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
@@ -54,7 +55,7 @@ function run(cmd: string, args: string[], { stdin, timeoutMs = 60_000 }: { stdin
     child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`${cmd} did not finish within ${timeoutMs} ms\n${stdout}\n${stderr}`));
+      reject(new Error(`${cmd} ${args.join(' ')} did not finish in ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
     }, timeoutMs);
     child.on('error', (e) => {
       clearTimeout(timer);
@@ -86,7 +87,7 @@ export interface SwaksResult extends ProcResult {
  * --auth ...). Transcript prefixes: "<-"/"->" plain, "<~"/"~>" under TLS, "<**"/"<~*" errors.
  */
 export async function swaks(port: number, args: string[], timeoutMs = 60_000): Promise<SwaksResult> {
-  const r = await run('swaks', ['--server', '127.0.0.1', '--port', String(port), '--timeout', '20s', '--ehlo', 'swaks.example.net', ...args], { timeoutMs });
+  const r = await runProgram('swaks', ['--server', '127.0.0.1', '--port', String(port), '--timeout', '20s', '--ehlo', 'swaks.example.net', ...args], { timeoutMs });
   const serverLines: string[] = [];
   const clientLines: string[] = [];
   let tls = false;
@@ -141,7 +142,7 @@ export interface PyProbeResult {
 /** Runs test/clients/smtp_probe.py with a JSON request; returns its JSON report. */
 export async function pyProbe(req: PyProbeRequest): Promise<PyProbeResult & { raw: ProcResult }> {
   const script = path.join(clientsDir, 'smtp_probe.py');
-  const r = await run('python3', [script], { stdin: JSON.stringify({ host: '127.0.0.1', timeout: 20, ...req }) });
+  const r = await runProgram('python3', [script], { stdin: JSON.stringify({ host: '127.0.0.1', timeout: 20, ...req }) });
   const last = r.stdout.trim().split('\n').pop() ?? '';
   let parsed: PyProbeResult;
   try {

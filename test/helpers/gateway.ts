@@ -51,17 +51,22 @@ export const HOSTNAME = 'mx.example.test';
 /** Local domains in every test configuration; the first one holds the roles mailbox by default. */
 export const LOCAL_DOMAINS = ['example.test', 'second.test'];
 
+/** The SMTP listeners of every test gateway; a test that adds listeners of other kinds lists these first. */
+export function smtpListeners(ports: GatewayPorts): ConfigObject[] {
+  return [
+    { name: 'mx', kind: 'mx', address: '127.0.0.1', port: ports.mx },
+    { name: 'submission', kind: 'submission', address: '127.0.0.1', port: ports.submission },
+    { name: 'submissions', kind: 'submissions', address: '127.0.0.1', port: ports.submissions },
+  ];
+}
+
 /** The configuration every test gateway starts from. */
 export function baseConfig(ports: GatewayPorts, dataDir: string): ConfigObject {
   return {
     hostname: HOSTNAME,
     data_dir: dataDir,
     domains: [...LOCAL_DOMAINS],
-    listeners: [
-      { name: 'mx', kind: 'mx', address: '127.0.0.1', port: ports.mx },
-      { name: 'submission', kind: 'submission', address: '127.0.0.1', port: ports.submission },
-      { name: 'submissions', kind: 'submissions', address: '127.0.0.1', port: ports.submissions },
-    ],
+    listeners: smtpListeners(ports),
     imap: {
       listeners: [
         { name: 'imap', address: '127.0.0.1', port: ports.imap, tls: 'starttls' },

@@ -1,8 +1,8 @@
 // Helpers of the integration tests: a real client program fed a message on stdin, and a raw
 // socket dialogue for the requests no well-behaved client sends.
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import net from 'node:net';
-import { strict } from '../helpers/clients.js';
+import { runProgram, strict, type ProcResult } from '../helpers/clients.js';
 
 /**
  * false when `cmd` runs; otherwise why the suite is skipped (scripts/test.sh installs `pkg`),
@@ -15,35 +15,11 @@ export function missingClient(cmd: string, pkg: string): string | false {
   return `${cmd} is not installed (Debian package ${pkg}; scripts/test.sh installs it)`;
 }
 
-export interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
+export type Run = ProcResult;
 
 /** Runs a client program with `input` on stdin; never throws for a non-zero exit. */
 export function run(cmd: string, args: string[], input: string | Buffer = '', timeoutMs = 30_000): Promise<Run> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    const timer = setTimeout(() => {
-      child.kill('SIGKILL');
-      reject(new Error(`${cmd} ${args.join(' ')} did not finish in ${timeoutMs} ms\nstdout: ${stdout}\nstderr: ${stderr}`));
-    }, timeoutMs);
-    child.on('error', (e) => {
-      clearTimeout(timer);
-      reject(e);
-    });
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code, stdout, stderr });
-    });
-    child.stdin.on('error', () => {});
-    child.stdin.end(input);
-  });
+  return runProgram(cmd, args, { stdin: input, timeoutMs });
 }
 
 export const show = (r: Run) => `exit ${r.code}\n--- stdout\n${r.stdout}\n--- stderr\n${r.stderr}`;

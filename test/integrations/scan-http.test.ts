@@ -11,7 +11,7 @@ import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { USERS, userMap } from '../helpers/fixtures.js';
-import { startGateway, type Gateway } from '../helpers/gateway.js';
+import { smtpListeners, startGateway, type Gateway } from '../helpers/gateway.js';
 import { makeMessage, marker } from '../helpers/messages.js';
 import { freePorts, waitFor } from '../helpers/wait.js';
 import { startDnsServer, type DnsServer } from '../helpers/dns-server.js';
@@ -51,9 +51,7 @@ describe('scan-http listener with rspamc', { timeout: 180_000, skip: missingClie
         smtp: { max_message_size: MAX_SIZE },
         bayes: { min_learned: 1 },
         listeners: [
-          { name: 'mx', kind: 'mx', address: '127.0.0.1', port: ports.mx },
-          { name: 'submission', kind: 'submission', address: '127.0.0.1', port: ports.submission },
-          { name: 'submissions', kind: 'submissions', address: '127.0.0.1', port: ports.submissions },
+          ...smtpListeners(ports),
           { name: 'rspamd', kind: 'scan-http', port: http, password: PASSWORD },
           { name: 'rspamd-closed', kind: 'scan-http', port: closed, allow: ['192.0.2.0/24'] },
         ],
@@ -173,9 +171,7 @@ describe('scan listeners in observe mode (policy.observe)', { timeout: 120_000, 
         dns: { servers: [dns.server] },
         policy: { observe: true },
         listeners: [
-          { name: 'mx', kind: 'mx', address: '127.0.0.1', port: ports.mx },
-          { name: 'submission', kind: 'submission', address: '127.0.0.1', port: ports.submission },
-          { name: 'submissions', kind: 'submissions', address: '127.0.0.1', port: ports.submissions },
+          ...smtpListeners(ports),
           { name: 'rspamd', kind: 'scan-http', port: http },
           { name: 'spamd', kind: 'spamd', port: spamd },
         ],

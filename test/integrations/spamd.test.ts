@@ -11,7 +11,7 @@ import zlib from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import Database from 'better-sqlite3';
 import { USERS, userMap } from '../helpers/fixtures.js';
-import { startGateway, type Gateway } from '../helpers/gateway.js';
+import { smtpListeners, startGateway, type Gateway } from '../helpers/gateway.js';
 import { makeMessage, marker } from '../helpers/messages.js';
 import { freePorts, waitFor } from '../helpers/wait.js';
 import { startDnsServer, type DnsServer } from '../helpers/dns-server.js';
@@ -51,9 +51,7 @@ describe('spamd listener with Debian spamc', { timeout: 240_000, skip: missingCl
         bayes: { min_learned: 1 },
         metrics: { enabled: true, address: '127.0.0.1', port: metricsPort },
         listeners: [
-          { name: 'mx', kind: 'mx', address: '127.0.0.1', port: ports.mx },
-          { name: 'submission', kind: 'submission', address: '127.0.0.1', port: ports.submission },
-          { name: 'submissions', kind: 'submissions', address: '127.0.0.1', port: ports.submissions },
+          ...smtpListeners(ports),
           { name: 'spamd', kind: 'spamd', port: spamd, allow_tell: true, timeout: '2s' },
           { name: 'spamd-notell', kind: 'spamd', port: noTell },
           // Nobody on loopback may use this one.
@@ -240,9 +238,7 @@ describe('the virus scanner down: spamd EX_TEMPFAIL, rspamd soft reject', { time
         // A clamd socket nobody listens on: AV_UNAVAILABLE, a tempfail by default.
         antivirus: { enabled: true, clamd: path.join(tmpDir, 'no-clamd.sock'), timeout: '2s' },
         listeners: [
-          { name: 'mx', kind: 'mx', address: '127.0.0.1', port: ports.mx },
-          { name: 'submission', kind: 'submission', address: '127.0.0.1', port: ports.submission },
-          { name: 'submissions', kind: 'submissions', address: '127.0.0.1', port: ports.submissions },
+          ...smtpListeners(ports),
           { name: 'spamd', kind: 'spamd', port: spamd },
           { name: 'rspamd', kind: 'scan-http', port: http },
         ],

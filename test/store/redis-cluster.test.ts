@@ -16,11 +16,11 @@ import { AccountStore } from '../../src/auth/accounts.js';
 import { RedisAccounts } from '../../src/auth/redis-accounts.js';
 import type { ScryptParams } from '../../src/auth/password-hash.js';
 import { startGateway, type Gateway } from '../helpers/gateway.js';
-import { SmtpClient } from '../helpers/smtp-client.js';
 import { waitFor } from '../helpers/wait.js';
 import { strict } from '../helpers/clients.js';
 import fs from 'node:fs';
 import { REDIS_CLI, REDIS_SERVER, redisCli, startRedisCluster, type RedisClusterSet } from './redis-server.js';
+import { authCode, greeting } from './node-clients.js';
 
 const have = fs.existsSync(REDIS_SERVER) && fs.existsSync(REDIS_CLI);
 if (!have && strict) throw new Error(`required tools missing: ${REDIS_SERVER}, ${REDIS_CLI} (apt-get install redis-server)`);
@@ -168,28 +168,10 @@ test('redis cluster: accounts written on one node count on the other (Lua writes
   }
 });
 
-const plain = (user: string, pass: string) => Buffer.from(`\0${user}\0${pass}`).toString('base64');
 const USER = 'shared@example.test';
 const PASSWORD = 'Cluster-nodes-pw-6161';
 
-async function login(gw: Gateway, localAddress: string, password: string): Promise<number> {
-  const c = await SmtpClient.connect(gw.ports.submissions, { implicitTls: true, tlsOptions: { localAddress } as never });
-  try {
-    await c.ehlo('client.example.net');
-    return (await c.cmd(`AUTH PLAIN ${plain(USER, password)}`, 20_000)).code;
-  } finally {
-    c.close();
-  }
-}
-
-async function greeting(gw: Gateway, localAddress: string): Promise<string> {
-  const c = await SmtpClient.connect(gw.ports.mx, { localAddress });
-  try {
-    return c.greeting!.raw;
-  } finally {
-    c.close();
-  }
-}
+const login = (gw: Gateway, localAddress: string, password: string) => authCode(gw, localAddress, USER, password);
 
 test('redis cluster: two gateway nodes with store.cluster share a login block, the account and a rate limit', { skip, timeout: 180_000 }, async (t) => {
   const node = (first: boolean) => startGateway({

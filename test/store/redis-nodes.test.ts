@@ -3,34 +3,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startGateway, type Gateway } from '../helpers/gateway.js';
-import { SmtpClient } from '../helpers/smtp-client.js';
 import { waitFor } from '../helpers/wait.js';
 import { needRedis, startRedis } from './redis-server.js';
+import { authCode, greeting } from './node-clients.js';
 
-const plain = (user: string, pass: string) => Buffer.from(`\0${user}\0${pass}`).toString('base64');
 const USER = 'shared@example.test';
 const PASSWORD = 'Two-nodes-one-pw-4242';
 
-async function login(gw: Gateway, localAddress: string, password: string): Promise<number> {
-  // SmtpClient's localAddress is for plain connections; over implicit TLS it goes in tlsOptions.
-  const c = await SmtpClient.connect(gw.ports.submissions, { implicitTls: true, tlsOptions: { localAddress } as never });
-  try {
-    await c.ehlo('client.example.net');
-    return (await c.cmd(`AUTH PLAIN ${plain(USER, password)}`, 20_000)).code;
-  } finally {
-    c.close();
-  }
-}
-
-/** The greeting's code for a new connection to the MX port from `localAddress`. */
-async function greeting(gw: Gateway, localAddress: string): Promise<string> {
-  const c = await SmtpClient.connect(gw.ports.mx, { localAddress });
-  try {
-    return c.greeting!.raw;
-  } finally {
-    c.close();
-  }
-}
+const login = (gw: Gateway, localAddress: string, password: string) => authCode(gw, localAddress, USER, password);
 
 test('two nodes, one Redis: a block on node A holds on node B (and its CLI shows it); a rate limit counts across both', { timeout: 180_000 }, async (t) => {
   if (!needRedis(t)) return;

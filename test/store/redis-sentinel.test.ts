@@ -12,20 +12,12 @@ import { SmtpClient, show, transaction } from '../helpers/smtp-client.js';
 import { makeMessage } from '../helpers/messages.js';
 import { waitFor } from '../helpers/wait.js';
 import { needRedis, redisCli, startRedisSentinel, type RedisServer } from './redis-server.js';
+import { authCode } from './node-clients.js';
 
-const plain = (user: string, pass: string) => Buffer.from(`\0${user}\0${pass}`).toString('base64');
 const USER = 'ha@example.test';
 const PASSWORD = 'Sentinel-nodes-pw-2626';
 
-async function login(gw: Gateway, localAddress: string, password: string): Promise<number> {
-  const c = await SmtpClient.connect(gw.ports.submissions, { implicitTls: true, tlsOptions: { localAddress } as never });
-  try {
-    await c.ehlo('client.example.net');
-    return (await c.cmd(`AUTH PLAIN ${plain(USER, password)}`, 20_000)).code;
-  } finally {
-    c.close();
-  }
-}
+const login = (gw: Gateway, localAddress: string, password: string) => authCode(gw, localAddress, USER, password);
 
 /** Three wrong passwords on `a` from `ip`, then the right one on `b`: refused there, by what happened on `a`. */
 async function sharedBlock(a: Gateway, b: Gateway, ip: string): Promise<void> {
