@@ -90,7 +90,7 @@ async function offline(cfg: Config, sub: string, req: Record<string, unknown>): 
     return queue.commit(m);
   };
   const q = Quarantine.open({
-    dataDir: cfg.data_dir, config: cfg.quarantine, logger: silentLogger(), fsync: cfg.queue.fsync, expireIntervalMs: 0,
+    dataDir: cfg.data_dir, config: cfg.quarantine, logger: silentLogger(), fsync: cfg.queue.fsync, expireIntervalMs: 0, shared: cfg.store.backend === 'redis',
     releaser: createReleaser({
       maildir: new MaildirDelivery({ fsync: cfg.queue.fsync, hostname: cfg.hostname }),
       mailboxDir: (a) => mailboxPath(cfg.data_dir, a), isLocal: (a) => accounts?.hasUser(a) ?? false, commit, newId: queueIdGenerator(),
@@ -127,6 +127,7 @@ function print(sub: string, result: unknown, json: boolean): void {
       const m = result as QuarantineItem & { headers: { name: string; value: string }[] };
       console.log(`id:         ${m.id}\ntime:       ${m.time}\nreason:     ${m.reason}${m.detail ? ` (${clean(m.detail)})` : ''}\nstate:      ${m.state}`);
       console.log(`sender:     <${clean(m.sender)}>\nsubject:    ${clean(m.subject)}\nmessage-id: ${clean(m.messageId ?? '')}\nqueue id:   ${m.queueId ?? ''}\nsize:       ${m.size}\nscore:      ${m.score ?? ''}`);
+      if (m.node) console.log(`held on:    node ${m.node}`);
       for (const r of m.recipients) console.log(`recipient:  ${clean(r.address)} ${r.state}${r.by ? ` by ${clean(r.by)} at ${r.at}` : ''}`);
       for (const s of m.symbols) console.log(`symbol:     ${s.name}${s.score !== undefined ? ` (${s.score})` : ''}  ${clean(s.reason)}`);
       console.log('--');

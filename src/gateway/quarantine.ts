@@ -14,6 +14,7 @@ import { createReleaser } from '../quarantine/release.js';
 import { runQuarantineCommand } from '../quarantine/commands.js';
 import { createLinks, type Links } from '../quarantine/links.js';
 import { DigestScheduler } from '../quarantine/digest.js';
+import { SharedQuarantineIndex } from '../quarantine/shared-index.js';
 
 export interface GatewayQuarantine {
   readonly quarantine: Quarantine;
@@ -22,7 +23,7 @@ export interface GatewayQuarantine {
   readonly session: SessionQuarantine;
   /** `quarantine.<command>` on the control socket. */
   command(cmd: string, args?: Record<string, unknown>): Promise<unknown>;
-  stop(): void;
+  stop(): Promise<void>;
 }
 
 export interface GatewayQuarantineDeps {
@@ -46,11 +47,17 @@ export function startQuarantine(config: Config, deps: GatewayQuarantineDeps): Ga
   }
   const dataDir = config.data_dir;
   const quarantine = Quarantine.open({
-    dataDir, config: config.quarantine, logger: log, fsync: config.queue.fsync,
+    dataDir, config: config.quarantine, logger: log, fsync: config.queue.fsync, shared: config.store.backend === 'redis',
     releaser: createReleaser({
       maildir: deps.maildir, mailboxDir: (a) => mailboxPath(dataDir, a), isLocal: (a) => deps.accounts.hasUser(a),
       commit: (m) => deps.queue.commit(m), newId: deps.newId,
     }),
+  });
+  // Several nodes on one Redis share the index (docs/scaling.md); the originals stay here.
+  const s = config.store;
+  const shared = s.backend !== 'redis' ? undefined : SharedQuarantineIndex.start(quarantine, {
+    url: s.url, sentinel: s.sentinel, cluster: s.cluster, timeoutMs: s.timeout, prefix: s.prefix,
+    logger: log, maxAgeMs: config.quarantine.max_age, hostname: config.hostname,
   });
   const links = createLinks({ dataDir, store: deps.store });
   const deliverDigest = async (address: string, message: Buffer) => {
@@ -76,8 +83,9 @@ export function startQuarantine(config: Config, deps: GatewayQuarantineDeps): Ga
       if (!digests) throw new Error('digests are off (quarantine.digest.enabled: false)');
       return { sent: await digests.runNow() };
     },
-    stop() {
+    async stop() {
       digests?.stop();
+      await shared?.close();
       quarantine.close();
     },
   };

@@ -44,6 +44,15 @@ const MIGRATIONS: Record<number, string> = {
     -- When each user last got a digest (src/quarantine/digest.ts).
     CREATE TABLE digests (address TEXT PRIMARY KEY, sent_at INTEGER NOT NULL) WITHOUT ROWID;
   `,
+  // Several nodes sharing one index through Redis (src/quarantine/shared-index.ts): rows held on
+  // another node, the changes not yet handed to Redis (a transactional outbox: written with the
+  // change itself, so a crash or a Redis outage loses none), and how far the shared log was read.
+  2: `
+    ALTER TABLE messages ADD COLUMN node TEXT;  -- the node holding the original; NULL: this one
+    CREATE INDEX messages_local ON messages (time, id) WHERE node IS NULL;
+    CREATE TABLE outbox (seq INTEGER PRIMARY KEY, event TEXT NOT NULL);
+    CREATE TABLE shared_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+  `,
 };
 
 export function openIndex(file: string): Database.Database {

@@ -12,7 +12,7 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import path from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type Database from 'better-sqlite3';
 import libmime from 'libmime';
 import { parseHeaderBlock } from '../protocol/headers.js';
@@ -29,6 +29,42 @@ import {
 
 export * from './types.js';
 
+/** A message row as the nodes sharing the index hand it on. */
+export interface SharedRow {
+  time: number;
+  reason: string;
+  sender: string;
+  subject: string;
+  message_id: string | null;
+  queue_id: string | null;
+  score: number | null;
+  symbols: string;
+  detail: string | null;
+  size: number;
+  state: string;
+  stored: number;
+}
+
+/** A change of the index that the other nodes sharing it apply (src/quarantine/shared-index.ts). */
+export type SharedEvent =
+  | { op: 'add'; id: string; row: SharedRow; recipients: { address: string; state: string; by: string | null; at: number | null; destination: string | null }[] }
+  | { op: 'state'; id: string; addresses: string[]; state: QuarantineState; by: string; at: number }
+  | { op: 'drop'; id: string };
+
+/** What the holder of an original does for another node. */
+export type PeerCall =
+  | { method: 'release'; id: string; by: string; recipient?: string }
+  | { method: 'headers'; id: string }
+  | { method: 'original'; id: string };
+
+/** How a quarantine whose index is shared reaches the other nodes (src/quarantine/shared-index.ts). */
+export interface QuarantinePeers {
+  /** Asks `node`, which holds the original, to act on it; rejects with QuarantineError UNAVAILABLE when it does not answer. */
+  call(node: string, call: PeerCall): Promise<unknown>;
+  /** Events were written to the outbox: hand them on (soon). */
+  flush(): void;
+}
+
 export interface QuarantineOptions {
   /** The gateway's data_dir: the store is `<dataDir>/quarantine/`. */
   readonly dataDir: string;
@@ -42,6 +78,13 @@ export interface QuarantineOptions {
   readonly fsync?: boolean;
   /** Period of the expiry sweep; 0: no timer (the CLI). Default 10 minutes. */
   readonly expireIntervalMs?: number;
+  /**
+   * The index is shared with other nodes through Redis (store.backend: redis): every change also
+   * goes to the outbox, also in a process that does not reach Redis itself (the offline CLI; the
+   * next gateway start hands them on). false on an index that was shared: this node left — the
+   * other nodes' entries, the outbox and the log position are forgotten.
+   */
+  readonly shared?: boolean;
 }
 
 /** The quarantine folder inside the data directory. */
@@ -60,6 +103,7 @@ const RARE_MATCHES = 1000;
 interface MessageRow {
   seq: number;
   id: string;
+  node: string | null;
   time: number;
   reason: string;
   sender: string;
@@ -91,6 +135,12 @@ export class Quarantine {
   private readonly fsync: boolean;
   private readonly log: Logger;
   private releaser: Releaser | undefined;
+  private peers: QuarantinePeers | undefined;
+  /**
+   * Changes go to the outbox too: once the index was ever shared, also when this process (the
+   * offline CLI) does not reach Redis itself — the next gateway start hands them on.
+   */
+  private shared: boolean;
   private timer: NodeJS.Timeout | undefined;
   private count = 0;
   private bytes = 0;
@@ -107,6 +157,16 @@ export class Quarantine {
     this.db = openIndex(path.join(this.dir, 'index.db'));
     // The index of held mail, not a cache: a committed entry survives power loss.
     this.db.pragma('synchronous = FULL');
+    this.shared = !!opts.shared;
+    if (!this.shared && this.db.prepare('SELECT 1 FROM shared_meta LIMIT 1').get()) {
+      const gone = this.db.transaction(() => {
+        const ids = (this.db.prepare('SELECT id FROM messages WHERE node IS NOT NULL').all() as { id: string }[]).map((r) => r.id);
+        for (const id of ids) this.forget(id);
+        this.db.exec('DELETE FROM outbox; DELETE FROM shared_meta;');
+        return ids.length;
+      })();
+      this.log.warn({ event: 'quarantine_unshared', forgotten: gone }, `the quarantine index is no longer shared (store.backend is not redis): forgot the ${gone} entries held on other nodes`);
+    }
   }
 
   /** Opens (creating) the store, removes torn writes, applies the bounds once, starts the expiry timer. */
@@ -127,6 +187,15 @@ export class Quarantine {
       q.timer.unref();
     }
     return q;
+  }
+
+  /**
+   * Shares the index with the other nodes on one Redis: from now on every change is also written
+   * to the outbox (in the same transaction), and entries held elsewhere are acted on through `peers`.
+   */
+  share(peers: QuarantinePeers): void {
+    this.peers = peers;
+    this.shared = true;
   }
 
   /** Late wiring: the gateway builds its delivery after the quarantine. */
@@ -188,7 +257,9 @@ export class Quarantine {
         this.db.prepare('INSERT INTO search (rowid, text) VALUES (?, ?)').run(
           info.lastInsertRowid, [subject, e.sender, messageId ?? '', ...recipients.map((r) => r.address)].join('\n'),
         );
+        if (this.shared) this.emit(this.addEvent(id));
       })();
+      this.peers?.flush();
     } catch (err) {
       await fsp.rm(final, { force: true }).catch(() => undefined);
       throw err;
@@ -240,11 +311,20 @@ export class Quarantine {
 
   /** A fresh stream of the original as received. */
   original(id: string): Readable {
+    const node = this.holderOf(id);
+    if (node) {
+      const peers = this.peerOf({ id, node });
+      return Readable.from((async function* () {
+        yield (await peers.call(node, { method: 'original', id })) as Buffer;
+      })());
+    }
     return fs.createReadStream(this.fileOf(id));
   }
 
   /** The header fields of the original, RFC 2047 encoded-words decoded (for the console and `show`). */
   async headers(id: string): Promise<{ name: string; value: string }[]> {
+    const node = this.holderOf(id);
+    if (node) return (await this.peerOf({ id, node }).call(node, { method: 'headers', id })) as { name: string; value: string }[];
     const file = this.fileOf(id);
     const fh = await fsp.open(file, 'r');
     try {
@@ -266,6 +346,12 @@ export class Quarantine {
     if (!item) throw new QuarantineError('NOT_FOUND', opts.recipient ? `no quarantined message ${id} for ${opts.recipient}` : `no quarantined message ${id}`);
     const held = item.recipients.filter((r) => r.state === 'held');
     if (!held.length) throw new QuarantineError('NOT_HELD', `message ${id} is not held for ${opts.recipient ?? 'anyone'} (${item.state})`);
+    if (item.node) {
+      // The holder releases it (and records it, which reaches this index before its answer).
+      const result = (await this.peerOf(item).call(item.node, { method: 'release', id, by: opts.by, ...(opts.recipient ? { recipient: opts.recipient } : {}) })) as ReleaseResult;
+      this.log.info({ event: 'quarantine_released', quarantine_id: id, by: opts.by, node: item.node, recipients: result.recipients }, 'quarantined message released by the node holding it');
+      return result;
+    }
     if (!this.releaser) throw new QuarantineError('NO_RELEASER', 'this quarantine was opened without a way to deliver (release it through the running gateway)');
     const file = this.fileOf(id);
     const outcomes = await this.releaser({ item, recipients: held, size: item.size, original: () => fs.createReadStream(file) });
@@ -282,14 +368,9 @@ export class Quarantine {
     const item = this.get(id, opts.recipient);
     if (!item) throw new QuarantineError('NOT_FOUND', opts.recipient ? `no quarantined message ${id} for ${opts.recipient}` : `no quarantined message ${id}`);
     const targets = item.recipients.filter((r) => r.state !== 'deleted').map((r) => r.address);
+    // On another node's entry only the index changes here; the holder removes the original when
+    // the change reaches it.
     this.setState(id, targets, 'deleted', opts.by, this.now());
-    const row = this.db.prepare('SELECT state, stored, size FROM messages WHERE id = ?').get(id) as { state: string; stored: number; size: number };
-    if (row.state === 'deleted' && row.stored) {
-      this.db.prepare('UPDATE messages SET stored = 0 WHERE id = ?').run(id);
-      this.count--;
-      this.bytes -= row.size;
-      await fsp.rm(this.pathOf(id), { force: true });
-    }
     this.log.info({ event: 'quarantine_deleted', quarantine_id: id, by: opts.by, recipients: targets }, 'quarantined message deleted');
     return { id, recipients: targets };
   }
@@ -303,7 +384,7 @@ export class Quarantine {
   stats(): QuarantineStats {
     this.checkOpen();
     const byReason: Partial<Record<QuarantineReason, number>> = {};
-    for (const r of this.db.prepare('SELECT reason, COUNT(*) AS n FROM messages WHERE stored = 1 GROUP BY reason').all() as { reason: QuarantineReason; n: number }[]) byReason[r.reason] = r.n;
+    for (const r of this.db.prepare('SELECT reason, COUNT(*) AS n FROM messages WHERE stored = 1 AND node IS NULL GROUP BY reason').all() as { reason: QuarantineReason; n: number }[]) byReason[r.reason] = r.n;
     return { count: this.count, bytes: this.bytes, byReason };
   }
 
@@ -314,10 +395,13 @@ export class Quarantine {
   heldSince(until: number, since: (address: string) => number): Map<string, QuarantineItem[]> {
     this.checkOpen();
     const out = new Map<string, QuarantineItem[]>();
-    const rows = this.db.prepare(`SELECT DISTINCT address FROM recipients WHERE state = 'held' AND time <= ?`).all(until) as { address: string }[];
+    // Each node sends the digests of what it holds (its own rows), so a shared index never mails
+    // one entry twice.
+    const rows = this.db.prepare(`SELECT DISTINCT r.address FROM recipients r JOIN messages m ON m.id = r.id
+      WHERE r.state = 'held' AND r.time <= ? AND m.node IS NULL`).all(until) as { address: string }[];
     for (const { address } of rows) {
       const msgs = this.db.prepare(`SELECT m.* FROM recipients r JOIN messages m ON m.id = r.id
-        WHERE r.address = ? AND r.state = 'held' AND r.time > ? AND r.time <= ? ORDER BY r.time, r.id LIMIT 1000`).all(address, since(address), until) as MessageRow[];
+        WHERE r.address = ? AND r.state = 'held' AND r.time > ? AND r.time <= ? AND m.node IS NULL ORDER BY r.time, r.id LIMIT 1000`).all(address, since(address), until) as MessageRow[];
       if (msgs.length) out.set(address, msgs.map((m) => this.item(m, address)));
     }
     return out;
@@ -338,7 +422,7 @@ export class Quarantine {
     if (this.closed) return;
     const cutoff = this.now() - this.opts.config.max_age;
     for (;;) {
-      const old = this.db.prepare('SELECT id, size, stored, reason FROM messages WHERE time < ? ORDER BY time, id LIMIT ?').all(cutoff, DROP_BATCH) as { id: string; size: number; stored: number; reason: string }[];
+      const old = this.db.prepare('SELECT id, size, stored, reason, node FROM messages WHERE time < ? ORDER BY time, id LIMIT ?').all(cutoff, DROP_BATCH) as DropRow[];
       if (!old.length) break;
       for (const o of old) this.drop(o, 'max_age');
     }
@@ -358,7 +442,8 @@ export class Quarantine {
     const { max_messages: maxMessages, max_size: maxSize } = this.opts.config;
     const over = () => (maxMessages !== undefined && this.count > maxMessages) || this.bytes > maxSize;
     while (over()) {
-      const oldest = this.db.prepare('SELECT id, size, stored, reason FROM messages WHERE stored = 1 ORDER BY time, id LIMIT ?').all(DROP_BATCH) as { id: string; size: number; stored: number; reason: string }[];
+      // The bounds are this node's disk: only the originals it holds count.
+      const oldest = this.db.prepare('SELECT id, size, stored, reason, node FROM messages WHERE stored = 1 AND node IS NULL ORDER BY time, id LIMIT ?').all(DROP_BATCH) as DropRow[];
       if (!oldest.length) break;
       for (const o of oldest) {
         if (!over()) break;
@@ -367,14 +452,17 @@ export class Quarantine {
     }
   }
 
-  /** Removes an entry and its original; logged, whatever its state. */
-  private drop(o: { id: string; size: number; stored: number; reason: string }, cause: 'max_age' | 'max_messages' | 'max_size'): void {
+  /**
+   * Removes an entry and its original; logged, whatever its state. Another node's entry (past
+   * max_age here too) only leaves this index: its holder drops it by the same rule.
+   */
+  private drop(o: DropRow, cause: 'max_age' | 'max_messages' | 'max_size'): void {
     this.db.transaction(() => {
-      const seq = this.db.prepare('SELECT seq FROM messages WHERE id = ?').get(o.id) as { seq: number } | undefined;
-      if (seq) this.db.prepare('DELETE FROM search WHERE rowid = ?').run(seq.seq);
-      this.db.prepare('DELETE FROM recipients WHERE id = ?').run(o.id);
-      this.db.prepare('DELETE FROM messages WHERE id = ?').run(o.id);
+      this.forget(o.id);
+      if (this.shared && !o.node) this.emit({ op: 'drop', id: o.id });
     })();
+    if (o.node) return;
+    this.peers?.flush();
     if (o.stored) {
       this.count--;
       this.bytes -= o.size;
@@ -384,16 +472,140 @@ export class Quarantine {
   }
 
   private setState(id: string, addresses: readonly string[], state: QuarantineState, by: string, at: number): void {
-    this.db.transaction(() => {
+    const unstored = this.db.transaction(() => {
       const upd = this.db.prepare('UPDATE recipients SET state = ?, by = ?, at = ? WHERE id = ? AND address = ?');
       for (const a of addresses) upd.run(state, by, at, id, a);
-      const states = (this.db.prepare('SELECT state FROM recipients WHERE id = ?').all(id) as { state: string }[]).map((r) => r.state);
-      this.db.prepare('UPDATE messages SET state = ? WHERE id = ?').run(aggregate(states), id);
+      if (this.shared) this.emit({ op: 'state', id, addresses: [...addresses], state, by, at });
+      return this.settle(id);
     })();
+    this.peers?.flush();
+    this.removeOriginal(unstored);
+  }
+
+  /**
+   * After recipients changed: the message's state from theirs, and, once nobody needs the
+   * original, `stored = 0`. Returns the local original to remove (after the transaction).
+   */
+  private settle(id: string): { id: string; size: number } | undefined {
+    const states = (this.db.prepare('SELECT state FROM recipients WHERE id = ?').all(id) as { state: string }[]).map((r) => r.state);
+    const state = aggregate(states);
+    this.db.prepare('UPDATE messages SET state = ? WHERE id = ?').run(state, id);
+    if (state !== 'deleted') return undefined;
+    const row = this.db.prepare('SELECT stored, size, node FROM messages WHERE id = ?').get(id) as { stored: number; size: number; node: string | null } | undefined;
+    if (!row?.stored) return undefined;
+    this.db.prepare('UPDATE messages SET stored = 0 WHERE id = ?').run(id);
+    return row.node ? undefined : { id, size: row.size };
+  }
+
+  private removeOriginal(o: { id: string; size: number } | undefined): void {
+    if (!o) return;
+    this.count--;
+    this.bytes -= o.size;
+    fs.rmSync(this.pathOf(o.id), { force: true });
+  }
+
+  /** An entry leaves the index (its rows and its full-text row). */
+  private forget(id: string): void {
+    const seq = this.db.prepare('SELECT seq FROM messages WHERE id = ?').get(id) as { seq: number } | undefined;
+    if (seq) this.db.prepare('DELETE FROM search WHERE rowid = ?').run(seq.seq);
+    this.db.prepare('DELETE FROM recipients WHERE id = ?').run(id);
+    this.db.prepare('DELETE FROM messages WHERE id = ?').run(id);
+  }
+
+  private emit(e: SharedEvent): void {
+    this.db.prepare('INSERT INTO outbox (event) VALUES (?)').run(JSON.stringify(e));
+  }
+
+  private addEvent(id: string): SharedEvent {
+    const { seq: _seq, id: _id, node: _node, ...row } = this.db.prepare('SELECT * FROM messages WHERE id = ?').get(id) as MessageRow;
+    const recipients = (this.db.prepare('SELECT address, state, by, at, destination FROM recipients WHERE id = ?').all(id) as RecipientRow[]);
+    return { op: 'add', id, row, recipients };
+  }
+
+  /** The other node holding `id`'s original; undefined when it is this one (or no such entry). */
+  private holderOf(id: string): string | undefined {
+    this.checkOpen();
+    const row = this.db.prepare('SELECT node, stored FROM messages WHERE id = ?').get(id) as { node: string | null; stored: number } | undefined;
+    if (!row?.node) return undefined;
+    if (!row.stored) throw new QuarantineError('GONE', `the original of ${id} is no longer kept`);
+    return row.node;
+  }
+
+  private peerOf(item: { id: string; node?: string }): QuarantinePeers {
+    if (!this.peers) throw new QuarantineError('UNAVAILABLE', `message ${item.id} is held on node ${item.node}: do this through a running gateway node, which reaches the holder through the shared index`);
+    return this.peers;
+  }
+
+  // ---- the shared index (src/quarantine/shared-index.ts) -------------------------------------
+
+  /** The changes not yet handed on, oldest first. */
+  outbox(limit = 200): { seq: number; event: string }[] {
+    return this.db.prepare('SELECT seq, event FROM outbox ORDER BY seq LIMIT ?').all(limit) as { seq: number; event: string }[];
+  }
+
+  /** The outbox entries up to `seq` were handed on. */
+  outboxDone(seq: number): void {
+    this.db.prepare('DELETE FROM outbox WHERE seq <= ?').run(seq);
+  }
+
+  /** How far the shared log was read (its last entry id), undefined before the first read. */
+  sharedCursor(log: string): string | undefined {
+    return (this.db.prepare('SELECT value FROM shared_meta WHERE key = ?').get(`cursor:${log}`) as { value: string } | undefined)?.value;
+  }
+
+  /**
+   * Puts every entry this node holds into the outbox (a node joining the shared index, or a
+   * shared log that was lost): the others insert those they lack.
+   */
+  announce(log: string): number {
+    const ids = (this.db.prepare('SELECT id FROM messages WHERE node IS NULL ORDER BY time, id').all() as { id: string }[]).map((r) => r.id);
+    this.db.transaction(() => {
+      for (const id of ids) this.emit(this.addEvent(id));
+      this.db.prepare("INSERT INTO shared_meta (key, value) VALUES (?, '0-0') ON CONFLICT (key) DO UPDATE SET value = excluded.value").run(`cursor:${log}`);
+    })();
+    this.peers?.flush();
+    return ids.length;
+  }
+
+  /**
+   * Applies other nodes' changes, read from the shared log up to `cursor`, in one transaction
+   * with the cursor. Recipient states are last-writer-wins on their time, so that every node
+   * ends with the same state whatever order two concurrent changes reached it in.
+   */
+  applyShared(log: string, events: readonly { origin: string; event: SharedEvent }[], cursor: string): void {
+    const unstored: { id: string; size: number }[] = [];
+    this.db.transaction(() => {
+      for (const { origin, event: e } of events) {
+        if (e.op === 'add') {
+          const r = e.row;
+          const info = this.db.prepare(`INSERT OR IGNORE INTO messages (id, time, reason, sender, subject, message_id, queue_id, score, symbols, detail, size, state, stored, node)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`).run(
+            e.id, r.time, r.reason, r.sender, r.subject, r.message_id, r.queue_id, r.score, r.symbols, r.detail, r.size, r.state, r.stored, origin,
+          );
+          if (!info.changes) continue;
+          const ins = this.db.prepare('INSERT OR IGNORE INTO recipients (id, address, time, state, by, at, destination) VALUES (?, ?, ?, ?, ?, ?, ?)');
+          for (const x of e.recipients) ins.run(e.id, x.address, r.time, x.state, x.by, x.at, x.destination);
+          this.db.prepare('INSERT INTO search (rowid, text) VALUES (?, ?)').run(
+            info.lastInsertRowid, [r.subject, r.sender, r.message_id ?? '', ...e.recipients.map((x) => x.address)].join('\n'),
+          );
+        } else if (e.op === 'state') {
+          const upd = this.db.prepare('UPDATE recipients SET state = ?, by = ?, at = ? WHERE id = ? AND address = ? AND (at IS NULL OR at <= ?)');
+          for (const a of e.addresses) upd.run(e.state, e.by, e.at, e.id, a, e.at);
+          const gone = this.settle(e.id);
+          if (gone) unstored.push(gone);
+        } else if (e.op === 'drop') {
+          // Only the holder drops an entry; a node never loses its own through another's word.
+          const row = this.db.prepare('SELECT node FROM messages WHERE id = ?').get(e.id) as { node: string | null } | undefined;
+          if (row?.node === origin) this.forget(e.id);
+        }
+      }
+      this.db.prepare('INSERT INTO shared_meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value').run(`cursor:${log}`, cursor);
+    })();
+    for (const o of unstored) this.removeOriginal(o);
   }
 
   private recount(): void {
-    const r = this.db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS b FROM messages WHERE stored = 1').get() as { n: number; b: number };
+    const r = this.db.prepare('SELECT COUNT(*) AS n, COALESCE(SUM(size), 0) AS b FROM messages WHERE stored = 1 AND node IS NULL').get() as { n: number; b: number };
     this.count = r.n;
     this.bytes = r.b;
   }
@@ -423,6 +635,7 @@ export class Quarantine {
       size: row.size,
       state: recipient ? (recipients[0]?.state ?? (row.state as QuarantineState)) : (row.state as QuarantineState),
       recipients,
+      ...(row.node ? { node: row.node } : {}),
     };
   }
 
@@ -508,6 +721,14 @@ function validEntry(e: QuarantineEntry): Omit<QuarantineEntry, 'recipients'> & {
   const recipients = e.recipients.map((r) => (typeof r === 'string' ? { address: r } : r)).map((r) => ({ ...r, address: r.address.trim().toLowerCase() }));
   if (!recipients.length || recipients.some((r) => !r.address)) throw new QuarantineError('INVALID', 'an entry needs at least one recipient, none empty');
   return { ...e, recipients };
+}
+
+interface DropRow {
+  id: string;
+  size: number;
+  stored: number;
+  reason: string;
+  node: string | null;
 }
 
 function aggregate(states: readonly string[]): QuarantineState {

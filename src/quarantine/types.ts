@@ -78,6 +78,12 @@ export interface QuarantineItem {
    */
   readonly state: QuarantineState;
   readonly recipients: readonly QuarantineRecipient[];
+  /**
+   * The node that holds the original, when it is another gateway node sharing the index through
+   * Redis (src/quarantine/shared-index.ts); absent: this node. Release and reading the original
+   * are done there.
+   */
+  readonly node?: string;
 }
 
 /** An opaque position in a listing (newest first); pass `next` back as `before`. */
@@ -146,6 +152,7 @@ export type QuarantineErrorCode =
   | 'NO_RELEASER' // opened without a way to deliver
   | 'INVALID' // a bad query, cursor or entry
   | 'DISABLED' // quarantine.enabled is false
+  | 'UNAVAILABLE' // held on another node that did not answer (or the shared index is down)
   | 'NOT_YET'; // not implemented yet
 
 /** Catalogued quarantine errors; `message` says what is wrong. */

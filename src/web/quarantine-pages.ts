@@ -94,6 +94,7 @@ ${admin ? action('delete', 'Delete', true) : ''}
 <tr><th>Recipients</th><td>${item.recipients.map((r) => html`${r.address} (${r.state}${r.by ? ` by ${r.by}` : ''})<br>`)}</td></tr>
 ${item.score !== undefined ? html`<tr><th>Score</th><td>${item.score.toFixed(2)}</td></tr>` : ''}
 <tr><th>Size</th><td>${item.size} bytes</td></tr>
+${item.node ? html`<tr><th>Held on</th><td>node ${item.node} (it reads and releases the original)</td></tr>` : ''}
 </table>
 ${item.symbols.length ? html`<h2>Symbols</h2><table class="symbols"><thead><tr><th>Symbol</th><th>Score</th><th>Reason</th></tr></thead><tbody>
 ${item.symbols.map((x) => html`<tr><td>${x.name}</td><td>${x.score ?? ''}</td><td>${x.reason}</td></tr>`)}</tbody></table>` : ''}
