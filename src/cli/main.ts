@@ -44,7 +44,7 @@ const USAGE = `usage: portcullis <command> [options]
   check-spf IP SENDER HELO [--json]     the SPF results for a client, and what the gateway would do
   auth status USER|IP                   failed logins, blocks and known networks
   auth unblock USER|IP                  lift blocks and failure counts
-  store migrate --to URL|sqlite [--json]
+  store migrate --to URL|redis|sqlite [--json]
                                         copy counters, blocks, rates and Bayes to Redis or back (docs/store.md)
   dkim keygen DOMAIN [--selector S] [--type rsa|ed25519]
                                         make a DKIM key, sign DOMAIN's mail, print the TXT record

@@ -21,7 +21,7 @@ import { AccountStore, accountsFile } from '../auth/accounts.js';
 import { openAccountStore } from '../auth/accounts-open.js';
 import { RedisAccounts } from '../auth/redis-accounts.js';
 
-const USAGE = 'usage: portcullis store migrate --to redis://HOST:PORT/DB|sqlite [--json]';
+const USAGE = 'usage: portcullis store migrate --to redis://HOST:PORT/DB|redis|sqlite [--json]';
 /** Bayes entries written per batch (one transaction / one HSET each). */
 const BAYES_BATCH = 5000;
 
@@ -53,12 +53,13 @@ export async function storeCommand(args: string[], cfg: Config): Promise<number>
   }
   const to = values.to;
   const toSqlite = to === 'sqlite';
-  if (!toSqlite && !/^rediss?:\/\//.test(to)) {
-    console.error(`store migrate: --to must be "sqlite" or a Redis URL such as redis://127.0.0.1:6379/0, not ${JSON.stringify(to)}`);
+  if (!toSqlite && to !== 'redis' && !/^rediss?:\/\//.test(to)) {
+    console.error(`store migrate: --to must be "sqlite", "redis" (the Redis configured in store.url, store.sentinel or store.cluster) or a Redis URL such as redis://127.0.0.1:6379/0, not ${JSON.stringify(to)}`);
     return 2;
   }
   const s = cfg.store;
-  if ((toSqlite && s.backend === 'sqlite') || (!toSqlite && s.backend === 'redis' && !s.sentinel && !s.cluster && sameRedis(to, s.url))) {
+  if ((toSqlite && s.backend === 'sqlite') || (to === 'redis' && s.backend === 'redis')
+    || (!toSqlite && s.backend === 'redis' && !s.sentinel && !s.cluster && sameRedis(to, s.url))) {
     console.error(`store migrate: ${toSqlite ? 'the embedded store' : describe({ url: to })} is already the configured backend (store.backend: ${s.backend}); nothing to copy`);
     return 2;
   }
@@ -71,7 +72,8 @@ export async function storeCommand(args: string[], cfg: Config): Promise<number>
       console.log(`copied Bayes: ${counts.bayesTokens} tokens, ${counts.bayesMessages} learned messages` +
         (counts.bayesTotals ? ` (${counts.bayesTotals.spam} spam, ${counts.bayesTotals.ham} ham)` : ''));
       console.log(toSqlite ? 'now set store.backend: sqlite and restart the gateway'
-        : `now set store.backend: redis and store.url: ${describe({ url: to })} on every node and restart them`);
+        : to === 'redis' ? 'now set store.backend: redis on every node and restart them'
+          : `now set store.backend: redis and store.url: ${describe({ url: to })} on every node and restart them`);
     }
     return 0;
   } catch (err) {
@@ -93,7 +95,11 @@ function sameRedis(a: string, b: string): boolean {
 export async function migrate(cfg: Config, to: string): Promise<MigrateCounts> {
   const s = cfg.store;
   const toSqlite = to === 'sqlite';
-  const redisTo = { url: to, prefix: s.prefix, timeoutMs: s.timeout };
+  // `--to redis`: the Redis that store.* describes — one server, a Sentinel master or a Cluster
+  // (a URL names one server only, and a plain client cannot write into a Cluster).
+  const redisTo = to === 'redis'
+    ? { url: s.url, sentinel: s.sentinel, cluster: s.cluster, prefix: s.prefix, timeoutMs: s.timeout }
+    : { url: to, prefix: s.prefix, timeoutMs: s.timeout };
   const source = (await openStateStore(s, cfg.data_dir, silentLogger(), { fallback: false })) as DumpableStore;
   let target: DumpableStore | undefined;
   let bayesFrom: DumpableBayesStore | undefined;

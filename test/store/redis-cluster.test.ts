@@ -19,6 +19,16 @@ import { startGateway, type Gateway } from '../helpers/gateway.js';
 import { waitFor } from '../helpers/wait.js';
 import { strict } from '../helpers/clients.js';
 import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import YAML from 'yaml';
+import { SqliteStore, stateFile } from '../../src/store/sqlite-store.js';
+import { accountsFile } from '../../src/auth/accounts.js';
+import { Quarantine } from '../../src/quarantine/quarantine.js';
+import { quarantineConfigSchema } from '../../src/quarantine/config.js';
+import { SharedQuarantineIndex } from '../../src/quarantine/shared-index.js';
+import { silentLogger } from '../../src/log.js';
+import { runCli, showCli } from '../helpers/gateway.js';
 import { REDIS_CLI, REDIS_SERVER, redisCli, startRedisCluster, type RedisClusterSet } from './redis-server.js';
 import { authCode, greeting } from './node-clients.js';
 
@@ -201,6 +211,79 @@ test('redis cluster: two gateway nodes with store.cluster share a login block, t
   assert.match(await greeting(b, '127.0.0.63'), /^421 4\.7\.0 /, 'the seventh connection, across both nodes, is refused');
   assert.match(await greeting(a, '127.0.0.64'), /^220 /);
   assert.ok(![...a.logs, ...b.logs].some((l) => /CROSSSLOT|store_degraded|accounts_unavailable/.test(JSON.stringify(l))), 'no CROSSSLOT refusal, no fallback to memory');
+});
+
+test('redis cluster: `store migrate --to redis` copies an embedded store into the cluster of store.cluster', { skip, timeout: 60_000 }, async (t) => {
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cluster-migrate-'));
+  t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  const dir = path.join(tmp, 'data');
+  fs.mkdirSync(dir);
+  const st = SqliteStore.open(stateFile(dir), { purgeIntervalMs: 0 });
+  for (let i = 0; i < 20; i++) await st.incr(`bf:f:ip:198.51.100.${i}`, 3_600_000, i + 1);
+  await st.close();
+  const acc = AccountStore.open(accountsFile(dir), { hashParams: FAST });
+  await acc.addUser('moved@example.org', 'Shifted-into-cluster-55');
+  acc.close();
+  const prefix = fresh('mig');
+  const conf = path.join(tmp, 'portcullis.yaml');
+  // Still the embedded backend: the cluster section says where `--to redis` writes.
+  fs.writeFileSync(conf, YAML.stringify({ hostname: 'mx.example.test', data_dir: dir, store: { backend: 'sqlite', cluster: { nodes: cluster.seeds }, prefix } }));
+  const r = await runCli(['store', 'migrate', '--to', 'redis', '--json', '--config', conf]);
+  assert.equal(r.code, 0, showCli(['store', 'migrate'], r));
+  const counts = JSON.parse(r.stdout) as { values: number; users: number; to: string };
+  assert.equal(counts.values, 20);
+  assert.equal(counts.users, 1);
+  assert.match(counts.to, /^cluster 127\.0\.0\.1:\d+/);
+  const store = await RedisStore.open(opts(prefix), true);
+  const accounts = new AccountStore(await RedisAccounts.open(opts(prefix), true), { hashParams: FAST });
+  try {
+    for (let i = 0; i < 20; i++) assert.equal(await store.get(`bf:f:ip:198.51.100.${i}`), i + 1);
+    assert.equal(await accounts.authenticate('moved@example.org', 'Shifted-into-cluster-55'), true);
+  } finally {
+    await store.close();
+    accounts.close();
+  }
+  const perNode = await Promise.all(cluster.nodes.map(async (n) => Number(await redisCli(n.port, 'dbsize'))));
+  assert.ok(perNode.filter((k) => k > 0).length >= 2, `copied across the masters: ${perNode.join(', ')}`);
+  // Once store.backend is redis, `--to redis` is the configured backend: refused, nothing copied.
+  fs.writeFileSync(conf, YAML.stringify({ hostname: 'mx.example.test', data_dir: dir, store: { backend: 'redis', cluster: { nodes: cluster.seeds }, prefix } }));
+  const again = await runCli(['store', 'migrate', '--to', 'redis', '--config', conf]);
+  assert.equal(again.code, 2);
+  assert.match(again.stderr, /already the configured backend/);
+});
+
+test('redis cluster: the quarantine index shared through the cluster (one stream under {quar}): listed and released across nodes', { skip, timeout: 60_000 }, async (t) => {
+  const prefix = fresh('quar');
+  const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'cluster-quar-'));
+  t.after(() => fs.rmSync(tmp, { recursive: true, force: true }));
+  const released: string[] = [];
+  const open = (name: string) => {
+    const q = Quarantine.open({
+      dataDir: path.join(tmp, name), config: quarantineConfigSchema.parse({}), logger: silentLogger(), fsync: false, expireIntervalMs: 0, shared: true,
+      releaser: async ({ recipients }) => recipients.map((r) => {
+        released.push(`${name}:${r.address}`);
+        return { address: r.address, status: 'delivered' as const, reply: 'ok' };
+      }),
+    });
+    const share = SharedQuarantineIndex.start(q, { ...opts(prefix), logger: silentLogger(), maxAgeMs: 86_400_000, hostname: name });
+    return { q, share };
+  };
+  const a = open('a');
+  const b = open('b');
+  t.after(async () => {
+    await a.share.close();
+    await b.share.close();
+    a.q.close();
+    b.q.close();
+  });
+  const id = await a.q.add({ reason: 'policy_band', sender: 's@example.net', recipients: ['u@example.org'], symbols: [] }, Buffer.from('Subject: on the cluster\r\n\r\nbody\r\n'));
+  await waitFor('listed on B', () => b.q.get(id) !== undefined, { timeoutMs: 10_000 });
+  assert.equal(b.q.get(id)!.node, a.share.node);
+  assert.deepEqual(b.q.list({ search: 'on the cluster' }).items.map((i) => i.id), [id]);
+  const r = await b.q.release(id, { by: 'admin' });
+  assert.deepEqual(r.recipients.map((x) => x.status), ['delivered']);
+  assert.deepEqual(released, ['a:u@example.org'], 'released by the holder');
+  assert.equal(b.q.get(id)!.state, 'released');
 });
 
 test('redis cluster: a master killed makes calls fail UNAVAILABLE at once (never hang); restarted, the same store works again by itself', { skip, timeout: 60_000 }, async () => {

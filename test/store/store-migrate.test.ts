@@ -132,7 +132,7 @@ test('store migrate: SQLite → Redis (twice: nothing changes), then Redis → S
   assert.match(same.stderr, /already the configured backend/);
   const bad = await cli(['store', 'migrate', '--to', 'mysql://x', '--config', confA]);
   assert.equal(bad.code, 2);
-  assert.match(bad.stderr, /--to must be "sqlite" or a Redis URL/);
+  assert.match(bad.stderr, /--to must be "sqlite", "redis" \(the Redis configured in store.url, store.sentinel or store.cluster\) or a Redis URL/);
   const down = await cli(['store', 'migrate', '--to', 'redis://127.0.0.1:1/0', '--config', confA]);
   assert.equal(down.code, 1);
   assert.match(down.stderr, /did not answer/);
