@@ -23,6 +23,7 @@ import type { QueueConfig } from '../queue/config.js';
 import type { PolicyConfig } from '../pipeline/config.js';
 import { isAccountsUnavailable, type AccountStore } from '../auth/accounts.js';
 import type { BruteForce } from '../auth/brute-force.js';
+import { checkLogin, decodeSaslResponse, malformedLogin, parsePlain } from '../auth/login.js';
 import type { CheckRunner } from '../pipeline/runner.js';
 import { decide, type Action, type RecipientPolicy } from '../pipeline/policy.js';
 import type { ConnectionFacts, Demand, Facts, MessageFacts, ScoredSymbol, Stage, StageInput } from '../checks/types.js';
@@ -673,11 +674,11 @@ export class SmtpSession {
     }
     // LOGIN: username and password prompts (draft-murchison-sasl-login).
     const withUser = (userB64: string) => {
-      const user = decodeSasl(userB64);
+      const user = decodeSaslResponse(userB64);
       if (user === undefined) return this.authFail(R.authBadBase64);
       if (user === null) return this.reply(R.authCancelled);
       return this.challenge('UGFzc3dvcmQ6', (passLine) => {
-        const pass = decodeSasl(passLine);
+        const pass = decodeSaslResponse(passLine);
         if (pass === undefined) return this.authFail(R.authBadBase64);
         if (pass === null) return this.reply(R.authCancelled);
         return this.verify(user, pass);
@@ -694,40 +695,27 @@ export class SmtpSession {
   }
 
   private authPlain(b64: string): void | Promise<void> {
-    const decoded = decodeSasl(b64);
+    const decoded = decodeSaslResponse(b64);
     if (decoded === undefined) return this.authFail(R.authBadBase64);
     if (decoded === null) return this.reply(R.authCancelled);
-    const parts = decoded.split('\0');
-    if (parts.length !== 3) return this.authFail(R.authBadBase64);
-    const [authz, user, pass] = parts as [string, string, string];
-    if (authz && authz.toLowerCase() !== user.toLowerCase()) return this.authFail(R.authFailed);
-    return this.verify(user, pass);
+    const plain = parsePlain(decoded);
+    if (!plain) return this.authFail(R.authBadBase64);
+    return this.verify(plain.user, plain.pass, plain.authz);
   }
 
-  private async verify(user: string, pass: string): Promise<void> {
-    const account = user.trim().toLowerCase().slice(0, 320);
-    const bf = this.deps.bruteForce;
-    const verdict = await bf.before(this.remoteAddress, account);
-    // A blocked source gets the same reply as a wrong password, after the same tarpit delay,
-    // and its password is not even checked.
-    let ok: boolean;
-    try {
-      ok = !verdict.blocked && user.length <= 320 && pass.length <= 1024 && (await this.deps.accounts.authenticate(user, pass));
-    } catch (err) {
-      // The accounts cannot be read (Redis down): "try again later", not counted as a failure —
-      // never a login whose password was not checked.
-      if (!isAccountsUnavailable(err)) throw err;
-      this.log.warn({ event: 'auth_unavailable', user: account, err: (err as Error).message }, 'accounts unavailable: temporary authentication failure');
+  /** The password check of src/auth/login.ts; this maps its outcome to SMTP. */
+  private async verify(user: string, pass: string, authz = ''): Promise<void> {
+    const outcome = await checkLogin(this.deps, this.remoteAddress, user, pass, authz);
+    if (!outcome.ok && outcome.reason === 'unavailable') {
+      this.log.warn({ event: 'auth_unavailable', user: outcome.account, err: outcome.error }, 'accounts unavailable: temporary authentication failure');
       return this.reply(ACCOUNTS_UNAVAILABLE.auth);
     }
-    if (verdict.delayMs) await new Promise((r) => setTimeout(r, verdict.delayMs));
     if (this.mode === 'closed') return;
-    if (!ok) {
-      if (verdict.blocked) this.log.info({ event: 'auth_blocked', user: account, scope: verdict.blocked }, 'login attempt from a blocked source');
-      await bf.failure(this.remoteAddress, account);
-      return this.authFail(R.authFailed, account);
+    if (!outcome.ok) {
+      if (outcome.blocked) this.log.info({ event: 'auth_blocked', user: outcome.account, scope: outcome.blocked }, 'login attempt from a blocked source');
+      return this.authFail(R.authFailed, outcome.account);
     }
-    await bf.success(this.remoteAddress, account);
+    const account = outcome.account;
     this.authUser = account;
     this.log.info({ event: 'auth', user: this.authUser }, 'authenticated');
     await this.deps.outbound?.authenticated(account, this.remoteAddress);
@@ -739,7 +727,7 @@ export class SmtpSession {
     this.log.info({ event: 'auth_failed', user: user?.slice(0, 320) }, 'authentication failed');
     this.reply(r);
     // A malformed exchange counts against the source like a wrong password.
-    if (user === undefined) return this.deps.bruteForce.failure(this.remoteAddress, '(malformed)');
+    if (user === undefined) return malformedLogin(this.deps, this.remoteAddress);
   }
 
   private async cmdMail(arg: string): Promise<void> {
@@ -1208,15 +1196,6 @@ function totalOf(symbols: readonly ScoredSymbol[]): number {
 function describeTls(s: tls.TLSSocket): ConnectionFacts['tls'] {
   const cipher = s.getCipher();
   return { protocol: s.getProtocol() ?? 'unknown', cipher: cipher?.standardName ?? cipher?.name ?? 'unknown', servername: (s as tls.TLSSocket & { servername?: string }).servername || undefined };
-}
-
-/** Decodes a SASL response: undefined for bad base64, null for "*" (cancel), '' for "=". */
-function decodeSasl(line: string): string | null | undefined {
-  const t = line.trim();
-  if (t === '*') return null;
-  if (t === '=') return '';
-  if (t.length > 12_000 || !/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(t) || !t) return undefined;
-  return Buffer.from(t, 'base64').toString('utf8');
 }
 
 export type { HeaderField };

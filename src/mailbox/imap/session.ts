@@ -7,7 +7,8 @@
 // Hand-written protocol code: no maintained standalone IMAP server library exists on npm
 // (wildduck's imap-core ships only inside wildduck, which needs MongoDB).
 import type net from 'node:net';
-import { isAccountsUnavailable, mailboxPath } from '../../auth/accounts.js';
+import { mailboxPath } from '../../auth/accounts.js';
+import { checkLogin, decodeSaslResponse, malformedLogin, parsePlain } from '../../auth/login.js';
 import type { Logger } from '../../log.js';
 import { upgradeToTls } from '../../net/starttls.js';
 import { DEFAULT_FOLDERS } from '../folder-names.js';
@@ -361,50 +362,36 @@ export class ImapSession implements CommandSession {
   }
 
   private async authPlain(b64: string): Promise<Completion> {
-    if (b64 === '*') return bad('Authentication cancelled');
-    const text = b64 === '=' ? '' : b64;
-    if (!/^[A-Za-z0-9+/]*={0,2}$/.test(text) || text.length % 4 !== 0 || text.length > 4096) {
-      await this.services.bruteForce.failure(this.remoteAddress, '(malformed)');
+    const decoded = decodeSaslResponse(b64);
+    if (decoded === null) return bad('Authentication cancelled');
+    if (decoded === undefined) {
+      await malformedLogin(this.services, this.remoteAddress);
       return bad('Invalid base64 in the SASL response');
     }
-    const parts = Buffer.from(text, 'base64').toString('utf8').split('\0');
-    if (parts.length !== 3) {
-      await this.services.bruteForce.failure(this.remoteAddress, '(malformed)');
+    const plain = parsePlain(decoded);
+    if (!plain) {
+      await malformedLogin(this.services, this.remoteAddress);
       return no('Malformed PLAIN response', 'AUTHENTICATIONFAILED');
     }
-    const [authz, user, pass] = parts as [string, string, string];
-    if (authz && authz.toLowerCase() !== user.toLowerCase()) {
-      await this.services.bruteForce.failure(this.remoteAddress, user.toLowerCase().slice(0, 320));
-      return no('Authorization identity must be empty or the user', 'AUTHORIZATIONFAILED');
-    }
-    return this.verify(user, pass);
+    return this.verify(plain.user, plain.pass, plain.authz);
   }
 
-  /** The same steps as SMTP AUTH (smtp/session.ts verify): tarpit, block, count, log. */
-  private async verify(user: string, pass: string): Promise<Completion> {
+  /** The password check of src/auth/login.ts (as SMTP AUTH and POP3); this maps its outcome to IMAP. */
+  private async verify(user: string, pass: string, authz = ''): Promise<Completion> {
     const s = this.services;
-    const account = user.trim().toLowerCase().slice(0, 320);
-    const verdict = await s.bruteForce.before(this.remoteAddress, account);
-    // A blocked source gets the same reply as a wrong password, after the same delay, and its
-    // password is not even checked.
-    let okLogin: boolean;
-    try {
-      okLogin = !verdict.blocked && user.length <= 320 && pass.length <= 1024 && (await s.accounts.authenticate(user, pass));
-    } catch (err) {
-      // The accounts cannot be read (Redis down): RFC 5530 UNAVAILABLE, not counted as a failure.
-      if (!isAccountsUnavailable(err)) throw err;
-      this.log.warn({ event: 'auth_unavailable', user: account, protocol: 'imap', err: (err as Error).message }, 'accounts unavailable: temporary authentication failure');
+    const outcome = await checkLogin(s, this.remoteAddress, user, pass, authz);
+    if (!outcome.ok && outcome.reason === 'unavailable') {
+      // RFC 5530 UNAVAILABLE.
+      this.log.warn({ event: 'auth_unavailable', user: outcome.account, protocol: 'imap', err: outcome.error }, 'accounts unavailable: temporary authentication failure');
       return no('Temporary authentication failure, try again later', 'UNAVAILABLE');
     }
-    if (verdict.delayMs) await new Promise((r) => setTimeout(r, verdict.delayMs));
     if (this.closed) return no('Connection closed');
-    if (!okLogin) {
-      if (verdict.blocked) this.log.info({ event: 'auth_blocked', user: account, scope: verdict.blocked }, 'login attempt from a blocked source');
-      this.log.info({ event: 'auth_failed', user: account, protocol: 'imap' }, 'authentication failed');
-      await s.bruteForce.failure(this.remoteAddress, account);
-      return no('Authentication failed', 'AUTHENTICATIONFAILED');
+    if (!outcome.ok) {
+      if (outcome.blocked) this.log.info({ event: 'auth_blocked', user: outcome.account, scope: outcome.blocked }, 'login attempt from a blocked source');
+      this.log.info({ event: 'auth_failed', user: outcome.account, protocol: 'imap' }, 'authentication failed');
+      return outcome.authz ? no('Authorization identity must be empty or the user', 'AUTHORIZATIONFAILED') : no('Authentication failed', 'AUTHENTICATIONFAILED');
     }
-    await s.bruteForce.success(this.remoteAddress, account);
+    const account = outcome.account;
     const open = s.userSessions.get(account) ?? 0;
     if (open >= s.config.max_connections_per_user) {
       this.log.info({ event: 'imap_user_limit', user: account, open }, 'too many connections for this user');

@@ -13,8 +13,9 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type { AccountStore } from '../../auth/accounts.js';
-import { isAccountsUnavailable, mailboxPath, normalizeAddress } from '../../auth/accounts.js';
+import { mailboxPath, normalizeAddress } from '../../auth/accounts.js';
 import type { BruteForce } from '../../auth/brute-force.js';
+import { accountOf, checkLogin, decodeSaslResponse, malformedLogin, parsePlain } from '../../auth/login.js';
 import type { Logger } from '../../log.js';
 import { clientAddress } from '../../net/cidr.js';
 import { upgradeToTls } from '../../net/starttls.js';
@@ -493,25 +494,20 @@ export class Pop3Session {
   }
 
   private authPlain(b64: string): void | Promise<void> {
-    const decoded = decodeSasl(b64);
+    const decoded = decodeSaslResponse(b64);
     if (decoded === null) return this.err(TXT.authAborted);
-    const parts = decoded?.split('\0');
-    if (parts?.length !== 3) {
+    const plain = decoded === undefined ? undefined : parsePlain(decoded);
+    if (!plain) {
       this.log.info({ event: 'pop3_login', mechanism: 'PLAIN', result: 'malformed' }, 'malformed AUTH PLAIN');
       this.err(TXT.badBase64);
-      // A malformed exchange counts against the source like a wrong password (as SMTP AUTH does).
-      return this.deps.bruteForce.failure(this.ip, '(malformed)');
+      return malformedLogin(this.deps, this.ip);
     }
-    const [authz, user, pass] = parts as [string, string, string];
-    if (authz && authz.toLowerCase() !== user.toLowerCase()) {
-      // No proxy logins: authorising as someone else is refused like a wrong password.
-      return this.login(user, '\0never-valid\0', 'PLAIN');
-    }
-    return this.login(user, pass, 'PLAIN');
+    return this.login(plain.user, plain.pass, 'PLAIN', plain.authz);
   }
 
-  private async login(user: string, pass: string, mechanism: 'USER' | 'PLAIN'): Promise<void> {
-    const account = user.trim().toLowerCase().slice(0, 320);
+  /** The password check of src/auth/login.ts, then the maildrop (RFC 1939 s4: locked while in use). */
+  private async login(user: string, pass: string, mechanism: 'USER' | 'PLAIN', authz = ''): Promise<void> {
+    const account = accountOf(user);
     const registry = this.deps.registry;
     if (!registry.enterUser(account)) {
       this.log.info({ event: 'pop3_login', user: account, mechanism, result: 'user_limit' }, 'too many sessions for this account');
@@ -519,26 +515,16 @@ export class Pop3Session {
     }
     let keepSlot = false;
     try {
-      const bf = this.deps.bruteForce;
-      const verdict = await bf.before(this.ip, account);
-      // A blocked source gets the same reply as a wrong password, after the same tarpit delay,
-      // and its password is not even checked.
-      let ok: boolean;
-      try {
-        ok = !verdict.blocked && user.length <= 320 && pass.length <= 1024 && (await this.deps.accounts.authenticate(user, pass));
-      } catch (err) {
-        // The accounts cannot be read (Redis down): RFC 3206 SYS/TEMP, not counted as a failure.
-        if (!isAccountsUnavailable(err)) throw err;
-        this.log.warn({ event: 'pop3_login', user: account, mechanism, result: 'unavailable', err: (err as Error).message }, 'accounts unavailable: temporary authentication failure');
+      const outcome = await checkLogin(this.deps, this.ip, user, pass, authz);
+      if (!outcome.ok && outcome.reason === 'unavailable') {
+        // RFC 3206 SYS/TEMP.
+        this.log.warn({ event: 'pop3_login', user: account, mechanism, result: 'unavailable', err: outcome.error }, 'accounts unavailable: temporary authentication failure');
         return this.err(TXT.accountsUnavailable);
       }
-      if (verdict.delayMs) await new Promise((r) => setTimeout(r, verdict.delayMs));
-      if (!ok) {
-        await bf.failure(this.ip, account);
-        this.log.info({ event: 'pop3_login', user: account, mechanism, result: verdict.blocked ? 'blocked' : 'failed', scope: verdict.blocked }, 'login failed');
+      if (!outcome.ok) {
+        this.log.info({ event: 'pop3_login', user: account, mechanism, result: outcome.blocked ? 'blocked' : 'failed', scope: outcome.blocked }, 'login failed');
         return this.err(TXT.authFailed);
       }
-      await bf.success(this.ip, account);
       if (this.isClosed()) return;
       const address = normalizeAddress(user);
       const dir = mailboxPath(this.deps.dataDir, address);
@@ -574,11 +560,3 @@ export class Pop3Session {
   }
 }
 
-/** A SASL response: undefined for bad base64, null for "*" (cancel), '' for "=". */
-function decodeSasl(line: string): string | null | undefined {
-  const t = line.trim();
-  if (t === '*') return null;
-  if (t === '=') return '';
-  if (!t || !/^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/.test(t)) return undefined;
-  return Buffer.from(t, 'base64').toString('utf8');
-}
