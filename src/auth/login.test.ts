@@ -64,7 +64,9 @@ test('checkLogin: a proxy authorisation identity is a failure counted against th
   guard.accounts.checked.length = 0;
   assert.equal((await checkLogin(guard, '192.0.2.3', 'alice@example.test', 'x'.repeat(1025))).ok, false);
   assert.equal((await checkLogin(guard, '192.0.2.3', `${'a'.repeat(321)}@example.test`, 'right')).ok, false);
-  assert.deepEqual(guard.accounts.checked, [], 'nothing over-long reaches the password hash');
+  assert.equal((await checkLogin(guard, '192.0.2.3', '  ', 'right')).ok, false);
+  assert.deepEqual(guard.accounts.checked, [], 'nothing over-long or empty reaches the password hash');
+  assert.equal(await store.get('bf:f:ip:192.0.2.3'), 4, 'the proxy attempt and these three, each counted against the source');
 });
 
 test('checkLogin: accounts that cannot be read are "unavailable", not a counted failure', async () => {

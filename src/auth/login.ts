@@ -9,7 +9,8 @@
 //   - accounts that cannot be read (Redis down) are a temporary failure, not counted — never a
 //     login whose password was not checked;
 //   - a malformed exchange counts against the source like a wrong password.
-// Each protocol maps the outcome to its own reply and log line.
+// Each protocol maps the outcome to its own reply and log line; the web console's login form
+// uses it too.
 import type { BruteForce, BlockScope } from './brute-force.js';
 import { isAccountsUnavailable } from './accounts.js';
 
@@ -61,19 +62,21 @@ export interface LoginGuard {
  */
 export async function checkLogin(guard: LoginGuard, ip: string, user: string, pass: string, authz = ''): Promise<LoginOutcome> {
   const account = accountOf(user);
+  // An empty name is counted as a malformed exchange, and never looked up.
+  const key = account || '(malformed)';
   const bf = guard.bruteForce;
-  const verdict = await bf.before(ip, account);
+  const verdict = await bf.before(ip, key);
   const proxy = !!authz && authz.toLowerCase() !== user.toLowerCase();
   let ok: boolean;
   try {
-    ok = !verdict.blocked && !proxy && user.length <= MAX_USER && pass.length <= MAX_PASSWORD && (await guard.accounts.authenticate(user, pass));
+    ok = !verdict.blocked && !proxy && account !== '' && user.length <= MAX_USER && pass.length <= MAX_PASSWORD && (await guard.accounts.authenticate(user, pass));
   } catch (err) {
     if (!isAccountsUnavailable(err)) throw err;
     return { ok: false, reason: 'unavailable', account, error: (err as Error).message };
   }
   if (verdict.delayMs) await new Promise((r) => setTimeout(r, verdict.delayMs));
   if (!ok) {
-    await bf.failure(ip, account);
+    await bf.failure(ip, key);
     return { ok: false, reason: 'failed', account, ...(verdict.blocked ? { blocked: verdict.blocked } : {}), ...(proxy ? { authz: true as const } : {}) };
   }
   await bf.success(ip, account);

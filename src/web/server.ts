@@ -17,7 +17,7 @@ import { csrfField, page } from './layout.js';
 import type { ConsoleContext, ConsoleDeps, ConsoleServer } from './context.js';
 import { registerUserPages } from './user-pages.js';
 import { registerAdminPages } from './admin-pages.js';
-import { checkLogin } from './login.js';
+import { checkLogin } from '../auth/login.js';
 import { registerQuarantinePages } from './quarantine-pages.js';
 import { registerListPages } from './list-pages.js';
 import { registerReportPages } from './report-pages.js';
@@ -122,6 +122,10 @@ export async function startConsole(deps: ConsoleDeps): Promise<ConsoleServer> {
     const pass = typeof body.password === 'string' ? body.password : '';
     const ip = clientAddress(req.socket.remoteAddress);
     const result = await checkLogin(deps, ip, user, pass);
+    if (!result.ok && result.reason === 'unavailable') {
+      log.warn({ event: 'console_login', user: result.account, client: ip, result: 'unavailable', err: result.error }, 'accounts unavailable: console login refused for now');
+      return loginPage(ctx, req, reply, 'Logins are temporarily unavailable; try again in a moment.', 503);
+    }
     if (!result.ok) {
       ctx.failedLogins++;
       log.info({ event: 'console_login', user: result.account, client: ip, result: result.blocked ? 'blocked' : 'failed', scope: result.blocked }, 'console login failed');

@@ -8,7 +8,7 @@ import { html } from './html.js';
 import { csrfField } from './layout.js';
 import type { ConsoleContext } from './context.js';
 import { passwordStrength, strengthMeter } from './password-strength.js';
-import { checkLogin } from './login.js';
+import { checkLogin } from '../auth/login.js';
 import { clientAddress } from '../net/cidr.js';
 
 export function settingsOf(ctx: ConsoleContext, user: string): UserSettings {
