@@ -113,6 +113,11 @@ function serve(socket: net.Socket, listener: PolicyListenerConfig, service: Poli
         if (socket.destroyed) return;
         socket.write(formatAnswer(answer.action));
       }
+    } catch (err) {
+      // A fault of ours outside the judge (which answers its own errors): this connection ends,
+      // Postfix reconnects or applies its default action; the listener goes on.
+      log.error({ event: 'policy_internal_error', client, err: (err as Error).message }, 'internal error: connection closed');
+      socket.destroy();
     } finally {
       working = false;
       busy.delete(socket);
