@@ -43,6 +43,7 @@ export function createMetrics() {
     archiveFindings: new client.Counter({ name: 'portcullis_archive_findings_total', help: 'Archive findings, by symbol', labelNames: ['symbol'], registers: [registry] }),
     wouldReject: new client.Counter({ name: 'portcullis_would_reject_total', help: 'Observe mode: refusals not sent (logged "would reject" with the reply), by stage and symbol', labelNames: ['stage', 'symbol'], registers: [registry] }),
     scanRequests: new client.Counter({ name: 'portcullis_scan_requests_total', help: 'Requests to the scan listeners (spamd, scan-http), by listener, kind (scan, learn) and outcome (the action; the learn result; error)', labelNames: ['listener', 'kind', 'outcome'], registers: [registry] }),
+    policyRequests: new client.Counter({ name: 'portcullis_policy_requests_total', help: 'Requests to the policy listeners (Postfix policy, Dovecot auth policy), by listener, kind (the Postfix protocol_state; allow, report) and outcome (dunno, prepend, reject, defer, malformed; accept, delay, reject, success, failure)', labelNames: ['listener', 'kind', 'outcome'], registers: [registry] }),
     checkFailures: new client.Counter({ name: 'portcullis_check_failures_total', help: 'Checks that failed or timed out', labelNames: ['check'], registers: [registry] }),
   };
   client.collectDefaultMetrics({ register: registry, prefix: 'portcullis_' });

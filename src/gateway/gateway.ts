@@ -55,7 +55,7 @@ import { startLists, type RunningLists } from './lists.js';
 import { isSmtpListener } from '../smtp/config.js';
 import { requiredHeaders } from '../checks/headers/required-headers.js';
 import { MessageScanner } from '../pipeline/message-scanner.js';
-import { startScanListeners } from '../integrations/listeners.js';
+import { startPolicyListeners, startScanListeners } from '../integrations/listeners.js';
 
 export interface Gateway {
   readonly config: Config;
@@ -350,6 +350,16 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       },
     }));
     cleanups.unshift(() => scanListeners.close(config.shutdown_grace));
+    // Policy delegation (docs/integrations.md): Postfix asks the connect-to-RCPT checks through
+    // check_policy_service, Dovecot asks and feeds the brute-force defence through its auth policy.
+    const policyListeners = await startPolicyListeners(config.listeners, () => {
+      const trustedNets = new NetworkSet(config.relay.trusted_networks);
+      return {
+        runner, bruteForce, limits: new ClientLimits(config.limits, store, config.hostname), trusted: (a) => trustedNets.has(a), logger,
+        count: (listener, kind, outcome) => metrics.policyRequests.inc({ listener, kind, outcome }),
+      };
+    });
+    cleanups.unshift(() => policyListeners.close(config.shutdown_grace));
     // Mailbox access, TLS only: IMAP and POP3 on the same Maildirs (docs/imap.md, docs/pop3.md).
     // A message moved into or out of Junk teaches Bayes what the user thinks of it.
     const mlog = logger.child({ component: 'mailbox' });
@@ -368,6 +378,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
     const allAddresses = () => ({
       ...listeners.addresses(),
       ...scanListeners.addresses(),
+      ...policyListeners.addresses(),
       ...(consoleAddress ? { console: consoleAddress } : {}),
       ...Object.fromEntries([...imap.addresses, ...pop3.addresses].map((a) => [a.name, { address: a.address, port: a.port }])),
     });

@@ -44,7 +44,52 @@ export const scanHttpListenerSchema = z.strictObject({
   password: z.string().min(8, 'must be at least 8 characters').optional(),
 });
 
-export const listenerSchema = z.discriminatedUnion('kind', [smtpListenerSchema, spamdListenerSchema, scanHttpListenerSchema]);
+// ---- policy listeners (docs/integrations.md): an MTA's or an IMAP server's questions, our checks' answers
+/** Fields of the two policy listeners: loopback by default, only the `allow` networks may ask. */
+const policyListenerFields = {
+  name: listenerName,
+  address: z.string().default('127.0.0.1'),
+  port,
+  /** Client networks allowed to connect (as spamd's --allowed-ips); everyone else is refused. */
+  allow: z.array(cidr).min(1).default(['127.0.0.0/8', '::1']),
+  /** Connections served at once; more are closed as they come. */
+  max_connections: z.number().int().min(1).max(10_000).default(100),
+};
+
+/**
+ * `kind: policy`: Postfix policy delegation (check_policy_service). Postfix keeps its policy
+ * connections open between requests (smtpd_policy_service_max_idle, 300s): the idle timeout is
+ * longer than that, so Postfix closes first.
+ */
+export const policyListenerSchema = z.strictObject({
+  ...policyListenerFields,
+  kind: z.literal('policy'),
+  /** A connection silent this long (between or within requests) is closed. */
+  timeout: duration('6m'),
+  /** Scored symbols of an accepted transaction go into the message as one PREPENDed X-Portcullis-Policy field (once per transaction). */
+  prepend_header: z.boolean().default(true),
+});
+
+/**
+ * `kind: dovecot-policy`: Dovecot's auth policy server (auth_policy_server_url), answering from
+ * the brute-force defence and feeding it Dovecot's login results.
+ */
+export const dovecotPolicyListenerSchema = z.strictObject({
+  ...policyListenerFields,
+  kind: z.literal('dovecot-policy'),
+  /**
+   * Dovecot's auth_policy_server_api_header, as written there: "Name: value" (a value without a
+   * colon is sent as X-API-Key). Unset: no header is required (the `allow` networks still are).
+   */
+  api_header: z.string().refine((v) => {
+    const secret = /^[!#$%&'*+.^_`|~0-9A-Za-z-]+:(.*)$/.exec(v)?.[1] ?? v;
+    return secret.trim().length >= 8 && !/[\r\n]/.test(v);
+  }, 'must be "Header-Name: secret" (or a bare secret) with a secret of at least 8 characters, as in Dovecot\'s auth_policy_server_api_header').optional(),
+  /** A request must arrive in this long (Dovecot's own limit is auth_policy_server_timeout_msecs, 2s). */
+  timeout: duration('10s'),
+});
+
+export const listenerSchema = z.discriminatedUnion('kind', [smtpListenerSchema, spamdListenerSchema, scanHttpListenerSchema, policyListenerSchema, dovecotPolicyListenerSchema]);
 
 
 export function defaultListeners() {
@@ -109,6 +154,8 @@ export const greetingConfigSchema = z.strictObject({
 export type ListenerConfig = z.output<typeof smtpListenerSchema>;
 export type SpamdListenerConfig = z.output<typeof spamdListenerSchema>;
 export type ScanHttpListenerConfig = z.output<typeof scanHttpListenerSchema>;
+export type PolicyListenerConfig = z.output<typeof policyListenerSchema>;
+export type DovecotPolicyListenerConfig = z.output<typeof dovecotPolicyListenerSchema>;
 /** Any entry of `listeners`. */
 export type AnyListenerConfig = z.output<typeof listenerSchema>;
 

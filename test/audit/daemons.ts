@@ -277,13 +277,19 @@ export interface DovecotOptions {
   readonly cert: KeyPair;
   /** Extra dovecot.conf lines (ssl, disable_plaintext_auth, ssl_min_protocol…). */
   readonly settings: readonly string[];
+  /**
+   * passwd-file lines ("user:{PLAIN}secret::::::"); without them the user database is empty and
+   * no login can succeed. With them the mail directory is writable by the mail user (nobody).
+   */
+  readonly passwd?: readonly string[];
 }
 
 export async function startDovecot(dir: string, o: DovecotOptions): Promise<Daemon & { authSocket: string }> {
   const run = path.join(dir, 'run');
   await fsp.mkdir(path.join(dir, 'mail'), { recursive: true });
-  // An empty user database: no login can ever succeed.
-  await fsp.writeFile(path.join(dir, 'passwd'), '');
+  // An empty user database unless told otherwise: no login can ever succeed.
+  await fsp.writeFile(path.join(dir, 'passwd'), o.passwd?.length ? `${o.passwd.join('\n')}\n` : '');
+  if (o.passwd?.length) await fsp.chmod(path.join(dir, 'mail'), 0o1777);
   const conf = [
     `base_dir = ${run}`,
     `state_dir = ${dir}/state`,
