@@ -7,7 +7,7 @@ import { ClientLimits } from '../smtp/client-limits.js';
 import { CheckRunner } from '../pipeline/runner.js';
 import { testPolicy } from '../checks/test-support.js';
 import { apiHeader, delaySeconds, startDovecotPolicy } from './dovecot-policy.js';
-import type { RunningScanListener } from './spamd.js';
+import type { RunningListener } from './listen.js';
 
 test('api_header as Dovecot writes it: "Name: value", or a bare value sent as X-API-Key', () => {
   assert.deepEqual(apiHeader('X-Portcullis-Key:  s3cret value '), { name: 'x-portcullis-key', value: 's3cret value' });
@@ -19,7 +19,7 @@ test('tarpit delays become whole seconds, rounded up', () => {
   assert.deepEqual([0, 1, 500, 1000, 1001, 15_000].map(delaySeconds), [0, 1, 1, 1, 2, 15]);
 });
 
-let listener: RunningScanListener;
+let listener: RunningListener;
 let bf: BruteForce;
 const cfg = { window: 3_600_000, block_time: 900_000, pair_limit: 50, ip_limit: 50, net_limit: 3, base_delay: 1500, max_delay: 15_000, spray_accounts: 100, spray_sources: 100, known_network_ttl: 86_400_000 };
 

@@ -24,7 +24,7 @@ import type { DovecotPolicyListenerConfig } from '../smtp/config.js';
 import type { PolicyService } from './policy-service.js';
 import { allowList, printable } from './service.js';
 import { passwordMatches } from './scan-http.js';
-import type { RunningScanListener } from './spamd.js';
+import { listenHttp, type RunningListener } from './listen.js';
 
 /** Dovecot's request bodies are a few hundred bytes; this leaves room for added attributes. */
 const BODY_LIMIT = 16 * 1024;
@@ -38,7 +38,7 @@ export function apiHeader(setting: string): { name: string; value: string } {
 /** Whole seconds, rounded up: a tarpit may not become shorter on Dovecot than on our ports. */
 export const delaySeconds = (ms: number) => (ms > 0 ? Math.ceil(ms / 1000) : 0);
 
-export async function startDovecotPolicy(listener: DovecotPolicyListenerConfig, service: PolicyService): Promise<RunningScanListener> {
+export async function startDovecotPolicy(listener: DovecotPolicyListenerConfig, service: PolicyService): Promise<RunningListener> {
   const log = service.logger.child({ component: 'dovecot-policy', listener: listener.name });
   const allowed = allowList(listener.allow);
   const secret = listener.api_header ? apiHeader(listener.api_header) : undefined;
@@ -125,24 +125,5 @@ export async function startDovecotPolicy(listener: DovecotPolicyListenerConfig, 
   app.post('/', handle);
   app.post('/*', handle);
 
-  try {
-    await app.listen({ host: listener.address, port: listener.port });
-  } catch (err) {
-    await app.close().catch(() => undefined);
-    throw new Error(`listeners: ${listener.name}: cannot listen on ${listener.address}:${listener.port}: ${(err as Error).message}`);
-  }
-  return {
-    name: listener.name,
-    address: () => {
-      const a = app.server.address() as { address: string; port: number };
-      return { address: a.address, port: a.port };
-    },
-    close: async (graceMs) => {
-      const timer = setTimeout(() => app.server.closeAllConnections(), graceMs);
-      timer.unref();
-      app.server.closeIdleConnections();
-      await app.close();
-      clearTimeout(timer);
-    },
-  };
+  return listenHttp(app, listener);
 }

@@ -1,8 +1,13 @@
-// Starts the `kind: spamd` and `kind: scan-http` entries (and, below, the policy listeners) of `listeners` (each off unless
-// configured) on one shared scanner, and stops them.
+// Starts the integration entries of `listeners` (each off unless configured) and stops them:
+// the scan listeners (`kind: spamd`, `kind: scan-http`) on one shared scanner, the policy
+// listeners (`kind: policy`, `kind: dovecot-policy`) on the gateway's runner and brute-force
+// defence. A group's service is built only when one of its kinds is configured (a site without
+// one pays nothing).
 import type { AnyListenerConfig } from '../smtp/config.js';
+import type { Logger } from '../log.js';
 import type { ScanService } from './service.js';
-import { startSpamd, type RunningScanListener } from './spamd.js';
+import type { RunningListener } from './listen.js';
+import { startSpamd } from './spamd.js';
 import { startScanHttp } from './scan-http.js';
 import type { PolicyService } from './policy-service.js';
 import { startPostfixPolicy } from './postfix-policy.js';
@@ -13,53 +18,30 @@ export interface ScanListeners {
   close(graceMs: number): Promise<void>;
 }
 
-/** `service` is built only when a scan listener is configured (a site without one pays nothing). */
-export async function startScanListeners(listeners: readonly AnyListenerConfig[], service: () => ScanService): Promise<ScanListeners> {
-  const running: RunningScanListener[] = [];
-  const close = async (graceMs: number) => {
-    await Promise.all(running.map((r) => r.close(graceMs)));
-  };
-  let shared: ScanService | undefined;
-  try {
-    for (const l of listeners) {
-      if (l.kind === 'spamd') running.push(await startSpamd(l, (shared ??= service())));
-      else if (l.kind === 'scan-http') running.push(await startScanHttp(l, (shared ??= service())));
-    }
-  } catch (err) {
-    await close(0);
-    throw err;
-  }
-  for (const r of running) {
-    const a = r.address();
-    shared?.logger.info({ event: 'scan_listener', listener: r.name, ...a }, `scan listener ${r.name} ready`);
-  }
-  return {
-    addresses: () => Object.fromEntries(running.map((r) => [r.name, r.address()])),
-    close,
-  };
-}
+type Starters<S> = { [K in AnyListenerConfig['kind']]?: (l: Extract<AnyListenerConfig, { kind: K }>, service: S) => Promise<RunningListener> };
 
-/**
- * Starts the `kind: policy` (Postfix policy delegation) and `kind: dovecot-policy` (Dovecot's
- * auth policy) entries of `listeners`, each off unless configured, on the gateway's own runner
- * and brute-force defence. `service` is built only when one is configured.
- */
-export async function startPolicyListeners(listeners: readonly AnyListenerConfig[], service: () => PolicyService): Promise<ScanListeners> {
-  const running: RunningScanListener[] = [];
+export const startScanListeners = (listeners: readonly AnyListenerConfig[], service: () => ScanService) =>
+  startKinds(listeners, { spamd: startSpamd, 'scan-http': startScanHttp }, service, 'scan');
+
+export const startPolicyListeners = (listeners: readonly AnyListenerConfig[], service: () => PolicyService) =>
+  startKinds(listeners, { policy: startPostfixPolicy, 'dovecot-policy': startDovecotPolicy }, service, 'policy');
+
+async function startKinds<S extends { readonly logger: Logger }>(listeners: readonly AnyListenerConfig[], starters: Starters<S>, service: () => S, group: string): Promise<ScanListeners> {
+  const running: RunningListener[] = [];
   const close = async (graceMs: number) => {
     await Promise.all(running.map((r) => r.close(graceMs)));
   };
-  let shared: PolicyService | undefined;
+  let shared: S | undefined;
   try {
     for (const l of listeners) {
-      if (l.kind === 'policy') running.push(await startPostfixPolicy(l, (shared ??= service())));
-      else if (l.kind === 'dovecot-policy') running.push(await startDovecotPolicy(l, (shared ??= service())));
+      const start = starters[l.kind] as ((l: AnyListenerConfig, s: S) => Promise<RunningListener>) | undefined;
+      if (start) running.push(await start(l, (shared ??= service())));
     }
   } catch (err) {
     await close(0);
     throw err;
   }
-  for (const r of running) shared?.logger.info({ event: 'policy_listener', listener: r.name, ...r.address() }, `policy listener ${r.name} ready`);
+  for (const r of running) shared?.logger.info({ event: `${group}_listener`, listener: r.name, ...r.address() }, `${group} listener ${r.name} ready`);
   return {
     addresses: () => Object.fromEntries(running.map((r) => [r.name, r.address()])),
     close,

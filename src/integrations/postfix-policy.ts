@@ -6,56 +6,21 @@
 import net from 'node:net';
 import type { PolicyListenerConfig } from '../smtp/config.js';
 import type { PolicyService } from './policy-service.js';
-import { allowList, printable } from './service.js';
+import { printable } from './service.js';
 import { formatAnswer, PolicyOverflow, PolicyReader } from './policy-protocol.js';
 import { PostfixPolicyJudge } from './postfix-policy-judge.js';
-import type { RunningScanListener } from './spamd.js';
+import { listenTcp, type RunningListener } from './listen.js';
 
-export async function startPostfixPolicy(listener: PolicyListenerConfig, service: PolicyService): Promise<RunningScanListener> {
+export async function startPostfixPolicy(listener: PolicyListenerConfig, service: PolicyService): Promise<RunningListener> {
   const log = service.logger.child({ component: 'policy', listener: listener.name });
-  const allowed = allowList(listener.allow);
-  const sockets = new Set<net.Socket>();
   const busy = new WeakSet<net.Socket>();
-  const server = net.createServer((socket) => {
-    if (!allowed(socket.remoteAddress)) {
-      log.warn({ event: 'policy_refused', client: socket.remoteAddress }, 'connection from a network not in allow: closed');
-      socket.destroy();
-      return;
-    }
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-    serve(socket, listener, service, log, busy);
+  return listenTcp({
+    listener, log, refusedEvent: 'policy_refused',
+    onConnection: (socket) => serve(socket, listener, service, log, busy),
+    // Idle connections go at once (Postfix reconnects, or applies smtpd_policy_service_default_action);
+    // one being answered gets the grace.
+    busy: (s) => busy.has(s),
   });
-  server.maxConnections = listener.max_connections;
-  server.on('error', (err) => log.error({ event: 'listener_error', err: err.message }, 'listener error'));
-  await new Promise<void>((resolve, reject) => {
-    const fail = (err: Error) => reject(new Error(`listeners: ${listener.name}: cannot listen on ${listener.address}:${listener.port}: ${err.message}`));
-    server.once('error', fail);
-    server.listen({ host: listener.address, port: listener.port }, () => {
-      server.removeListener('error', fail);
-      resolve();
-    });
-  });
-  return {
-    name: listener.name,
-    address: () => {
-      const a = server.address() as net.AddressInfo;
-      return { address: a.address, port: a.port };
-    },
-    close: (graceMs) => new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        for (const s of sockets) s.destroy();
-      }, graceMs);
-      timer.unref();
-      server.close(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-      // Idle connections now (Postfix reconnects, or applies smtpd_policy_service_default_action);
-      // one being answered gets the grace.
-      for (const s of sockets) if (!busy.has(s)) s.destroy();
-    }),
-  };
 }
 
 function serve(socket: net.Socket, listener: PolicyListenerConfig, service: PolicyService, log: PolicyService['logger'], busy: WeakSet<net.Socket>): void {

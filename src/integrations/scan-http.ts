@@ -13,7 +13,7 @@ import type { ScanHttpListenerConfig } from '../smtp/config.js';
 import type { MessageScan } from '../pipeline/message-scanner.js';
 import { allowList, printable, type ScanService } from './service.js';
 import { rspamdAction, verdictFields, VERDICT_FIELD_NAMES } from './verdict.js';
-import type { RunningScanListener } from './spamd.js';
+import { listenHttp, type RunningListener } from './listen.js';
 
 /** The JSON /checkv2 answers: the fields rspamc and Haraka's rspamd plugin read. */
 export interface CheckReply {
@@ -68,7 +68,7 @@ export function checkReply(scan: MessageScan, service: ScanService, ms: number, 
   };
 }
 
-export async function startScanHttp(listener: ScanHttpListenerConfig, service: ScanService): Promise<RunningScanListener> {
+export async function startScanHttp(listener: ScanHttpListenerConfig, service: ScanService): Promise<RunningListener> {
   const log = service.logger.child({ component: 'scan-http', listener: listener.name });
   const allowed = allowList(listener.allow);
   const app = Fastify({
@@ -150,24 +150,5 @@ export async function startScanHttp(listener: ScanHttpListenerConfig, service: S
   app.post('/learnspam', learn('spam'));
   app.post('/learnham', learn('ham'));
 
-  try {
-    await app.listen({ host: listener.address, port: listener.port });
-  } catch (err) {
-    await app.close().catch(() => undefined);
-    throw new Error(`listeners: ${listener.name}: cannot listen on ${listener.address}:${listener.port}: ${(err as Error).message}`);
-  }
-  return {
-    name: listener.name,
-    address: () => {
-      const a = app.server.address() as { address: string; port: number };
-      return { address: a.address, port: a.port };
-    },
-    close: async (graceMs) => {
-      const timer = setTimeout(() => app.server.closeAllConnections(), graceMs);
-      timer.unref();
-      app.server.closeIdleConnections();
-      await app.close();
-      clearTimeout(timer);
-    },
-  };
+  return listenHttp(app, listener);
 }

@@ -13,7 +13,8 @@ import zlib from 'node:zlib';
 import { promisify } from 'node:util';
 import type { SpamdListenerConfig } from '../smtp/config.js';
 import type { MessageScan } from '../pipeline/message-scanner.js';
-import { allowList, printable, type ScanService } from './service.js';
+import { printable, type ScanService } from './service.js';
+import { listenTcp, type RunningListener } from './listen.js';
 import { processedMessage, spamdNumber, spamReport, symbolList } from './verdict.js';
 
 const inflate = promisify(zlib.inflate);
@@ -27,12 +28,6 @@ const MAX_LINE = 8192;
 /** spamd's own bound ("avoid too-many-headers DOS attack"). */
 const MAX_HEADERS = 255;
 const METHODS = new Set(['PROCESS', 'CHECK', 'SYMBOLS', 'REPORT', 'HEADERS', 'REPORT_IFSPAM', 'TELL', 'PING', 'SKIP']);
-
-export interface RunningScanListener {
-  readonly name: string;
-  address(): { address: string; port: number };
-  close(graceMs: number): Promise<void>;
-}
 
 interface Request {
   method: string;
@@ -54,51 +49,16 @@ class SpamdError extends Error {
 const badHeader = (why: string) => new SpamdError(`SPAMD/1.0 ${EX.PROTOCOL} Bad header line: ${why}`);
 const unavailable = (why: string) => new SpamdError(`SPAMD/1.0 ${EX.UNAVAILABLE} Service Unavailable: ${why}`);
 
-export async function startSpamd(listener: SpamdListenerConfig, service: ScanService): Promise<RunningScanListener> {
+export async function startSpamd(listener: SpamdListenerConfig, service: ScanService): Promise<RunningListener> {
   const log = service.logger.child({ component: 'spamd', listener: listener.name });
-  const allowed = allowList(listener.allow);
-  const sockets = new Set<net.Socket>();
-  // Half-open: spamc shuts its sending side down after the message and waits for the answer.
-  const server = net.createServer({ allowHalfOpen: true }, (socket) => {
-    if (!allowed(socket.remoteAddress)) {
-      // As spamd: no answer to a client outside --allowed-ips, only the log line.
-      log.warn({ event: 'spamd_refused', client: socket.remoteAddress }, 'connection from a network not in allow: closed');
-      socket.destroy();
-      return;
-    }
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
-    new SpamdConnection(socket, listener, service, log).start();
+  return listenTcp({
+    listener, log, refusedEvent: 'spamd_refused',
+    // Half-open: spamc shuts its sending side down after the message and waits for the answer.
+    allowHalfOpen: true,
+    onConnection: (socket) => new SpamdConnection(socket, listener, service, log).start(),
+    // Idle ones go at once (nothing asked yet); those being answered get the grace.
+    busy: (s) => s.readableLength > 0 || (s as net.Socket & { spamdBusy?: boolean }).spamdBusy === true,
   });
-  server.maxConnections = listener.max_connections;
-  server.on('error', (err) => log.error({ event: 'listener_error', err: err.message }, 'listener error'));
-  await new Promise<void>((resolve, reject) => {
-    const fail = (err: Error) => reject(new Error(`listeners: ${listener.name}: cannot listen on ${listener.address}:${listener.port}: ${err.message}`));
-    server.once('error', fail);
-    server.listen({ host: listener.address, port: listener.port }, () => {
-      server.removeListener('error', fail);
-      resolve();
-    });
-  });
-  return {
-    name: listener.name,
-    address: () => {
-      const a = server.address() as net.AddressInfo;
-      return { address: a.address, port: a.port };
-    },
-    close: (graceMs) => new Promise<void>((resolve) => {
-      const timer = setTimeout(() => {
-        for (const s of sockets) s.destroy();
-      }, graceMs);
-      timer.unref();
-      server.close(() => {
-        clearTimeout(timer);
-        resolve();
-      });
-      // Idle ones now (nothing asked yet); those being answered get the grace.
-      for (const s of sockets) if (!s.readableLength && (s as net.Socket & { spamdBusy?: boolean }).spamdBusy !== true) s.destroy();
-    }),
-  };
 }
 
 class SpamdConnection {
