@@ -348,7 +348,18 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
         const candidates = config.domains.map((d) => `${user}@${d}`.toLowerCase());
         return candidates.find((a) => accounts.hasUser(a)) ?? candidates[0];
       },
-    }));
+    }), () => {
+      // ---- kind: milter: the SMTP path's own runner and policy behind Postfix or Sendmail.
+      const trustedNets = new NetworkSet(config.relay.trusted_networks);
+      const roles = new Set(config.roles.addresses.map((r) => r.toLowerCase()));
+      return {
+        runner, hostname: config.hostname, thresholds: config.policy.thresholds, observe: config.policy.observe, subjectTag: config.policy.subject_tag,
+        maxMessageSize: config.smtp.max_message_size, messageModel: messageModelOptions(config, clamd), logger, users: userPolicies,
+        isTrusted: (address: string) => trustedNets.has(address),
+        isRole: (address: string) => roles.has(address.slice(0, address.lastIndexOf('@')).toLowerCase()) || address.toLowerCase() === 'postmaster',
+        count: (listener: string, kind: 'milter', outcome: string) => metrics.scanRequests.inc({ listener, kind, outcome }),
+      };
+    });
     cleanups.unshift(() => scanListeners.close(config.shutdown_grace));
     // Mailbox access, TLS only: IMAP and POP3 on the same Maildirs (docs/imap.md, docs/pop3.md).
     // A message moved into or out of Junk teaches Bayes what the user thinks of it.
