@@ -426,7 +426,7 @@ export class MilterSession {
     this.tx = undefined;
     this.messages++;
     const queueId = this.macros.get('i');
-    const base = { queue_id: queueId, helo: this.helo, user: this.facts().authUser, tls: this.facts().tls?.protocol, sender: tx.sender, recipients: tx.recipients, rejected_recipients: tx.rejectedRecipients };
+    const base = { queue_id: queueId, mta: this.macros.get('j'), helo: this.helo, user: this.facts().authUser, tls: this.facts().tls?.protocol, sender: tx.sender, recipients: tx.recipients, rejected_recipients: tx.rejectedRecipients };
     const refuse = (r: Reply, action: string, symbols: ScoredSymbol[] = [], score?: number, extra: Record<string, unknown> = {}) => {
       this.logMessage({ ...base, action, reply: `${r.code} ${r.enhanced ?? ''}`.trim(), size: tx.size, symbols, score, ...extra });
       this.service.count?.(this.listener.name, 'milter', action);
