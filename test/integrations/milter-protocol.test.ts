@@ -8,6 +8,7 @@
 // connection.
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { USERS, userMap } from '../helpers/fixtures.js';
 import { smtpListeners, startGateway, type Gateway } from '../helpers/gateway.js';
@@ -60,9 +61,9 @@ class Mta {
     socket.on('error', () => undefined);
   }
 
-  static connect(port: number, host = '127.0.0.1', localAddress?: string): Promise<Mta> {
+  static connect(port: number | string, host = '127.0.0.1'): Promise<Mta> {
     return new Promise((resolve, reject) => {
-      const s = net.connect({ port, host, ...(localAddress ? { localAddress } : {}) }, () => resolve(new Mta(s)));
+      const s = typeof port === 'string' ? net.connect({ path: port }, () => resolve(new Mta(s))) : net.connect({ port, host }, () => resolve(new Mta(s)));
       s.once('error', reject);
     });
   }
@@ -152,18 +153,20 @@ describe('milter listener: the protocol on a raw socket', { timeout: 180_000 }, 
   let port: number;
   let closedPort: number;
   let metricsPort: number;
+  let socketPath = '';
 
   before(async () => {
     [port, closedPort, metricsPort] = await freePorts(3);
     gw = await startGateway({
       users: userMap('alice'),
-      config: ({ ports }) => ({
+      config: ({ ports, tmpDir }) => ({
         smtp: { max_message_size: MAX_SIZE },
         metrics: { enabled: true, address: '127.0.0.1', port: metricsPort },
         listeners: [
           ...smtpListeners(ports),
           { name: 'milter', kind: 'milter', port },
           { name: 'milter-closed', kind: 'milter', port: closedPort, allow: ['192.0.2.0/24'] },
+          { name: 'milter-unix', kind: 'milter', path: (socketPath = path.join(tmpDir, 'milter.sock')) },
         ],
       }),
     });
@@ -335,6 +338,17 @@ describe('milter listener: the protocol on a raw socket', { timeout: 180_000 }, 
     await waitFor('milter_vanished', () => gw.logs.find((l) => l.event === 'milter_vanished' && l.sender === SENDER));
     await stillServes();
     assert.equal(gw.logs.filter((l) => l.level === 'fatal' || l.event === 'milter_internal_error').length, 0);
+  });
+
+  it('a unix-socket listener: negotiates and judges like the TCP one (no allow list: the file mode decides)', async () => {
+    await waitFor('the unix socket', () => Mta.connect(socketPath).then((m) => (m.end(), true), () => false));
+    const m = await Mta.connect(socketPath);
+    m.write(optneg());
+    assert.equal((await m.next())?.cmd, 'O');
+    // A local submission: family 'L', the address from {client_addr} when given.
+    m.write(packet('D', `C${z('{client_addr}', '127.0.0.1')}`), packet('C', Buffer.concat([Buffer.from(z('localhost'), 'latin1'), Buffer.from('L'), Buffer.from([0, 0]), Buffer.from(z('/var/run/x'), 'latin1')])));
+    assert.equal((await m.next())?.cmd, 'c');
+    m.end();
   });
 
   it('an MTA outside `allow` is closed without a word', async () => {
