@@ -97,6 +97,9 @@ export class MilterSession {
   private tx: Transaction | undefined;
   private readonly id = `m${process.pid.toString(36)}${(++counter).toString(36)}`;
   private log: Logger;
+  /** The connection's logger; each SMTP session on it (QUIT_NC reuses it) adds its client. */
+  private readonly baseLog: Logger;
+  private queuedBytes = 0;
   private readonly started = Date.now();
   private messages = 0;
 
@@ -106,7 +109,8 @@ export class MilterSession {
     private readonly service: MilterService,
     logger: Logger,
   ) {
-    this.log = logger.child({ session: this.id, mta: socket.remoteAddress ?? 'unix' });
+    this.baseLog = logger.child({ session: this.id, mta: socket.remoteAddress ?? 'unix' });
+    this.log = this.baseLog;
   }
 
   start(): void {
@@ -124,7 +128,9 @@ export class MilterSession {
         return this.protocolError((err as Error).message);
       }
       this.queue.push(...packets);
-      if (this.busy && this.queue.length > 64) s.pause();
+      for (const p of packets) this.queuedBytes += p.data.length;
+      // An MTA that sends ahead of our answers is read no further than this.
+      if (this.busy && this.queuedBytes > 2 * 1024 * 1024) s.pause();
       this.pump();
     });
     // An MTA that vanishes (mid-message too): nothing to answer, nothing kept.
@@ -173,6 +179,7 @@ export class MilterSession {
       this.socket.resume();
       return;
     }
+    this.queuedBytes -= p.data.length;
     this.busy = true;
     let result: void | Promise<void>;
     try {
@@ -298,7 +305,7 @@ export class MilterSession {
     const c = parseConnect(data);
     this.resetConnectionKeepMacros();
     this.conn = this.connectionFacts(c);
-    this.log = this.log.child({ client: this.conn.remoteAddress, ...(this.macros.get('client_name') || c.hostname ? { client_name: printable(this.macros.get('client_name') ?? c.hostname, 100) } : {}) });
+    this.log = this.baseLog.child({ client: this.conn.remoteAddress, ...(this.macros.get('client_name') || c.hostname ? { client_name: printable(this.macros.get('client_name') ?? c.hostname, 100) } : {}) });
     const outcome = await this.runStage('connect', { conn: this.facts() });
     this.connSymbols = outcome.symbols;
     this.connAuthResults = outcome.authResults;
