@@ -26,16 +26,15 @@ import { decide, type RecipientPolicy } from '../../pipeline/policy.js';
 import { listMatches, recipientPolicy } from '../../pipeline/user-settings.js';
 import { contentRefusal, messageRefusal, senderFacts } from '../../pipeline/message-verdict.js';
 import { messageModel } from '../../mime/model.js';
-import { rewriteToBuffer } from '../../mime/rewrite.js';
 import { parseHeaderBlock, type HeaderField } from '../../protocol/headers.js';
-import { R, formatReply, reply as smtpReply, replyLine, type Reply } from '../../protocol/reply.js';
-import { spamFields, VERDICT_FIELD_NAMES } from '../../smtp/trace-headers.js';
+import { R, reply as smtpReply, replyLine, type Reply } from '../../protocol/reply.js';
 import type { MilterListenerConfig } from '../../smtp/config.js';
 import { clientAddress } from '../../net/cidr.js';
 import { printable } from '../service.js';
 import type { MilterService } from './service.js';
+import { bodyReplacement, headerChanges, replyText } from './answer.js';
 import {
-  C, F, MAX_PACKET, MILTER_VERSION, MilterProtocolError, P, PacketReader, envelopeAddress, optNegReply, parseConnect,
+  C, F, MILTER_VERSION, MilterProtocolError, P, PacketReader, envelopeAddress, optNegReply, parseConnect,
   parseHeader, parseMacros, parseOptNeg, printableCmd, reply, type Packet,
 } from './codec.js';
 
@@ -47,10 +46,7 @@ const WANT_PROTOCOL = P.NOUNKNOWN | P.NODATA | P.NR_HDR | P.NR_EOH | P.HDR_LEADS
 const MAX_MACROS = 128;
 /** The header section, as the SMTP path bounds it. */
 const MAX_HEADER = 1024 * 1024;
-/** Postfix sends body replacements in chunks of this size. */
-const BODY_CHUNK = 65_535;
 
-const VERDICT_HEADERS = new Set(VERDICT_FIELD_NAMES.map((n) => n.toLowerCase()));
 
 let counter = 0;
 
@@ -156,7 +152,7 @@ export class MilterSession {
     this.closed = true;
     this.tx = undefined;
     this.queue = [];
-    this.log.debug({ event: 'milter_disconnect', messages: this.messages, ms: Date.now() - this.started }, 'disconnect');
+    this.log.info({ event: 'milter_disconnect', messages: this.messages, ms: Date.now() - this.started }, 'MTA connection closed');
   }
 
   private close(): void {
@@ -196,7 +192,7 @@ export class MilterSession {
         this.log.error({ event: 'milter_internal_error', cmd: printableCmd(p.cmd), err: (err as Error)?.stack }, 'internal error');
         // Our own failure is no verdict: the MTA retries later (or accepts, listener on_error).
         if (this.listener.on_error === 'accept') this.send(reply.accept());
-        else this.send(reply.replyCode(formatSmtp(R.localError)));
+        else this.send(reply.replyCode(replyText(R.localError)));
         if (p.cmd === C.BODYEOB) this.tx = undefined;
       })
       .finally(() => {
@@ -383,12 +379,12 @@ export class MilterSession {
       event: 'rcpt_reject', queue_id: this.macros.get('i'), helo: this.helo, sender: tx.sender, recipient, why: printable(why), reply: `${r.code} ${r.enhanced ?? ''}`.trim(),
       symbols: [...this.connSymbols, ...tx.symbols].map((x) => ({ name: x.name, score: x.score, reason: x.reason })),
     }, 'recipient refused');
-    this.send(reply.replyCode(formatSmtp(r)));
+    this.send(reply.replyCode(replyText(r)));
   }
 
   private refuseNow(r: Reply, stage: Stage): void {
     this.log.info({ event: 'milter_refused', stage, reply: replyLine(r) }, `refused at ${stage}`);
-    this.send(reply.replyCode(formatSmtp(r)));
+    this.send(reply.replyCode(replyText(r)));
   }
 
   private header(data: Buffer): void {
@@ -412,7 +408,7 @@ export class MilterSession {
       if (tx.size > this.service.maxMessageSize) this.tooBig(tx);
     }
     // A refused message: the MTA needs no more of it (Postfix stops sending the body).
-    this.send(tx.tooBig ? reply.replyCode(formatSmtp(R.messageTooBig)) : reply.continue());
+    this.send(tx.tooBig ? reply.replyCode(replyText(R.messageTooBig)) : reply.continue());
   }
 
   private tooBig(tx: Transaction): void {
@@ -440,7 +436,7 @@ export class MilterSession {
     const refuse = (r: Reply, action: string, symbols: ScoredSymbol[] = [], score?: number, extra: Record<string, unknown> = {}) => {
       this.logMessage({ ...base, action, reply: `${r.code} ${r.enhanced ?? ''}`.trim(), size: tx.size, symbols, score, ...extra });
       this.service.count?.(this.listener.name, 'milter', action);
-      this.send(reply.replyCode(formatSmtp(r)));
+      this.send(reply.replyCode(replyText(r)));
     };
     if (tx.tooBig) return refuse(R.messageTooBig, 'too_big');
     const { raw, headerBlock } = this.assemble(tx);
@@ -466,8 +462,15 @@ export class MilterSession {
     }
     const out: Buffer[] = [];
     // The message goes on: changes first, then the final answer (the protocol's order).
-    const attachments = await this.rewrite(outcome, raw, headerBlock, out);
-    this.verdictHeaders(tx, headers, symbols, verdict.score, [...this.connAuthResults, ...tx.authResults, ...outcome.authResults], [...tx.trace, ...outcome.trace], attachments?.summary, out);
+    const negotiated = { actions: this.actions, protocol: this.protocol };
+    const attachments = await bodyReplacement(negotiated, outcome.rewrite, raw, headerBlock);
+    if (attachments?.degraded) this.log.warn({ event: 'milter_degraded', queue_id: queueId, missing: ['CHGBODY'], attachments: attachments.changes }, 'attachments not rewritten (the MTA offers no body replacement, or the top-level part itself would change): tagged instead');
+    out.push(...(attachments?.packets ?? []));
+    out.push(...headerChanges(negotiated, {
+      hostname: this.service.hostname, thresholds: t, subjectTag: this.service.subjectTag, received: tx.headers, headers, symbols, score: verdict.score,
+      authUser: conn.authUser, authResults: [...this.connAuthResults, ...tx.authResults, ...outcome.authResults], trace: [...tx.trace, ...outcome.trace],
+      attachmentSummary: attachments?.summary,
+    }));
     // The MTA keeps one copy for all recipients: held only when every recipient's copy would be.
     const actions = verdict.actions;
     const hold = actions.length > 0 && actions.every((a) => a === 'quarantine');
@@ -505,70 +508,6 @@ export class MilterSession {
     });
   }
 
-  /**
-   * The attachment rewriter's plan applied as a body replacement; without CHGBODY (or when the
-   * rewrite would change the top-level header section, which a milter cannot replace whole) the
-   * message goes on as received, with the summary header saying what should have been done.
-   */
-  private async rewrite(outcome: StageOutcome, raw: Buffer, headerBlock: Buffer, out: Buffer[]): Promise<{ summary: string; changes: string[]; degraded: boolean } | undefined> {
-    const plan = outcome.rewrite;
-    if (!plan) return undefined;
-    const changes = plan.changes.map((c) => `${c.action} ${JSON.stringify(c.name)}${c.newName ? ` → ${JSON.stringify(c.newName)}` : ''} (${c.reason})`);
-    let degraded = !(this.actions & F.CHGBODY);
-    if (!degraded) {
-      const rewritten = await rewriteToBuffer(Readable.from([raw]), plan);
-      if (!rewritten.subarray(0, headerBlock.length).equals(headerBlock)) degraded = true;
-      else {
-        const body = rewritten.subarray(headerBlock.length);
-        for (let pos = 0; pos < body.length || pos === 0; pos += BODY_CHUNK) {
-          out.push(reply.replBody(body.subarray(pos, pos + BODY_CHUNK)));
-          if (!body.length) break;
-        }
-      }
-    }
-    if (degraded) this.log.warn({ event: 'milter_degraded', missing: ['CHGBODY'], attachments: changes }, 'attachments not rewritten (the MTA offers no body replacement, or the top-level part itself would change): tagged instead');
-    const summary = degraded ? `${plan.summaryHeader.replace(/^[^:]*:\s*/, '')} (not applied: the MTA allows no body replacement)` : plan.summaryHeader.replace(/^[^:]*:\s*/, '');
-    return { summary, changes, degraded };
-  }
-
-  /** Authentication-Results and X-Spam-* on top, forged ones out, the Subject tagged. */
-  private verdictHeaders(tx: Transaction, headers: readonly HeaderField[], symbols: ScoredSymbol[], score: number, authResults: string[], trace: string[], attachmentSummary: string | undefined, out: Buffer[]): void {
-    const t = this.service.thresholds;
-    const host = this.service.hostname;
-    const conn = this.facts();
-    const lead = this.protocol & P.HDR_LEADSPC ? ' ' : '';
-    const value = (v: string) => `${lead}${v.replace(/\r\n/g, '\n')}`;
-    if (this.actions & F.CHGHDRS) {
-      // Fields that would speak in our name: removed (an empty value deletes the occurrence).
-      const seen = new Map<string, number>();
-      const removals: [number, string][] = [];
-      for (const h of tx.headers) {
-        const key = h.name.toLowerCase();
-        const n = (seen.get(key) ?? 0) + 1;
-        seen.set(key, n);
-        const ours = VERDICT_HEADERS.has(key) || (key === 'authentication-results' && h.value.trim().split(/[;\s]/, 1)[0]!.toLowerCase() === host);
-        if (ours) removals.push([n, h.name]);
-      }
-      // From the last occurrence up, so the indexes of those before stay right.
-      for (const [n, name] of removals.reverse()) out.push(reply.chgHeader(n, name, ''));
-      const subject = headers.find((h) => h.key === 'subject');
-      if (this.service.subjectTag && score >= t.tag && !(subject?.value ?? '').startsWith(this.service.subjectTag)) {
-        const tagged = `${this.service.subjectTag} ${subject?.value ?? ''}`.trimEnd();
-        out.push(subject ? reply.chgHeader(1, subject.name, value(tagged)) : reply.addHeader('Subject', value(tagged)));
-      }
-    }
-    if (!(this.actions & F.ADDHDRS)) return;
-    const methods = [...(conn.authUser ? [`auth=pass smtp.auth=${printable(conn.authUser)}`] : []), ...authResults];
-    const fields: [string, string][] = [
-      ...trace.map((f): [string, string] => [f.slice(0, f.indexOf(':')), f.slice(f.indexOf(':') + 1).trim()]).filter(([n]) => !!n),
-      ['Authentication-Results', `${host};${methods.length ? methods.map((m) => `\r\n\t${m}`).join(';') : ' none'}`],
-      ...spamFields(score >= t.tag, score, t.tag, symbols),
-      ...(attachmentSummary ? [['X-Portcullis-Attachments', attachmentSummary] as [string, string]] : []),
-    ];
-    // Inserted at the top in reverse, so they read in this order above the message's own fields.
-    for (const [name, v] of fields.reverse()) out.push(reply.insHeader(0, name, value(v)));
-  }
-
   private logMessage(m: { action: string; reply: string; size: number; symbols: ScoredSymbol[]; score?: number; wouldReject?: string[]; [k: string]: unknown }): void {
     const { wouldReject, symbols, score, ...rest } = m;
     this.log.info({
@@ -593,11 +532,6 @@ export class MilterSession {
     if (!runner.has(stage)) return { symbols: [], wouldRefuse: [], facts: { ...input.facts }, authResults: [], trace: [] };
     return runner.run(stage, input);
   }
-}
-
-/** An SMTP reply as SMFIR_REPLYCODE carries it: the wire form without the last CRLF, no NUL. */
-function formatSmtp(r: Reply): string {
-  return formatReply({ ...r, text: r.text.replace(/[\0\r]/g, '') }).replace(/\r\n$/, '').slice(0, MAX_PACKET - 16);
 }
 
 function topSymbols(symbols: readonly ScoredSymbol[]): string {
