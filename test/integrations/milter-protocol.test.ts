@@ -242,6 +242,28 @@ describe('milter listener: the protocol on a raw socket', { timeout: 180_000 }, 
     m.end();
   });
 
+  it('an authenticated submission ({auth_authen}) is written into Authentication-Results as auth=pass', async () => {
+    const m = await Mta.connect(port);
+    m.write(optneg());
+    assert.equal((await m.next())?.cmd, 'O');
+    m.write(packet('D', `C${z('{daemon_name}', 'submission')}`), connectPkt('127.0.0.7'));
+    assert.equal((await m.next())?.cmd, 'c');
+    m.write(packet('H', z('laptop.example.net')));
+    assert.equal((await m.next())?.cmd, 'c');
+    m.write(packet('D', `M${z('i', 'AUTH42', '{auth_authen}', 'Alice@Example.test')}`), packet('M', z(`<${USERS.alice.address}>`)));
+    assert.equal((await m.next())?.cmd, 'c');
+    m.write(packet('R', z('<someone@elsewhere.test>')));
+    assert.equal((await m.next())?.cmd, 'c');
+    await message(m, makeMessage({ from: USERS.alice.address, to: 'someone@elsewhere.test', subject: marker('milter-auth') }));
+    const replies = await m.untilFinal();
+    assert.equal(replies.at(-1)!.cmd, 'a');
+    const ar = replies.filter((r) => r.cmd === 'i').map(indexed).find((h) => h.name === 'Authentication-Results');
+    assert.match(ar!.value, /^ mx\.example\.test;\n\tauth=pass smtp\.auth=alice@example\.test/);
+    const line = await waitFor('message log line', () => gw.logs.find((l) => l.event === 'message' && l.queue_id === 'AUTH42'));
+    assert.equal(line.user, 'alice@example.test');
+    m.end();
+  });
+
   it('an MTA offering fewer actions and steps: we take what is there, answer each header, and tag without changes we may not make', async () => {
     const m = await Mta.connect(port);
     m.write(optneg(6, 0x01, 0));
