@@ -239,6 +239,11 @@ describe('milter listener: the protocol on a raw socket', { timeout: 180_000 }, 
     m.write(packet('A'));
     m.write(packet('M', z(`<${SENDER}>`)));
     assert.equal((await m.next())?.cmd, 'c', 'after ABORT the next MAIL is served');
+    // QUIT_NC: the MTA reuses the connection for its next SMTP session, from a new CONNECT on.
+    m.write(packet('A'), packet('K'), connectPkt('127.0.0.8'));
+    assert.equal((await m.next())?.cmd, 'c', 'CONNECT after QUIT_NC');
+    m.write(packet('H', z('other.example.net')));
+    assert.equal((await m.next())?.cmd, 'c');
     m.end();
   });
 
