@@ -385,3 +385,34 @@ describe('milter listener: the protocol on a raw socket', { timeout: 180_000 }, 
     await waitFor('milter_refused', () => gw.logs.find((l) => l.event === 'milter_refused'));
   });
 });
+
+describe('milter listener in observe mode (policy.observe)', { timeout: 120_000 }, () => {
+  let gw: Gateway;
+  let port: number;
+  before(async () => {
+    [port] = await freePorts(1);
+    gw = await startGateway({
+      users: userMap('alice'),
+      config: ({ ports }) => ({ policy: { observe: true }, listeners: [...smtpListeners(ports), { name: 'milter', kind: 'milter', port }] }),
+    });
+    await waitFor('the milter listener', () => tcpAccepts(port));
+  });
+  after(async () => {
+    await gw?.cleanup();
+  });
+
+  it('GTUBE is accepted tagged as spam, and the refusal it would have been is logged', async () => {
+    const m = await Mta.connect(port);
+    await envelope(m);
+    await message(m, makeMessage({ from: SENDER, to: USERS.alice.address, subject: marker('milter-observe'), body: `GTUBE:\r\n${GTUBE}\r\n` }));
+    const replies = await m.untilFinal();
+    assert.equal(replies.at(-1)!.cmd, 'a', `replies: ${replies.map((x) => x.cmd).join('')}`);
+    const inserted = Object.fromEntries(replies.filter((r) => r.cmd === 'i').map(indexed).map((h) => [h.name, h.value]));
+    assert.equal(inserted['X-Spam-Flag'], ' YES');
+    assert.match(inserted['X-Spam-Status']!, /^ Yes, score=\d+/);
+    m.end();
+    const line = await waitFor('message log line', () => gw.logs.find((l) => l.event === 'message' && l.component === 'milter' && l.queue_id === 'ABC123'));
+    assert.equal(line.observe, 'would reject');
+    assert.match(JSON.stringify(line.would_reply), /554 5\.7\.1 Error: message refused by content policy/);
+  });
+});
