@@ -17,7 +17,6 @@
 // handled the socket is paused once a packet's worth is buffered. The message is held in memory
 // up to smtp.max_message_size (552 past it, nothing more kept).
 import type net from 'node:net';
-import { Readable } from 'node:stream';
 import type { ConnectionFacts, Demand, Facts, ScoredSymbol, Stage, StageInput } from '../../checks/types.js';
 import type { Logger } from '../../log.js';
 import type { StageOutcome } from '../../pipeline/runner.js';
@@ -25,7 +24,7 @@ import { strongerFloor, type Floor } from '../../pipeline/actions.js';
 import { decide, type RecipientPolicy } from '../../pipeline/policy.js';
 import { listMatches, recipientPolicy } from '../../pipeline/user-settings.js';
 import { contentRefusal, messageRefusal, senderFacts } from '../../pipeline/message-verdict.js';
-import { messageModel } from '../../mime/model.js';
+import { bufferModel } from '../../mime/model.js';
 import { parseHeaderBlock, type HeaderField } from '../../protocol/headers.js';
 import { R, reply as smtpReply, replyLine, type Reply } from '../../protocol/reply.js';
 import type { MilterListenerConfig } from '../../smtp/config.js';
@@ -402,11 +401,7 @@ export class MilterSession {
   private body(data: Buffer): void {
     const tx = this.tx;
     if (!tx) throw new MilterProtocolError('BODY before MAIL');
-    if (!tx.tooBig) {
-      tx.parts.push(data);
-      tx.size += data.length;
-      if (tx.size > this.service.maxMessageSize) this.tooBig(tx);
-    }
+    this.addBody(tx, data);
     // A refused message: the MTA needs no more of it (Postfix stops sending the body).
     this.send(tx.tooBig ? reply.replyCode(replyText(R.messageTooBig)) : reply.continue());
   }
@@ -428,7 +423,7 @@ export class MilterSession {
   private async endOfMessage(last: Buffer): Promise<void> {
     const tx = this.tx;
     if (!tx) throw new MilterProtocolError('end of message before MAIL');
-    if (last.length) this.body0(tx, last);
+    if (last.length) this.addBody(tx, last);
     this.tx = undefined;
     this.messages++;
     const queueId = this.macros.get('i');
@@ -443,7 +438,8 @@ export class MilterSession {
     const headers = parseHeaderBlock(headerBlock);
     if (headers.filter((h) => h.key === 'received').length > 50) return refuse(smtpReply(554, '5.4.6', 'Error: too many hops (mail loop?)'), 'loop');
     const conn = this.facts();
-    const model = messageModel({ size: raw.length, stream: () => Readable.from([raw]) }, this.service.messageModel);
+    // The one message model, as `portcullis scan` and the scan listeners build it for a message in memory.
+    const model = bufferModel(raw, this.service.messageModel);
     const facts: Facts = { ...this.connFacts, ...this.heloFacts, ...tx.facts };
     const outcome = await this.runStage('data', {
       conn, envelope: { sender: tx.sender, recipients: tx.recipients }, message: { ...model, headers, bareNewlines: 0 }, facts,
@@ -491,7 +487,7 @@ export class MilterSession {
     this.send(...out);
   }
 
-  private body0(tx: Transaction, data: Buffer): void {
+  private addBody(tx: Transaction, data: Buffer): void {
     if (tx.tooBig) return;
     tx.parts.push(data);
     tx.size += data.length;
