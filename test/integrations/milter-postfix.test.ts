@@ -35,11 +35,12 @@ describe('milter listener behind Postfix, fed by swaks', { timeout: 300_000, ski
   let gw: Gateway;
   let postfix: Daemon;
   let smtpPort = 0;
+  let subPort = 0;
   let milterPort = 0;
 
   /** swaks through Postfix from `from` (a loopback source address). */
-  const send = (raw: string | Buffer, from = CLIENT, rcpt: string = RCPT): Promise<Run> => run('swaks', [
-    '--server', POSTFIX, '--port', String(smtpPort), '--local-interface', from, '--ehlo', 'client.example.net',
+  const send = (raw: string | Buffer, from = CLIENT, rcpt: string = RCPT, port = smtpPort): Promise<Run> => run('swaks', [
+    '--server', POSTFIX, '--port', String(port), '--local-interface', from, '--ehlo', 'client.example.net',
     '--from', SENDER, '--to', rcpt, '--timeout', '60s', '--data', '-',
   ], raw, 90_000);
   /** What Postfix said to the client. */
@@ -48,7 +49,7 @@ describe('milter listener behind Postfix, fed by swaks', { timeout: 300_000, ski
   before(async (t) => {
     if (!needClamd(t as never)) return;
     tmp = await tempDir('portcullis-milter-');
-    [smtpPort, milterPort] = await freePorts(2);
+    [smtpPort, subPort, milterPort] = await freePorts(3);
     dns = await startDnsServer({
       [`${LISTED.split('.').reverse().join('.')}.bl.test`]: [{ type: 'A', data: '127.0.0.2' }, { type: 'TXT', data: 'listed by test' }],
     });
@@ -65,7 +66,7 @@ describe('milter listener behind Postfix, fed by swaks', { timeout: 300_000, ski
     });
     await waitFor('the milter listener', () => tcpAccepts(milterPort));
     postfix = await startPostfix(path.join(tmp, 'postfix'), {
-      address: POSTFIX, hostname: 'mx.postfix.test', ports: [smtpPort],
+      address: POSTFIX, hostname: 'mx.postfix.test', ports: [smtpPort, subPort],
       main: [
         'mydestination =',
         'relay_domains = example.test',
@@ -77,7 +78,12 @@ describe('milter listener behind Postfix, fed by swaks', { timeout: 300_000, ski
         'milter_protocol = 6',
         'milter_default_action = tempfail',
       ],
-      services: [`{address}:${smtpPort} inet n - n - - smtpd`, 'smtp unix - - n - - smtp'],
+      services: [
+        `{address}:${smtpPort} inet n - n - - smtpd`,
+        // A submission service as Postfix's own recipe names it to milters.
+        `{address}:${subPort} inet n - n - - smtpd -o milter_macro_daemon_name=ORIGINATING`,
+        'smtp unix - - n - - smtp',
+      ],
     });
   });
   after(async () => {
@@ -159,6 +165,15 @@ describe('milter listener behind Postfix, fed by swaks', { timeout: 300_000, ski
     const r = await send(makeMessage({ from: SENDER, to: 'postmaster@example.test', subject }), LISTED, 'postmaster@example.test');
     assert.match(serverSaid(r), /^250 2\.0\.0 Ok: queued/m, show(r));
     await sink.waitFor(subject, 30_000);
+  });
+
+  it('the same listed client on the ORIGINATING (submission) service is judged as submission: no DNS list refusal', async (t) => {
+    if (!needClamd(t)) return;
+    const subject = marker('pf-originating');
+    const r = await send(makeMessage({ from: SENDER, to: RCPT, subject }), LISTED, RCPT, subPort);
+    assert.match(serverSaid(r), /^250 2\.0\.0 Ok: queued/m, show(r));
+    const got = (await sink.waitFor(subject, 30_000)).raw.toString('latin1');
+    assert.doesNotMatch(got.slice(0, got.indexOf('\r\n\r\n')), /DNSBL_/, 'no DNS list symbol');
   });
 
   it('Portcullis down: Postfix applies milter_default_action = tempfail (451 4.7.1 or 421), nothing delivered', async (t) => {

@@ -288,8 +288,9 @@ export class MilterSession {
     return {
       sessionId: this.id,
       listener: this.listener.name,
-      // Submission daemons (Postfix's "submission"/"smtps" services name themselves so) are judged as our own.
-      listenerKind: /submission|smtps|587|465/i.test(daemon) ? 'submission' : 'mx',
+      // Postfix's submission services set milter_macro_daemon_name=ORIGINATING (its own recipe; the
+      // default is $myhostname): judged as our submission listener (no DNS lists, no rDNS).
+      listenerKind: /^originating$|submission|smtps/i.test(daemon) ? 'submission' : 'mx',
       remoteAddress,
       remotePort: c.port,
       localAddress: clientAddress(this.macros.get('daemon_addr') ?? this.socket.localAddress ?? '127.0.0.1'),
