@@ -161,6 +161,8 @@ describe('milter listener: the protocol on a raw socket', { timeout: 180_000 }, 
       users: userMap('alice'),
       config: ({ ports, tmpDir }) => ({
         smtp: { max_message_size: MAX_SIZE },
+        // A message without Date is held (the quarantine action), to see SMFIR_QUARANTINE.
+        policy: { actions: { MISSING_DATE: 'quarantine' } },
         metrics: { enabled: true, address: '127.0.0.1', port: metricsPort },
         listeners: [
           ...smtpListeners(ports),
@@ -245,6 +247,19 @@ describe('milter listener: the protocol on a raw socket', { timeout: 180_000 }, 
     m.write(packet('H', z('other.example.net')));
     assert.equal((await m.next())?.cmd, 'c');
     m.end();
+  });
+
+  it('a symbol whose action is quarantine: SMFIR_QUARANTINE (Postfix\'s hold queue), then accept', async () => {
+    const m = await Mta.connect(port);
+    await envelope(m);
+    const raw = makeMessage({ from: SENDER, to: USERS.alice.address, subject: marker('milter-hold') }).replace(/^Date: [^\r]*\r\n/m, '');
+    await message(m, raw);
+    const replies = await m.untilFinal();
+    assert.deepEqual(replies.slice(-2).map((r) => r.cmd), ['q', 'a'], `replies: ${replies.map((x) => x.cmd).join('')}`);
+    assert.match(text(replies.at(-2)!), /^Portcullis: score -?[\d.]+ \(.*MISSING_DATE/);
+    m.end();
+    const line = await waitFor('message log line', () => gw.logs.find((l) => l.event === 'message' && l.component === 'milter' && l.action === 'quarantine'));
+    assert.ok((line.symbols as Array<{ name: string }>).some((s) => s.name === 'MISSING_DATE'));
   });
 
   it('an authenticated submission ({auth_authen}) is written into Authentication-Results as auth=pass', async () => {
