@@ -67,6 +67,22 @@ function renderComponents(c, p) {
   if (c.imap) renderImapLoad(c.imap, p);
   if (c.outbound) renderOutbound(c.outbound, p);
   if (c.console) renderConsole(c.console, p);
+  if (c.milter) renderMilter(c.milter, p);
+}
+
+/** Postfix alone against Postfix + Portcullis as its milter (bench/milter.mjs), same run. */
+function renderMilter(r, p) {
+  p('## Postfix with Portcullis as its milter', '');
+  if (r.error) { p(`Not measured: ${r.error}`, ''); return; }
+  p(`\`bench/milter.mjs\`: one private Postfix with two smtpd services on loopback, one without milters and one with ` +
+    '`smtpd_milters` to a Portcullis `kind: milter` listener (default checks; no DNS answers on loopback), both relaying to smtp-sink. ' +
+    `Fed by Postfix's smtp-source (${r.sessions} sessions, ${int(r.messages)} messages of ${int(r.message_bytes)} bytes, after ${r.warmup} warm-up messages). ` +
+    'msg/s is end to end (until smtp-sink has them all); CPU per message is Postfix\'s (master and all its daemons) and the gateway\'s. ' +
+    `Load average at the end: ${r.loadavg} (${r.cores} cores).`, '');
+  p('| target | msg/s | Postfix CPU ms/msg | Portcullis CPU ms/msg |', '|---|---:|---:|---:|');
+  for (const t of r.targets) p(`| ${t.target} | ${t.complete ? int(t.msgs_per_sec) : `incomplete (${t.delivered} of ${r.messages})`} | ${t.postfix_cpu_ms_per_msg} | ${t.gateway_cpu_ms_per_msg ?? '—'} |`);
+  p('');
+  if (r.gateway_error_lines) p(`${r.gateway_error_lines} error lines in the gateway log, e.g. ${r.error_sample}`, '');
 }
 
 /** Console page server time (bench/console.mjs): issue 16's target, p99 under 200 ms with 100,000 quarantined messages. */

@@ -81,7 +81,8 @@ fi
 # recorded (and shown in the report), never fatal. BENCH_COMPONENTS picks a subset ("" = none).
 # outbound: delivery with DKIM signing to smtp-sink, next to smtp-sink's own rate (bench/outbound.mjs, < 1 min).
 # console: page server time over 100,000 quarantined messages and traced messages (bench/console.mjs, ≈2 min).
-COMPONENTS=${BENCH_COMPONENTS-edge zones mime clamd checks outbound console}
+# milter: Postfix alone against Postfix + Portcullis as its milter, fed by smtp-source (bench/milter.mjs, ≈1 min).
+COMPONENTS=${BENCH_COMPONENTS-edge zones mime clamd checks outbound console milter}
 mkdir -p "$BENCH/results/components"
 for c in $COMPONENTS; do
   out="$BENCH/results/components/$c.json"

@@ -44,7 +44,9 @@ export function buildConfig(raw: unknown, file?: string): Config {
   });
   const endpoints = new Set<string>();
   c.listeners.forEach((l, i) => {
-    const key = `${l.address}:${l.port}`;
+    // A milter on a unix socket has a path and no port.
+    const path = 'path' in l ? l.path : undefined;
+    const key = path ?? `${l.address}:${l.port}`;
     if (l.port !== 0 && endpoints.has(key)) problems.push(`listeners[${i}]: ${key} is used by another listener`);
     endpoints.add(key);
   });

@@ -55,7 +55,7 @@ import { startLists, type RunningLists } from './lists.js';
 import { isSmtpListener } from '../smtp/config.js';
 import { requiredHeaders } from '../checks/headers/required-headers.js';
 import { MessageScanner } from '../pipeline/message-scanner.js';
-import { startPolicyListeners, startScanListeners } from '../integrations/listeners.js';
+import { startMilterListeners, startPolicyListeners, startScanListeners } from '../integrations/listeners.js';
 
 export interface Gateway {
   readonly config: Config;
@@ -350,6 +350,19 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       },
     }));
     cleanups.unshift(() => scanListeners.close(config.shutdown_grace));
+    // Milter (docs/integrations.md): the SMTP path's own runner and policy behind Postfix or Sendmail.
+    const milterListeners = await startMilterListeners(config.listeners, () => {
+      const trustedNets = new NetworkSet(config.relay.trusted_networks);
+      const roles = new Set(config.roles.addresses.map((r) => r.toLowerCase()));
+      return {
+        runner, hostname: config.hostname, thresholds: config.policy.thresholds, observe: config.policy.observe, subjectTag: config.policy.subject_tag,
+        maxMessageSize: config.smtp.max_message_size, messageModel: messageModelOptions(config, clamd), logger, users: userPolicies,
+        isTrusted: (address: string) => trustedNets.has(address),
+        isRole: (address: string) => roles.has(address.slice(0, address.lastIndexOf('@')).toLowerCase()) || address.toLowerCase() === 'postmaster',
+        count: (listener: string, kind: 'milter', outcome: string) => metrics.scanRequests.inc({ listener, kind, outcome }),
+      };
+    });
+    cleanups.unshift(() => milterListeners.close(config.shutdown_grace));
     // Policy delegation (docs/integrations.md): Postfix asks the connect-to-RCPT checks through
     // check_policy_service, Dovecot asks and feeds the brute-force defence through its auth policy.
     const policyListeners = await startPolicyListeners(config.listeners, () => {
@@ -379,6 +392,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       ...listeners.addresses(),
       ...scanListeners.addresses(),
       ...policyListeners.addresses(),
+      ...milterListeners.addresses(),
       ...(consoleAddress ? { console: consoleAddress } : {}),
       ...Object.fromEntries([...imap.addresses, ...pop3.addresses].map((a) => [a.name, { address: a.address, port: a.port }])),
     });

@@ -1,6 +1,7 @@
 // How every integration listener (spamd, scan-http, policy, dovecot-policy, milter) listens and
 // stops: a bind failure names the listener and the address; `allow` is checked before a byte is
 // read; closing ends idle connections at once and gives the busy ones `graceMs`.
+import fs from 'node:fs';
 import net from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import type { Logger } from '../log.js';
@@ -14,7 +15,11 @@ export interface RunningListener {
 }
 
 export interface TcpListenerOptions {
-  readonly listener: { readonly name: string; readonly address: string; readonly port: number; readonly allow: readonly string[]; readonly max_connections: number };
+  readonly listener: {
+    readonly name: string; readonly address: string; readonly port?: number; readonly allow: readonly string[]; readonly max_connections: number;
+    /** A unix socket instead of address and port: its file mode is the access control (`allow` does not apply). */
+    readonly path?: string;
+  };
   readonly log: Logger;
   /** The log event of a connection refused for `allow` (spamd_refused, policy_refused…). */
   readonly refusedEvent: string;
@@ -31,7 +36,7 @@ export async function listenTcp(o: TcpListenerOptions): Promise<RunningListener>
   const allowed = allowList(listener.allow);
   const sockets = new Set<net.Socket>();
   const server = net.createServer({ allowHalfOpen: !!o.allowHalfOpen }, (socket) => {
-    if (!allowed(socket.remoteAddress)) {
+    if (!listener.path && !allowed(socket.remoteAddress)) {
       // No answer to a client outside `allow` (as spamd's --allowed-ips), only the log line.
       log.warn({ event: o.refusedEvent, client: socket.remoteAddress }, 'connection from a network not in allow: closed');
       socket.destroy();
@@ -43,10 +48,12 @@ export async function listenTcp(o: TcpListenerOptions): Promise<RunningListener>
   });
   server.maxConnections = listener.max_connections;
   server.on('error', (err) => log.error({ event: 'listener_error', err: err.message }, 'listener error'));
+  // A socket file left by a previous run that did not stop cleanly.
+  if (listener.path) await fs.promises.rm(listener.path, { force: true });
   await new Promise<void>((resolve, reject) => {
     const fail = (err: Error) => reject(cannotListen(listener, err));
     server.once('error', fail);
-    server.listen({ host: listener.address, port: listener.port }, () => {
+    server.listen(listener.path ? { path: listener.path } : { host: listener.address, port: listener.port }, () => {
       server.removeListener('error', fail);
       resolve();
     });
@@ -54,7 +61,8 @@ export async function listenTcp(o: TcpListenerOptions): Promise<RunningListener>
   return {
     name: listener.name,
     address: () => {
-      const a = server.address() as net.AddressInfo;
+      const a = server.address();
+      if (typeof a === 'string' || !a) return { address: listener.path ?? '', port: 0 };
       return { address: a.address, port: a.port };
     },
     close: (graceMs) => new Promise<void>((resolve) => {
@@ -95,6 +103,6 @@ export async function listenHttp(app: FastifyInstance, listener: { readonly name
   };
 }
 
-function cannotListen(listener: { name: string; address: string; port: number }, err: Error): Error {
-  return new Error(`listeners: ${listener.name}: cannot listen on ${listener.address}:${listener.port}: ${err.message}`);
+function cannotListen(listener: { name: string; address: string; port?: number; path?: string }, err: Error): Error {
+  return new Error(`listeners: ${listener.name}: cannot listen on ${listener.path ?? `${listener.address}:${listener.port}`}: ${err.message}`);
 }

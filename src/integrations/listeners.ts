@@ -1,8 +1,8 @@
 // Starts the integration entries of `listeners` (each off unless configured) and stops them:
-// the scan listeners (`kind: spamd`, `kind: scan-http`) on one shared scanner, the policy
+// the scan listeners (`kind: spamd`, `kind: scan-http`) on one shared scanner; the policy
 // listeners (`kind: policy`, `kind: dovecot-policy`) on the gateway's runner and brute-force
-// defence. A group's service is built only when one of its kinds is configured (a site without
-// one pays nothing).
+// defence; `kind: milter` on the SMTP path's own runner (milter/service.ts). A group's service
+// is built only when one of its kinds is configured (a site without one pays nothing).
 import type { AnyListenerConfig } from '../smtp/config.js';
 import type { Logger } from '../log.js';
 import type { ScanService } from './service.js';
@@ -12,6 +12,8 @@ import { startScanHttp } from './scan-http.js';
 import type { PolicyService } from './policy-service.js';
 import { startPostfixPolicy } from './postfix-policy.js';
 import { startDovecotPolicy } from './dovecot-policy.js';
+import type { MilterService } from './milter/service.js';
+import { startMilter } from './milter/listener.js';
 
 export interface ScanListeners {
   addresses(): Record<string, { address: string; port: number }>;
@@ -25,6 +27,9 @@ export const startScanListeners = (listeners: readonly AnyListenerConfig[], serv
 
 export const startPolicyListeners = (listeners: readonly AnyListenerConfig[], service: () => PolicyService) =>
   startKinds(listeners, { policy: startPostfixPolicy, 'dovecot-policy': startDovecotPolicy }, service, 'policy');
+
+export const startMilterListeners = (listeners: readonly AnyListenerConfig[], service: () => MilterService) =>
+  startKinds(listeners, { milter: startMilter }, service, 'milter');
 
 async function startKinds<S extends { readonly logger: Logger }>(listeners: readonly AnyListenerConfig[], starters: Starters<S>, service: () => S, group: string): Promise<ScanListeners> {
   const running: RunningListener[] = [];

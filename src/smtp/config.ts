@@ -89,7 +89,33 @@ export const dovecotPolicyListenerSchema = z.strictObject({
   timeout: duration('10s'),
 });
 
-export const listenerSchema = z.discriminatedUnion('kind', [smtpListenerSchema, spamdListenerSchema, scanHttpListenerSchema, policyListenerSchema, dovecotPolicyListenerSchema]);
+
+// ---- kind: milter ---------------------------------------------------------------------------
+/**
+ * The milter listener (docs/integrations.md): Postfix's smtpd_milters / Sendmail's
+ * INPUT_MAIL_FILTER run the SMTP path's checks at each stage of their own sessions. On TCP
+ * (address and port) or a unix socket (path). What the MTA does while Portcullis is down is
+ * its own setting: Postfix milter_default_action, Sendmail's F= flags (see the docs).
+ */
+export const milterListenerSchema = z.strictObject({
+  name: listenerName,
+  kind: z.literal('milter'),
+  address: z.string().default('127.0.0.1'),
+  port: port.optional(),
+  /** A unix socket instead of address and port (Postfix: smtpd_milters = unix:/path). */
+  path: z.string().min(1).max(100).optional(),
+  /** MTA networks allowed to connect over TCP; everyone else is refused. */
+  allow: z.array(cidr).min(1).default(['127.0.0.0/8', '::1']),
+  /** An MTA connection silent for this long is closed (longer than the MTA's own SMTP idle timeout: Postfix smtpd_timeout is 300 s). */
+  timeout: duration('10m'),
+  /** Connections served at once (each MTA session holds one; each may hold a message up to smtp.max_message_size). */
+  max_connections: z.number().int().min(1).max(10_000).default(100),
+  /** What the MTA hears when our own scan fails (an internal error, not a check's verdict): tempfail (451 4.3.0) or accept. */
+  on_error: z.enum(['tempfail', 'accept']).default('tempfail'),
+}).refine((l) => (l.port === undefined) !== (l.path === undefined), { message: 'a milter listener needs either port or path (not both)', path: ['port'] });
+// ---- end kind: milter -----------------------------------------------------------------------
+
+export const listenerSchema = z.discriminatedUnion('kind', [smtpListenerSchema, spamdListenerSchema, scanHttpListenerSchema, policyListenerSchema, dovecotPolicyListenerSchema, milterListenerSchema]);
 
 
 export function defaultListeners() {
@@ -156,6 +182,7 @@ export type SpamdListenerConfig = z.output<typeof spamdListenerSchema>;
 export type ScanHttpListenerConfig = z.output<typeof scanHttpListenerSchema>;
 export type PolicyListenerConfig = z.output<typeof policyListenerSchema>;
 export type DovecotPolicyListenerConfig = z.output<typeof dovecotPolicyListenerSchema>;
+export type MilterListenerConfig = z.output<typeof milterListenerSchema>;
 /** Any entry of `listeners`. */
 export type AnyListenerConfig = z.output<typeof listenerSchema>;
 

@@ -29,8 +29,8 @@ import { decide, type Action, type RecipientPolicy } from '../pipeline/policy.js
 import type { ConnectionFacts, Demand, Facts, MessageFacts, ScoredSymbol, Stage, StageInput } from '../checks/types.js';
 import type { StageOutcome } from '../pipeline/runner.js';
 import { strongerFloor, type Floor } from '../pipeline/actions.js';
-import { listMatches, recipientPolicy, type SenderFacts } from '../pipeline/user-settings.js';
-import { addressesOf } from '../checks/sender/from-ownership.js';
+import { listMatches, recipientPolicy } from '../pipeline/user-settings.js';
+import { contentRefusal, messageRefusal, senderFacts } from '../pipeline/message-verdict.js';
 import type { UserPolicies } from '../pipeline/user-policies.js';
 import type { Destination, Queue } from '../queue/queue.js';
 import type { Logger } from '../log.js';
@@ -985,14 +985,9 @@ export class SmtpSession {
     const content = ob?.content(verdict, p.thresholds.junk, p.observe);
     if (content) verdict = content.verdict;
     if (content?.wouldHold) this.log.info({ event: 'would_hold', id: tx.id, user: this.authUser, reason: content.wouldHold.reason }, 'observe: would hold outbound spam');
-    const contentReply = () => {
-      const top = [...symbols].sort((a, b) => b.score - a.score).slice(0, 3).map((s) => s.name).join(', ');
-      return R.policyReject(`Error: message refused by content policy (score ${verdict.score}: ${top})`);
-    };
-    if (verdict.rejectAll && policies.every((r) => r.list === 'block')) {
-      return refuse(reply(550, '5.7.1', 'Error: message refused: the recipient does not accept mail from this sender'), 'reject', { symbols, score: verdict.score });
-    }
-    if (verdict.rejectAll) return refuse(contentReply(), 'reject', { symbols, score: verdict.score });
+    const contentReply = () => contentRefusal(verdict.score, symbols);
+    const refusal = messageRefusal(verdict, policies, symbols);
+    if (refusal) return refuse(refusal, 'reject', { symbols, score: verdict.score });
     if (verdict.wouldReject && p.observe) {
       tx.wouldRefuse.push(...this.observed('data', { wouldRefuse: [{ kind: 'reject', reply: contentReply(), symbol: 'SCORE' }] }));
     }
@@ -1120,12 +1115,7 @@ export class SmtpSession {
   private recipientPolicies(tx: Transaction, headers: readonly HeaderField[], facts: Facts): RecipientPolicy[] {
     const users = this.deps.spam?.users;
     // The allow lists trust an address only when SPF or DMARC proved it: the checks' facts say so.
-    const sender: SenderFacts = {
-      envelope: tx.sender,
-      from: headers.filter((h) => h.key === 'from').flatMap((h) => addressesOf(h.value)).slice(0, 10),
-      envelopeAuthenticated: facts.spf?.result === 'pass',
-      fromAuthenticated: facts.dmarc?.result === 'pass',
-    };
+    const sender = senderFacts(tx.sender, headers, facts);
     return tx.recipients.map((r) => {
       const exempt = r.resolution.role;
       const settings = users && r.resolution.kind === 'local' && !exempt ? users.settingsFor(r.resolution.address) : undefined;
