@@ -100,22 +100,10 @@ const DROP_BATCH = 200;
 /** Below this many full-text matches a search starts from them; above, from the time index. */
 const RARE_MATCHES = 1000;
 
-interface MessageRow {
+interface MessageRow extends SharedRow {
   seq: number;
   id: string;
   node: string | null;
-  time: number;
-  reason: string;
-  sender: string;
-  subject: string;
-  message_id: string | null;
-  queue_id: string | null;
-  score: number | null;
-  symbols: string;
-  detail: string | null;
-  size: number;
-  state: string;
-  stored: number;
 }
 
 interface RecipientRow {

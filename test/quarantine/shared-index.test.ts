@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Readable, Writable } from 'node:stream';
-import { after, test } from 'node:test';
+import { after, test, type TestContext } from 'node:test';
 import { createLogger } from '../../src/log.js';
 import { Quarantine, QuarantineError, type QuarantineEntry, type Releaser } from '../../src/quarantine/quarantine.js';
 import { quarantineConfigSchema } from '../../src/quarantine/config.js';
@@ -52,6 +52,18 @@ function node(redis: RedisServer, opts: { dir?: string; config?: Record<string, 
   return { q, share, lines, released, dir, close: async () => { await share.close(); q.close(); } };
 }
 
+type NodeOptions = Parameters<typeof node>[1];
+
+/** A redis-server and two nodes on it, all stopped after the test. */
+async function twoNodes(t: TestContext, optsA: NodeOptions = {}, optsB: NodeOptions = {}, persist = false) {
+  const redis = await startRedis({ persist });
+  t.after(() => redis.stop());
+  const a = node(redis, optsA);
+  const b = node(redis, optsB);
+  t.after(async () => { await a.close(); await b.close(); });
+  return { redis, a, b };
+}
+
 const mail = (subject: string) => Buffer.from(`From: a@example.net\r\nTo: alice@example.test\r\nSubject: ${subject}\r\nMessage-ID: <${subject.replace(/\W/g, '')}@example.net>\r\n\r\nbody of ${subject}\r\n`);
 const entry = (over: Partial<QuarantineEntry> = {}): QuarantineEntry => ({
   reason: 'policy_band', sender: 'spammer@example.net', recipients: ['alice@example.test', 'bob@example.test'], symbols: [{ name: 'GTUBE', score: 1000, reason: 'test string' }], ...over,
@@ -66,11 +78,7 @@ async function readAll(r: Readable): Promise<Buffer> {
 
 test('two nodes share one index: listed, searched, read, released and deleted from the node that does not hold it', { timeout: 60_000 }, async (t) => {
   if (!needRedis(t)) return;
-  const redis = await startRedis();
-  t.after(() => redis.stop());
-  const a = node(redis);
-  const b = node(redis);
-  t.after(async () => { await a.close(); await b.close(); });
+  const { a, b } = await twoNodes(t);
 
   const raw = mail('Invoice overdue 4711');
   const id = await a.q.add(entry(), raw);
@@ -118,11 +126,7 @@ test('two nodes share one index: listed, searched, read, released and deleted fr
 
 test('Redis down: the holder goes on quarantining, requests fail clearly, and the changes arrive when Redis is back', { timeout: 60_000 }, async (t) => {
   if (!needRedis(t)) return;
-  const redis = await startRedis({ persist: true });
-  t.after(() => redis.stop());
-  const a = node(redis);
-  const b = node(redis, { callTimeoutMs: 1500 });
-  t.after(async () => { await a.close(); await b.close(); });
+  const { redis, a, b } = await twoNodes(t, {}, { callTimeoutMs: 1500 }, true);
   const first = await a.q.add(entry(), mail('before the outage'));
   await waitFor('the first entry on B', () => ids(b.q).includes(first));
 
@@ -170,11 +174,7 @@ test('a node joining announces what it held before; a flushed Redis is rebuilt f
 
 test('an entry the holder drops for its bounds leaves the other indexes; a junk log entry changes nothing', { timeout: 60_000 }, async (t) => {
   if (!needRedis(t)) return;
-  const redis = await startRedis();
-  t.after(() => redis.stop());
-  const a = node(redis, { config: { max_messages: 1 } });
-  const b = node(redis);
-  t.after(async () => { await a.close(); await b.close(); });
+  const { redis, a, b } = await twoNodes(t, { config: { max_messages: 1 } });
   const one = await a.q.add(entry(), mail('one'));
   await waitFor('one on B', () => ids(b.q).includes(one));
   await redisCli(redis.port, 'XADD', 'qs:{quar}:log', '*', 'o', 'intruder', 'e', '{not json');
@@ -186,11 +186,7 @@ test('an entry the holder drops for its bounds leaves the other indexes; a junk 
 
 test('concurrent changes of one recipient converge on the later one on every node', { timeout: 60_000 }, async (t) => {
   if (!needRedis(t)) return;
-  const redis = await startRedis();
-  t.after(() => redis.stop());
-  const a = node(redis);
-  const b = node(redis);
-  t.after(async () => { await a.close(); await b.close(); });
+  const { redis, a, b } = await twoNodes(t);
   const id = await a.q.add(entry({ recipients: ['alice@example.test'] }), mail('contested'));
   await waitFor('on B', () => ids(b.q).includes(id));
   // Both delete alice's copy at once, B a moment later than A: whatever order the two changes
