@@ -181,7 +181,15 @@ export class Journal {
   private async openSegment(seq: number): Promise<void> {
     const file = path.join(this.opts.dir, segmentName(seq));
     const fd = fs.openSync(file, 'a+', 0o600);
-    if (this.opts.fsync) await syncDir(this.opts.dir);
+    if (this.opts.fsync) {
+      try {
+        await syncDir(this.opts.dir);
+      } catch (err) {
+        fs.closeSync(fd);
+        fs.rmSync(file, { force: true });
+        throw err;
+      }
+    }
     const old = this.fd;
     this.fd = fd;
     this.seq = seq;
@@ -246,8 +254,14 @@ export class Journal {
           for (const p of batch) p.reject(err as Error);
         }
         if (this.size >= this.opts.segmentSize) {
-          await this.openSegment(this.seq + 1);
-          this.opts.onRotate?.();
+          try {
+            await this.openSegment(this.seq + 1);
+            this.opts.onRotate?.();
+          } catch {
+            // No inode or no room for the next segment (ENOSPC): keep appending to this one, past
+            // segment_size, and try again after the next flush. Thrown here it would end the
+            // flush loop with an unhandled rejection, and the process with it.
+          }
         }
       }
     } finally {
