@@ -184,6 +184,24 @@ describe('disk full and out of inodes under the queue and the Maildirs', { timeo
     assert.equal(copiesOf(gw, ALICE, token), 1);
   });
 
+  it('restarted while the queue has no inode left: the gateway comes up, refuses with 452 4.3.1, and takes mail once there is room', async (t) => {
+    if (!gw) return t.skip('no tmpfs');
+    freeAll();
+    await gw.stop();
+    queueFs!.fillInodes();
+    await gw.start();
+    await sleep(RESTAT_MS);
+    const token = marker('restart-full');
+    const refused = await send(gw, message(token));
+    assertReply(refused.mail, 452, '4.3.1', refused.transcript);
+    queueFs!.free();
+    await sleep(RESTAT_MS);
+    const retry = await send(gw, message(token));
+    assertReply(retry.final!, 250, '2.0.0', retry.transcript);
+    await gw.waitForMail(ALICE, token);
+    assertNothingHalfWritten(queueDir, 'after a start on a full file system');
+  });
+
   it('Maildir full: the accepted message stays queued (deferred), nothing in tmp/ or new/, delivered when space returns', async (t) => {
     if (!gw) return t.skip('no tmpfs');
     freeAll();
