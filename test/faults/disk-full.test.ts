@@ -54,6 +54,20 @@ async function send(gw: Gateway, msg: string) {
   return { ...r, transcript: c.describe() };
 }
 
+/** MAIL, RCPT and DATA pass; `fault` strikes after the 354; the end of data must get 452 4.3.1. */
+async function refusedInData(gw: Gateway, msg: string, fault: () => void): Promise<void> {
+  const c = await SmtpClient.connect(gw.ports.mx);
+  await c.ehlo('client.example.net');
+  assertReply(await c.cmd(`MAIL FROM:<${EXT_SENDER}>`), 250, undefined, c.describe());
+  assertReply(await c.cmd(`RCPT TO:<${ALICE}>`), 250, undefined, c.describe());
+  assertReply(await c.cmd('DATA'), 354, undefined, c.describe());
+  fault();
+  c.write(dataBlock(msg));
+  assertReply(await c.readReply(30_000), 452, '4.3.1', c.describe());
+  await c.quit().catch(() => undefined);
+  await sleep(300); // the spill file of a refused message is removed asynchronously
+}
+
 describe('disk full and out of inodes under the queue and the Maildirs', { timeout: 240_000 }, () => {
   let gw: Gateway | undefined;
   let queueFs: Tmpfs | undefined;
@@ -117,22 +131,12 @@ describe('disk full and out of inodes under the queue and the Maildirs', { timeo
   ]) {
     it(`disk fills during DATA, ${variant.name}: 452 4.3.1 at end of data, nothing half-written, the retry is delivered once`, async (t) => {
       if (!gw) return t.skip('no tmpfs');
-    freeAll();
+      freeAll();
       await sleep(RESTAT_MS);
       const token = marker('full-in-data');
       const msg = message(token, variant.body);
-      const c = await SmtpClient.connect(gw.ports.mx);
-      await c.ehlo('client.example.net');
-      assertReply(await c.cmd(`MAIL FROM:<${EXT_SENDER}>`), 250, undefined, c.describe());
-      assertReply(await c.cmd(`RCPT TO:<${ALICE}>`), 250, undefined, c.describe());
-      assertReply(await c.cmd('DATA'), 354, undefined, c.describe());
       // The disk fills between MAIL's check and the write.
-      queueFs!.fillSpace();
-      c.write(dataBlock(msg));
-      const final = await c.readReply(30_000);
-      assertReply(final, 452, '4.3.1', c.describe());
-      await c.quit().catch(() => undefined);
-      await sleep(300); // the spill file of a refused message is removed asynchronously
+      await refusedInData(gw, msg, () => queueFs!.fillSpace());
       assertNothingHalfWritten(queueDir, variant.name);
       assert.ok(gw.logs.some((l) => (l.event === 'queue_write_failed' || l.event === 'spool_error') && /ENOSPC|no space/i.test(String(l.err))),
         'the write failure is logged with its cause');
@@ -163,16 +167,7 @@ describe('disk full and out of inodes under the queue and the Maildirs', { timeo
     await sleep(RESTAT_MS);
 
     // The check passes at MAIL, then the last inode goes: the spill file cannot be created.
-    const c = await SmtpClient.connect(gw.ports.mx);
-    await c.ehlo('client.example.net');
-    assertReply(await c.cmd(`MAIL FROM:<${EXT_SENDER}>`), 250, undefined, c.describe());
-    assertReply(await c.cmd(`RCPT TO:<${ALICE}>`), 250, undefined, c.describe());
-    assertReply(await c.cmd('DATA'), 354, undefined, c.describe());
-    queueFs!.fillInodes();
-    c.write(dataBlock(big));
-    assertReply(await c.readReply(30_000), 452, '4.3.1', c.describe());
-    await c.quit().catch(() => undefined);
-    await sleep(300);
+    await refusedInData(gw, big, () => queueFs!.fillInodes());
     assertNothingHalfWritten(queueDir, 'inodes ran out during DATA');
 
     queueFs!.free();
