@@ -18,7 +18,6 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import tls from 'node:tls';
 import { ImapFlow } from 'imapflow';
 import { startClamd, CLAMD, type Clamd } from '../helpers/clamd.js';
 import { plainToken } from '../helpers/fixtures.js';
@@ -31,6 +30,8 @@ import { checkCopy } from '../crash/load.js';
 import { mountTmpfs, type Tmpfs } from '../faults/tmpfs.js';
 import { ResetProxy } from '../faults/reset-proxy.js';
 import { SlowDns } from '../faults/slow-dns.js';
+import { pop3Read } from './pop3-reader.js';
+import { testMessage } from './messages.js';
 
 export const FAULTS = ['queue_disk_full', 'queue_inodes', 'maildir_full', 'clamd_killed', 'relay_reset', 'dns_slow', 'dns_silent', 'gateway_killed'] as const;
 export type Fault = (typeof FAULTS)[number];
@@ -94,27 +95,6 @@ interface Sent {
   readonly sha: string;
   outcome: 'acked' | 'refused' | 'in-doubt';
   queueId?: string;
-}
-
-function testMessage(from: string, to: readonly Target[], bodyBytes: number): { token: string; wire: Buffer; sha: string } {
-  const token = crypto.randomUUID();
-  const lines = [`token ${token} begins`];
-  let size = 0;
-  while (size < bodyBytes) {
-    const line = crypto.randomInt(40) === 0 ? '.a line that starts with a dot' : `${crypto.randomBytes(45).toString('base64')} words ${crypto.randomInt(1e6)}`;
-    lines.push(line);
-    size += line.length + 2;
-  }
-  lines.push(`token ${token} ends`);
-  const body = `${lines.join('\r\n')}\r\n`;
-  const sha = crypto.createHash('sha256').update(body).digest('hex');
-  const headers = [
-    `From: Soak <${from}>`, `To: ${to.map((t) => `<${ADDRESS[t]}>`).join(', ')}`, `Subject: soak ${token.slice(0, 8)}`,
-    `Date: ${new Date().toUTCString().replace('GMT', '+0000')}`, `Message-ID: <${token}@sender.test>`, 'MIME-Version: 1.0',
-    'Content-Type: text/plain; charset=us-ascii', `X-Token: ${token}`, `X-Body-Length: ${Buffer.byteLength(body)}`, `X-Body-SHA256: ${sha}`,
-  ];
-  const raw = `${headers.join('\r\n')}\r\n\r\n${body}`;
-  return { token, sha, wire: Buffer.from(`${raw.replace(/^\./gm, '..')}.\r\n`, 'latin1') };
 }
 
 /** Message sizes: mostly small, some past queue.memory_spill (spilled to queue/large/). */
@@ -250,7 +230,7 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
     // ---- senders
     const transaction = async (c: SmtpClient, from: string) => {
       const to = pickTargets();
-      const m = testMessage(from, to, bodySize());
+      const m = testMessage(from, to.map((t) => ADDRESS[t]), bodySize());
       const mail = await c.cmd(`MAIL FROM:<${from}>`, 30_000);
       if (mail.code !== 250) {
         bump(refusals, `MAIL ${mail.code} ${mail.enhanced ?? ''}`.trim());
@@ -525,53 +505,4 @@ export async function runSoak(o: SoakOptions): Promise<SoakReport> {
 
 function bump(counts: Record<string, number>, key: string): void {
   counts[key] = (counts[key] ?? 0) + 1;
-}
-
-/** One POP3 session over implicit TLS: USER, PASS, STAT, RETR 1 (when there is one), QUIT. */
-function pop3Read(port: number, user: string, pass: string): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const s = tls.connect({ host: '127.0.0.1', port, rejectUnauthorized: false });
-    const fail = (e: Error) => {
-      clearTimeout(timer);
-      s.destroy();
-      reject(e);
-    };
-    const timer = setTimeout(() => fail(new Error('POP3 session timed out')), 15_000);
-    // What to send after each +OK line; RETR's reply is a line and the message up to "\r\n.\r\n".
-    const steps: (string | ((line: string) => string))[] = [`USER ${user}`, `PASS ${pass}`, 'STAT', (stat) => (Number(/^\+OK (\d+)/.exec(stat)?.[1] ?? 0) > 0 ? 'RETR 1' : 'QUIT')];
-    let buf = '';
-    let multiline = false;
-    let quitting = false;
-    s.on('error', fail);
-    s.setEncoding('latin1');
-    s.on('data', (d: string) => {
-      buf += d;
-      for (;;) {
-        if (multiline) {
-          const end = buf.indexOf('\r\n.\r\n');
-          if (end < 0) return;
-          buf = buf.slice(end + 5);
-          multiline = false;
-          quitting = true;
-          s.write('QUIT\r\n');
-          continue;
-        }
-        const nl = buf.indexOf('\r\n');
-        if (nl < 0) return;
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 2);
-        if (!line.startsWith('+OK')) return fail(new Error(`POP3: ${line}`));
-        if (quitting) {
-          clearTimeout(timer);
-          s.end();
-          return resolve();
-        }
-        const step = steps.shift();
-        const cmd = typeof step === 'function' ? step(line) : step ?? 'QUIT';
-        if (cmd === 'QUIT') quitting = true;
-        if (cmd === 'RETR 1') multiline = true;
-        s.write(`${cmd}\r\n`);
-      }
-    });
-  });
 }
