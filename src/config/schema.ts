@@ -33,6 +33,7 @@ import { listsConfigSchema } from '../lists/config.js';
 import { consoleConfigSchema } from '../web/config.js';
 import { quarantineConfigSchema } from '../quarantine/config.js';
 import { storeConfigSchema } from '../store/config.js';
+import { maildirConfigSchema } from '../delivery/maildir-config.js';
 
 export const configSchema = z.strictObject({
   hostname: domainName.default(() => os.hostname().toLowerCase()),
@@ -60,6 +61,8 @@ export const configSchema = z.strictObject({
   // Mailing lists with confirmed opt-in on the local domains (docs/lists.md).
   lists: listsConfigSchema,
   queue: queueConfigSchema,
+  // Local delivery: stale tmp/ files swept (docs/reliability.md).
+  maildir: maildirConfigSchema,
   store: storeConfigSchema,
   policy: policyConfigSchema,
   dns: dnsConfigSchema,

@@ -11,6 +11,7 @@ import type { Config } from '../config/schema.js';
 import type { Logger } from '../log.js';
 import { createMetrics, serveMetrics, type Metrics } from '../metrics.js';
 import { mailboxPath } from '../auth/accounts.js';
+import { startTmpSweeper } from '../delivery/maildir-sweep.js';
 import { openAccountStore } from '../auth/accounts-open.js';
 import { TlsManager } from '../tls/certificates.js';
 import { Queue, type QueuedMessage, type QueuedRecipient } from '../queue/queue.js';
@@ -154,6 +155,7 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       retryMax: config.queue.retry_max,
       lifetime: config.queue.lifetime,
       logger: qlog,
+      minFree: { bytes: config.queue.min_free, inodes: config.queue.min_free_inodes },
       events: {
         delivered: (m, r, ms) => {
           qlog.info({ event: 'delivered', id: m.id, to: r.address, via: r.destination.kind, ms, reply: r.lastReply }, 'delivered');
@@ -467,6 +469,14 @@ export async function startGateway(config: Config, logger: Logger): Promise<Gate
       cleanups.unshift(() => web.close());
       consoleAddress = web.address;
     }
+    // Files left in Maildir tmp/ folders by deliveries cut short (a kill, a full disk): swept
+    // once before the queue delivers again, then every maildir.tmp_sweep_interval.
+    const sweeper = startTmpSweeper({
+      mailRoot: path.join(dataDir, 'mail'), maxAgeMs: config.maildir.tmp_max_age, intervalMs: config.maildir.tmp_sweep_interval,
+      logger: logger.child({ component: 'delivery' }),
+    });
+    cleanups.unshift(() => sweeper.stop());
+    await sweeper.run();
     queue.start(router);
 
     logger.info({ event: 'ready', listeners: allAddresses(), domains: config.domains, data_dir: dataDir, tls: tlsManager.describe(), queued: queue.size }, 'Portcullis ready');

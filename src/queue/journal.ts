@@ -138,7 +138,15 @@ export class Journal {
     const j = new Journal(opts);
     await fsp.mkdir(opts.dir, { recursive: true, mode: 0o700 });
     const recovery = await j.recover();
-    await j.openSegment(j.seq + 1);
+    try {
+      await j.openSegment(j.seq + 1);
+    } catch (err) {
+      // Started on a file system without a free inode: append to the newest segment instead,
+      // so the gateway comes up (refusing mail with 452 until there is room) rather than not at all.
+      const code = (err as NodeJS.ErrnoException).code;
+      if ((code !== 'ENOSPC' && code !== 'EDQUOT') || j.seq === 0) throw err;
+      await j.openSegment(j.seq);
+    }
     return { journal: j, recovery };
   }
 
@@ -180,8 +188,17 @@ export class Journal {
 
   private async openSegment(seq: number): Promise<void> {
     const file = path.join(this.opts.dir, segmentName(seq));
+    const existed = fs.existsSync(file);
     const fd = fs.openSync(file, 'a+', 0o600);
-    if (this.opts.fsync) await syncDir(this.opts.dir);
+    if (this.opts.fsync) {
+      try {
+        await syncDir(this.opts.dir);
+      } catch (err) {
+        fs.closeSync(fd);
+        if (!existed) fs.rmSync(file, { force: true });
+        throw err;
+      }
+    }
     const old = this.fd;
     this.fd = fd;
     this.seq = seq;
@@ -246,8 +263,14 @@ export class Journal {
           for (const p of batch) p.reject(err as Error);
         }
         if (this.size >= this.opts.segmentSize) {
-          await this.openSegment(this.seq + 1);
-          this.opts.onRotate?.();
+          try {
+            await this.openSegment(this.seq + 1);
+            this.opts.onRotate?.();
+          } catch {
+            // No inode or no room for the next segment (ENOSPC): keep appending to this one, past
+            // segment_size, and try again after the next flush. Thrown here it would end the
+            // flush loop with an unhandled rejection, and the process with it.
+          }
         }
       }
     } finally {

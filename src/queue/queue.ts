@@ -9,6 +9,7 @@ import { Journal, syncDir, type RecordLocation } from './journal.js';
 import type { Content, MailFolder, RecipientOutcome } from '../delivery/types.js';
 import type { Logger } from '../log.js';
 import type { HoldInfo } from './hold.js';
+import { StorageGuard, isOutOfSpace, type Room } from './storage.js';
 
 /** Where one recipient's copy goes. */
 export type Destination =
@@ -80,6 +81,8 @@ export interface QueueOptions {
   readonly logger: Logger;
   readonly now?: () => number;
   readonly events?: QueueEvents;
+  /** Room kept free in the queue's file system (storage.ts); no check when absent. */
+  readonly minFree?: { readonly bytes: number; readonly inodes: number };
 }
 
 export interface QueueEvents {
@@ -120,10 +123,12 @@ export class Queue {
   private readonly idle: (() => void)[] = [];
   private readonly now: () => number;
   readonly largeDir: string;
+  private readonly storage: StorageGuard | undefined;
 
   private constructor(private readonly journal: Journal, private readonly opts: QueueOptions) {
     this.now = opts.now ?? Date.now;
     this.largeDir = path.join(opts.dir, 'large');
+    this.storage = opts.minFree ? new StorageGuard(opts.dir, { minFreeBytes: opts.minFree.bytes, minFreeInodes: opts.minFree.inodes }, this.now) : undefined;
   }
 
   static async open(opts: QueueOptions): Promise<{ queue: Queue; recovered: number; report: string[] }> {
@@ -191,6 +196,14 @@ export class Queue {
     return this.messages.get(id);
   }
 
+  /**
+   * Whether a message of `bytes` can be taken now (free space and inodes in the queue's file
+   * system, storage.ts). The SMTP session asks at MAIL and answers 452 4.3.1 when not.
+   */
+  room(bytes: number): Promise<Room> {
+    return this.storage?.room(bytes) ?? Promise.resolve({ ok: true });
+  }
+
   /** A file name in large/ for a message that is too big to hold in memory. */
   largeFile(id: string): string {
     return path.join(this.largeDir, `${id}.eml`);
@@ -201,14 +214,32 @@ export class Queue {
    * be told "250". A spilled file must have been written; it is fsynced here.
    */
   async commit(m: NewMessage): Promise<QueuedMessage> {
-    if (m.file && this.opts.fsync) {
+    try {
+      return await this.commitRecord(m);
+    } catch (err) {
+      // Out of space: the next MAIL must look at the disk again rather than trust a cached "room".
+      if (isOutOfSpace(err)) this.storage?.invalidate();
+      throw err;
+    }
+  }
+
+  private async commitRecord(m: NewMessage): Promise<QueuedMessage> {
+    if (m.file) {
       const fd = await fsp.open(path.join(this.largeDir, m.file.name), 'r');
       try {
-        await fd.sync();
+        if (this.opts.fsync) await fd.sync();
+        // The spill file must hold every byte the message claims: a write that failed unseen
+        // (a full disk) must end in a refusal now, not in a "250" for a message cut short.
+        const inline = m.inline.reduce((n, b) => n + b.length, 0);
+        const want = m.file.offset + m.size - inline;
+        const { size } = await fd.stat();
+        if (size !== want) {
+          throw Object.assign(new Error(`spill file ${m.file.name} is ${size} bytes, ${want} expected`), { code: 'ESHORTSPILL' });
+        }
       } finally {
         await fd.close();
       }
-      await syncDir(this.largeDir);
+      if (this.opts.fsync) await syncDir(this.largeDir);
     }
     const arrived = this.now();
     const rec: MRecord = {

@@ -43,6 +43,7 @@ import type { ClientLimits } from './client-limits.js';
 import type { OutboundGuard } from '../pipeline/outbound/limits.js';
 import { outboundSymbols } from '../pipeline/outbound/content.js';
 import type { HoldInfo } from '../queue/hold.js';
+import { isOutOfSpace } from '../queue/storage.js';
 import type { TraceEntry } from '../trace/trace-store.js';
 import type { QuarantineEntry, QuarantineReason } from '../quarantine/types.js';
 
@@ -798,6 +799,12 @@ export class SmtpSession {
         return this.reply(limited);
       }
     }
+    // Room in the queue for the message, as Postfix checks it at MAIL (src/queue/storage.ts).
+    const room = await this.deps.queue.room(declaredSize ?? this.deps.config.smtp.max_message_size);
+    if (!room.ok) {
+      this.log.warn({ event: 'insufficient_storage', sender, reason: room.reason }, 'queue file system full: MAIL refused');
+      return this.reply(R.insufficientStorage);
+    }
     const outcome = await this.runStage('mail', { conn: this.facts(), sender, facts: { ...this.connFacts, ...this.heloFacts } });
     this.tx = {
       id: this.deps.newId(), sender, smtputf8, body8bit, declaredSize, recipients: [], symbols: [...outcome.symbols], rejectedRecipients: 0,
@@ -946,7 +953,7 @@ export class SmtpSession {
     if (reader.rejectBareNewline) return refuse(R.bareNewline, 'bare_newline');
     if (spool.error) {
       this.log.error({ event: 'spool_error', id: tx.id, err: spool.error.message }, 'cannot write message');
-      return refuse(R.queueFailure, 'tempfail');
+      return refuse(writeFailure(spool.error), 'tempfail');
     }
     const headers = parseHeaderBlock(spool.headerBlock!);
     tx.messageId = headers.find((h) => h.key === 'message-id')?.value.trim().replace(/^<|>$/g, '').slice(0, 998);
@@ -1048,7 +1055,7 @@ export class SmtpSession {
         this.log.error({ event: 'rewrite_failed', id: tx.id, err: (err as Error).message }, 'cannot rewrite message');
         fs.rm(spool.spillPath, { force: true }, () => undefined);
         forget();
-        return refuse(R.queueFailure, 'tempfail');
+        return refuse(writeFailure(err), 'tempfail');
       }
     }
     const prefix = buildPrefix({
@@ -1077,7 +1084,7 @@ export class SmtpSession {
       this.log.error({ event: 'queue_write_failed', id: tx.id, err: (err as Error).message }, 'queue write failed');
       if (rewrite) fs.rm(spool.spillPath, { force: true }, () => undefined);
       forget();
-      return refuse(R.queueFailure, 'tempfail');
+      return refuse(writeFailure(err), 'tempfail');
     }
     this.messages++;
     const distinct = [...new Set(actions)];
@@ -1189,3 +1196,8 @@ function describeTls(s: tls.TLSSocket): ConnectionFacts['tls'] {
 }
 
 export type { HeaderField };
+
+/** A failed write of the message: 452 4.3.1 when the disk (or quota) is full, as Postfix says it; else 451 4.3.0. */
+function writeFailure(err: unknown): Reply {
+  return isOutOfSpace(err) ? R.insufficientStorage : R.queueFailure;
+}

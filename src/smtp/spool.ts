@@ -99,11 +99,18 @@ export class MessageSpool {
     }
     if (this.writer) {
       const w = this.writer;
+      // Wait for 'close', not only end(): a failed write (ENOSPC) reaches end()'s callback before
+      // the 'error' listener has run, and the caller must know of it before it answers "250".
       await new Promise<void>((resolve) => {
-        if (w.closed || w.destroyed) return resolve();
-        w.end(() => resolve());
-        w.once('error', () => resolve());
+        if (w.closed) return resolve();
+        w.once('close', () => resolve());
+        if (!w.destroyed) {
+          w.end((err?: Error | null) => {
+            if (err) this.writeError ??= err;
+          });
+        }
       });
+      if (w.errored) this.writeError ??= w.errored;
     }
   }
 
