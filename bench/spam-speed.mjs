@@ -7,6 +7,8 @@
 //                         message after another, shipped rules and scores
 //   portcullis-sa-rules   the same with the Debian SpamAssassin ruleset loaded as well
 //                         (rules.paths); skipped with the reason when the rules do not load
+//   portcullis-spamd      `portcullis serve` with only a `kind: spamd` listener, through the same
+//                         spamc as spamd's row, 8 in flight (the spamd endpoint against spamd itself)
 //   spamd                 spamd (8 children) through the native client spamc, 8 in flight
 //   rspamd                rspamd (2 workers) through HTTP /checkv2, 8 in flight
 // Every engine's Bayes is trained on the same messages before it is measured (--bayes trained,
@@ -34,7 +36,7 @@ import {
   say, ensurePeers, versionOf, loadCorpus, stripFromLine, mapPool, startNxDns, writeSaSite, saLearn, startSpamd, spamcCheck,
   startRedis, startRspamd, rspamdCheck, rspamdLearn,
 } from './spam-peers.mjs';
-import { treeTicks, ticksToMs, CLK_TCK } from './procs.mjs';
+import { treeTicks, ticksToMs, CLK_TCK, freePort, startProcess, stopProcess, waitPort } from './procs.mjs';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { values: opt } = parseArgs({
@@ -49,7 +51,7 @@ const { values: opt } = parseArgs({
     warmup: { type: 'string', default: 'all' },
     bayes: { type: 'string', default: 'trained' },
     'train-per-class': { type: 'string', default: '400' },
-    rows: { type: 'string', default: 'portcullis,portcullis-sa-rules,spamd,rspamd' },
+    rows: { type: 'string', default: 'portcullis,portcullis-sa-rules,portcullis-spamd,spamd,rspamd' },
     'sa-rules': { type: 'string', default: '/usr/share/spamassassin' },
     out: { type: 'string' },
     // Writes a CPU profile (main thread) of each Portcullis row's measured pass to this directory.
@@ -263,6 +265,43 @@ if (ROWS.includes('portcullis-sa-rules')) {
     { rules: { paths: [opt['sa-rules'], ...(shipped ? [shipped] : [])] } });
 }
 
+// ---- Portcullis as a daemon: the spamd listener (docs/integrations.md), through spamc like spamd
+if (ROWS.includes('portcullis-spamd')) {
+  const id = 'portcullis-spamd';
+  const label = `Portcullis \`kind: spamd\` listener (portcullis serve) via spamc, ${INFLIGHT} in flight`;
+  const hasSpamc = spawnSync('sh', ['-c', 'command -v spamc'], { encoding: 'utf8' }).status === 0;
+  if (!hasSpamc) row(id, label, { skipped: 'spamc is not installed (Debian package spamc)' });
+  else {
+    const dir = path.join(work, id);
+    fs.mkdirSync(path.join(dir, 'data'), { recursive: true });
+    const port = await freePort();
+    const file = path.join(dir, 'portcullis.yaml');
+    fs.writeFileSync(file, YAML.stringify({
+      hostname: 'mx.example.test', data_dir: path.join(dir, 'data'), domains: ['example.test'],
+      metrics: { enabled: false }, console: { enabled: false }, log: { level: 'warn' }, dns: { servers: ['127.0.0.1:1'] },
+      listeners: [{ name: 'spamd', kind: 'spamd', address: '127.0.0.1', port }],
+    }));
+    let proc;
+    try {
+      let trainSeconds;
+      if (TRAINED) {
+        const t0 = performance.now();
+        const r = spawnSync(process.execPath, [opt.cli, 'train', '--spam', path.join(work, 'train', 'spam'), '--ham', path.join(work, 'train', 'ham'), '--config', file],
+          { encoding: 'utf8', timeout: 900_000 });
+        if (r.status !== 0) throw new Error(`portcullis train failed: ${(r.stderr || r.stdout || String(r.error)).trim().split('\n').slice(-2).join(' ').slice(0, 300)}`);
+        trainSeconds = round((performance.now() - t0) / 1000, 1);
+      }
+      proc = startProcess(process.execPath, [opt.cli, 'serve', '--config', file], { log: path.join(work, `${id}.log`) });
+      await waitPort(port, { proc, timeoutMs: 120_000 });
+      row(id, label, { ...await measurePeer((m) => spamcCheck(port, m.raw), INFLIGHT, [proc.pid]), ...(trainSeconds !== undefined ? { train_seconds: trainSeconds } : {}) });
+    } catch (e) {
+      row(id, label, { skipped: `failed: ${e.message.split('\n')[0]}` });
+    } finally {
+      await stopProcess(proc);
+    }
+  }
+}
+
 // ---- the peers
 const peers = ROWS.filter((r) => r === 'spamd' || r === 'rspamd');
 const missing = peers.length ? ensurePeers(peers.map((r) => (r === 'spamd' ? 'spamassassin' : 'rspamd'))) : [];
@@ -338,9 +377,9 @@ if (ROWS.includes('rspamd')) {
 // ---- ratios: Portcullis against each peer
 const by = Object.fromEntries(rows.filter((r) => !r.skipped).map((r) => [r.id, r]));
 const ratios = [];
-for (const p of ['portcullis', 'portcullis-sa-rules']) {
+for (const p of ['portcullis', 'portcullis-sa-rules', 'portcullis-spamd']) {
   for (const q of ['spamd', 'rspamd']) {
-    if (!by[p] || !by[q]) continue;
+    if (!by[p] || !by[q] || (p === 'portcullis-spamd' && q !== 'spamd')) continue;
     ratios.push({ portcullis: p, peer: q, msgs_per_s: round(by[p].msgs_per_s / by[q].msgs_per_s), cpu_per_msg: round(by[p].cpu_ms_per_msg / by[q].cpu_ms_per_msg) });
   }
 }
