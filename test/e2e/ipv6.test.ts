@@ -8,10 +8,10 @@
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { test } from 'node:test';
-import { assertReply, EXT_SENDER, plainToken, USERS, userMap } from '../helpers/fixtures.js';
-import { smtpListeners, startGateway, type Gateway } from '../helpers/gateway.js';
-import { makeMessage, marker } from '../helpers/messages.js';
-import { dataBlock, SmtpClient } from '../helpers/smtp-client.js';
+import { assertReply, EXT_SENDER, USERS, userMap } from '../helpers/fixtures.js';
+import { smtpListeners, startGateway } from '../helpers/gateway.js';
+import { SmtpClient } from '../helpers/smtp-client.js';
+import { authCode, deliverFrom, greeting } from '../store/node-clients.js';
 import { startDnsServer } from '../helpers/dns-server.js';
 import { strict } from '../helpers/clients.js';
 import { freePorts, waitFor } from '../helpers/wait.js';
@@ -38,38 +38,6 @@ function nibbles(ip: string): string {
 function ip(args: string[]): { ok: boolean; err: string } {
   const r = spawnSync('ip', args, { encoding: 'utf8' });
   return { ok: r.status === 0, err: `${r.stderr}${r.error?.message ?? ''}` };
-}
-
-async function deliver(gw: Gateway, port: number, from: string): Promise<string> {
-  const c = await SmtpClient.connect(port, { host: '::1', localAddress: from });
-  await c.ehlo('client.example.net');
-  const subject = marker('v6');
-  assertReply(await c.cmd(`MAIL FROM:<${EXT_SENDER}>`), 250, undefined, c.describe());
-  assertReply(await c.cmd(`RCPT TO:<${USERS.alice.address}>`), 250, undefined, c.describe());
-  assertReply(await c.cmd('DATA'), 354);
-  c.write(dataBlock(makeMessage({ from: EXT_SENDER, to: USERS.alice.address, subject })));
-  assertReply(await c.readReply(), 250, '2.0.0', c.describe());
-  await c.quit();
-  return (await gw.waitForMail(USERS.alice.address, subject)).toString();
-}
-
-async function login(port: number, from: string, user: string, password: string): Promise<number> {
-  const c = await SmtpClient.connect(port, { host: '::1', implicitTls: true, tlsOptions: { localAddress: from } as never });
-  try {
-    await c.ehlo('client.example.net');
-    return (await c.cmd(`AUTH PLAIN ${plainToken(user, password)}`, 20_000)).code;
-  } finally {
-    c.close();
-  }
-}
-
-async function greeting(port: number, from: string): Promise<string> {
-  const c = await SmtpClient.connect(port, { host: '::1', localAddress: from });
-  try {
-    return c.greeting!.raw;
-  } finally {
-    c.close();
-  }
 }
 
 test('IPv6 end to end: DNS lists, rDNS, brute force and rate limits per /64', { timeout: 180_000 }, async (t) => {
@@ -110,6 +78,10 @@ test('IPv6 end to end: DNS lists, rDNS, brute force and rate limits per /64', { 
     }),
   });
   t.after(() => gw.cleanup());
+  const mx = { host: '::1', port: mx6! };
+  const subs = { host: '::1', port: subs6! };
+  const deliver = (from: string) => deliverFrom(gw, from, { tag: 'v6', at: mx });
+  const login = (from: string, user: string, password: string) => authCode(gw, from, user, password, subs);
 
   // A DNS-listed IPv6 client: refused at RCPT, the list's text in the reply.
   const c = await SmtpClient.connect(mx6!, { host: '::1', localAddress: LISTED });
@@ -121,23 +93,23 @@ test('IPv6 end to end: DNS lists, rDNS, brute force and rate limits per /64', { 
   await c.quit();
 
   // rDNS: forward-confirmed PTR → iprev=pass; no PTR → RDNS_NONE.
-  const good = await deliver(gw, mx6!, VERIFIED);
+  const good = await deliver(VERIFIED);
   assert.ok(good.includes(`iprev=pass policy.iprev=${VERIFIED} (mail6.good.test)`), good.slice(0, 1500));
   assert.match(good, /^Received: from client\.example\.net \([^)]*\[IPv6:fd00:7::12\]\)/m, 'the Received line names the IPv6 client as an address literal');
   assert.match(good, /client-ip="fd00:7::12"/, 'SPF was asked about the IPv6 client');
-  const none = await deliver(gw, mx6!, NO_PTR);
+  const none = await deliver(NO_PTR);
   assert.match(none, /tests=[^\r\n]*RDNS_NONE/, none.slice(0, 1500));
 
   // Brute force per /64: guesses from two addresses of fd00:7:0:1::/64 block the network.
-  for (let i = 0; i < 4; i++) assert.equal(await login(subs6!, GUESS[i % 2]!, USERS.bob.address, `wrong-guess-${i}`), 535);
+  for (let i = 0; i < 4; i++) assert.equal(await login(GUESS[i % 2]!, USERS.bob.address, `wrong-guess-${i}`), 535);
   const block = await waitFor('the /64 blocked', () => gw.logs.find((l) => l.event === 'auth_block' && l.scope === 'net'));
   assert.ok(GUESS.includes(String(block.ip)), JSON.stringify(block));
-  assert.equal(await login(subs6!, SAME_NET, USERS.alice.address, USERS.alice.password), 535, 'another address of the blocked /64, with the right password');
-  assert.equal(await login(subs6!, OTHER_NET, USERS.alice.address, USERS.alice.password), 235, 'another /64 is not affected');
+  assert.equal(await login(SAME_NET, USERS.alice.address, USERS.alice.password), 535, 'another address of the blocked /64, with the right password');
+  assert.equal(await login(OTHER_NET, USERS.alice.address, USERS.alice.password), 235, 'another /64 is not affected');
 
   // A connection rate per network (8 an hour): eight connections from four addresses of one /64,
   // then the ninth is refused.
-  for (let i = 0; i < 8; i++) assert.match(await greeting(mx6!, RATE[i % RATE.length]!), /^220 /);
-  assert.match(await greeting(mx6!, RATE[0]!), /^421 4\.7\.0 /, 'the /64 counts as one network');
-  assert.match(await greeting(mx6!, RATE_OTHER), /^220 /, 'another /64 is greeted');
+  for (let i = 0; i < 8; i++) assert.match(await greeting(gw, RATE[i % RATE.length]!, mx), /^220 /);
+  assert.match(await greeting(gw, RATE[0]!, mx), /^421 4\.7\.0 /, 'the /64 counts as one network');
+  assert.match(await greeting(gw, RATE_OTHER, mx), /^220 /, 'another /64 is greeted');
 });

@@ -7,29 +7,18 @@ import dgram from 'node:dgram';
 import { after, before, describe, it } from 'node:test';
 import { assertReply, EXT_SENDER, plainToken, USERS, userMap } from '../helpers/fixtures.js';
 import { startGateway, type Gateway } from '../helpers/gateway.js';
-import { makeMessage, marker } from '../helpers/messages.js';
-import { dataBlock, SmtpClient } from '../helpers/smtp-client.js';
+import { SmtpClient } from '../helpers/smtp-client.js';
 import { startDnsServer, type DnsServer } from '../helpers/dns-server.js';
 import { needRbldnsd, startRbldnsd, type Rbldnsd } from '../helpers/rbldnsd.js';
 import { waitFor } from '../helpers/wait.js';
+import { deliverFrom } from '../store/node-clients.js';
 
 const LISTED = '127.0.0.2';
 const ALLOWED = '127.0.0.9';
 const DYNAMIC = '127.0.0.5';
 const GOOD = '127.0.0.6';
 
-async function deliver(gw: Gateway, from: string, helo = 'client.example.net'): Promise<string> {
-  const c = await SmtpClient.connect(gw.ports.mx, { localAddress: from });
-  await c.ehlo(helo);
-  const subject = marker('dns');
-  assertReply(await c.cmd(`MAIL FROM:<${EXT_SENDER}>`), 250, undefined, c.describe());
-  assertReply(await c.cmd(`RCPT TO:<${USERS.alice.address}>`), 250, undefined, c.describe());
-  assertReply(await c.cmd('DATA'), 354);
-  c.write(dataBlock(makeMessage({ from: EXT_SENDER, to: USERS.alice.address, subject })));
-  assertReply(await c.readReply(), 250, '2.0.0', c.describe());
-  await c.quit();
-  return (await gw.waitForMail(USERS.alice.address, subject)).toString();
-}
+const deliver = (gw: Gateway, from: string, helo?: string) => deliverFrom(gw, from, { helo, tag: 'dns' });
 
 /** The tests= list of X-Spam-Status as a map symbol → score. */
 function spamTests(mail: string): Record<string, number> {
